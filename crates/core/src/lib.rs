@@ -1,1 +1,17 @@
-//! Tandem core.
+//! Tandem's pure domain: the vocabulary every other part speaks.
+//!
+//! Nothing in this crate does I/O or needs an async runtime: values, field mappings and their
+//! conversions, change events, links with their shadows, the planning step that decides what
+//! to write, and the retry schedule are all plain functions over plain data, so they can be
+//! tested exhaustively and reused by the server, the CLI and the benchmarks alike.
+
+pub mod event;
+pub mod ids;
+pub mod link;
+pub mod richtext;
+pub mod value;
+
+pub use event::{ChangeEvent, ChangeKind, EventOrigin};
+pub use ids::Side;
+pub use link::{Link, Shadow, ShadowEntry};
+pub use value::FieldValue;
