@@ -1,1 +1,10 @@
-//! Tandem.
+//! Tandem: keeps a Jira site and another system in step, both ways, within seconds.
+//!
+//! The library behind the `tandem` binary. A change flows
+//! `webhook / poll → server (verify, parse, 202) → store (durable queue) → worker (plan, write)`;
+//! see `docs/ARCHITECTURE.md` for the whole picture.
+
+pub mod config;
+pub mod connector;
+pub mod secret;
+pub mod store;

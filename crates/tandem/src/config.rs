@@ -1,0 +1,1 @@
+//! Configuration (`tandem.toml`). Being written.

@@ -1,0 +1,1 @@
+//! Connectors: one folder per system. Being written.
