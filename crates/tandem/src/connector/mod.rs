@@ -1,1 +1,155 @@
-//! Connectors: one folder per system. Being written.
+//! Connectors: how Tandem talks to one system.
+//!
+//! Each system gets one folder with the same inner shape (`mod.rs` the [`Connector`] impl,
+//! `client.rs` the HTTP calls, `webhook.rs` delivery verification and parsing, `fields.rs`
+//! value encoding). Adding a system means adding a folder and an arm in [`build`]; the
+//! worker, server and poller only ever see `Arc<dyn Connector>`.
+//!
+//! A connector speaks in the mapping's field names for its side (`summary`, `dueDate`,
+//! `"1001"`): it resolves them to the system's real ids itself and decodes native JSON into
+//! canonical [`FieldValue`]s, so planning never sees a wire format.
+
+pub mod jira;
+pub mod rest;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tandem_core::{ChangeEvent, FieldValue, Side};
+
+/// Field values keyed by the mapping's field names on one side.
+pub type Fields = BTreeMap<String, FieldValue>;
+
+/// One item as read from a system.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Item {
+    /// Stable id (Jira's numeric issue id; the external system's id).
+    pub id: String,
+    /// Human key where there is one (Jira's `TEST-12`).
+    pub key: Option<String>,
+    /// Last modification time, used to order concurrent edits.
+    pub updated: Option<DateTime<Utc>>,
+    /// Mapped field values (only fields the mapping names on this side).
+    pub fields: Fields,
+    /// The twin's id as recorded on this item, when the system records it (Jira's link field).
+    pub link: Option<String>,
+    /// Project and issue type, for filters (Jira only).
+    pub project: Option<String>,
+    pub issue_type: Option<String>,
+}
+
+/// A page of items changed since a cursor (for the poller and bulk sync).
+#[derive(Debug, Clone, Default)]
+pub struct Page {
+    pub items: Vec<Item>,
+    /// Opaque token for the next page; `None` on the last page.
+    pub next: Option<String>,
+}
+
+/// Why a delivery was refused; maps one-to-one onto the webhook route's status codes.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum WebhookError {
+    /// 401: missing or wrong credentials / signature.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// 400: not valid JSON.
+    #[error("{0}")]
+    Malformed(String),
+    /// 422: valid JSON of the wrong shape; `path` is the JSON path that is wrong.
+    #[error("{message}")]
+    Shape { path: String, message: String },
+}
+
+/// A failed call to a system, classified for the retry schedule.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ConnectorError {
+    /// Worth retrying: connect/timeout errors, 408, 409, 425, 429, 5xx.
+    #[error("{message}")]
+    Transient {
+        message: String,
+        status: Option<u16>,
+        /// The server's `Retry-After`, to be honoured by the schedule.
+        retry_after: Option<Duration>,
+    },
+    /// Retrying will not help: 400, 401, 403, 404, 422, a value that cannot be encoded.
+    #[error("{message}")]
+    Permanent { message: String, status: Option<u16> },
+}
+
+impl ConnectorError {
+    pub fn is_transient(&self) -> bool {
+        matches!(self, ConnectorError::Transient { .. })
+    }
+    pub fn permanent(message: impl Into<String>) -> Self {
+        ConnectorError::Permanent {
+            message: message.into(),
+            status: None,
+        }
+    }
+}
+
+pub type ConnectorResult<T> = Result<T, ConnectorError>;
+
+/// What `tandem check` learned about one side.
+#[derive(Debug, Clone, Default)]
+pub struct CheckReport {
+    /// Who the credentials belong to.
+    pub identity: String,
+    /// `mapping name → resolved id (display name)` lines.
+    pub fields: Vec<String>,
+    /// Problems found; empty when all is well.
+    pub problems: Vec<String>,
+}
+
+/// One system, as the engine needs it.
+#[async_trait]
+pub trait Connector: Send + Sync + 'static {
+    /// `"jira"` or `"rest"`, for logs and metrics.
+    fn kind(&self) -> &'static str;
+
+    /// Resolves field names to the system's ids (Jira: `GET /rest/api/3/field`). Called once
+    /// at start; until it succeeds the other calls fail with a transient error.
+    async fn prepare(&self) -> ConnectorResult<()>;
+
+    /// Verifies a delivery's credentials and parses it into change events for `connection`.
+    /// An empty vector means "nothing we sync changed" (acknowledged, not queued).
+    fn parse_webhook(
+        &self,
+        connection: &str,
+        headers: &axum::http::HeaderMap,
+        body: &[u8],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<ChangeEvent>, WebhookError>;
+
+    /// Reads one item with its mapped fields.
+    async fn fetch(&self, id: &str) -> ConnectorResult<Item>;
+
+    /// Creates a twin holding `fields`; `link` is the other side's id, recorded on the new
+    /// item when the system has a place for it (Jira's link field) in the same call.
+    async fn create(&self, fields: &Fields, link: Option<&str>) -> ConnectorResult<Item>;
+
+    /// Writes all `fields` to item `id` in one call.
+    async fn update(&self, id: &str, fields: &Fields) -> ConnectorResult<()>;
+
+    /// Records the twin's id on item `id` (Jira: writes the link field). No-op elsewhere.
+    async fn set_link(&self, id: &str, other_id: &str) -> ConnectorResult<()>;
+
+    /// Finds the item whose link field holds `other_id` (Jira: quoted JQL on the link field
+    /// plus an exact client-side check). `Ok(None)` when not found or not supported.
+    async fn find_by_link(&self, other_id: &str) -> ConnectorResult<Option<Item>>;
+
+    /// Items changed since `since`, a page at a time.
+    async fn changed_since(
+        &self,
+        since: DateTime<Utc>,
+        page: Option<&str>,
+    ) -> ConnectorResult<Page>;
+
+    /// Adds a comment for people (Jira: "Tandem could not sync …"). No-op where unsupported.
+    async fn comment(&self, id: &str, text: &str) -> ConnectorResult<()>;
+
+    /// Online check for `tandem check`: credentials, field resolution.
+    async fn check(&self) -> CheckReport;
+}

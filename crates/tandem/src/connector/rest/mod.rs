@@ -1,0 +1,1 @@
+//! The generic REST/JSON connector (the seed external API by default). Being written.
