@@ -1,0 +1,1065 @@
+//! The Jira sandbox: an in-memory Jira that speaks Cloud REST v3 and Data Center REST v2 on
+//! loopback, sends admin webhooks like Jira Cloud, and lets tests act as human users.
+//!
+//! State lives behind one mutex; every write goes through the same functions whether it comes
+//! from HTTP (acting as the API user) or from `user_*` (acting as a human), so both produce
+//! the same changelog and webhooks — including the echoes of the engine's own writes.
+
+mod adf;
+mod api;
+pub mod jql;
+pub mod model;
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use chrono::{DateTime, Utc};
+use hmac::{Hmac, Mac};
+use serde_json::{Map, Value, json};
+use sha2::Sha256;
+
+use crate::RecordedRequest;
+use crate::faults::Faults;
+use crate::net::{RateWindow, RequestLog, Running};
+use crate::webhook::{Delivery, Dispatcher, RetryPolicy, new_delivery_id};
+use model::{Api, Comment, FieldDef, History, Issue, Kind, Project, User};
+
+/// Settings of a Jira sandbox.
+#[derive(Debug, Clone)]
+pub struct JiraSandboxConfig {
+    /// Cloud login: `Authorization: Basic base64(email:api_token)`.
+    pub email: String,
+    pub api_token: String,
+    /// Data Center personal access token: `Authorization: Bearer <pat>`.
+    pub pat: String,
+    /// Projects as (key, name). Each gets the Task, Bug and Story issue types.
+    pub projects: Vec<(String, String)>,
+    /// Requests per second before answering 429 (None: unlimited).
+    pub rate_limit_per_sec: Option<u32>,
+    /// How webhook deliveries are retried.
+    pub webhook_retry: RetryPolicy,
+}
+
+impl Default for JiraSandboxConfig {
+    fn default() -> Self {
+        Self {
+            email: "tandem@example.com".into(),
+            api_token: "sandbox-api-token".into(),
+            pat: "sandbox-pat".into(),
+            projects: vec![("TEST".into(), "Test".into())],
+            rate_limit_per_sec: None,
+            webhook_retry: RetryPolicy::default(),
+        }
+    }
+}
+
+/// An error answer in Jira's `ErrorCollection` shape.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct ApiError {
+    pub status: u16,
+    pub messages: Vec<String>,
+    pub errors: Map<String, Value>,
+}
+
+impl ApiError {
+    pub fn new(status: u16, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            messages: vec![message.into()],
+            errors: Map::new(),
+        }
+    }
+    pub fn fields(errors: Map<String, Value>) -> Self {
+        Self {
+            status: 400,
+            messages: vec![],
+            errors,
+        }
+    }
+    pub fn not_found() -> Self {
+        Self::new(
+            404,
+            "Issue does not exist or you do not have permission to see it.",
+        )
+    }
+    pub fn body(&self) -> Value {
+        json!({ "errorMessages": self.messages, "errors": self.errors })
+    }
+}
+
+/// A registered admin webhook.
+#[derive(Debug, Clone)]
+pub(crate) struct HookReg {
+    pub id: u64,
+    pub name: String,
+    pub url: String,
+    pub events: Vec<String>,
+    pub jql: Option<String>,
+    pub filter: Option<jql::Query>,
+    pub secret: Option<String>,
+    pub exclude_body: bool,
+    pub updated: DateTime<Utc>,
+}
+
+/// Mutable state of the sandbox.
+pub(crate) struct State {
+    pub projects: Vec<Project>,
+    pub users: Vec<User>,
+    pub issues: BTreeMap<u64, Issue>,
+    pub keys: HashMap<String, u64>,
+    next_issue_id: u64,
+    counters: HashMap<String, u64>,
+    next_comment_id: u64,
+    next_history_id: u64,
+    pub hooks: Vec<HookReg>,
+    next_hook_id: u64,
+    last_time: DateTime<Utc>,
+    pub rate: RateWindow,
+}
+
+impl State {
+    /// Look an issue up by id or key; keys are matched case-insensitively like Jira.
+    pub fn find(&self, key_or_id: &str) -> Option<u64> {
+        if let Ok(id) = key_or_id.parse::<u64>() {
+            return self.issues.contains_key(&id).then_some(id);
+        }
+        self.keys.get(&key_or_id.to_ascii_uppercase()).copied()
+    }
+
+    /// A strictly increasing clock, so `ORDER BY updated` and cursors never see ties that
+    /// reorder edits made in the same millisecond.
+    fn tick(&mut self) -> DateTime<Utc> {
+        let now = Utc::now();
+        let t = if now > self.last_time {
+            now
+        } else {
+            self.last_time + chrono::Duration::milliseconds(1)
+        };
+        self.last_time = t;
+        t
+    }
+
+    pub fn api_user(&self) -> User {
+        self.users[0].clone()
+    }
+    pub fn human(&self) -> User {
+        self.users[1].clone()
+    }
+
+    pub fn jql_ctx<'a>(&'a self, keys: &'a dyn Fn(&str) -> bool, current: &'a str) -> jql::Ctx<'a> {
+        jql::Ctx {
+            projects: &self.projects,
+            users: &self.users,
+            now: Utc::now(),
+            current_user: current,
+            keys,
+        }
+    }
+}
+
+pub(crate) struct Inner {
+    pub cfg: JiraSandboxConfig,
+    pub base: String,
+    state: Mutex<State>,
+    dispatcher: Dispatcher,
+    pub faults: Faults,
+    pub log: RequestLog,
+}
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// Sign a webhook body like Jira: `sha256=<hex HMAC-SHA256(secret, body)>`.
+pub fn sign(secret: &str, body: &[u8]) -> String {
+    // HMAC accepts keys of any length, so this cannot fail; fall back to an empty tag anyway.
+    match HmacSha256::new_from_slice(secret.as_bytes()) {
+        Ok(mut mac) => {
+            mac.update(body);
+            format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+        }
+        Err(_) => String::new(),
+    }
+}
+
+/// What a change did, for the webhook.
+pub(crate) enum Event<'a> {
+    Created,
+    Updated {
+        history: &'a History,
+        kind: &'static str,
+    },
+    Commented(&'a Comment),
+}
+
+impl Inner {
+    pub fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Render an issue for the wire.
+    pub fn bean(
+        &self,
+        st: &State,
+        issue: &Issue,
+        api: Api,
+        select: &dyn Fn(&str) -> bool,
+        expand: &[String],
+    ) -> Value {
+        let fields = issue.render_fields(select, &self.base, api, &st.users);
+        let mut bean = json!({
+            "expand": "renderedFields,names,schema,operations,editmeta,changelog,versionedRepresentations",
+            "id": issue.id.to_string(),
+            "self": issue.self_url(&self.base, api),
+            "key": issue.key,
+        });
+        let has = |x: &str| expand.iter().any(|e| e.eq_ignore_ascii_case(x));
+        if has("names") {
+            let names: Map<String, Value> = fields
+                .keys()
+                .map(|k| {
+                    let name = model::field(k).map(|f| f.name).unwrap_or("Comment");
+                    (k.clone(), json!(name))
+                })
+                .collect();
+            bean["names"] = Value::Object(names);
+        }
+        if has("schema") {
+            let schema: Map<String, Value> = fields
+                .keys()
+                .filter_map(|k| model::field(k).map(|f| (k.clone(), f.schema())))
+                .collect();
+            bean["schema"] = Value::Object(schema);
+        }
+        if has("renderedFields") {
+            let mut rendered = Map::new();
+            if let Some(doc) = issue.fields.get("description") {
+                let html: Vec<String> = adf::to_wiki(doc)
+                    .split("\n\n")
+                    .map(|p| format!("<p>{}</p>", html_escape(p)))
+                    .collect();
+                rendered.insert("description".into(), json!(html.join("")));
+            }
+            bean["renderedFields"] = Value::Object(rendered);
+        }
+        if has("changelog") {
+            bean["changelog"] = issue.changelog(&self.base, api);
+        }
+        if has("transitions") {
+            bean["transitions"] = json!(self.transitions(issue, api));
+        }
+        bean["fields"] = Value::Object(fields);
+        bean
+    }
+
+    /// The transitions available from the issue's status: one global transition per other
+    /// status, as in a simplified workflow.
+    pub fn transitions(&self, issue: &Issue, api: Api) -> Vec<Value> {
+        let current = issue.status().id;
+        model::STATUSES
+            .iter()
+            .filter(|s| s.id != current)
+            .map(|s| {
+                json!({
+                    "id": s.transition.0,
+                    "name": s.transition.1,
+                    "to": model::render_status(s, &self.base, api.prefix()),
+                    "hasScreen": false,
+                    "isGlobal": true,
+                    "isInitial": false,
+                    "isAvailable": true,
+                    "isConditional": false,
+                    "isLooped": false,
+                })
+            })
+            .collect()
+    }
+
+    /// Validate `fields`/`update` of a create or edit body and return the new internal value
+    /// of every field it names, or Jira's 400.
+    fn plan(
+        &self,
+        st: &State,
+        api: Api,
+        body: &Value,
+        current: Option<&Issue>,
+    ) -> Result<Vec<(&'static FieldDef, Value)>, ApiError> {
+        let creating = current.is_none();
+        if !body.is_object() {
+            return Err(ApiError::new(
+                400,
+                "Can not deserialize instance of IssueUpdateDetails: the body must be a JSON object.",
+            ));
+        }
+        let empty = Map::new();
+        let fields = match body.get("fields") {
+            None | Some(Value::Null) => &empty,
+            Some(Value::Object(m)) => m,
+            Some(_) => return Err(ApiError::new(400, "'fields' must be an object.")),
+        };
+        let update = match body.get("update") {
+            None | Some(Value::Null) => &empty,
+            Some(Value::Object(m)) => m,
+            Some(_) => return Err(ApiError::new(400, "'update' must be an object.")),
+        };
+        let mut errors = Map::new();
+        let mut out: Vec<(&'static FieldDef, Value)> = Vec::new();
+        let settable = |k: &str| -> Option<&'static FieldDef> {
+            model::field(k).filter(|f| f.editable || (creating && f.id == "project"))
+        };
+        for (k, v) in fields {
+            if update.contains_key(k) {
+                errors.insert(
+                    k.clone(),
+                    json!(format!(
+                        "Field '{k}' cannot be set in both 'fields' and 'update'."
+                    )),
+                );
+                continue;
+            }
+            if creating && k == "project" {
+                continue; // handled by the caller
+            }
+            let Some(def) = settable(k) else {
+                errors.insert(k.clone(), json!(model::cannot_set(k)));
+                continue;
+            };
+            match model::parse_input(def, v, api, &st.users) {
+                Ok(val) => out.push((def, val)),
+                Err(msg) => {
+                    errors.insert(k.clone(), json!(msg));
+                }
+            }
+        }
+        for (k, ops) in update {
+            let Some(def) = settable(k) else {
+                errors.insert(k.clone(), json!(model::cannot_set(k)));
+                continue;
+            };
+            let mut value = current.map(|i| i.get(k).clone()).unwrap_or(Value::Null);
+            let Some(ops) = ops.as_array() else {
+                errors.insert(k.clone(), json!("Operations must be an array."));
+                continue;
+            };
+            for op in ops {
+                let Some((verb, arg)) = op.as_object().and_then(|o| o.iter().next()) else {
+                    errors.insert(k.clone(), json!("Each operation must be an object."));
+                    break;
+                };
+                let result = match (verb.as_str(), def.kind) {
+                    ("set", _) => model::parse_input(def, arg, api, &st.users),
+                    ("add", Kind::Labels) => model::label(arg).map(|l| {
+                        let mut list = value.as_array().cloned().unwrap_or_default();
+                        if !list.contains(&json!(l)) {
+                            list.push(json!(l));
+                        }
+                        json!(list)
+                    }),
+                    ("remove", Kind::Labels) => model::label(arg).map(|l| {
+                        let mut list = value.as_array().cloned().unwrap_or_default();
+                        list.retain(|x| x != &json!(l));
+                        json!(list)
+                    }),
+                    (verb, _) => Err(format!("Field '{k}' does not support operation '{verb}'.")),
+                };
+                match result {
+                    Ok(v) => value = v,
+                    Err(msg) => {
+                        errors.insert(k.clone(), json!(msg));
+                        break;
+                    }
+                }
+            }
+            out.push((def, value));
+        }
+        let summary_missing = match out.iter().find(|(d, _)| d.id == "summary") {
+            Some((_, v)) => v.is_null(),
+            None => creating,
+        };
+        if summary_missing && !errors.contains_key("summary") {
+            errors.insert(
+                "summary".into(),
+                json!("You must specify a summary of the issue."),
+            );
+        }
+        if creating
+            && !out.iter().any(|(d, _)| d.id == "issuetype")
+            && !errors.contains_key("issuetype")
+        {
+            errors.insert("issuetype".into(), json!("Specify an issue type"));
+        }
+        if errors.is_empty() {
+            Ok(out)
+        } else {
+            Err(ApiError::fields(errors))
+        }
+    }
+
+    /// Create an issue as `actor`. Returns (id, key).
+    pub fn create_issue(
+        &self,
+        actor: &User,
+        api: Api,
+        body: &Value,
+    ) -> Result<(u64, String), ApiError> {
+        let mut st = self.lock();
+        let project_ref = body.get("fields").and_then(|f| f.get("project"));
+        let project = project_ref.and_then(|p| {
+            let key = p.get("key").and_then(Value::as_str);
+            let id = p.get("id").and_then(Value::as_str);
+            st.projects
+                .iter()
+                .find(|pr| Some(pr.key.as_str()) == key || Some(pr.id.as_str()) == id)
+                .cloned()
+        });
+        let plan = self.plan(&st, api, body, None);
+        let (project, plan) = match (project, plan) {
+            (Some(p), Ok(plan)) => (p, plan),
+            (None, plan) => {
+                let mut errors = plan.err().map(|e| e.errors).unwrap_or_default();
+                errors.insert("project".into(), json!("valid project is required"));
+                return Err(ApiError::fields(errors));
+            }
+            (Some(_), Err(e)) => return Err(e),
+        };
+        let now = st.tick();
+        let id = st.next_issue_id;
+        st.next_issue_id += 1;
+        let n = st.counters.entry(project.key.clone()).or_insert(0);
+        *n += 1;
+        let key = format!("{}-{}", project.key, n);
+        let mut fields = BTreeMap::new();
+        fields.insert("status".to_string(), json!(model::STATUSES[0].id));
+        fields.insert("priority".to_string(), json!("3"));
+        fields.insert("labels".to_string(), json!([]));
+        fields.insert("reporter".to_string(), json!(actor.account_id));
+        for (def, v) in plan {
+            fields.insert(def.id.to_string(), v);
+        }
+        let issue = Issue {
+            id,
+            key: key.clone(),
+            project,
+            fields,
+            created: now,
+            updated: now,
+            comments: vec![],
+            histories: vec![],
+        };
+        st.keys.insert(key.to_ascii_uppercase(), id);
+        st.issues.insert(id, issue);
+        if let Some(issue) = st.issues.get(&id) {
+            self.fire(&st, actor, issue, Event::Created);
+        }
+        Ok((id, key))
+    }
+
+    /// Apply field changes to an issue as `actor`, record them and fire the webhook.
+    fn apply(
+        &self,
+        st: &mut State,
+        actor: &User,
+        id: u64,
+        changes: Vec<(&'static FieldDef, Value)>,
+        kind: &'static str,
+    ) {
+        let users = st.users.clone();
+        let Some(issue) = st.issues.get(&id) else {
+            return;
+        };
+        let mut items = Vec::new();
+        let mut real = Vec::new();
+        for (def, new) in changes {
+            let old = issue.get(def.id);
+            if !model::same(def, old, &new) {
+                items.push(model::change_item(def, old, &new, &users));
+                real.push((def, new));
+            }
+        }
+        if items.is_empty() {
+            return;
+        }
+        let now = st.tick();
+        let hid = st.next_history_id;
+        st.next_history_id += 1;
+        let Some(issue) = st.issues.get_mut(&id) else {
+            return;
+        };
+        for (def, new) in real {
+            issue.fields.insert(def.id.to_string(), new);
+        }
+        issue.updated = now;
+        let kind =
+            if kind == "issue_updated" && items.len() == 1 && items[0]["fieldId"] == "assignee" {
+                "issue_assigned"
+            } else {
+                kind
+            };
+        issue.histories.push(History {
+            id: hid,
+            author: actor.clone(),
+            created: now,
+            items,
+        });
+        let st = &*st;
+        if let Some(issue) = st.issues.get(&id)
+            && let Some(history) = issue.histories.last()
+        {
+            self.fire(st, actor, issue, Event::Updated { history, kind });
+        }
+    }
+
+    pub fn edit_issue(
+        &self,
+        actor: &User,
+        api: Api,
+        key: &str,
+        body: &Value,
+    ) -> Result<(), ApiError> {
+        let mut st = self.lock();
+        let id = st.find(key).ok_or_else(ApiError::not_found)?;
+        let changes = {
+            let issue = st.issues.get(&id).ok_or_else(ApiError::not_found)?;
+            self.plan(&st, api, body, Some(issue))?
+        };
+        self.apply(&mut st, actor, id, changes, "issue_updated");
+        Ok(())
+    }
+
+    pub fn do_transition(
+        &self,
+        actor: &User,
+        api: Api,
+        key: &str,
+        body: &Value,
+    ) -> Result<(), ApiError> {
+        let mut st = self.lock();
+        let id = st.find(key).ok_or_else(ApiError::not_found)?;
+        let tid = match body.get("transition").and_then(|t| t.get("id")) {
+            Some(Value::String(s)) => s.clone(),
+            Some(Value::Number(n)) => n.to_string(),
+            _ => {
+                return Err(ApiError::new(400, "Missing 'transition' identifier"));
+            }
+        };
+        let (target, mut changes) = {
+            let issue = st.issues.get(&id).ok_or_else(ApiError::not_found)?;
+            let current = issue.status().id;
+            let target = model::STATUSES
+                .iter()
+                .find(|s| s.transition.0 == tid && s.id != current)
+                .ok_or_else(|| {
+                    ApiError::new(
+                        400,
+                        format!("Transition id '{tid}' is not valid for this issue."),
+                    )
+                })?;
+            // Fields on a transition screen: the sandbox has none, but edits sent along are
+            // applied like Jira applies screen fields; `resolution` is set by the workflow.
+            let mut extra = body.clone();
+            if let Some(f) = extra.get_mut("fields").and_then(Value::as_object_mut) {
+                f.remove("resolution");
+            }
+            if let Some(u) = extra.get_mut("update").and_then(Value::as_object_mut) {
+                u.remove("comment");
+            }
+            let has_extra = ["fields", "update"].iter().any(|k| {
+                extra
+                    .get(k)
+                    .and_then(Value::as_object)
+                    .is_some_and(|m| !m.is_empty())
+            });
+            let changes = if has_extra {
+                self.plan(&st, api, &extra, Some(issue))?
+            } else {
+                vec![]
+            };
+            (target, changes)
+        };
+        if let Some(def) = model::field("status") {
+            changes.push((def, json!(target.id)));
+        }
+        if let Some(def) = model::field("resolution") {
+            let res = if target.category.1 == "done" {
+                json!(model::RESOLUTION_DONE.0)
+            } else {
+                Value::Null
+            };
+            changes.push((def, res));
+        }
+        self.apply(&mut st, actor, id, changes, "issue_generic");
+        Ok(())
+    }
+
+    pub fn add_comment(
+        &self,
+        actor: &User,
+        api: Api,
+        key: &str,
+        body: &Value,
+    ) -> Result<Value, ApiError> {
+        let mut st = self.lock();
+        let id = st.find(key).ok_or_else(ApiError::not_found)?;
+        let doc = match (api, body.get("body")) {
+            (Api::V3, Some(doc)) if adf::is_doc(doc) => doc.clone(),
+            (Api::V2, Some(Value::String(s))) if !s.trim().is_empty() => adf::from_wiki(s),
+            (Api::V3, Some(_)) => {
+                let mut e = Map::new();
+                e.insert(
+                    "comment".into(),
+                    json!("Comment body is not valid! Operation value must be an Atlassian Document (see the Atlassian Document Format)"),
+                );
+                return Err(ApiError::fields(e));
+            }
+            _ => {
+                let mut e = Map::new();
+                e.insert("comment".into(), json!("Comment body can not be empty!"));
+                return Err(ApiError::fields(e));
+            }
+        };
+        let now = st.tick();
+        let cid = st.next_comment_id;
+        st.next_comment_id += 1;
+        let comment = Comment {
+            id: cid,
+            author: actor.clone(),
+            body: doc,
+            created: now,
+        };
+        let rendered = comment.render(&self.base, api, id);
+        let Some(issue) = st.issues.get_mut(&id) else {
+            return Err(ApiError::not_found());
+        };
+        issue.comments.push(comment);
+        issue.updated = now;
+        let st = &*st;
+        if let Some(issue) = st.issues.get(&id)
+            && let Some(c) = issue.comments.last()
+        {
+            self.fire(st, actor, issue, Event::Commented(c));
+        }
+        Ok(rendered)
+    }
+
+    /// Register an admin webhook; returns its REST representation.
+    pub fn register_hook(&self, body: &Value) -> Result<Value, ApiError> {
+        let url = body
+            .get("url")
+            .and_then(Value::as_str)
+            .filter(|u| u.starts_with("http://") || u.starts_with("https://"))
+            .ok_or_else(|| ApiError::new(400, "A valid 'url' is required."))?;
+        let events: Vec<String> = match body.get("events") {
+            None | Some(Value::Null) => vec![],
+            Some(Value::Array(a)) => a
+                .iter()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect(),
+            Some(_) => return Err(ApiError::new(400, "'events' must be an array of strings.")),
+        };
+        let jql_text = body
+            .get("filters")
+            .and_then(|f| f.get("issue-related-events-section"))
+            .and_then(Value::as_str)
+            .filter(|s| !s.trim().is_empty())
+            .map(str::to_string);
+        let mut st = self.lock();
+        let filter = match &jql_text {
+            Some(text) => {
+                let keys = |_: &str| true;
+                let q = jql::parse(text).map_err(|e| ApiError::new(400, e))?;
+                let ctx = st.jql_ctx(&keys, "");
+                jql::validate(&q, &ctx).map_err(|errs| ApiError {
+                    status: 400,
+                    messages: errs,
+                    errors: Map::new(),
+                })?;
+                Some(q)
+            }
+            None => None,
+        };
+        let id = st.next_hook_id;
+        st.next_hook_id += 1;
+        let now = st.tick();
+        let hook = HookReg {
+            id,
+            name: body
+                .get("name")
+                .and_then(Value::as_str)
+                .unwrap_or("webhook")
+                .to_string(),
+            url: url.to_string(),
+            events,
+            jql: jql_text,
+            filter,
+            secret: body
+                .get("secret")
+                .and_then(Value::as_str)
+                .filter(|s| !s.is_empty())
+                .map(str::to_string),
+            exclude_body: body
+                .get("excludeBody")
+                .and_then(Value::as_bool)
+                .unwrap_or(false),
+            updated: now,
+        };
+        let out = self.hook_json(&hook);
+        st.hooks.push(hook);
+        Ok(out)
+    }
+
+    pub fn hook_json(&self, h: &HookReg) -> Value {
+        let mut filters = Map::new();
+        if let Some(j) = &h.jql {
+            filters.insert("issue-related-events-section".into(), json!(j));
+        }
+        // The secret is write-only, as in Jira: it is never echoed back.
+        json!({
+            "self": format!("{}/rest/webhooks/1.0/webhook/{}", self.base, h.id),
+            "name": h.name,
+            "url": h.url,
+            "events": h.events,
+            "filters": filters,
+            "excludeBody": h.exclude_body,
+            "enabled": true,
+            "lastUpdatedUser": "admin",
+            "lastUpdatedDisplayName": "Administrator",
+            "lastUpdated": h.updated.timestamp_millis(),
+        })
+    }
+
+    /// Queue the webhooks that `event` on `issue` triggers.
+    fn fire(&self, st: &State, actor: &User, issue: &Issue, event: Event) {
+        let name = match event {
+            Event::Created => "jira:issue_created",
+            Event::Updated { .. } => "jira:issue_updated",
+            Event::Commented(_) => "comment_created",
+        };
+        let keys = |k: &str| st.keys.contains_key(&k.to_ascii_uppercase());
+        let ctx = st.jql_ctx(&keys, &actor.account_id);
+        let base = &self.base;
+        let all = |_: &str| true;
+        let full_issue = || {
+            json!({
+                "id": issue.id.to_string(),
+                "self": issue.self_url(base, Api::V2),
+                "key": issue.key,
+                "fields": issue.render_fields(&all, base, Api::V2, &st.users),
+            })
+        };
+        for hook in &st.hooks {
+            let wants = |ev: &str| hook.events.is_empty() || hook.events.iter().any(|e| e == ev);
+            if let Some(f) = hook.filter.as_ref().and_then(|q| q.filter.as_ref())
+                && !jql::matches(f, issue, &ctx)
+            {
+                continue;
+            }
+            let mut bodies = Vec::new();
+            let stamp = Utc::now().timestamp_millis();
+            let user = actor.render(base, Api::V2);
+            match &event {
+                Event::Created if wants(name) => bodies.push(json!({
+                    "timestamp": stamp,
+                    "webhookEvent": name,
+                    "issue_event_type_name": "issue_created",
+                    "user": user,
+                    "issue": full_issue(),
+                    "matchedWebhookIds": [hook.id],
+                })),
+                Event::Updated { history, kind } if wants(name) => bodies.push(json!({
+                    "timestamp": stamp,
+                    "webhookEvent": name,
+                    "issue_event_type_name": kind,
+                    "user": user,
+                    "issue": full_issue(),
+                    "changelog": { "id": history.id.to_string(), "items": history.items },
+                    "matchedWebhookIds": [hook.id],
+                })),
+                Event::Commented(c) => {
+                    let comment = c.render(base, Api::V2, issue.id);
+                    if wants("comment_created") {
+                        let subset = |k: &str| {
+                            [
+                                "summary",
+                                "issuetype",
+                                "project",
+                                "assignee",
+                                "priority",
+                                "status",
+                            ]
+                            .contains(&k)
+                        };
+                        bodies.push(json!({
+                            "timestamp": stamp,
+                            "webhookEvent": "comment_created",
+                            "comment": comment,
+                            "issue": {
+                                "id": issue.id.to_string(),
+                                "self": issue.self_url(base, Api::V2),
+                                "key": issue.key,
+                                "fields": issue.render_fields(&subset, base, Api::V2, &st.users),
+                            },
+                            "matchedWebhookIds": [hook.id],
+                        }));
+                    }
+                    if wants("jira:issue_updated") {
+                        bodies.push(json!({
+                            "timestamp": stamp,
+                            "webhookEvent": "jira:issue_updated",
+                            "issue_event_type_name": "issue_commented",
+                            "user": user,
+                            "issue": full_issue(),
+                            "comment": comment,
+                            "matchedWebhookIds": [hook.id],
+                        }));
+                    }
+                }
+                _ => {}
+            }
+            for body in bodies {
+                let body = if hook.exclude_body {
+                    Vec::new()
+                } else {
+                    serde_json::to_vec(&body).unwrap_or_default()
+                };
+                let mut headers = vec![
+                    (
+                        "X-Atlassian-Webhook-Identifier".to_string(),
+                        new_delivery_id(),
+                    ),
+                    (
+                        "X-Atlassian-Webhook-Flow".to_string(),
+                        "Primary".to_string(),
+                    ),
+                ];
+                if let Some(secret) = &hook.secret {
+                    headers.push(("X-Hub-Signature".to_string(), sign(secret, &body)));
+                }
+                self.dispatcher.send(Delivery {
+                    key: format!("{}/{}", hook.id, issue.id),
+                    url: hook.url.clone(),
+                    headers,
+                    retry_header: Some("X-Atlassian-Webhook-Retry"),
+                    body,
+                });
+            }
+        }
+    }
+}
+
+fn html_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('\n', "<br/>")
+}
+
+/// A running Jira sandbox.
+pub struct JiraSandbox {
+    inner: Arc<Inner>,
+    server: Running,
+}
+
+impl JiraSandbox {
+    /// Start on a free loopback port.
+    pub async fn start(cfg: JiraSandboxConfig) -> anyhow::Result<JiraSandbox> {
+        Self::start_on(cfg, SocketAddr::from(([127, 0, 0, 1], 0))).await
+    }
+
+    /// Start on `addr`.
+    pub async fn start_on(cfg: JiraSandboxConfig, addr: SocketAddr) -> anyhow::Result<JiraSandbox> {
+        let listener = tokio::net::TcpListener::bind(addr).await?;
+        let local = listener.local_addr()?;
+        let base = format!("http://{local}");
+        let projects = cfg
+            .projects
+            .iter()
+            .enumerate()
+            .map(|(i, (key, name))| Project {
+                id: (10000 + i).to_string(),
+                key: key.to_ascii_uppercase(),
+                name: name.clone(),
+            })
+            .collect();
+        let users = vec![
+            User {
+                account_id: "712020:5f0c7b0e-sandbox-api-user".into(),
+                name: cfg.email.split('@').next().unwrap_or("api").to_string(),
+                display_name: "Tandem Integration".into(),
+                email: cfg.email.clone(),
+            },
+            User {
+                account_id: "5b10ac8d82e05b22cc7d4ef5".into(),
+                name: "alice".into(),
+                display_name: "Alice Human".into(),
+                email: "alice@example.com".into(),
+            },
+            User {
+                account_id: "5b10a2844c20165700ede21g".into(),
+                name: "bob".into(),
+                display_name: "Bob Human".into(),
+                email: "bob@example.com".into(),
+            },
+        ];
+        let faults = Faults::new();
+        let state = State {
+            projects,
+            users,
+            issues: BTreeMap::new(),
+            keys: HashMap::new(),
+            next_issue_id: 10000,
+            counters: HashMap::new(),
+            next_comment_id: 10000,
+            next_history_id: 10000,
+            hooks: vec![],
+            next_hook_id: 1,
+            last_time: Utc::now(),
+            rate: RateWindow::default(),
+        };
+        let inner = Arc::new(Inner {
+            dispatcher: Dispatcher::start(cfg.webhook_retry.clone(), faults.clone()),
+            cfg,
+            base,
+            state: Mutex::new(state),
+            faults,
+            log: RequestLog::default(),
+        });
+        let router = api::router(inner.clone());
+        let server = crate::net::serve(router, listener)?;
+        Ok(JiraSandbox { inner, server })
+    }
+
+    /// Base URL, e.g. `http://127.0.0.1:40123`.
+    pub fn url(&self) -> String {
+        self.inner.base.clone()
+    }
+
+    /// The fault switches of this sandbox.
+    pub fn faults(&self) -> &Faults {
+        &self.inner.faults
+    }
+
+    /// The id of the "External ID" text field.
+    pub fn external_id_field(&self) -> &str {
+        model::EXTERNAL_ID_FIELD
+    }
+
+    /// An issue as `GET /rest/api/3/issue/{key}` would return it (all fields).
+    pub fn issue(&self, key_or_id: &str) -> Option<Value> {
+        let st = self.inner.lock();
+        let id = st.find(key_or_id)?;
+        let issue = st.issues.get(&id)?;
+        Some(self.inner.bean(&st, issue, Api::V3, &|_| true, &[]))
+    }
+
+    /// Every issue, oldest first.
+    pub fn issues(&self) -> Vec<Value> {
+        let st = self.inner.lock();
+        st.issues
+            .values()
+            .map(|i| self.inner.bean(&st, i, Api::V3, &|_| true, &[]))
+            .collect()
+    }
+
+    /// Requests received so far, oldest first.
+    pub fn request_log(&self) -> Vec<RecordedRequest> {
+        self.inner.log.snapshot()
+    }
+
+    /// Comments on an issue in v3 shape (ADF bodies).
+    pub fn comments(&self, key: &str) -> Vec<Value> {
+        let st = self.inner.lock();
+        st.find(key)
+            .and_then(|id| st.issues.get(&id))
+            .map(|i| {
+                i.comments
+                    .iter()
+                    .map(|c| c.render(&self.inner.base, Api::V3, i.id))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Create an issue as a human user (v3 field formats; a plain string description is
+    /// accepted too). Fires `jira:issue_created`.
+    ///
+    /// # Panics
+    /// If the fields are invalid: this is a test helper and a bad call is a bug in the test.
+    pub fn user_create_issue(&self, project: &str, fields: Value) -> String {
+        let mut fields = lenient_description(fields);
+        if let Some(m) = fields.as_object_mut() {
+            m.insert("project".into(), json!({ "key": project }));
+            m.entry("issuetype").or_insert(json!({ "name": "Task" }));
+        }
+        let human = self.inner.lock().human();
+        match self
+            .inner
+            .create_issue(&human, Api::V3, &json!({ "fields": fields }))
+        {
+            Ok((_, key)) => key,
+            Err(e) => panic!("user_create_issue failed: {}", e.body()),
+        }
+    }
+
+    /// Edit an issue as a human user. Fires `jira:issue_updated` if anything changed.
+    /// A `status` entry (a status name) is applied as the matching transition.
+    ///
+    /// # Panics
+    /// If the issue does not exist or the fields are invalid.
+    pub fn user_edit_issue(&self, key: &str, fields: Value) {
+        let mut fields = lenient_description(fields);
+        let human = self.inner.lock().human();
+        let status = fields.as_object_mut().and_then(|m| m.remove("status"));
+        if let Some(status) = status {
+            let name = status
+                .get("name")
+                .and_then(Value::as_str)
+                .or(status.as_str())
+                .unwrap_or_default();
+            if let Some(target) = model::status(name) {
+                let body = json!({ "transition": { "id": target.transition.0 } });
+                // Already in that status is not an error for a helper.
+                let _ = self.inner.do_transition(&human, Api::V3, key, &body);
+            }
+        }
+        if let Err(e) = self
+            .inner
+            .edit_issue(&human, Api::V3, key, &json!({ "fields": fields }))
+        {
+            panic!("user_edit_issue failed: {}", e.body());
+        }
+    }
+
+    /// Register an admin webhook, like `POST /rest/webhooks/1.0/webhook` with all events.
+    pub fn register_webhook(&self, url: &str, secret: Option<&str>) {
+        let body = json!({
+            "name": "sandbox",
+            "url": url,
+            "events": ["jira:issue_created", "jira:issue_updated", "comment_created"],
+            "secret": secret,
+        });
+        if let Err(e) = self.inner.register_hook(&body) {
+            tracing::warn!(error = %e.body(), "register_webhook failed");
+        }
+    }
+
+    /// Stop the server and webhook delivery.
+    pub async fn shutdown(self) {
+        self.server.stop().await;
+    }
+
+    /// Credentials for the CLI banner.
+    pub fn config(&self) -> &JiraSandboxConfig {
+        &self.inner.cfg
+    }
+}
+
+/// Let test helpers pass a description as plain text.
+fn lenient_description(mut fields: Value) -> Value {
+    if let Some(m) = fields.as_object_mut()
+        && let Some(Value::String(s)) = m.get("description")
+    {
+        let doc = adf::from_wiki(s);
+        m.insert("description".into(), doc);
+    }
+    fields
+}
