@@ -5,13 +5,21 @@
 //! to write, and the retry schedule are all plain functions over plain data, so they can be
 //! tested exhaustively and reused by the server, the CLI and the benchmarks alike.
 
+pub mod convert;
 pub mod event;
 pub mod ids;
 pub mod link;
+pub mod mapping;
 pub mod richtext;
 pub mod value;
 
+pub use convert::{ConvertError, coerce, from_text, map_to_external, map_to_jira, to_text};
 pub use event::{ChangeEvent, ChangeKind, EventOrigin};
 pub use ids::Side;
 pub use link::{Link, Shadow, ShadowEntry};
+pub use mapping::{
+    ConflictPolicy, Direction, FieldMapping, FieldMappingSpec, FieldType, Location, Mapping,
+    MappingError, MappingErrors, parse_csv, parse_toml, validate,
+};
+pub use richtext::{Block, Doc, Inline, Marks, RichTextError};
 pub use value::FieldValue;

@@ -104,7 +104,10 @@ mod tests {
         let a = FieldValue::Labels(vec!["b".into(), "a".into(), "a".into()]);
         let b = FieldValue::Labels(vec!["a".into(), "b".into()]);
         assert_eq!(a, b);
-        assert_eq!(FieldValue::Number(1.0), FieldValue::Number(1.000_000_000_01));
+        assert_eq!(
+            FieldValue::Number(1.0),
+            FieldValue::Number(1.000_000_000_01)
+        );
         assert_ne!(FieldValue::Number(1.0), FieldValue::Number(1.1));
     }
 
