@@ -1,1 +1,1500 @@
-//! Configuration (`tandem.toml`). Being written.
+//! Configuration: one TOML file (`tandem.toml`) describing the server, the store, the workers
+//! and each connection between Jira and another system.
+//!
+//! Loading happens in three passes so that every problem can be reported as
+//! `file:line: key: message`:
+//!
+//! 1. the text is parsed into toml's *spanned* document tree, which remembers where each key
+//!    and value sits in the file;
+//! 2. `${ENV_VAR}` references inside string values are substituted in that tree (not in the raw
+//!    text, so a value containing quotes or backslashes cannot break the TOML syntax and a
+//!    `${...}` inside a comment is left alone), and the tree is deserialised into the structs
+//!    below with `deny_unknown_fields` everywhere;
+//! 3. semantic checks that serde cannot express (credentials for the chosen Jira flavour, unique
+//!    connection names, operations for the custom REST format, ...) run against the structs
+//!    and look their line numbers up in the same tree; then each connection's field mapping is
+//!    read and validated by `tandem_core::mapping`.
+//!
+//! Every key is documented on its struct field; `docs/CONFIG.md` is the same text for people.
+
+use crate::secret::Secret;
+use serde::Deserialize;
+use serde::de::{self, Deserializer};
+use std::collections::HashMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use tandem_core::mapping::{
+    self, ConflictPolicy, FieldMappingSpec, Location, Mapping, MappingErrors,
+};
+use toml::Spanned;
+use toml::de::{DeTable, DeValue};
+
+// ---------------------------------------------------------------------------------------------
+// Errors
+// ---------------------------------------------------------------------------------------------
+
+/// One problem found in a configuration or mapping file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigIssue {
+    /// The file the problem is in (the config file, or a mapping file it points at).
+    pub file: PathBuf,
+    /// 1-based line, when the problem can be pinned to one.
+    pub line: Option<usize>,
+    /// Dotted key path (`connection[0].jira.email`), or the mapping column; empty when the
+    /// problem concerns the whole file.
+    pub key: String,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigIssue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file.display())?;
+        if let Some(line) = self.line {
+            write!(f, ":{line}")?;
+        }
+        if !self.key.is_empty() {
+            write!(f, ": {}", self.key)?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+/// Everything wrong with a configuration, one issue per line when displayed.
+///
+/// Several issues are collected where the passes allow it (all missing environment variables,
+/// all semantic problems, all mapping problems) so that a user fixes them in one round.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub issues: Vec<ConfigIssue>,
+}
+
+impl ConfigError {
+    fn one(
+        file: &Path,
+        line: Option<usize>,
+        key: impl Into<String>,
+        msg: impl Into<String>,
+    ) -> Self {
+        ConfigError {
+            issues: vec![ConfigIssue {
+                file: file.to_path_buf(),
+                line,
+                key: key.into(),
+                message: msg.into(),
+            }],
+        }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, issue) in self.issues.iter().enumerate() {
+            if i > 0 {
+                f.write_str("\n")?;
+            }
+            write!(f, "{issue}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+// ---------------------------------------------------------------------------------------------
+// Schema
+// ---------------------------------------------------------------------------------------------
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// `[server]`: the HTTP listener (webhooks, health, metrics, admin API, dashboard).
+    #[serde(default)]
+    pub server: ServerConfig,
+    /// `[storage]`: where links, the event queue and the audit log live.
+    #[serde(default)]
+    pub storage: StorageConfig,
+    /// `[worker]`: how events are processed and retried.
+    #[serde(default)]
+    pub worker: WorkerConfig,
+    /// `[[connection]]`: one entry per pair of synced systems; at least one is required.
+    #[serde(default, rename = "connection")]
+    pub connections: Vec<ConnectionConfig>,
+    /// The file this configuration was read from; relative paths inside it are relative to
+    /// its folder.
+    #[serde(skip)]
+    pub path: PathBuf,
+}
+
+impl Config {
+    /// The folder relative paths in this configuration are resolved against.
+    pub fn dir(&self) -> &Path {
+        config_dir(&self.path)
+    }
+
+    /// The connection named `name`.
+    pub fn connection(&self, name: &str) -> Option<&ConnectionConfig> {
+        self.connections.iter().find(|c| c.name == name)
+    }
+}
+
+/// `[server]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address and port to listen on. Default `127.0.0.1:8080`.
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// Bearer token required on `/api/v1/...`. When absent the admin API is not served
+    /// (the webhook, health and metrics routes still are).
+    #[serde(default)]
+    pub admin_token: Option<Secret>,
+    /// Largest accepted request body in bytes; bigger webhook deliveries get `413`.
+    /// Default 1 MiB.
+    #[serde(default = "default_max_body_bytes")]
+    pub max_body_bytes: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: default_listen(),
+            admin_token: None,
+            max_body_bytes: default_max_body_bytes(),
+        }
+    }
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8080))
+}
+fn default_max_body_bytes() -> usize {
+    1024 * 1024
+}
+
+/// `[storage]`
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageConfig {
+    /// `sqlite://FILE` (default `sqlite://tandem.db`; a relative file is relative to the config
+    /// file's folder, and after loading this holds the absolute form) or
+    /// `postgres://user:password@host:port/db` to share one database between several
+    /// `tandem serve` instances. Any `sqlx` connection options may follow as `?query`.
+    #[serde(default = "default_storage_url")]
+    pub url: String,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        StorageConfig {
+            url: default_storage_url(),
+        }
+    }
+}
+
+fn default_storage_url() -> String {
+    "sqlite://tandem.db".to_string()
+}
+
+impl StorageConfig {
+    /// True for a PostgreSQL URL.
+    pub fn is_postgres(&self) -> bool {
+        self.url.starts_with("postgres://") || self.url.starts_with("postgresql://")
+    }
+
+    /// The URL with any password replaced by `***`, for logs and summaries.
+    pub fn redacted_url(&self) -> String {
+        redact_url_password(&self.url)
+    }
+}
+
+// A PostgreSQL URL may carry a password; Debug must not show it.
+impl fmt::Debug for StorageConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StorageConfig")
+            .field("url", &self.redacted_url())
+            .finish()
+    }
+}
+
+fn redact_url_password(url: &str) -> String {
+    let Some(scheme_end) = url.find("://") else {
+        return url.to_string();
+    };
+    let rest = &url[scheme_end + 3..];
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let authority = &rest[..authority_end];
+    let Some(at) = authority.rfind('@') else {
+        return url.to_string();
+    };
+    let userinfo = &authority[..at];
+    match userinfo.find(':') {
+        Some(colon) => format!(
+            "{}{}:***{}",
+            &url[..scheme_end + 3],
+            &userinfo[..colon],
+            &rest[at..]
+        ),
+        None => url.to_string(),
+    }
+}
+
+/// `[worker]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkerConfig {
+    /// Events processed at the same time (different links run in parallel; events of one link
+    /// always run in order). Default 8.
+    #[serde(default = "default_concurrency")]
+    pub concurrency: usize,
+    /// Attempts before an event becomes a dead letter. Default 10.
+    #[serde(default = "default_max_attempts")]
+    pub max_attempts: u32,
+    /// First retry delay in milliseconds; doubles each attempt, with jitter. Default 500.
+    #[serde(default = "default_backoff_base_ms")]
+    pub backoff_base_ms: u64,
+    /// Longest retry delay in milliseconds. Default 300000 (5 minutes).
+    #[serde(default = "default_backoff_cap_ms")]
+    pub backoff_cap_ms: u64,
+    /// How long a claimed event stays reserved for one worker; if that worker dies the event
+    /// is picked up again after this. Default 60.
+    #[serde(default = "default_lease_seconds")]
+    pub lease_seconds: u64,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        WorkerConfig {
+            concurrency: default_concurrency(),
+            max_attempts: default_max_attempts(),
+            backoff_base_ms: default_backoff_base_ms(),
+            backoff_cap_ms: default_backoff_cap_ms(),
+            lease_seconds: default_lease_seconds(),
+        }
+    }
+}
+
+fn default_concurrency() -> usize {
+    8
+}
+fn default_max_attempts() -> u32 {
+    10
+}
+fn default_backoff_base_ms() -> u64 {
+    500
+}
+fn default_backoff_cap_ms() -> u64 {
+    300_000
+}
+fn default_lease_seconds() -> u64 {
+    60
+}
+
+/// Which sides may receive newly created twins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CreatePolicy {
+    /// Items created on either side get a twin on the other.
+    #[default]
+    Both,
+    /// Only items created outside get a twin in Jira.
+    ToJira,
+    /// Only issues created in Jira get a twin outside.
+    ToExternal,
+    /// No twins are created; only already linked items are synced.
+    #[serde(rename = "none")]
+    Never,
+}
+
+impl CreatePolicy {
+    /// Whether Tandem may create a new item on `side`.
+    pub fn allows_create_on(self, side: tandem_core::Side) -> bool {
+        use tandem_core::Side;
+        matches!(
+            (self, side),
+            (CreatePolicy::Both, _)
+                | (CreatePolicy::ToJira, Side::Jira)
+                | (CreatePolicy::ToExternal, Side::External)
+        )
+    }
+}
+
+/// Where a connection's field mapping is defined.
+#[derive(Debug, Clone, PartialEq)]
+pub enum MappingSource {
+    /// A `.csv` or `.toml` mapping file, absolute after loading.
+    File(PathBuf),
+    /// `[[connection.field]]` tables in the config file itself (same keys as a TOML mapping
+    /// file), each with the line it starts on.
+    Inline(Vec<(FieldMappingSpec, Location)>),
+}
+
+/// `[[connection]]`: a Jira side, an external side, a mapping and the rules between them.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(from = "RawConnection")]
+pub struct ConnectionConfig {
+    /// Unique name, `[a-z0-9_-]+`; appears in webhook URLs (`/webhooks/{name}/{side}`).
+    pub name: String,
+    /// Where the field mapping comes from (`mapping = "file"` or `[[connection.field]]`).
+    pub mapping: MappingSource,
+    /// Default conflict policy for the connection's fields.
+    pub conflict: ConflictPolicy,
+    /// Which sides may get new twins.
+    pub create: CreatePolicy,
+    /// How often each side is polled for changes webhooks missed; zero turns polling off.
+    pub poll_interval: Duration,
+    /// Which Jira issues take part.
+    pub filter: FilterConfig,
+    /// The Jira side.
+    pub jira: JiraConfig,
+    /// The other side.
+    pub external: ExternalConfig,
+    /// The validated mapping, filled in by [`load`] / [`load_str`].
+    pub fields: Mapping,
+}
+
+/// The serde shape of `[[connection]]`; `mapping` and `field` become [`MappingSource`].
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConnection {
+    /// See [`ConnectionConfig::name`].
+    name: String,
+    /// Path of a `.csv` or `.toml` mapping file, relative to the config file.
+    #[serde(default)]
+    mapping: Option<PathBuf>,
+    /// Inline mapping entries (`[[connection.field]]`), instead of `mapping`.
+    #[serde(default)]
+    field: Vec<FieldMappingSpec>,
+    /// `later_wins` (default) | `jira_wins` | `external_wins`.
+    #[serde(default)]
+    conflict: ConflictPolicy,
+    /// `both` (default) | `to_jira` | `to_external` | `none`.
+    #[serde(default)]
+    create: CreatePolicy,
+    /// `"30s"`, `"5m"`, `"1h"`, `"0"` (off). Default `"60s"`.
+    #[serde(default = "default_poll_interval", deserialize_with = "de_duration")]
+    poll_interval: Duration,
+    /// `[connection.filter]`
+    #[serde(default)]
+    filter: FilterConfig,
+    /// `[connection.jira]`
+    jira: JiraConfig,
+    /// `[connection.external]`
+    external: ExternalConfig,
+}
+
+impl From<RawConnection> for ConnectionConfig {
+    fn from(raw: RawConnection) -> Self {
+        // Having both or neither is reported by the semantic pass, which knows the line.
+        let mapping = match raw.mapping {
+            Some(path) => MappingSource::File(path),
+            // Locations are filled in by the semantic pass, which has the spans.
+            None => MappingSource::Inline(
+                raw.field
+                    .into_iter()
+                    .map(|spec| (spec, Location::default()))
+                    .collect(),
+            ),
+        };
+        ConnectionConfig {
+            name: raw.name,
+            mapping,
+            conflict: raw.conflict,
+            create: raw.create,
+            poll_interval: raw.poll_interval,
+            filter: raw.filter,
+            jira: raw.jira,
+            external: raw.external,
+            fields: Mapping::default(),
+        }
+    }
+}
+
+fn default_poll_interval() -> Duration {
+    Duration::from_secs(60)
+}
+
+/// Parses `"0"`, `"Ns"`, `"Nm"` or `"Nh"`.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let t = text.trim();
+    if t == "0" {
+        return Ok(Duration::ZERO);
+    }
+    let (digits, unit) = t.split_at(t.len().saturating_sub(1));
+    let multiplier = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        _ => {
+            return Err(format!(
+                "invalid duration `{text}`: expected e.g. \"30s\", \"5m\", \"1h\" or \"0\""
+            ));
+        }
+    };
+    let n: u64 = digits.parse().map_err(|_| {
+        format!("invalid duration `{text}`: expected e.g. \"30s\", \"5m\", \"1h\" or \"0\"")
+    })?;
+    n.checked_mul(multiplier)
+        .map(Duration::from_secs)
+        .ok_or_else(|| format!("duration `{text}` is too large"))
+}
+
+fn de_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    let s = String::deserialize(d)?;
+    parse_duration(&s).map_err(de::Error::custom)
+}
+
+/// `[connection.filter]`: which Jira issues take part. Empty lists mean "all".
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FilterConfig {
+    /// Project keys.
+    #[serde(default)]
+    pub projects: Vec<String>,
+    /// Issue type names.
+    #[serde(default)]
+    pub issue_types: Vec<String>,
+    /// Extra JQL, ANDed with the above.
+    #[serde(default)]
+    pub jql: Option<String>,
+}
+
+/// Which Jira API flavour a site speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JiraApi {
+    /// Jira Cloud: REST v3, ADF rich text, Basic auth with e-mail + API token.
+    #[default]
+    Cloud,
+    /// Jira Data Center / Server: REST v2, wiki markup, Bearer personal access token.
+    Datacenter,
+}
+
+impl JiraApi {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JiraApi::Cloud => "cloud",
+            JiraApi::Datacenter => "datacenter",
+        }
+    }
+}
+
+/// `[connection.jira]` (and `[connection.external]` with `type = "jira"`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JiraConfig {
+    /// Site URL, e.g. `https://example.atlassian.net`.
+    pub base_url: String,
+    /// `cloud` (default) | `datacenter`.
+    #[serde(default)]
+    pub api: JiraApi,
+    /// Account e-mail (cloud).
+    #[serde(default)]
+    pub email: Option<String>,
+    /// API token (cloud).
+    #[serde(default)]
+    pub api_token: Option<Secret>,
+    /// Personal access token (datacenter).
+    #[serde(default)]
+    pub pat: Option<Secret>,
+    /// When set, incoming Jira webhooks must carry a valid `X-Hub-Signature: sha256=...`.
+    #[serde(default)]
+    pub webhook_secret: Option<Secret>,
+    /// Project key new twins are created in.
+    pub project: String,
+    /// Issue type of new twins. Default `Task`.
+    #[serde(default = "default_issue_type")]
+    pub issue_type: String,
+    /// Jira field (id or display name) that holds the external item's id. Default
+    /// `External ID`.
+    #[serde(default = "default_link_field")]
+    pub link_field: String,
+}
+
+fn default_issue_type() -> String {
+    "Task".to_string()
+}
+fn default_link_field() -> String {
+    "External ID".to_string()
+}
+
+/// `[connection.external]`: the other side, chosen by `type`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ExternalConfig {
+    /// A generic HTTP/JSON system (the seed's format by default).
+    Rest(RestConfig),
+    /// Another Jira site (Jira ↔ Jira).
+    Jira(JiraConfig),
+}
+
+impl ExternalConfig {
+    /// Short description for summaries: `rest seed`, `jira datacenter`.
+    pub fn describe(&self) -> String {
+        match self {
+            ExternalConfig::Rest(r) => format!("rest {}", r.format.as_str()),
+            ExternalConfig::Jira(j) => format!("jira {}", j.api.as_str()),
+        }
+    }
+}
+
+/// `[connection.external]` with `type = "rest"`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RestConfig {
+    /// Base URL paths are appended to.
+    pub base_url: String,
+    /// How Tandem authenticates its calls. Default `{ type = "none" }`.
+    #[serde(default)]
+    pub auth: RestAuth,
+    /// When set, incoming webhooks must carry `Authorization: Bearer <token>`.
+    #[serde(default)]
+    pub webhook_token: Option<Secret>,
+    /// `seed` (default): the seed's `_externalData` API; `custom`: `operations` and `fields`.
+    #[serde(default)]
+    pub format: RestFormat,
+    /// `full` (default): deliveries carry the values; `id_only`: they carry an id and Tandem
+    /// fetches the item.
+    #[serde(default)]
+    pub webhook_payload: WebhookPayload,
+    /// `[connection.external.operations]`: required for `format = "custom"`.
+    #[serde(default)]
+    pub operations: Option<RestOperations>,
+    /// `[connection.external.webhook]`: where the id and event sit in a custom delivery.
+    #[serde(default)]
+    pub webhook: Option<RestWebhook>,
+    /// `[[connection.external.fields]]`: where each external field lives (custom format).
+    #[serde(default)]
+    pub fields: Vec<RestField>,
+}
+
+/// How Tandem authenticates to a REST system.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum RestAuth {
+    /// No credentials.
+    #[default]
+    None,
+    /// HTTP Basic.
+    Basic { username: String, password: Secret },
+    /// `Authorization: Bearer <token>`.
+    Bearer { token: Secret },
+    /// A custom header, e.g. `X-API-Key`.
+    Header { name: String, value: Secret },
+}
+
+impl RestAuth {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            RestAuth::None => "none",
+            RestAuth::Basic { .. } => "basic",
+            RestAuth::Bearer { .. } => "bearer",
+            RestAuth::Header { .. } => "header",
+        }
+    }
+}
+
+/// Wire format of a REST system.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RestFormat {
+    /// The seed's `_externalData` API (`POST /API/issue[/{id}]`).
+    #[default]
+    Seed,
+    /// Described by `operations`, `webhook` and `fields`.
+    Custom,
+}
+
+impl RestFormat {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RestFormat::Seed => "seed",
+            RestFormat::Custom => "custom",
+        }
+    }
+}
+
+/// What an incoming delivery from a REST system carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WebhookPayload {
+    /// The changed values.
+    #[default]
+    Full,
+    /// Only an id and an event name; Tandem fetches the item.
+    IdOnly,
+}
+
+/// `[connection.external.operations]`: the calls of a custom REST system.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RestOperations {
+    /// Creates an item; needs `id_pointer` (where the new id is in the answer). Required when
+    /// `create` allows new twins outside.
+    #[serde(default)]
+    pub create: Option<RestOperation>,
+    /// Updates an item (`{id}` in the path). Required.
+    pub update: RestOperation,
+    /// Reads one item (`{id}` in the path); needed for `webhook_payload = "id_only"` and polls.
+    #[serde(default)]
+    pub fetch: Option<RestOperation>,
+    /// Lists items changed since `{since}` (RFC 3339); needs `items_pointer` and `id_pointer`.
+    #[serde(default)]
+    pub list_changed: Option<RestOperation>,
+}
+
+/// One HTTP call of a custom REST system.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RestOperation {
+    /// `GET` | `POST` | `PUT` | `PATCH` | `DELETE`.
+    pub method: HttpMethod,
+    /// Path after `base_url`; `{id}` and `{since}` are replaced (URL-encoded).
+    pub path: String,
+    /// JSON body template; `{{fields}}` becomes the object of written fields.
+    #[serde(default)]
+    pub body: Option<String>,
+    /// JSON Pointer to the item id in the answer (create) or in each listed item.
+    #[serde(default)]
+    pub id_pointer: Option<String>,
+    /// JSON Pointer to the item inside the answer (fetch). Default: the whole answer.
+    #[serde(default)]
+    pub item_pointer: Option<String>,
+    /// JSON Pointer to the array of items (list_changed).
+    #[serde(default)]
+    pub items_pointer: Option<String>,
+    /// JSON Pointer to each listed item's update time (list_changed).
+    #[serde(default)]
+    pub updated_pointer: Option<String>,
+}
+
+/// HTTP methods a REST operation may use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum HttpMethod {
+    #[serde(rename = "GET")]
+    Get,
+    #[serde(rename = "POST")]
+    Post,
+    #[serde(rename = "PUT")]
+    Put,
+    #[serde(rename = "PATCH")]
+    Patch,
+    #[serde(rename = "DELETE")]
+    Delete,
+}
+
+impl HttpMethod {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HttpMethod::Get => "GET",
+            HttpMethod::Post => "POST",
+            HttpMethod::Put => "PUT",
+            HttpMethod::Patch => "PATCH",
+            HttpMethod::Delete => "DELETE",
+        }
+    }
+}
+
+/// `[connection.external.webhook]`: where things sit in a custom incoming delivery.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RestWebhook {
+    /// JSON Pointer to the item id.
+    pub id_pointer: String,
+    /// JSON Pointer to the event name (e.g. `created`, `updated`).
+    #[serde(default)]
+    pub event_pointer: Option<String>,
+}
+
+/// `[[connection.external.fields]]`: where one external field lives in the item JSON.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RestField {
+    /// The external field id the mapping uses.
+    pub id: String,
+    /// Where to read it: a JSON Pointer (`/ticket/priority`) or a JSONPath
+    /// (`$.custom_fields[?(@.id==2)].value`).
+    pub read: String,
+    /// JSON Pointer inside the body's `{{fields}}` object. Default: `read` when it is a
+    /// pointer; required otherwise.
+    #[serde(default)]
+    pub write: Option<String>,
+}
+
+impl RestField {
+    /// Where to write the field: `write`, or `read` when that is a plain pointer.
+    pub fn write_pointer(&self) -> Option<&str> {
+        self.write
+            .as_deref()
+            .or_else(|| self.read.starts_with('/').then_some(self.read.as_str()))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Loading
+// ---------------------------------------------------------------------------------------------
+
+/// Reads, checks and resolves a configuration file, with mappings, using the process
+/// environment for `${VAR}` references.
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ConfigError::one(path, None, "", format!("cannot read: {e}")))?;
+    load_str(&text, path, |name| std::env::var(name).ok())
+}
+
+/// Like [`load`], with the text given and `env` answering `${VAR}` lookups (for tests).
+/// `path` names the file in messages and anchors relative paths.
+pub fn load_str(
+    text: &str,
+    path: &Path,
+    env: impl Fn(&str) -> Option<String>,
+) -> Result<Config, ConfigError> {
+    let mut config = parse_str(text, path, env)?;
+    load_mappings(&mut config)?;
+    Ok(config)
+}
+
+/// Passes 1–3 without reading mapping files: syntax, `${VAR}`, schema and semantic checks.
+pub fn parse_str(
+    text: &str,
+    path: &Path,
+    env: impl Fn(&str) -> Option<String>,
+) -> Result<Config, ConfigError> {
+    let lines = LineIndex::new(text);
+    let issue = |span: Option<Range<usize>>, key: String, message: String| ConfigIssue {
+        file: path.to_path_buf(),
+        line: span.map(|s| lines.line_of(s.start)),
+        key,
+        message,
+    };
+
+    // Pass 1: syntax.
+    let mut doc = DeTable::parse(text).map_err(|e| ConfigError {
+        issues: vec![issue(e.span(), String::new(), first_line(e.message()))],
+    })?;
+
+    // Pass 2a: environment substitution in string values, collecting every failure.
+    let mut env_issues = Vec::new();
+    substitute_table(doc.get_mut(), "", &env, &mut |span, key, msg| {
+        env_issues.push(issue(Some(span), key, msg))
+    });
+    if !env_issues.is_empty() {
+        return Err(ConfigError { issues: env_issues });
+    }
+
+    // Pass 2b: schema. The spans index outlives the tree serde consumes.
+    let spans = SpanIndex::new(doc.get_ref(), text);
+    let mut config: Config =
+        Config::deserialize(toml::de::Deserializer::from(doc)).map_err(|e| {
+            let (span, key) = spans.locate_error(e.span(), e.message());
+            ConfigError {
+                issues: vec![issue(span, key, first_line(e.message()))],
+            }
+        })?;
+    config.path = path.to_path_buf();
+
+    // Pass 3: semantics.
+    let mut issues = Vec::new();
+    check_semantics(&mut config, &spans, &mut |key: String, message: String| {
+        let span = spans.span_of(&key);
+        issues.push(issue(span, key, message));
+    });
+    if !issues.is_empty() {
+        return Err(ConfigError { issues });
+    }
+    Ok(config)
+}
+
+/// Reads and validates each connection's mapping, storing it in `fields`. Problems of all
+/// connections are reported together.
+fn load_mappings(config: &mut Config) -> Result<(), ConfigError> {
+    let mut issues = Vec::new();
+    for conn in &mut config.connections {
+        match load_mapping(&conn.mapping) {
+            Ok(m) => conn.fields = m,
+            Err(errors) => issues.extend(errors.errors.into_iter().map(|e| ConfigIssue {
+                file: PathBuf::from(e.location.file),
+                line: (e.location.line > 0).then_some(e.location.line),
+                key: String::new(),
+                message: e.message,
+            })),
+        }
+    }
+    // Custom REST systems must say where each mapped external field lives.
+    for (i, conn) in config.connections.iter().enumerate() {
+        if let ExternalConfig::Rest(r) = &conn.external
+            && r.format == RestFormat::Custom
+        {
+            for m in &conn.fields.fields {
+                if !r.fields.iter().any(|f| f.id == m.external_field) {
+                    issues.push(ConfigIssue {
+                        file: PathBuf::from(&m.location.file),
+                        line: (m.location.line > 0).then_some(m.location.line),
+                        key: String::new(),
+                        message: format!(
+                            "external field `{}` has no [[connection.external.fields]] entry \
+                             in connection[{i}] ({}): add one saying where it is read and written",
+                            m.external_field, conn.name
+                        ),
+                    });
+                }
+            }
+        }
+    }
+    if issues.is_empty() {
+        Ok(())
+    } else {
+        Err(ConfigError { issues })
+    }
+}
+
+/// Parses one mapping (file or inline) and validates it.
+pub fn load_mapping(source: &MappingSource) -> Result<Mapping, MappingErrors> {
+    let mapping = match source {
+        MappingSource::File(path) => {
+            let file = path.display().to_string();
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                mapping::MappingError::new(Location::new(&file, 0), format!("cannot read: {e}"))
+            })?;
+            if path.extension().is_some_and(|e| e == "toml") {
+                mapping::parse_toml(&text, &file)?
+            } else {
+                mapping::parse_csv(&text, &file)?
+            }
+        }
+        MappingSource::Inline(specs) => mapping::from_specs(specs.iter().cloned())?,
+    };
+    mapping::validate(&mapping)?;
+    Ok(mapping)
+}
+
+fn first_line(message: &str) -> String {
+    message.lines().next().unwrap_or("").trim().to_string()
+}
+
+fn config_dir(path: &Path) -> &Path {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    }
+}
+
+/// Byte offset → 1-based line number.
+struct LineIndex {
+    starts: Vec<usize>,
+}
+
+impl LineIndex {
+    fn new(text: &str) -> Self {
+        let mut starts = vec![0];
+        starts.extend(text.match_indices('\n').map(|(i, _)| i + 1));
+        LineIndex { starts }
+    }
+
+    fn line_of(&self, offset: usize) -> usize {
+        match self.starts.binary_search(&offset) {
+            Ok(i) => i + 1,
+            Err(i) => i,
+        }
+    }
+}
+
+fn join_key(prefix: &str, key: &str) -> String {
+    if prefix.is_empty() {
+        key.to_string()
+    } else {
+        format!("{prefix}.{key}")
+    }
+}
+
+/// Replaces `${NAME}` in every string value of `table`; `$${` stands for a literal `${`.
+fn substitute_table(
+    table: &mut DeTable<'_>,
+    prefix: &str,
+    env: &impl Fn(&str) -> Option<String>,
+    report: &mut impl FnMut(Range<usize>, String, String),
+) {
+    for (key, value) in table.iter_mut() {
+        let path = join_key(prefix, key.get_ref());
+        substitute_value(value, &path, env, report);
+    }
+}
+
+fn substitute_value(
+    value: &mut Spanned<DeValue<'_>>,
+    path: &str,
+    env: &impl Fn(&str) -> Option<String>,
+    report: &mut impl FnMut(Range<usize>, String, String),
+) {
+    let span = value.span();
+    match value.get_mut() {
+        DeValue::String(s) => {
+            if s.contains('$') {
+                match expand_env(s, env) {
+                    Ok(expanded) => *s = expanded.into(),
+                    Err(msgs) => {
+                        for msg in msgs {
+                            report(span.clone(), path.to_string(), msg);
+                        }
+                    }
+                }
+            }
+        }
+        DeValue::Array(items) => {
+            for (i, item) in items.iter_mut().enumerate() {
+                substitute_value(item, &format!("{path}[{i}]"), env, report);
+            }
+        }
+        DeValue::Table(t) => substitute_table(t, path, env, report),
+        _ => {}
+    }
+}
+
+/// Expands `${NAME}` references; `$${` is a literal `${`, any other `$` is kept as is.
+/// Returns every problem in the string, not just the first.
+pub fn expand_env(
+    text: &str,
+    env: &impl Fn(&str) -> Option<String>,
+) -> Result<String, Vec<String>> {
+    let mut out = String::with_capacity(text.len());
+    let mut errors = Vec::new();
+    let mut rest = text;
+    while let Some(pos) = rest.find('$') {
+        out.push_str(&rest[..pos]);
+        let after = &rest[pos..];
+        if let Some(tail) = after.strip_prefix("$${") {
+            out.push_str("${");
+            rest = tail;
+        } else if let Some(tail) = after.strip_prefix("${") {
+            let Some(end) = tail.find('}') else {
+                errors.push("unterminated `${` (write `$${` for a literal `${`)".to_string());
+                rest = "";
+                break;
+            };
+            let name = &tail[..end];
+            let valid = !name.is_empty()
+                && !name.starts_with(|c: char| c.is_ascii_digit())
+                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            if !valid {
+                errors.push(format!(
+                    "`${{{name}}}` is not a valid environment variable reference"
+                ));
+            } else {
+                match env(name) {
+                    Some(v) => out.push_str(&v),
+                    None => errors.push(format!("environment variable `{name}` is not set")),
+                }
+            }
+            rest = &tail[end + 1..];
+        } else {
+            out.push('$');
+            rest = &after[1..];
+        }
+    }
+    out.push_str(rest);
+    if errors.is_empty() {
+        Ok(out)
+    } else {
+        Err(errors)
+    }
+}
+
+/// Where each key and value sits in the file, by dotted path (`connection[0].jira.api`).
+struct SpanIndex {
+    /// path → (key span, value span)
+    entries: HashMap<String, (Range<usize>, Range<usize>)>,
+    lines: LineIndex,
+}
+
+impl SpanIndex {
+    fn new(root: &DeTable<'_>, text: &str) -> Self {
+        let mut entries = HashMap::new();
+        Self::walk_table(root, "", &mut entries);
+        SpanIndex {
+            entries,
+            lines: LineIndex::new(text),
+        }
+    }
+
+    fn walk_table(
+        table: &DeTable<'_>,
+        prefix: &str,
+        out: &mut HashMap<String, (Range<usize>, Range<usize>)>,
+    ) {
+        for (key, value) in table.iter() {
+            let path = join_key(prefix, key.get_ref());
+            out.insert(path.clone(), (key.span(), value.span()));
+            Self::walk_value(value, &path, key.span(), out);
+        }
+    }
+
+    fn walk_value(
+        value: &Spanned<DeValue<'_>>,
+        path: &str,
+        key_span: Range<usize>,
+        out: &mut HashMap<String, (Range<usize>, Range<usize>)>,
+    ) {
+        match value.get_ref() {
+            DeValue::Table(t) => Self::walk_table(t, path, out),
+            DeValue::Array(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    let p = format!("{path}[{i}]");
+                    // An array element has no key of its own; the array's key stands in.
+                    out.insert(p.clone(), (key_span.clone(), item.span()));
+                    Self::walk_value(item, &p, key_span.clone(), out);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// The span of `path`, or of its nearest existing parent (a missing key is reported at
+    /// the table that should hold it).
+    fn span_of(&self, path: &str) -> Option<Range<usize>> {
+        let mut p = path;
+        loop {
+            if let Some((key, value)) = self.entries.get(p) {
+                // Prefer the key: for `[table]` headers and multi-line values it is the line
+                // people look at.
+                return Some(if key.start <= value.start {
+                    key.clone()
+                } else {
+                    value.clone()
+                });
+            }
+            let cut = p.rfind(['.', '['])?;
+            p = &p[..cut];
+        }
+    }
+
+    /// The key path an error span belongs to: the innermost entry whose key or value
+    /// contains it. serde's "unknown field `x`" errors may carry the span of the enclosing
+    /// table (internally tagged enums buffer their content), so the named key is then looked
+    /// up inside that table for an exact line.
+    fn locate_error(
+        &self,
+        span: Option<Range<usize>>,
+        message: &str,
+    ) -> (Option<Range<usize>>, String) {
+        let Some(span) = span else {
+            return (None, String::new());
+        };
+        let mut best: Option<(&String, usize)> = None;
+        for (path, (key, value)) in &self.entries {
+            for r in [key, value] {
+                if r.start <= span.start && span.start < r.end.max(r.start + 1) {
+                    let width = r.end - r.start;
+                    if best.is_none_or(|(_, w)| width < w) {
+                        best = Some((path, width));
+                    }
+                }
+            }
+        }
+        let Some((path, _)) = best else {
+            return (Some(span), String::new());
+        };
+        let mut path = path.clone();
+        if let Some(field) = backticked_after(message, "unknown field ") {
+            let candidate = join_key(&path, &field);
+            if let Some((key, _)) = self.entries.get(&candidate) {
+                return (Some(key.clone()), candidate);
+            }
+            if !path.ends_with(&format!(".{field}")) && path != field {
+                path = candidate;
+            }
+        } else if let Some(field) = backticked_after(message, "missing field ") {
+            let span = self.span_of(&path).unwrap_or(span);
+            return (Some(span), join_key(&path, &field));
+        }
+        (Some(span), path)
+    }
+}
+
+/// The text inside the backticks after `marker` in a serde message.
+fn backticked_after(message: &str, marker: &str) -> Option<String> {
+    let rest = &message[message.find(marker)? + marker.len()..];
+    let rest = rest.strip_prefix('`')?;
+    Some(rest[..rest.find('`')?].to_string())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Semantic checks
+// ---------------------------------------------------------------------------------------------
+
+fn check_semantics(
+    config: &mut Config,
+    spans: &SpanIndex,
+    report: &mut impl FnMut(String, String),
+) {
+    let mut issue = |key: &str, msg: String| report(key.to_string(), msg);
+
+    let w = &config.worker;
+    if w.concurrency == 0 {
+        issue("worker.concurrency", "must be at least 1".into());
+    }
+    if w.max_attempts == 0 {
+        issue("worker.max_attempts", "must be at least 1".into());
+    }
+    if w.lease_seconds == 0 {
+        issue("worker.lease_seconds", "must be at least 1".into());
+    }
+    if w.backoff_base_ms > w.backoff_cap_ms {
+        issue(
+            "worker.backoff_base_ms",
+            format!(
+                "{} is larger than backoff_cap_ms ({})",
+                w.backoff_base_ms, w.backoff_cap_ms
+            ),
+        );
+    }
+    if config.server.max_body_bytes == 0 {
+        issue("server.max_body_bytes", "must be at least 1".into());
+    }
+
+    let dir = config_dir(&config.path).to_path_buf();
+    config.storage.url = match resolve_storage_url(&config.storage.url, &dir) {
+        Ok(url) => url,
+        Err(msg) => {
+            issue("storage.url", msg);
+            config.storage.url.clone()
+        }
+    };
+
+    if config.connections.is_empty() {
+        issue(
+            "connection",
+            "at least one [[connection]] is required".into(),
+        );
+    }
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    for (i, conn) in config.connections.iter_mut().enumerate() {
+        let at = format!("connection[{i}]");
+        let valid_name = !conn.name.is_empty()
+            && conn
+                .name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
+        if !valid_name {
+            issue(
+                &format!("{at}.name"),
+                format!(
+                    "`{}` is not a valid name: use a-z, 0-9, `_` and `-`",
+                    conn.name
+                ),
+            );
+        }
+        if let Some(first) = seen.insert(conn.name.clone(), i) {
+            issue(
+                &format!("{at}.name"),
+                format!(
+                    "connection name `{}` is already used by connection[{first}]",
+                    conn.name
+                ),
+            );
+        }
+
+        let has_file = spans.entries.contains_key(&format!("{at}.mapping"));
+        let has_inline = spans.entries.contains_key(&format!("{at}.field"));
+        match (has_file, has_inline) {
+            (true, true) => issue(
+                &format!("{at}.field"),
+                "give either `mapping = \"file\"` or [[connection.field]] tables, not both".into(),
+            ),
+            (false, false) => issue(
+                &at,
+                "no field mapping: add `mapping = \"fieldMappings.csv\"` or [[connection.field]] tables".into(),
+            ),
+            _ => {}
+        }
+        match &mut conn.mapping {
+            MappingSource::File(p) => {
+                let ext = p.extension().and_then(|e| e.to_str()).unwrap_or("");
+                if ext != "csv" && ext != "toml" {
+                    issue(
+                        &format!("{at}.mapping"),
+                        format!(
+                            "`{}`: a mapping file must end in .csv or .toml",
+                            p.display()
+                        ),
+                    );
+                }
+                if p.is_relative() {
+                    *p = dir.join(&*p);
+                }
+            }
+            MappingSource::Inline(fields) => {
+                let file = config.path.display().to_string();
+                for (j, (_, loc)) in fields.iter_mut().enumerate() {
+                    let line = spans
+                        .span_of(&format!("{at}.field[{j}]"))
+                        .map(|s| spans.lines.line_of(s.start))
+                        .unwrap_or(0);
+                    *loc = Location::new(file.clone(), line);
+                }
+            }
+        }
+
+        check_jira(&conn.jira, &format!("{at}.jira"), &mut issue);
+        match &conn.external {
+            ExternalConfig::Jira(j) => check_jira(j, &format!("{at}.external"), &mut issue),
+            ExternalConfig::Rest(r) => {
+                check_rest(r, conn.create, &format!("{at}.external"), &mut issue)
+            }
+        }
+    }
+}
+
+fn check_url(url: &str, key: &str, issue: &mut impl FnMut(&str, String)) {
+    let ok = (url.starts_with("http://") || url.starts_with("https://"))
+        && url.len() > "https://".len()
+        && !url.contains(char::is_whitespace);
+    if !ok {
+        issue(key, format!("`{url}` is not an http:// or https:// URL"));
+    }
+}
+
+fn check_jira(j: &JiraConfig, at: &str, issue: &mut impl FnMut(&str, String)) {
+    check_url(&j.base_url, &format!("{at}.base_url"), issue);
+    match j.api {
+        JiraApi::Cloud => {
+            if j.email.as_deref().is_none_or(str::is_empty) {
+                issue(
+                    &format!("{at}.email"),
+                    "api = \"cloud\" needs `email` (Basic auth with e-mail and API token)".into(),
+                );
+            }
+            if j.api_token.as_ref().is_none_or(Secret::is_empty) {
+                issue(
+                    &format!("{at}.api_token"),
+                    "api = \"cloud\" needs `api_token`".into(),
+                );
+            }
+            if j.pat.is_some() {
+                issue(
+                    &format!("{at}.pat"),
+                    "`pat` is for api = \"datacenter\"; cloud uses email + api_token".into(),
+                );
+            }
+        }
+        JiraApi::Datacenter => {
+            if j.pat.as_ref().is_none_or(Secret::is_empty) {
+                issue(
+                    &format!("{at}.pat"),
+                    "api = \"datacenter\" needs `pat` (a personal access token)".into(),
+                );
+            }
+            if j.api_token.is_some() {
+                issue(
+                    &format!("{at}.api_token"),
+                    "`api_token` is for api = \"cloud\"; datacenter uses `pat`".into(),
+                );
+            }
+        }
+    }
+    if j.project.trim().is_empty() {
+        issue(&format!("{at}.project"), "must not be empty".into());
+    }
+    if j.link_field.trim().is_empty() {
+        issue(&format!("{at}.link_field"), "must not be empty".into());
+    }
+}
+
+fn check_pointer(p: &str, key: &str, issue: &mut impl FnMut(&str, String)) {
+    if !(p.is_empty() || p.starts_with('/')) {
+        issue(
+            key,
+            format!("`{p}` is not a JSON Pointer: it must be empty or start with `/`"),
+        );
+    }
+}
+
+fn check_rest(
+    r: &RestConfig,
+    create: CreatePolicy,
+    at: &str,
+    issue: &mut impl FnMut(&str, String),
+) {
+    check_url(&r.base_url, &format!("{at}.base_url"), issue);
+    match r.format {
+        RestFormat::Seed => {
+            for (key, present) in [
+                ("operations", r.operations.is_some()),
+                ("webhook", r.webhook.is_some()),
+                ("fields", !r.fields.is_empty()),
+            ] {
+                if present {
+                    issue(
+                        &format!("{at}.{key}"),
+                        "only used with format = \"custom\"".into(),
+                    );
+                }
+            }
+        }
+        RestFormat::Custom => {
+            let Some(ops) = &r.operations else {
+                issue(
+                    &format!("{at}.operations"),
+                    "format = \"custom\" needs [connection.external.operations] (at least `update`)"
+                        .into(),
+                );
+                return;
+            };
+            let ops_at = format!("{at}.operations");
+            let all = [
+                ("create", ops.create.as_ref()),
+                ("update", Some(&ops.update)),
+                ("fetch", ops.fetch.as_ref()),
+                ("list_changed", ops.list_changed.as_ref()),
+            ];
+            for (name, op) in all {
+                let Some(op) = op else { continue };
+                let k = format!("{ops_at}.{name}");
+                if !op.path.starts_with('/') {
+                    issue(
+                        &format!("{k}.path"),
+                        format!("`{}` must start with `/`", op.path),
+                    );
+                }
+                for (pk, p) in [
+                    ("id_pointer", &op.id_pointer),
+                    ("item_pointer", &op.item_pointer),
+                    ("items_pointer", &op.items_pointer),
+                    ("updated_pointer", &op.updated_pointer),
+                ] {
+                    if let Some(p) = p {
+                        check_pointer(p, &format!("{k}.{pk}"), issue);
+                    }
+                }
+                if let Some(body) = &op.body
+                    && !body.contains("{{fields}}")
+                    && matches!(name, "create" | "update")
+                {
+                    issue(
+                        &format!("{k}.body"),
+                        "the body template must contain `{{fields}}`".into(),
+                    );
+                }
+            }
+            if !ops.update.path.contains("{id}") {
+                issue(
+                    &format!("{ops_at}.update.path"),
+                    "must contain `{id}`".into(),
+                );
+            }
+            if let Some(f) = &ops.fetch
+                && !f.path.contains("{id}")
+            {
+                issue(
+                    &format!("{ops_at}.fetch.path"),
+                    "must contain `{id}`".into(),
+                );
+            }
+            match &ops.create {
+                Some(c) if c.id_pointer.is_none() => issue(
+                    &format!("{ops_at}.create.id_pointer"),
+                    "create needs `id_pointer`: where the new item's id is in the answer".into(),
+                ),
+                None if create.allows_create_on(tandem_core::Side::External) => issue(
+                    &format!("{ops_at}.create"),
+                    "create = \"both\" or \"to_external\" needs an `operations.create` call (or set create = \"to_jira\" / \"none\")".into(),
+                ),
+                _ => {}
+            }
+            if let Some(l) = &ops.list_changed {
+                if l.items_pointer.is_none() {
+                    issue(
+                        &format!("{ops_at}.list_changed.items_pointer"),
+                        "list_changed needs `items_pointer`".into(),
+                    );
+                }
+                if l.id_pointer.is_none() {
+                    issue(
+                        &format!("{ops_at}.list_changed.id_pointer"),
+                        "list_changed needs `id_pointer`".into(),
+                    );
+                }
+            }
+            if r.webhook_payload == WebhookPayload::IdOnly && ops.fetch.is_none() {
+                issue(
+                    &format!("{at}.webhook_payload"),
+                    "\"id_only\" needs an `operations.fetch` call to read the item".into(),
+                );
+            }
+            if let Some(w) = &r.webhook {
+                check_pointer(&w.id_pointer, &format!("{at}.webhook.id_pointer"), issue);
+                if let Some(p) = &w.event_pointer {
+                    check_pointer(p, &format!("{at}.webhook.event_pointer"), issue);
+                }
+            }
+            let mut ids = HashMap::new();
+            for (i, f) in r.fields.iter().enumerate() {
+                let k = format!("{at}.fields[{i}]");
+                if let Some(prev) = ids.insert(f.id.as_str(), i) {
+                    issue(
+                        &format!("{k}.id"),
+                        format!("field `{}` is already described by fields[{prev}]", f.id),
+                    );
+                }
+                if f.read.starts_with('$') {
+                    if let Err(e) = serde_json_path::JsonPath::parse(&f.read) {
+                        issue(&format!("{k}.read"), format!("invalid JSONPath: {e}"));
+                    }
+                } else {
+                    check_pointer(&f.read, &format!("{k}.read"), issue);
+                }
+                match &f.write {
+                    Some(w) => check_pointer(w, &format!("{k}.write"), issue),
+                    None if !f.read.starts_with('/') => issue(
+                        &format!("{k}.write"),
+                        "`read` is a JSONPath, so `write` (a JSON Pointer) is required".into(),
+                    ),
+                    None => {}
+                }
+            }
+        }
+    }
+}
+
+/// Makes a relative SQLite path absolute against the config folder, so the database does not
+/// move with the working directory.
+fn resolve_storage_url(url: &str, dir: &Path) -> Result<String, String> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        return Ok(url.to_string());
+    }
+    let Some(rest) = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+    else {
+        return Err(format!(
+            "`{}`: expected sqlite://FILE or postgres://...",
+            redact_url_password(url)
+        ));
+    };
+    if rest.starts_with(":memory:") {
+        return Ok(url.to_string());
+    }
+    let (file, query) = match rest.find('?') {
+        Some(q) => (&rest[..q], &rest[q..]),
+        None => (rest, ""),
+    };
+    if file.is_empty() {
+        return Err("sqlite URL names no file".into());
+    }
+    let file = Path::new(file);
+    let abs = if file.is_absolute() {
+        file.to_path_buf()
+    } else {
+        let dir = if dir.is_absolute() {
+            dir.to_path_buf()
+        } else {
+            std::env::current_dir()
+                .map(|cwd| cwd.join(dir))
+                .unwrap_or_else(|_| dir.to_path_buf())
+        };
+        dir.join(file)
+    };
+    Ok(format!("sqlite://{}{query}", abs.display()))
+}
