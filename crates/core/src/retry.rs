@@ -41,7 +41,7 @@ impl RetryPolicy {
         // Even in u128 nanoseconds a large base times 2^63 overflows; an overflow is simply
         // "more than the cap".
         let base = self.base.as_nanos();
-        let scaled = base.checked_mul(1u128 << exp).unwrap_or(u128::MAX);
+        let scaled = base.saturating_mul(1u128 << exp);
         let capped = scaled.min(self.cap.as_nanos());
         duration_from_nanos(capped)
     }
