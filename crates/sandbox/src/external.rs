@@ -198,7 +198,7 @@ impl Inner {
         };
         let creating = id.is_none();
         let now = {
-            let now = Utc::now();
+            let now = chrono::SubsecRound::trunc_subsecs(Utc::now(), 3);
             let t = if now > st.last_time {
                 now
             } else {
@@ -392,7 +392,7 @@ impl ExternalSandbox {
             state: Mutex::new(ExtState {
                 items: BTreeMap::new(),
                 next: 0,
-                last_time: Utc::now(),
+                last_time: chrono::SubsecRound::trunc_subsecs(Utc::now(), 3),
                 webhook_url: cfg.webhook_url.clone(),
                 webhook_token: cfg.webhook_token.clone(),
                 rate: RateWindow::default(),

@@ -130,7 +130,7 @@ impl State {
     /// A strictly increasing clock, so `ORDER BY updated` and cursors never see ties that
     /// reorder edits made in the same millisecond.
     fn tick(&mut self) -> DateTime<Utc> {
-        let now = Utc::now();
+        let now = chrono::SubsecRound::trunc_subsecs(Utc::now(), 3);
         let t = if now > self.last_time {
             now
         } else {
@@ -912,7 +912,7 @@ impl JiraSandbox {
             next_history_id: 10000,
             hooks: vec![],
             next_hook_id: 1,
-            last_time: Utc::now(),
+            last_time: chrono::SubsecRound::trunc_subsecs(Utc::now(), 3),
             rate: RateWindow::default(),
         };
         let inner = Arc::new(Inner {
