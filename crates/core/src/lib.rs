@@ -10,6 +10,7 @@ pub mod event;
 pub mod ids;
 pub mod link;
 pub mod mapping;
+pub mod plan;
 pub mod retry;
 pub mod richtext;
 pub mod value;
@@ -22,6 +23,7 @@ pub use mapping::{
     ConflictPolicy, Direction, FieldMapping, FieldMappingSpec, FieldType, Location, Mapping,
     MappingError, MappingErrors, parse_csv, parse_toml, validate,
 };
+pub use plan::{Decision, Outcome, Plan, PlanInput, plan_create, plan_update};
 pub use retry::{FailureClass, RetryPolicy, classify_status, parse_retry_after};
 pub use richtext::{Block, Doc, Inline, Marks, RichTextError};
 pub use value::FieldValue;
