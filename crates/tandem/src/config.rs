@@ -573,7 +573,7 @@ pub struct RestConfig {
 
 /// How Tandem authenticates to a REST system.
 #[derive(Debug, Clone, Default, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum RestAuth {
     /// No credentials.
     #[default]
@@ -782,6 +782,8 @@ pub fn parse_str(
         env_issues.push(issue(Some(span), key, msg))
     });
     if !env_issues.is_empty() {
+        // The tree is walked in key order; people read files top to bottom.
+        env_issues.sort_by_key(|i| i.line);
         return Err(ConfigError { issues: env_issues });
     }
 
@@ -803,6 +805,7 @@ pub fn parse_str(
         issues.push(issue(span, key, message));
     });
     if !issues.is_empty() {
+        issues.sort_by_key(|i| i.line);
         return Err(ConfigError { issues });
     }
     Ok(config)
@@ -1042,8 +1045,9 @@ impl SpanIndex {
             DeValue::Array(items) => {
                 for (i, item) in items.iter().enumerate() {
                     let p = format!("{path}[{i}]");
-                    // An array element has no key of its own; the array's key stands in.
-                    out.insert(p.clone(), (key_span.clone(), item.span()));
+                    // An array element has no key of its own: its value span (for `[[x]]`,
+                    // the element's own header) is what locates it.
+                    out.insert(p.clone(), (item.span(), item.span()));
                     Self::walk_value(item, &p, key_span.clone(), out);
                 }
             }
@@ -1098,13 +1102,27 @@ impl SpanIndex {
         };
         let mut path = path.clone();
         if let Some(field) = backticked_after(message, "unknown field ") {
-            let candidate = join_key(&path, &field);
-            if let Some((key, _)) = self.entries.get(&candidate) {
-                return (Some(key.clone()), candidate);
+            // The key itself when the span already is it; else the shallowest key of that
+            // name inside the table the span covers (nested tagged enums, like
+            // `external.auth`, are buffered together).
+            if path == field || path.ends_with(&format!(".{field}")) {
+                return (Some(span), path);
             }
-            if !path.ends_with(&format!(".{field}")) && path != field {
-                path = candidate;
+            let inside = format!("{path}.");
+            let found = self
+                .entries
+                .iter()
+                .filter(|(p, _)| {
+                    p.strip_prefix(&inside).is_some_and(|rest| {
+                        (rest == field || rest.ends_with(&format!(".{field}")))
+                            && !rest.contains('[')
+                    })
+                })
+                .min_by_key(|(p, (key, _))| (p.matches('.').count(), key.start));
+            if let Some((p, (key, _))) = found {
+                return (Some(key.clone()), p.clone());
             }
+            path = join_key(&path, &field);
         } else if let Some(field) = backticked_after(message, "missing field ") {
             let span = self.span_of(&path).unwrap_or(span);
             return (Some(span), join_key(&path, &field));
@@ -1497,4 +1515,349 @@ fn resolve_storage_url(url: &str, dir: &Path) -> Result<String, String> {
         dir.join(file)
     };
     Ok(format!("sqlite://{}{query}", abs.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A complete, valid config with an inline mapping; tests change one thing at a time.
+    const VALID: &str = r#"
+[server]
+listen = "127.0.0.1:9000"
+admin_token = "${ADMIN}"
+
+[[connection]]
+name = "seed"
+poll_interval = "5m"
+
+[[connection.field]]
+jira = "summary"
+external = "1001"
+
+[[connection.field]]
+jira = "duedate"
+external = 1003
+type = "date"
+
+[connection.jira]
+base_url = "https://example.atlassian.net"
+email = "me@example.com"
+api_token = "${JIRA_TOKEN}"
+project = "TEST"
+
+[connection.external]
+type = "rest"
+base_url = "https://ext.example.com"
+auth = { type = "basic", username = "sync", password = "${EXT_PASSWORD}" }
+"#;
+
+    fn env(name: &str) -> Option<String> {
+        match name {
+            "ADMIN" => Some("admin-secret-value".into()),
+            "JIRA_TOKEN" => Some("jira-secret-value".into()),
+            "EXT_PASSWORD" => Some("ext-secret-value".into()),
+            _ => None,
+        }
+    }
+
+    fn load(text: &str) -> Result<Config, ConfigError> {
+        load_str(text, Path::new("/etc/tandem/tandem.toml"), env)
+    }
+
+    /// The single issue of a failing load.
+    fn one_issue(text: &str) -> ConfigIssue {
+        let err = load(text).expect_err("config should be refused");
+        assert_eq!(err.issues.len(), 1, "{err}");
+        err.issues.into_iter().next().unwrap()
+    }
+
+    fn line_of(text: &str, needle: &str) -> usize {
+        let offset = text.find(needle).expect("needle in text");
+        text[..offset].matches('\n').count() + 1
+    }
+
+    #[test]
+    fn valid_config_loads_with_defaults_and_inline_mapping() {
+        let c = load(VALID).unwrap();
+        assert_eq!(c.server.listen.port(), 9000);
+        assert_eq!(
+            c.server.admin_token.as_ref().unwrap().expose(),
+            "admin-secret-value"
+        );
+        assert_eq!(c.server.max_body_bytes, 1024 * 1024);
+        assert_eq!(c.worker.max_attempts, 10);
+        assert_eq!(c.storage.url, "sqlite:///etc/tandem/tandem.db");
+        let conn = &c.connections[0];
+        assert_eq!(conn.poll_interval, Duration::from_secs(300));
+        assert_eq!(conn.conflict, ConflictPolicy::LaterWins);
+        assert_eq!(conn.create, CreatePolicy::Both);
+        assert_eq!(conn.jira.issue_type, "Task");
+        assert_eq!(conn.jira.link_field, "External ID");
+        assert_eq!(conn.fields.fields.len(), 2);
+        assert_eq!(conn.fields.fields[1].external_field, "1003");
+        assert_eq!(
+            conn.fields.fields[1].location.line,
+            line_of(VALID, "[[connection.field]]\njira = \"duedate\"")
+        );
+        match &conn.external {
+            ExternalConfig::Rest(r) => {
+                assert_eq!(r.format, RestFormat::Seed);
+                assert!(
+                    matches!(&r.auth, RestAuth::Basic { password, .. } if password.expose() == "ext-secret-value")
+                );
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn env_references_expand_and_double_dollar_escapes() {
+        let e = |n: &str| (n == "A").then(|| "x\"y".to_string());
+        assert_eq!(
+            expand_env("${A}-$${A}-$5-${A}", &e).unwrap(),
+            "x\"y-${A}-$5-x\"y"
+        );
+        let errs = expand_env("${B} ${C} ${1X} ${", &e).unwrap_err();
+        assert_eq!(errs.len(), 4, "{errs:?}");
+        assert!(errs[0].contains("`B` is not set"));
+        assert!(errs[1].contains("`C` is not set"));
+        // A comment mentioning ${NOPE} is not a value and is left alone.
+        let text = format!("# uses ${{NOPE}}\n{VALID}");
+        assert!(load(&text).is_ok());
+    }
+
+    #[test]
+    fn missing_env_variables_are_all_named_with_line_and_key() {
+        let text = VALID
+            .replace("${JIRA_TOKEN}", "${JIRA_API_TOKEN}")
+            .replace("${ADMIN}", "${TANDEM_ADMIN}");
+        let err = load(&text).unwrap_err();
+        assert_eq!(err.issues.len(), 2, "{err}");
+        let admin = &err.issues[0];
+        assert_eq!(admin.line, Some(line_of(&text, "admin_token")));
+        assert_eq!(admin.key, "server.admin_token");
+        assert!(admin.message.contains("`TANDEM_ADMIN` is not set"));
+        let jira = &err.issues[1];
+        assert_eq!(jira.line, Some(line_of(&text, "api_token")));
+        assert_eq!(jira.key, "connection[0].jira.api_token");
+        assert_eq!(
+            jira.to_string(),
+            format!(
+                "/etc/tandem/tandem.toml:{}: connection[0].jira.api_token: environment variable `JIRA_API_TOKEN` is not set",
+                jira.line.unwrap()
+            )
+        );
+    }
+
+    #[test]
+    fn unknown_keys_name_their_line_and_path_at_every_level() {
+        let cases = [
+            (
+                "[server]\n",
+                "[server]\nlisten_addr = \"x\"\n",
+                "listen_addr",
+                "server.listen_addr",
+            ),
+            (
+                "\n[server]\n",
+                "\nverbose = true\n[server]\n",
+                "verbose",
+                "verbose",
+            ),
+            (
+                "poll_interval = \"5m\"\n",
+                "poll_interval = \"5m\"\ntimeout = 3\n",
+                "timeout",
+                "connection[0].timeout",
+            ),
+            (
+                "project = \"TEST\"\n",
+                "project = \"TEST\"\nprojekt = \"X\"\n",
+                "projekt",
+                "connection[0].jira.projekt",
+            ),
+            // Inside an internally tagged enum (serde buffers these, losing spans).
+            (
+                "type = \"rest\"\n",
+                "type = \"rest\"\nbase_uri = \"x\"\n",
+                "base_uri",
+                "connection[0].external.base_uri",
+            ),
+            (
+                "username = \"sync\"",
+                "username = \"sync\", user = \"x\"",
+                "user = ",
+                "connection[0].external.auth.user",
+            ),
+            (
+                "external = \"1001\"\n",
+                "external = \"1001\"\ndirektion = \"both\"\n",
+                "direktion",
+                "connection[0].field[0].direktion",
+            ),
+        ];
+        for (from, to, needle, key) in cases {
+            let text = VALID.replacen(from, to, 1);
+            assert_ne!(text, VALID, "{from}");
+            let issue = one_issue(&text);
+            assert_eq!(issue.line, Some(line_of(&text, needle)), "{key}: {issue}");
+            assert_eq!(issue.key, key, "{issue}");
+            assert!(issue.message.contains("unknown field"), "{issue}");
+        }
+    }
+
+    #[test]
+    fn missing_and_mistyped_values_point_at_their_table_or_value() {
+        let text = VALID.replace("project = \"TEST\"\n", "");
+        let issue = one_issue(&text);
+        assert_eq!(issue.key, "connection[0].jira.project");
+        assert_eq!(issue.line, Some(line_of(&text, "[connection.jira]")));
+        assert!(issue.message.contains("missing field `project`"), "{issue}");
+
+        let text = VALID.replace("\"5m\"", "\"5 minutes\"");
+        let issue = one_issue(&text);
+        assert_eq!(issue.key, "connection[0].poll_interval");
+        assert_eq!(issue.line, Some(line_of(&text, "poll_interval")));
+
+        let text = VALID.replace("type = \"rest\"", "type = \"soap\"");
+        let issue = one_issue(&text);
+        assert!(issue.message.contains("soap"), "{issue}");
+        assert_eq!(issue.key, "connection[0].external.type");
+        assert_eq!(
+            issue.line,
+            Some(line_of(&text, "type = \"soap\"")),
+            "{issue}"
+        );
+
+        let text = VALID.replace("[server]\n", "[server]\nmax_body_bytes = \"big\"\n");
+        let issue = one_issue(&text);
+        assert_eq!(issue.key, "server.max_body_bytes");
+        assert_eq!(issue.line, Some(line_of(&text, "max_body_bytes")));
+    }
+
+    #[test]
+    fn syntax_errors_have_a_line() {
+        let text = VALID.replace("name = \"seed\"", "name = seed");
+        let issue = one_issue(&text);
+        assert_eq!(issue.line, Some(line_of(&text, "name = seed")), "{issue}");
+    }
+
+    #[test]
+    fn semantic_checks_collect_every_problem() {
+        let text = VALID.replace("email = \"me@example.com\"\n", "").replace(
+            "base_url = \"https://ext.example.com\"",
+            "base_url = \"ext.example.com\"\nformat = \"custom\"",
+        ) + "\n[[connection]]\nname = \"Seed!\"\nmapping = \"m.txt\"\n[connection.jira]\nbase_url = \"https://x\"\napi = \"datacenter\"\nproject = \"P\"\n[connection.external]\ntype = \"jira\"\nbase_url = \"https://y\"\napi = \"datacenter\"\npat = \"p\"\nproject = \"Q\"\n";
+        let err = load(&text).unwrap_err();
+        let keys: Vec<&str> = err.issues.iter().map(|i| i.key.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "connection[0].jira.email",
+                "connection[0].external.operations",
+                "connection[0].external.base_url",
+                "connection[1].name",
+                "connection[1].mapping",
+                "connection[1].jira.pat",
+            ],
+            "{err}"
+        );
+        assert!(err.issues.iter().all(|i| i.line.is_some()), "{err}");
+        assert_eq!(
+            err.issues[0].line,
+            Some(line_of(&text, "[connection.jira]"))
+        );
+        assert_eq!(err.issues[3].line, Some(line_of(&text, "name = \"Seed!\"")));
+    }
+
+    #[test]
+    fn duplicate_names_and_missing_mapping_are_refused() {
+        let second = VALID.split_once("[[connection]]").unwrap().1;
+        let text = format!("{VALID}\n[[connection]]{second}");
+        let issue = one_issue(&text);
+        assert_eq!(issue.key, "connection[1].name");
+        assert!(issue.message.contains("already used"), "{issue}");
+
+        let text = VALID.replace("[[connection.field]]", "[[connection.nofield]]");
+        assert!(one_issue(&text).message.contains("unknown field"));
+        let no_fields = VALID
+            .replace(
+                "[[connection.field]]\njira = \"summary\"\nexternal = \"1001\"\n",
+                "",
+            )
+            .replace(
+                "[[connection.field]]\njira = \"duedate\"\nexternal = 1003\ntype = \"date\"\n",
+                "",
+            );
+        let issue = one_issue(&no_fields);
+        assert_eq!(issue.key, "connection[0]");
+        assert!(issue.message.contains("no field mapping"), "{issue}");
+    }
+
+    #[test]
+    fn inline_mapping_errors_carry_the_config_file_and_line() {
+        let text = VALID.replace(
+            "type = \"date\"",
+            "type = \"date\"\ndirection = \"sideways\"",
+        );
+        let issue = one_issue(&text);
+        assert_eq!(issue.file, Path::new("/etc/tandem/tandem.toml"));
+        assert_eq!(
+            issue.line,
+            Some(line_of(&text, "[[connection.field]]\njira = \"duedate\""))
+        );
+        assert!(
+            issue.message.contains("unknown direction `sideways`"),
+            "{issue}"
+        );
+    }
+
+    #[test]
+    fn debug_of_a_config_never_shows_secrets() {
+        let text = VALID.replace(
+            "[server]",
+            "[storage]\nurl = \"postgres://tandem:pg-secret-value@db:5432/tandem\"\n[server]",
+        );
+        let c = load(&text).unwrap();
+        let debug = format!("{c:?}");
+        for secret in [
+            "admin-secret-value",
+            "jira-secret-value",
+            "ext-secret-value",
+            "pg-secret-value",
+        ] {
+            assert!(!debug.contains(secret), "{secret} leaked: {debug}");
+        }
+        assert!(
+            debug.contains("postgres://tandem:***@db:5432/tandem"),
+            "{debug}"
+        );
+        assert!(c.storage.is_postgres());
+    }
+
+    #[test]
+    fn durations_and_storage_urls() {
+        assert_eq!(parse_duration("0"), Ok(Duration::ZERO));
+        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("2h"), Ok(Duration::from_secs(7200)));
+        assert!(parse_duration("").is_err());
+        assert!(parse_duration("5").is_err());
+        assert!(parse_duration("-5s").is_err());
+        assert!(parse_duration("99999999999999999999h").is_err());
+        let dir = Path::new("/srv/t");
+        assert_eq!(
+            resolve_storage_url("sqlite://data/t.db?mode=rwc", dir).unwrap(),
+            "sqlite:///srv/t/data/t.db?mode=rwc"
+        );
+        assert_eq!(
+            resolve_storage_url("sqlite:///var/t.db", dir).unwrap(),
+            "sqlite:///var/t.db"
+        );
+        assert_eq!(
+            resolve_storage_url("sqlite::memory:", dir).unwrap(),
+            "sqlite::memory:"
+        );
+        assert!(resolve_storage_url("mysql://x", dir).is_err());
+    }
 }
