@@ -518,7 +518,9 @@ impl Issue {
                     "id": h.id.to_string(),
                     "author": h.author.render(base, api),
                     "created": jira_time(&h.created),
-                    "items": h.items,
+                    // The spec types `from`/`to` as non-nullable strings, so the REST
+                    // changelog leaves out empty ones; webhooks keep Jira's explicit nulls.
+                    "items": h.items.iter().map(without_nulls).collect::<Vec<_>>(),
                 })
             })
             .collect();
@@ -528,6 +530,18 @@ impl Issue {
             "total": histories.len(),
             "histories": histories,
         })
+    }
+}
+
+fn without_nulls(v: &Value) -> Value {
+    match v {
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .filter(|(_, v)| !v.is_null())
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        ),
+        other => other.clone(),
     }
 }
 

@@ -1,0 +1,380 @@
+//! Contract test: every `/rest/api/3` endpoint the Jira sandbox serves is called with a
+//! request the Atlassian OpenAPI spec accepts, and the response body is validated against the
+//! spec's schema for that status. Nothing is hand-copied: schemas come from
+//! `shared/jira/jira-cloud-platform.openapi.json`, which sits beside the repository.
+//!
+//! OpenAPI 3.0 schemas are not quite JSON Schema, so they are translated first:
+//! `nullable: true` becomes a `null` alternative, and the OpenAPI-only keywords (`example`,
+//! `xml`, `discriminator`, `externalDocs`) are dropped. Formats are not asserted: Jira's own
+//! timestamps (`2025-01-31T10:15:30.000+0000`) are not RFC 3339 `date-time`, and the sandbox
+//! copies Jira, not the spec's annotation.
+
+mod common;
+
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+use common::{Jira, adf};
+use jsonschema::{Draft, Validator};
+use serde_json::{Map, Value, json};
+use tandem_sandbox::{JiraSandbox, JiraSandboxConfig};
+
+fn spec_path() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/jira/jira-cloud-platform.openapi.json")
+}
+
+fn spec() -> &'static Value {
+    static SPEC: OnceLock<Value> = OnceLock::new();
+    SPEC.get_or_init(|| {
+        let path = spec_path();
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+            panic!(
+                "the Jira OpenAPI spec is missing at {} ({e}); the contract test needs the \
+                 `shared/` folder checked out beside the repository",
+                path.display()
+            )
+        });
+        serde_json::from_str(&text).expect("the Jira OpenAPI spec is not valid JSON")
+    })
+}
+
+/// Translate an OpenAPI 3.0 schema object into JSON Schema (draft 4 semantics, which OpenAPI
+/// 3.0 is based on). Only schema positions are rewritten, so a property that happens to be
+/// called `example` survives.
+fn translate(schema: &Value) -> Value {
+    let Some(obj) = schema.as_object() else {
+        return schema.clone();
+    };
+    let mut out = Map::new();
+    for (k, v) in obj {
+        match k.as_str() {
+            "example" | "xml" | "discriminator" | "externalDocs" | "nullable" => {}
+            "properties" | "patternProperties" | "definitions" => {
+                let map = v
+                    .as_object()
+                    .map(|m| m.iter().map(|(n, s)| (n.clone(), translate(s))).collect())
+                    .unwrap_or_default();
+                out.insert(k.clone(), Value::Object(map));
+            }
+            "items" | "additionalProperties" | "not" => {
+                out.insert(k.clone(), translate(v));
+            }
+            "allOf" | "anyOf" | "oneOf" => {
+                let list = v
+                    .as_array()
+                    .map(|a| a.iter().map(translate).collect())
+                    .unwrap_or_default();
+                out.insert(k.clone(), Value::Array(list));
+            }
+            _ => {
+                out.insert(k.clone(), v.clone());
+            }
+        }
+    }
+    if obj.get("nullable") == Some(&Value::Bool(true)) {
+        match out.get("type").cloned() {
+            Some(Value::String(t)) => {
+                out.insert("type".into(), json!([t, "null"]));
+                if let Some(Value::Array(e)) = out.get_mut("enum") {
+                    e.push(Value::Null);
+                }
+            }
+            _ => return json!({ "anyOf": [Value::Object(out), { "type": "null" }] }),
+        }
+    }
+    Value::Object(out)
+}
+
+/// A validator for `schema` (which may `$ref` into `#/components/schemas`).
+fn validator_for(schema: &Value) -> Validator {
+    let components: Map<String, Value> = spec()["components"]["schemas"]
+        .as_object()
+        .expect("components.schemas")
+        .iter()
+        .map(|(k, v)| (k.clone(), translate(v)))
+        .collect();
+    // The response schema sits under allOf so that a root `$ref` has no siblings to ignore.
+    let doc = json!({
+        "components": { "schemas": components },
+        "allOf": [translate(schema)],
+    });
+    jsonschema::options()
+        .with_draft(Draft::Draft4)
+        .should_validate_formats(false)
+        .build(&doc)
+        .unwrap_or_else(|e| panic!("cannot compile schema {schema}: {e}"))
+}
+
+/// Check `body` against `schema`; the error lists every violation with its location.
+fn check(schema: &Value, body: &Value) -> Result<(), String> {
+    let v = validator_for(schema);
+    let errors: Vec<String> = v
+        .iter_errors(body)
+        .map(|e| format!("{} at {}", e, e.instance_path))
+        .collect();
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(errors.join("\n"))
+    }
+}
+
+fn operation(method: &str, path: &str) -> &'static Value {
+    let op = &spec()["paths"][path][method];
+    assert!(op.is_object(), "{method} {path} is not in the spec");
+    op
+}
+
+/// The spec's response schema for a status, or None when the spec declares no JSON body.
+fn response_schema(method: &str, path: &str, status: u16) -> Option<&'static Value> {
+    let resp = &operation(method, path)["responses"][status.to_string()];
+    assert!(
+        resp.is_object(),
+        "{method} {path} does not declare status {status} in the spec"
+    );
+    resp["content"]["application/json"]["schema"]
+        .as_object()
+        .map(|_| &resp["content"]["application/json"]["schema"])
+}
+
+fn request_schema(method: &str, path: &str) -> &'static Value {
+    &operation(method, path)["requestBody"]["content"]["application/json"]["schema"]
+}
+
+/// Calls the sandbox and checks request and response against the spec.
+struct Contract {
+    jira: Jira,
+    covered: Vec<(String, String)>,
+}
+
+impl Contract {
+    async fn call(
+        &mut self,
+        method: &str,
+        template: &str,
+        url: &str,
+        body: Option<Value>,
+        expect: u16,
+    ) -> Value {
+        if let Some(b) = &body {
+            let schema = request_schema(method, template);
+            if let Err(e) = check(schema, b) {
+                panic!("request for {method} {template} violates the spec:\n{e}\n{b:#}");
+            }
+        }
+        let m = reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+        let (status, resp, _) = self.jira.send(m, url, body).await;
+        assert_eq!(status, expect, "{method} {url}: {resp}");
+        match response_schema(method, template, status) {
+            Some(schema) => {
+                if let Err(e) = check(schema, &resp) {
+                    panic!("{method} {url} → {status} violates the spec:\n{e}\n{resp:#}");
+                }
+            }
+            None => assert!(
+                resp.is_null() || status >= 400,
+                "{method} {url} → {status} has a body the spec does not declare: {resp}"
+            ),
+        }
+        self.covered
+            .push((method.to_string(), template.to_string()));
+        resp
+    }
+}
+
+/// Every `/rest/api/3` route the sandbox serves. Kept next to the test so a new route
+/// without contract coverage fails below.
+const SERVED: &[(&str, &str)] = &[
+    ("post", "/rest/api/3/issue"),
+    ("get", "/rest/api/3/issue/{issueIdOrKey}"),
+    ("put", "/rest/api/3/issue/{issueIdOrKey}"),
+    ("get", "/rest/api/3/issue/{issueIdOrKey}/comment"),
+    ("post", "/rest/api/3/issue/{issueIdOrKey}/comment"),
+    ("get", "/rest/api/3/issue/{issueIdOrKey}/transitions"),
+    ("post", "/rest/api/3/issue/{issueIdOrKey}/transitions"),
+    ("get", "/rest/api/3/field"),
+    ("get", "/rest/api/3/myself"),
+    ("get", "/rest/api/3/search/jql"),
+    ("post", "/rest/api/3/search/jql"),
+    ("post", "/rest/api/3/search/approximate-count"),
+];
+
+#[tokio::test]
+async fn sandbox_responses_match_the_openapi_spec() {
+    let sb = JiraSandbox::start(JiraSandboxConfig::default())
+        .await
+        .unwrap();
+    let mut c = Contract {
+        jira: Jira::new(&sb.url()),
+        covered: vec![],
+    };
+    let issue = "/rest/api/3/issue/{issueIdOrKey}";
+
+    let created = c
+        .call(
+            "post",
+            "/rest/api/3/issue",
+            "/rest/api/3/issue",
+            Some(json!({"fields": {
+                "project": {"key": "TEST"}, "issuetype": {"name": "Bug"}, "summary": "Contract",
+                "description": adf("Body"), "duedate": "2025-01-31", "priority": {"name": "Low"},
+                "labels": ["x"], "customfield_10050": "EXT-1", "customfield_10051": {"value": "Minor"},
+                "customfield_10052": 2.5, "assignee": {"accountId": "5b10ac8d82e05b22cc7d4ef5"}
+            }})),
+            201,
+        )
+        .await;
+    let key = created["key"].as_str().unwrap().to_string();
+    c.call(
+        "post",
+        "/rest/api/3/issue",
+        "/rest/api/3/issue",
+        Some(json!({"fields": {"project": {"key": "TEST"}, "summary": "no type"}})),
+        400,
+    )
+    .await;
+
+    c.call(
+        "put",
+        issue,
+        &format!("/rest/api/3/issue/{key}"),
+        Some(json!({"fields": {"summary": "Edited"}, "update": {"labels": [{"add": "y"}]}})),
+        204,
+    )
+    .await;
+    c.call(
+        "post",
+        "/rest/api/3/issue/{issueIdOrKey}/comment",
+        &format!("/rest/api/3/issue/{key}/comment"),
+        Some(json!({"body": adf("A comment")})),
+        201,
+    )
+    .await;
+    c.call(
+        "get",
+        "/rest/api/3/issue/{issueIdOrKey}/comment",
+        &format!("/rest/api/3/issue/{key}/comment"),
+        None,
+        200,
+    )
+    .await;
+    let transitions = c
+        .call(
+            "get",
+            "/rest/api/3/issue/{issueIdOrKey}/transitions",
+            &format!("/rest/api/3/issue/{key}/transitions"),
+            None,
+            200,
+        )
+        .await;
+    let tid = transitions["transitions"][0]["id"].clone();
+    c.call(
+        "post",
+        "/rest/api/3/issue/{issueIdOrKey}/transitions",
+        &format!("/rest/api/3/issue/{key}/transitions"),
+        Some(json!({"transition": {"id": tid}})),
+        204,
+    )
+    .await;
+    for query in [
+        "",
+        "?expand=names,schema,changelog,transitions,renderedFields",
+        "?fields=summary,customfield_10050",
+    ] {
+        c.call(
+            "get",
+            issue,
+            &format!("/rest/api/3/issue/{key}{query}"),
+            None,
+            200,
+        )
+        .await;
+    }
+    c.call("get", "/rest/api/3/field", "/rest/api/3/field", None, 200)
+        .await;
+    c.call("get", "/rest/api/3/myself", "/rest/api/3/myself", None, 200)
+        .await;
+
+    for _ in 0..3 {
+        sb.user_create_issue("TEST", json!({"summary": "more"}));
+    }
+    let page = c
+        .call(
+            "post",
+            "/rest/api/3/search/jql",
+            "/rest/api/3/search/jql",
+            Some(
+                json!({"jql": "project = TEST ORDER BY updated ASC", "maxResults": 2,
+                        "fields": ["*all"], "expand": "names,schema"}),
+            ),
+            200,
+        )
+        .await;
+    let token = page["nextPageToken"].as_str().unwrap().to_string();
+    c.call(
+        "post",
+        "/rest/api/3/search/jql",
+        "/rest/api/3/search/jql",
+        Some(
+            json!({"jql": "project = TEST ORDER BY updated ASC", "maxResults": 2,
+                    "nextPageToken": token, "fields": ["summary", "updated"]}),
+        ),
+        200,
+    )
+    .await;
+    c.call(
+        "get",
+        "/rest/api/3/search/jql",
+        "/rest/api/3/search/jql?jql=project%20%3D%20TEST",
+        None,
+        200,
+    )
+    .await;
+    c.call(
+        "post",
+        "/rest/api/3/search/approximate-count",
+        "/rest/api/3/search/approximate-count",
+        Some(json!({"jql": "project = TEST"})),
+        200,
+    )
+    .await;
+
+    for (m, p) in SERVED {
+        assert!(
+            c.covered.iter().any(|(cm, cp)| cm == m && cp == p),
+            "{m} {p} is served but not contract-tested"
+        );
+    }
+    sb.shutdown().await;
+}
+
+#[test]
+fn the_validator_rejects_wrong_bodies() {
+    let schema = response_schema("post", "/rest/api/3/search/jql", 200).unwrap();
+    assert!(check(schema, &json!({"issues": [{"id": "1"}], "isLast": true})).is_ok());
+    assert!(check(schema, &json!({"issues": "not an array"})).is_err());
+    assert!(
+        check(schema, &json!({"issues": [], "total": 3})).is_err(),
+        "additionalProperties"
+    );
+    assert!(
+        check(schema, &json!({"issues": [{"id": 5}]})).is_err(),
+        "nested $ref"
+    );
+    let created = response_schema("post", "/rest/api/3/issue", 201).unwrap();
+    assert!(check(created, &json!({"id": 10000, "key": "T-1"})).is_err());
+    let fields = response_schema("get", "/rest/api/3/field", 200).unwrap();
+    assert!(
+        check(fields, &json!([{"id": "x", "schema": {"system": "x"}}])).is_err(),
+        "schema.type is required"
+    );
+}
+
+#[test]
+fn nullable_is_translated() {
+    let s = translate(&json!({"type": "string", "nullable": true, "example": "x"}));
+    assert_eq!(s, json!({"type": ["string", "null"]}));
+    let s = translate(&json!({"properties": {"example": {"type": "integer"}}}));
+    assert_eq!(s["properties"]["example"]["type"], "integer");
+}
