@@ -900,7 +900,7 @@ pub fn text_match(text: &str, query: &str) -> bool {
 /// Order issues by the query's ORDER BY (default: newest first, like Jira's `key DESC`).
 pub fn sort(issues: &mut [&Issue], order: &[(String, bool)], users: &[User]) {
     if order.is_empty() {
-        issues.sort_by(|a, b| b.id.cmp(&a.id));
+        issues.sort_by_key(|i| std::cmp::Reverse(i.id));
         return;
     }
     issues.sort_by(|a, b| {
@@ -941,9 +941,19 @@ fn cmp_by(name: &str, a: &Issue, b: &Issue, users: &[User]) -> Ordering {
     }
 }
 
-#[derive(PartialEq, PartialOrd)]
+/// An f64 with a total order, so number fields can be sort keys.
 struct F(f64);
+impl PartialEq for F {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
 impl Eq for F {}
+impl PartialOrd for F {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
 impl Ord for F {
     fn cmp(&self, other: &Self) -> Ordering {
         self.0.total_cmp(&other.0)

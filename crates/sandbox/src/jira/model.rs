@@ -650,7 +650,7 @@ pub fn parse_input(def: &FieldDef, v: &Value, api: Api, users: &[User]) -> Resul
             }),
             Value::String(s) if s.is_empty() => Ok(Value::Null),
             Value::String(s) => Ok(json!(s)),
-            _ => Err(format!("Operation value must be a string")),
+            _ => Err("Operation value must be a string".into()),
         },
         Kind::RichText => match (api, v) {
             (_, Value::Null) => Ok(Value::Null),
@@ -726,9 +726,7 @@ pub fn parse_input(def: &FieldDef, v: &Value, api: Api, users: &[User]) -> Resul
                         _ => "Option value '' is not valid".into(),
                     })
             }
-            _ => Err(format!(
-                "Could not find valid 'id' or 'value' in the Parent Option object."
-            )),
+            _ => Err("Could not find valid 'id' or 'value' in the Parent Option object.".into()),
         },
         Kind::Number => match v {
             Value::Null => Ok(Value::Null),
@@ -756,7 +754,7 @@ pub fn label(v: &Value) -> Result<String, String> {
         Some(s) if s.chars().any(char::is_whitespace) => {
             Err(format!("The label '{s}' contains spaces which is invalid."))
         }
-        Some(s) if s.is_empty() => Err("Label cannot be empty.".into()),
+        Some("") => Err("Label cannot be empty.".into()),
         Some(s) => Ok(s.to_string()),
         None => Err("Operation value must be a string".into()),
     }
