@@ -220,7 +220,13 @@ struct Parser {
     toks: Vec<(Tok, usize)>,
     pos: usize,
     end: usize,
+    /// Nesting depth of parentheses and NOTs; bounded so hostile input cannot overflow the
+    /// stack of this recursive-descent parser.
+    depth: usize,
 }
+
+const MAX_DEPTH: usize = 100;
+const MAX_TOKENS: usize = 2000;
 
 const VALID_OPS: &str = "The valid operators are '=', '!=', '<', '>', '<=', '>=', '~', '!~', 'IN', 'NOT IN', 'IS' and 'IS NOT'.";
 
@@ -318,6 +324,16 @@ impl Parser {
     }
 
     fn unary(&mut self) -> Result<Expr, String> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return Err(syntax("The query is nested too deeply.".into(), self.at()));
+        }
+        let result = self.unary_inner();
+        self.depth -= 1;
+        result
+    }
+
+    fn unary_inner(&mut self) -> Result<Expr, String> {
         match self.peek() {
             Some(t) if t.is_kw("not") => {
                 self.next();
@@ -455,10 +471,19 @@ impl Parser {
 /// Parse JQL text. Errors carry Jira's "Error in the JQL Query: ..." message.
 pub fn parse(src: &str) -> Result<Query, String> {
     let toks = tokenize(src)?;
+    // AND/OR chains build a tree as deep as they are long, and evaluation recurses over it;
+    // a cap on the query size keeps hostile input from exhausting the stack.
+    if toks.len() > MAX_TOKENS {
+        return Err(format!(
+            "Error in the JQL Query: The query is too long ({} terms; at most {MAX_TOKENS}).",
+            toks.len()
+        ));
+    }
     let mut p = Parser {
         toks,
         pos: 0,
         end: src.chars().count(),
+        depth: 0,
     };
     p.query()
 }
@@ -1025,10 +1050,103 @@ mod tests {
             "order",
             "order by",
             "project = f(",
+            &"(".repeat(100_000),
+            &"NOT ".repeat(100_000),
+            &"key = A-1 AND ".repeat(10_000),
         ] {
             match parse(bad) {
                 Err(e) => assert!(e.starts_with("Error in the JQL Query:"), "{bad}: {e}"),
                 Ok(q) => panic!("{bad} parsed as {q:?}"),
+            }
+        }
+    }
+
+    /// Deterministic pseudo-random JQL built from real and hostile pieces: parsing,
+    /// validation and evaluation must answer, never panic.
+    #[test]
+    fn garbage_never_panics() {
+        let pieces = [
+            "project",
+            "=",
+            "TEST",
+            "\"External ID\"",
+            "~",
+            "\"\\\"x\\\"\"",
+            "(",
+            ")",
+            "AND",
+            "OR",
+            "NOT",
+            "IN",
+            "IS",
+            "EMPTY",
+            ",",
+            "ORDER",
+            "BY",
+            "DESC",
+            "updated",
+            ">=",
+            "-5m",
+            "!",
+            "cf[10050]",
+            "cf[",
+            "'",
+            "\"",
+            "key",
+            "TEST-1",
+            "<",
+            "now()",
+            "currentUser()",
+            "é",
+            "-",
+            "9999999999999999999999w",
+            "labels",
+            "!=",
+            "!~",
+            "priority",
+            "\\",
+        ];
+        let ctx = Ctx {
+            projects: &[],
+            users: &[],
+            now: Utc::now(),
+            current_user: "",
+            keys: &|_| true,
+        };
+        let issue = Issue {
+            id: 1,
+            key: "TEST-1".into(),
+            project: Project {
+                id: "1".into(),
+                key: "TEST".into(),
+                name: "Test".into(),
+            },
+            fields: Default::default(),
+            created: Utc::now(),
+            updated: Utc::now(),
+            comments: vec![],
+            histories: vec![],
+        };
+        let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+        for _ in 0..5000 {
+            let mut q = String::new();
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            let len = (seed % 9) as usize;
+            let mut x = seed;
+            for _ in 0..len {
+                x = x
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                q.push_str(pieces[(x >> 33) as usize % pieces.len()]);
+                q.push(' ');
+            }
+            if let Ok(parsed) = parse(&q)
+                && validate(&parsed, &ctx).is_ok()
+                && let Some(f) = &parsed.filter
+            {
+                let _ = matches(f, &issue, &ctx);
             }
         }
     }
