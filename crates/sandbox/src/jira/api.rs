@@ -618,13 +618,20 @@ fn search_v2(inner: &Inner, args: V2Args) -> R {
     let select = Select::parse(&args.fields, true);
     let start = args.start.max(0) as usize;
     let max = args.max.clamp(0, 1000) as usize;
+    // names/schema belong to the page, not to each issue; other expansions are per issue.
+    let per_issue: Vec<String> = args
+        .expand
+        .iter()
+        .filter(|e| !e.eq_ignore_ascii_case("names") && !e.eq_ignore_ascii_case("schema"))
+        .cloned()
+        .collect();
     let st = inner.lock();
     let page: Vec<Value> = ids
         .iter()
         .skip(start)
         .take(max)
         .filter_map(|id| st.issues.get(id))
-        .map(|issue| inner.bean(&st, issue, Api::V2, &|f| select.wants(f), &args.expand))
+        .map(|issue| inner.bean(&st, issue, Api::V2, &|f| select.wants(f), &per_issue))
         .collect();
     let mut out = json!({
         "expand": "schema,names",
