@@ -9,6 +9,7 @@
 //! `"1001"`): it resolves them to the system's real ids itself and decodes native JSON into
 //! canonical [`FieldValue`]s, so planning never sees a wire format.
 
+pub mod http;
 pub mod jira;
 pub mod rest;
 
@@ -17,7 +18,71 @@ use chrono::{DateTime, Utc};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
+use tandem_core::mapping::Mapping;
 use tandem_core::{ChangeEvent, FieldValue, Side};
+
+use crate::config::{ExternalConfig, JiraConfig, RestConfig};
+
+/// What every connector is built with besides its own configuration.
+#[derive(Debug, Clone)]
+pub struct ConnectorContext {
+    /// The side of the connection this connector serves; decides which mapping column names
+    /// its fields.
+    pub side: Side,
+    /// The connection's mapping.
+    pub mapping: tandem_core::mapping::Mapping,
+    /// Shared HTTP client (connection pool, timeouts).
+    pub http: reqwest::Client,
+}
+
+impl ConnectorContext {
+    pub fn new(side: Side, mapping: Mapping, http: reqwest::Client) -> Self {
+        ConnectorContext {
+            side,
+            mapping,
+            http,
+        }
+    }
+}
+
+/// The configuration of one side, whichever system it is.
+#[derive(Debug, Clone, Copy)]
+pub enum SideConfig<'a> {
+    Jira(&'a JiraConfig),
+    Rest(&'a RestConfig),
+}
+
+impl<'a> From<&'a JiraConfig> for SideConfig<'a> {
+    fn from(c: &'a JiraConfig) -> Self {
+        SideConfig::Jira(c)
+    }
+}
+
+impl<'a> From<&'a RestConfig> for SideConfig<'a> {
+    fn from(c: &'a RestConfig) -> Self {
+        SideConfig::Rest(c)
+    }
+}
+
+impl<'a> From<&'a ExternalConfig> for SideConfig<'a> {
+    fn from(c: &'a ExternalConfig) -> Self {
+        match c {
+            ExternalConfig::Rest(r) => SideConfig::Rest(r),
+            ExternalConfig::Jira(j) => SideConfig::Jira(j),
+        }
+    }
+}
+
+/// Builds the connector for one side: `build(&conn.jira, ctx)` or `build(&conn.external, ctx)`.
+pub fn build<'a>(
+    side_config: impl Into<SideConfig<'a>>,
+    ctx: ConnectorContext,
+) -> anyhow::Result<Arc<dyn Connector>> {
+    Ok(match side_config.into() {
+        SideConfig::Jira(c) => Arc::new(jira::JiraConnector::new(c, ctx)?),
+        SideConfig::Rest(c) => Arc::new(rest::RestConnector::new(c, ctx)?),
+    })
+}
 
 /// Field values keyed by the mapping's field names on one side.
 pub type Fields = BTreeMap<String, FieldValue>;
@@ -75,7 +140,10 @@ pub enum ConnectorError {
     },
     /// Retrying will not help: 400, 401, 403, 404, 422, a value that cannot be encoded.
     #[error("{message}")]
-    Permanent { message: String, status: Option<u16> },
+    Permanent {
+        message: String,
+        status: Option<u16>,
+    },
 }
 
 impl ConnectorError {

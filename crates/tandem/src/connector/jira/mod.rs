@@ -1,1 +1,789 @@
-//! The Jira connector (Cloud REST v3 and Data Center REST v2). Being written.
+//! The Jira connector: Cloud (REST v3, ADF, Basic `email:api_token`) and Data Center (REST
+//! v2, wiki markup, Bearer PAT).
+//!
+//! [`JiraConnector::prepare`] loads the field catalogue once and resolves every field the
+//! mapping names (by id or display name) plus the link field; the schema of each decides how
+//! values are written (see [`fields`]). Every write is one call: a create carries the link
+//! field, an update sends all changed fields in one `PUT`. Status is the exception Jira
+//! imposes: it only moves through a transition, which we look up by target status name.
+//!
+//! External ids reach JQL only through [`jql_string`], which escapes them twice (for the
+//! phrase and for the JQL string), and every search hit is checked client-side, because `~`
+//! is a full-text match, not equality.
+
+pub mod client;
+pub mod fields;
+pub mod webhook;
+
+use self::client::{Cursor, JiraAuth, JiraClient};
+use self::fields::{Api, FieldInfo, JiraKind};
+use super::{
+    CheckReport, Connector, ConnectorContext, ConnectorError, ConnectorResult, Fields, Item, Page,
+    WebhookError,
+};
+use crate::config::{JiraApi, JiraConfig};
+use crate::secret::Secret;
+use async_trait::async_trait;
+use chrono::{DateTime, TimeZone, Utc};
+use serde_json::{Map, Value, json};
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
+use tandem_core::mapping::{FieldType, Mapping};
+use tandem_core::{ChangeEvent, ChangeKind, EventOrigin, FieldValue, Side};
+
+/// Results per search page; Jira may return fewer.
+const PAGE_SIZE: u32 = 100;
+/// How many pages of full-text hits `find_by_link` inspects before giving up.
+const FIND_PAGES: usize = 5;
+
+/// Field names resolved against the site's catalogue.
+#[derive(Debug, Clone)]
+struct Resolved {
+    /// Mapping name (as written in the mapping) → the field.
+    fields: BTreeMap<String, FieldInfo>,
+    /// The field holding the other side's id.
+    link: Option<FieldInfo>,
+    /// True when built from guesses because the catalogue was not loaded yet (webhooks only).
+    guessed: bool,
+}
+
+pub struct JiraConnector {
+    side: Side,
+    mapping: Mapping,
+    client: JiraClient,
+    project: String,
+    issue_type: String,
+    link_field: Option<String>,
+    webhook_secret: Option<Secret>,
+    resolved: RwLock<Option<Arc<Resolved>>>,
+}
+
+impl std::fmt::Debug for JiraConnector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JiraConnector")
+            .field("side", &self.side)
+            .field("client", &self.client)
+            .field("project", &self.project)
+            .finish_non_exhaustive()
+    }
+}
+
+impl JiraConnector {
+    /// Builds the connector; credentials are checked for presence here and for validity by
+    /// `prepare`/`check`.
+    pub fn new(cfg: &JiraConfig, ctx: ConnectorContext) -> anyhow::Result<Self> {
+        let (api, auth) = match cfg.api {
+            JiraApi::Cloud => {
+                let email = cfg
+                    .email
+                    .clone()
+                    .filter(|e| !e.trim().is_empty())
+                    .ok_or_else(|| {
+                        anyhow::anyhow!("jira: `email` is required for api = \"cloud\"")
+                    })?;
+                let token = cfg
+                    .api_token
+                    .as_ref()
+                    .filter(|t| !t.is_empty())
+                    .ok_or_else(|| {
+                        anyhow::anyhow!("jira: `api_token` is required for api = \"cloud\"")
+                    })?;
+                (
+                    Api::Cloud,
+                    JiraAuth::Basic {
+                        email: email.trim().to_string(),
+                        token: token.expose().to_string(),
+                    },
+                )
+            }
+            JiraApi::Datacenter => {
+                let pat = cfg.pat.as_ref().filter(|t| !t.is_empty()).ok_or_else(|| {
+                    anyhow::anyhow!("jira: `pat` is required for api = \"datacenter\"")
+                })?;
+                (
+                    Api::DataCenter,
+                    JiraAuth::Bearer {
+                        token: pat.expose().to_string(),
+                    },
+                )
+            }
+        };
+        let client = JiraClient::new(ctx.http, &cfg.base_url, api, auth)?;
+        let link_field = Some(cfg.link_field.trim().to_string()).filter(|s| !s.is_empty());
+        Ok(JiraConnector {
+            side: ctx.side,
+            mapping: ctx.mapping,
+            client,
+            project: cfg.project.trim().to_string(),
+            issue_type: cfg.issue_type.trim().to_string(),
+            link_field,
+            webhook_secret: cfg.webhook_secret.clone().filter(|s| !s.is_empty()),
+            resolved: RwLock::new(None),
+        })
+    }
+
+    /// The mapping's field names on this connector's side, in file order.
+    fn mapped_names(&self) -> Vec<String> {
+        self.mapping
+            .fields_on(self.side)
+            .into_iter()
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// The declared type of a mapped field (the first entry naming it wins).
+    fn declared_type(&self, name: &str) -> FieldType {
+        self.mapping
+            .by_field(self.side, name)
+            .next()
+            .map_or(FieldType::Text, |m| m.field_type)
+    }
+
+    fn cached(&self) -> Option<Arc<Resolved>> {
+        match self.resolved.read() {
+            Ok(g) => g.clone(),
+            // A panic elsewhere while holding the lock leaves valid data behind.
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Loads the catalogue and resolves every name; all problems are reported at once.
+    async fn resolve_all(&self) -> ConnectorResult<(Resolved, Vec<String>)> {
+        let catalogue = fields::parse_catalogue(&self.client.fields().await?)
+            .map_err(|e| ConnectorError::permanent(format!("jira: {e}")))?;
+        let mut problems = Vec::new();
+        let mut resolved = BTreeMap::new();
+        for name in self.mapped_names() {
+            match fields::resolve(&name, &catalogue) {
+                Ok(f) => {
+                    resolved.insert(name, f);
+                }
+                Err(e) => problems.push(e),
+            }
+        }
+        let link = match &self.link_field {
+            None => None,
+            Some(name) => match fields::resolve(name, &catalogue) {
+                Ok(f) => Some(f),
+                Err(e) => {
+                    problems.push(format!("link field: {e}"));
+                    None
+                }
+            },
+        };
+        Ok((
+            Resolved {
+                fields: resolved,
+                link,
+                guessed: false,
+            },
+            problems,
+        ))
+    }
+
+    /// The resolved fields, resolving on first use. A failure is transient for the caller
+    /// (the trait's contract): the worker retries until `prepare` can succeed.
+    async fn ready(&self) -> ConnectorResult<Arc<Resolved>> {
+        if let Some(r) = self.cached().filter(|r| !r.guessed) {
+            return Ok(r);
+        }
+        match self.prepare().await {
+            Ok(()) => self
+                .cached()
+                .ok_or_else(|| ConnectorError::permanent("jira: fields not resolved")),
+            Err(e) => Err(ConnectorError::Transient {
+                message: format!("jira fields are not resolved yet: {e}"),
+                status: None,
+                retry_after: None,
+            }),
+        }
+    }
+
+    /// Before `prepare` ran, webhooks are read with guesses: mapping names taken as ids.
+    fn guessed(&self) -> Resolved {
+        let fields = self
+            .mapped_names()
+            .into_iter()
+            .map(|name| {
+                let info = FieldInfo {
+                    id: name.clone(),
+                    name: name.clone(),
+                    kind: JiraKind::guess(&name.to_ascii_lowercase()),
+                    custom_id: None,
+                };
+                (name, info)
+            })
+            .collect();
+        Resolved {
+            fields,
+            link: None,
+            guessed: true,
+        }
+    }
+
+    /// The `fields` list for reads: mapped ids, the link field and what `Item` carries.
+    fn read_field_ids(&self, r: &Resolved) -> Vec<String> {
+        let mut ids: Vec<String> = Vec::new();
+        let mut add = |id: &str| {
+            if !ids.iter().any(|i| i == id) {
+                ids.push(id.to_string());
+            }
+        };
+        for f in r.fields.values() {
+            add(&f.id);
+        }
+        if let Some(l) = &r.link {
+            add(&l.id);
+        }
+        for id in ["updated", "project", "issuetype"] {
+            add(id);
+        }
+        ids
+    }
+
+    /// Reads one mapped value: Jira's representation → the mapping's declared kind.
+    fn read_value(&self, name: &str, info: &FieldInfo, raw: &Value) -> Result<FieldValue, String> {
+        let v = fields::decode(info.kind, raw).map_err(|e| format!("{}: {e}", info.id))?;
+        fields::coerce(&v, self.declared_type(name)).map_err(|e| format!("{}: {e}", info.id))
+    }
+
+    /// Turns an `IssueBean` into an [`Item`].
+    fn item_from_issue(&self, r: &Resolved, issue: &Value) -> ConnectorResult<Item> {
+        let id = match issue.get("id") {
+            Some(Value::String(s)) => s.clone(),
+            Some(Value::Number(n)) => n.to_string(),
+            _ => return Err(ConnectorError::permanent("jira: issue without an id")),
+        };
+        let empty = Map::new();
+        let raw_fields = issue
+            .get("fields")
+            .and_then(Value::as_object)
+            .unwrap_or(&empty);
+        let mut values = Fields::new();
+        for (name, info) in &r.fields {
+            let raw = raw_fields.get(&info.id).unwrap_or(&Value::Null);
+            match self.read_value(name, info, raw) {
+                Ok(v) => {
+                    values.insert(name.clone(), v);
+                }
+                // One unreadable field must not hide the others; it is left out, so the
+                // planner treats it as unknown rather than as cleared.
+                Err(e) => tracing::warn!(issue = %id, error = %e, "jira: cannot read field"),
+            }
+        }
+        let link = r.link.as_ref().and_then(|l| match raw_fields.get(&l.id) {
+            Some(Value::String(s)) if !s.trim().is_empty() => Some(s.trim().to_string()),
+            Some(Value::Number(n)) => Some(n.to_string()),
+            _ => None,
+        });
+        let text_at = |field: &str, key: &str| {
+            raw_fields
+                .get(field)
+                .and_then(|p| p.get(key))
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        };
+        Ok(Item {
+            id,
+            key: issue.get("key").and_then(Value::as_str).map(str::to_string),
+            updated: raw_fields
+                .get("updated")
+                .and_then(Value::as_str)
+                .and_then(fields::parse_jira_datetime),
+            fields: values,
+            link,
+            project: text_at("project", "key"),
+            issue_type: text_at("issuetype", "name"),
+        })
+    }
+
+    /// Encodes `values` for a create or edit. Status is split off: it needs a transition.
+    fn encode_fields(
+        &self,
+        r: &Resolved,
+        values: &Fields,
+    ) -> ConnectorResult<(Map<String, Value>, Option<String>)> {
+        let mut out = Map::new();
+        let mut status = None;
+        for (name, value) in values {
+            let info = r.fields.get(name).ok_or_else(|| {
+                ConnectorError::permanent(format!(
+                    "jira: field `{name}` is not in this connection's mapping"
+                ))
+            })?;
+            if info.kind == JiraKind::Status {
+                match value {
+                    FieldValue::Empty => {}
+                    v => status = Some(tandem_core::convert::to_text(v)),
+                }
+                continue;
+            }
+            let encoded = fields::encode(info, value, self.client.api())
+                .map_err(|e| ConnectorError::permanent(format!("jira: {e}")))?;
+            out.insert(info.id.clone(), encoded);
+        }
+        Ok((out, status))
+    }
+
+    /// Moves an issue to the status named `target` through a matching transition.
+    async fn transition_to(&self, id: &str, target: &str) -> ConnectorResult<()> {
+        let v = self.client.transitions(id).await?;
+        let list = v
+            .get("transitions")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        let wanted = target.trim();
+        let found = list.iter().find_map(|t| {
+            let to = t.get("to")?.get("name")?.as_str()?;
+            to.eq_ignore_ascii_case(wanted)
+                .then(|| t.get("id").and_then(Value::as_str).map(str::to_string))
+                .flatten()
+        });
+        match found {
+            Some(tid) => self.client.transition(id, &tid).await,
+            None => {
+                let available: Vec<&str> = list
+                    .iter()
+                    .filter_map(|t| t.get("to")?.get("name")?.as_str())
+                    .collect();
+                Err(ConnectorError::permanent(format!(
+                    "jira: status changes through transitions, and issue {id} has none to `{wanted}` (available: {})",
+                    if available.is_empty() {
+                        "none".to_string()
+                    } else {
+                        available.join(", ")
+                    }
+                )))
+            }
+        }
+    }
+
+    /// The JQL clause name of a field: `cf[N]` for custom fields (names may be duplicated
+    /// and `customfield_N` is not accepted), the quoted id otherwise.
+    fn clause(info: &FieldInfo) -> String {
+        match info.custom_id {
+            Some(n) => format!("cf[{n}]"),
+            None => jql_string(&info.id),
+        }
+    }
+
+    fn project_clause(&self) -> String {
+        format!("project = {}", jql_string(&self.project))
+    }
+}
+
+/// A JQL string literal holding `s`: backslash and double quote escaped, control characters
+/// written as escapes, so no input can end the literal early.
+pub fn jql_string(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            c if c.is_control() => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// The JQL operand for an exact-phrase full-text match of `s`: the phrase `"s"` (with `"` and
+/// `\` escaped for the text-search syntax) inside a JQL string literal (escaped again).
+pub fn jql_phrase(s: &str) -> String {
+    let mut phrase = String::with_capacity(s.len() + 2);
+    phrase.push('"');
+    for c in s.chars() {
+        if matches!(c, '"' | '\\') {
+            phrase.push('\\');
+        }
+        phrase.push(c);
+    }
+    phrase.push('"');
+    jql_string(&phrase)
+}
+
+/// JQL's date form (`yyyy/MM/dd HH:mm`), minute precision, in UTC.
+///
+/// Jira reads JQL dates in the API user's time zone; the API user should be set to UTC, and
+/// the poller's overlap window absorbs the rounding down to the minute.
+pub fn jql_datetime(dt: &DateTime<Utc>) -> String {
+    dt.format("%Y/%m/%d %H:%M").to_string()
+}
+
+/// Page tokens: Jira's own token on Cloud, an offset on Data Center, tagged so a token from
+/// one flavour is refused by the other.
+fn encode_cursor(c: &Cursor) -> Option<String> {
+    match c {
+        Cursor::Token(Some(t)) => Some(format!("t:{t}")),
+        Cursor::Token(None) => None,
+        Cursor::StartAt(n) => Some(format!("s:{n}")),
+    }
+}
+
+fn decode_cursor(api: Api, page: Option<&str>) -> ConnectorResult<Cursor> {
+    let bad = || ConnectorError::permanent("jira: unreadable page token");
+    match (api, page) {
+        (Api::Cloud, None) => Ok(Cursor::Token(None)),
+        (Api::DataCenter, None) => Ok(Cursor::StartAt(0)),
+        (Api::Cloud, Some(p)) => p
+            .strip_prefix("t:")
+            .map(|t| Cursor::Token(Some(t.to_string())))
+            .ok_or_else(bad),
+        (Api::DataCenter, Some(p)) => p
+            .strip_prefix("s:")
+            .and_then(|n| n.parse().ok())
+            .map(Cursor::StartAt)
+            .ok_or_else(bad),
+    }
+}
+
+/// Jira ids are numeric and keys are `PROJ-12`; anything else is refused before it reaches a
+/// URL or a log line as if it were an issue.
+fn check_issue_ref(id: &str) -> ConnectorResult<&str> {
+    let ok = !id.is_empty()
+        && id.len() <= 255
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if ok {
+        Ok(id)
+    } else {
+        Err(ConnectorError::permanent(format!(
+            "jira: `{}` is not an issue id or key",
+            crate::connector::http::quote(id)
+        )))
+    }
+}
+
+#[async_trait]
+impl Connector for JiraConnector {
+    fn kind(&self) -> &'static str {
+        "jira"
+    }
+
+    async fn prepare(&self) -> ConnectorResult<()> {
+        let (resolved, problems) = self.resolve_all().await?;
+        if !problems.is_empty() {
+            return Err(ConnectorError::permanent(format!(
+                "jira: {}",
+                problems.join("; ")
+            )));
+        }
+        let resolved = Arc::new(resolved);
+        match self.resolved.write() {
+            Ok(mut g) => *g = Some(resolved),
+            Err(poisoned) => *poisoned.into_inner() = Some(resolved),
+        }
+        Ok(())
+    }
+
+    fn parse_webhook(
+        &self,
+        connection: &str,
+        headers: &axum::http::HeaderMap,
+        body: &[u8],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<ChangeEvent>, WebhookError> {
+        if let Some(secret) = &self.webhook_secret {
+            webhook::verify_signature(secret, headers, body)?;
+        }
+        let Some(d) = webhook::parse(body)? else {
+            return Ok(Vec::new());
+        };
+        let resolved = self.cached().unwrap_or_else(|| {
+            tracing::warn!("jira: webhook read before field resolution; using field ids as named");
+            Arc::new(self.guessed())
+        });
+        let is_changed = |info: &FieldInfo| {
+            d.changed.iter().any(|c| {
+                c.field_id.as_deref().is_some_and(|id| id == info.id)
+                    || c.field.as_deref().is_some_and(|f| {
+                        f.eq_ignore_ascii_case(&info.name) || f.eq_ignore_ascii_case(&info.id)
+                    })
+            })
+        };
+        let mut values = BTreeMap::new();
+        let mut needs_fetch = false;
+        for (name, info) in &resolved.fields {
+            if d.event == webhook::EventType::Updated && !is_changed(info) {
+                continue;
+            }
+            match d.fields.get(&info.id) {
+                Some(raw) => match self.read_value(name, info, raw) {
+                    Ok(v) => {
+                        values.insert(name.clone(), v);
+                    }
+                    // An odd value is fetched over REST rather than refused: Jira would not
+                    // resend a delivery we reject with 422.
+                    Err(e) => {
+                        tracing::warn!(issue = %d.issue_key, error = %e, "jira: webhook value unreadable; will fetch");
+                        needs_fetch = true;
+                    }
+                },
+                // A created issue's payload lists every field, so absent means empty; an
+                // update that names a field but omits it must be fetched.
+                None if d.event == webhook::EventType::Created => {
+                    values.insert(name.clone(), FieldValue::Empty);
+                }
+                None => needs_fetch = true,
+            }
+        }
+        if values.is_empty() && !needs_fetch {
+            return Ok(Vec::new());
+        }
+        let source_ts = d
+            .timestamp_ms
+            .and_then(|ms| Utc.timestamp_millis_opt(ms).single())
+            .or_else(|| {
+                d.fields
+                    .get("updated")
+                    .and_then(Value::as_str)
+                    .and_then(fields::parse_jira_datetime)
+            })
+            .unwrap_or(now);
+        let delivery_id = headers
+            .get(webhook::IDENTIFIER_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map_or_else(|| webhook::body_digest(body), str::to_string);
+        Ok(vec![ChangeEvent {
+            connection: connection.to_string(),
+            source: self.side,
+            item_id: d.issue_id,
+            item_key: Some(d.issue_key),
+            kind: match d.event {
+                webhook::EventType::Created => ChangeKind::Created,
+                _ => ChangeKind::Updated,
+            },
+            fields: values,
+            needs_fetch,
+            source_ts,
+            // Namespaced by side so a Jira delivery id can never collide with an id the
+            // other side chose.
+            idempotency_key: format!("{}:{delivery_id}", self.side),
+            origin: EventOrigin::Webhook,
+        }])
+    }
+
+    async fn fetch(&self, id: &str) -> ConnectorResult<Item> {
+        let r = self.ready().await?;
+        let issue = self
+            .client
+            .get_issue(check_issue_ref(id)?, &self.read_field_ids(&r))
+            .await?;
+        self.item_from_issue(&r, &issue)
+    }
+
+    async fn create(&self, values: &Fields, link: Option<&str>) -> ConnectorResult<Item> {
+        let r = self.ready().await?;
+        let (mut body_fields, status) = self.encode_fields(&r, values)?;
+        body_fields.insert("project".into(), json!({ "key": self.project }));
+        body_fields.insert("issuetype".into(), json!({ "name": self.issue_type }));
+        if let (Some(l), Some(other)) = (&r.link, link) {
+            body_fields.insert(l.id.clone(), json!(other));
+        }
+        let created = self
+            .client
+            .create_issue(&json!({ "fields": body_fields }))
+            .await?;
+        let id = match created.get("id") {
+            Some(Value::String(s)) => s.clone(),
+            Some(Value::Number(n)) => n.to_string(),
+            _ => {
+                return Err(ConnectorError::permanent(
+                    "jira: create answered without an issue id",
+                ));
+            }
+        };
+        if let Some(target) = status {
+            self.transition_to(check_issue_ref(&id)?, &target).await?;
+        }
+        Ok(Item {
+            id,
+            key: created
+                .get("key")
+                .and_then(Value::as_str)
+                .map(str::to_string),
+            updated: None,
+            fields: values.clone(),
+            link: link.map(str::to_string).filter(|_| r.link.is_some()),
+            project: Some(self.project.clone()),
+            issue_type: Some(self.issue_type.clone()),
+        })
+    }
+
+    async fn update(&self, id: &str, values: &Fields) -> ConnectorResult<()> {
+        let id = check_issue_ref(id)?;
+        let r = self.ready().await?;
+        let (body_fields, status) = self.encode_fields(&r, values)?;
+        if !body_fields.is_empty() {
+            self.client
+                .edit_issue(id, &json!({ "fields": body_fields }))
+                .await?;
+        }
+        if let Some(target) = status {
+            self.transition_to(id, &target).await?;
+        }
+        Ok(())
+    }
+
+    async fn set_link(&self, id: &str, other_id: &str) -> ConnectorResult<()> {
+        let id = check_issue_ref(id)?;
+        let r = self.ready().await?;
+        let Some(link) = &r.link else {
+            return Ok(());
+        };
+        let mut f = Map::new();
+        f.insert(link.id.clone(), json!(other_id));
+        self.client.edit_issue(id, &json!({ "fields": f })).await
+    }
+
+    async fn find_by_link(&self, other_id: &str) -> ConnectorResult<Option<Item>> {
+        let r = self.ready().await?;
+        let Some(link) = &r.link else {
+            return Ok(None);
+        };
+        if other_id.trim().is_empty() {
+            return Ok(None);
+        }
+        let jql = format!(
+            "{} AND {} ~ {}",
+            self.project_clause(),
+            Self::clause(link),
+            jql_phrase(other_id)
+        );
+        let field_ids = self.read_field_ids(&r);
+        let mut cursor = decode_cursor(self.client.api(), None)?;
+        for _ in 0..FIND_PAGES {
+            let page = self
+                .client
+                .search(&jql, &field_ids, PAGE_SIZE, &cursor)
+                .await?;
+            for issue in &page.issues {
+                let item = self.item_from_issue(&r, issue)?;
+                // `~` matched words; only an exact value is the twin.
+                if item.link.as_deref() == Some(other_id.trim()) {
+                    return Ok(Some(item));
+                }
+            }
+            match page.next {
+                Some(next) => cursor = next,
+                None => break,
+            }
+        }
+        Ok(None)
+    }
+
+    async fn changed_since(
+        &self,
+        since: DateTime<Utc>,
+        page: Option<&str>,
+    ) -> ConnectorResult<Page> {
+        let r = self.ready().await?;
+        let cursor = decode_cursor(self.client.api(), page)?;
+        let jql = format!(
+            "project in ({}) AND updated >= {} ORDER BY updated ASC",
+            jql_string(&self.project),
+            jql_string(&jql_datetime(&since))
+        );
+        let result = self
+            .client
+            .search(&jql, &self.read_field_ids(&r), PAGE_SIZE, &cursor)
+            .await?;
+        let items = result
+            .issues
+            .iter()
+            .map(|i| self.item_from_issue(&r, i))
+            .collect::<ConnectorResult<Vec<_>>>()?;
+        Ok(Page {
+            items,
+            next: result.next.as_ref().and_then(encode_cursor),
+        })
+    }
+
+    async fn comment(&self, id: &str, text: &str) -> ConnectorResult<()> {
+        let id = check_issue_ref(id)?;
+        let body = json!({ "body": fields::comment_body(text, self.client.api()) });
+        self.client.add_comment(id, &body).await
+    }
+
+    async fn check(&self) -> CheckReport {
+        let mut report = CheckReport::default();
+        match self.client.myself().await {
+            Ok(me) => {
+                let name = me.get("displayName").and_then(Value::as_str).unwrap_or("?");
+                let login = ["emailAddress", "name", "accountId"]
+                    .iter()
+                    .find_map(|k| me.get(*k).and_then(Value::as_str))
+                    .unwrap_or("?");
+                report.identity = format!("{name} <{login}>");
+            }
+            Err(e) => {
+                report.problems.push(format!("credentials: {e}"));
+                return report;
+            }
+        }
+        match self.resolve_all().await {
+            Ok((resolved, problems)) => {
+                for (name, f) in &resolved.fields {
+                    report.fields.push(format!("{name} → {}", f.label()));
+                }
+                if let Some(l) = &resolved.link {
+                    report.fields.push(format!("link field → {}", l.label()));
+                }
+                report.problems.extend(problems);
+            }
+            Err(e) => report.problems.push(format!("fields: {e}")),
+        }
+        report
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jql_literals_cannot_be_escaped() {
+        assert_eq!(jql_string("TEST"), "\"TEST\"");
+        assert_eq!(jql_string(r#"a"b\c"#), r#""a\"b\\c""#);
+        assert_eq!(jql_phrase("ABC-1"), r#""\"ABC-1\"""#);
+        // `x" OR key = X` stays inside the phrase inside the string.
+        assert_eq!(
+            jql_phrase(r#"x\" OR key = X"#),
+            r#""\"x\\\\\\\" OR key = X\"""#
+        );
+        assert_eq!(jql_string("a\nb\u{1}"), "\"a\\nb\\u0001\"");
+    }
+
+    #[test]
+    fn cursors_round_trip_and_refuse_the_other_flavour() {
+        let t = encode_cursor(&Cursor::Token(Some("abc".into()))).unwrap();
+        assert_eq!(
+            decode_cursor(Api::Cloud, Some(&t)).unwrap(),
+            Cursor::Token(Some("abc".into()))
+        );
+        assert!(decode_cursor(Api::DataCenter, Some(&t)).is_err());
+        let s = encode_cursor(&Cursor::StartAt(100)).unwrap();
+        assert_eq!(
+            decode_cursor(Api::DataCenter, Some(&s)).unwrap(),
+            Cursor::StartAt(100)
+        );
+        assert!(decode_cursor(Api::DataCenter, Some("s:x")).is_err());
+    }
+
+    #[test]
+    fn issue_refs_are_checked() {
+        assert!(check_issue_ref("10001").is_ok());
+        assert!(check_issue_ref("TEST-12").is_ok());
+        assert!(check_issue_ref("../myself").is_err());
+        assert!(check_issue_ref("").is_err());
+    }
+}

@@ -1,0 +1,211 @@
+//! Deliveries from a REST system: the bearer token check and the two payload shapes.
+//!
+//! `full` is the seed's `_externalData` (`{"sourceIssueId", "fields":[{"fieldId","value"}]}`),
+//! read strictly so a sender learns exactly which path is wrong (`/fields/2/fieldId`).
+//! `id_only` names an item (and perhaps an event) and leaves the values to a fetch.
+
+use crate::connector::WebhookError;
+use crate::secret::Secret;
+use axum::http::HeaderMap;
+use serde_json::Value;
+
+/// Headers a sender may use to name a delivery; the first present wins.
+pub const DELIVERY_ID_HEADERS: [&str; 2] = ["x-delivery-id", "idempotency-key"];
+
+/// Checks `Authorization: Bearer <token>` in constant time.
+pub fn verify_bearer(token: &Secret, headers: &HeaderMap) -> Result<(), WebhookError> {
+    let presented = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .map(|v| v.as_bytes())
+        .and_then(|v| {
+            // The scheme is case-insensitive (RFC 9110 §11.1).
+            (v.len() > 7 && v[..7].eq_ignore_ascii_case(b"bearer ")).then(|| v[7..].trim_ascii())
+        });
+    match presented {
+        None => Err(WebhookError::Unauthorized(
+            "missing Authorization: Bearer token".into(),
+        )),
+        Some(p) if token.matches(p) => Ok(()),
+        Some(_) => Err(WebhookError::Unauthorized("bad bearer token".into())),
+    }
+}
+
+/// The delivery id a sender gave, if any.
+pub fn delivery_id(headers: &HeaderMap) -> Option<String> {
+    DELIVERY_ID_HEADERS.iter().find_map(|h| {
+        headers
+            .get(*h)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+    })
+}
+
+fn shape(path: impl Into<String>, message: impl Into<String>) -> WebhookError {
+    WebhookError::Shape {
+        path: path.into(),
+        message: message.into(),
+    }
+}
+
+pub fn parse_json(body: &[u8]) -> Result<Value, WebhookError> {
+    serde_json::from_slice(body)
+        .map_err(|e| WebhookError::Malformed(format!("body is not valid JSON: {e}")))
+}
+
+/// One field of an `_externalData` delivery.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SeedField {
+    /// The id as text (`123` and `"123"` are the same field).
+    pub field_id: String,
+    /// The value as sent: a string, a number, a boolean or null.
+    pub value: Value,
+}
+
+/// An `_externalData` delivery.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SeedDelivery {
+    pub source_issue_id: String,
+    pub fields: Vec<SeedField>,
+}
+
+/// Reads the seed's `_externalData`.
+pub fn parse_seed(v: &Value) -> Result<SeedDelivery, WebhookError> {
+    let obj = v
+        .as_object()
+        .ok_or_else(|| shape("", "the body must be a JSON object (_externalData)"))?;
+    let source_issue_id = match obj.get("sourceIssueId") {
+        Some(Value::String(s)) if !s.trim().is_empty() => s.trim().to_string(),
+        Some(Value::Number(n)) => n.to_string(),
+        Some(_) => {
+            return Err(shape(
+                "/sourceIssueId",
+                "sourceIssueId must be a non-empty string or a number",
+            ));
+        }
+        None => return Err(shape("/sourceIssueId", "missing sourceIssueId")),
+    };
+    let list = match obj.get("fields") {
+        Some(Value::Array(a)) => a,
+        Some(_) => return Err(shape("/fields", "fields must be an array")),
+        None => return Err(shape("/fields", "missing fields")),
+    };
+    let mut fields = Vec::with_capacity(list.len());
+    for (i, f) in list.iter().enumerate() {
+        let Some(o) = f.as_object() else {
+            return Err(shape(
+                format!("/fields/{i}"),
+                "each field must be an object",
+            ));
+        };
+        let field_id = match o.get("fieldId") {
+            Some(Value::Number(n)) => n.to_string(),
+            Some(Value::String(s)) if !s.trim().is_empty() => s.trim().to_string(),
+            Some(_) => {
+                return Err(shape(
+                    format!("/fields/{i}/fieldId"),
+                    "fieldId must be a number or a non-empty string",
+                ));
+            }
+            None => return Err(shape(format!("/fields/{i}/fieldId"), "missing fieldId")),
+        };
+        let value = match o.get("value") {
+            None => Value::Null,
+            Some(v @ (Value::String(_) | Value::Null | Value::Number(_) | Value::Bool(_))) => {
+                v.clone()
+            }
+            Some(_) => {
+                return Err(shape(
+                    format!("/fields/{i}/value"),
+                    "value must be a string, number, boolean or null",
+                ));
+            }
+        };
+        fields.push(SeedField { field_id, value });
+    }
+    Ok(SeedDelivery {
+        source_issue_id,
+        fields,
+    })
+}
+
+/// Reads an id-only delivery: the id at `id_pointer`, the event name at `event_pointer`.
+pub fn parse_id_only(
+    v: &Value,
+    id_pointer: &str,
+    event_pointer: Option<&str>,
+) -> Result<(String, Option<String>), WebhookError> {
+    let id = match v.pointer(id_pointer) {
+        Some(Value::String(s)) if !s.trim().is_empty() => s.trim().to_string(),
+        Some(Value::Number(n)) => n.to_string(),
+        Some(_) => {
+            return Err(shape(
+                id_pointer,
+                "the item id must be a non-empty string or a number",
+            ));
+        }
+        None => return Err(shape(id_pointer, "missing item id")),
+    };
+    let event = event_pointer
+        .and_then(|p| v.pointer(p))
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    Ok((id, event))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+    use serde_json::json;
+
+    #[test]
+    fn bearer_tokens() {
+        let t = Secret::new("tok-123");
+        let mut h = HeaderMap::new();
+        assert_eq!(
+            verify_bearer(&t, &h).unwrap_err().to_string(),
+            "missing Authorization: Bearer token"
+        );
+        h.insert("authorization", HeaderValue::from_static("Bearer nope"));
+        assert_eq!(
+            verify_bearer(&t, &h).unwrap_err().to_string(),
+            "bad bearer token"
+        );
+        h.insert("authorization", HeaderValue::from_static("bearer tok-123"));
+        verify_bearer(&t, &h).unwrap();
+        h.insert("authorization", HeaderValue::from_static("Basic tok-123"));
+        assert!(verify_bearer(&t, &h).is_err());
+    }
+
+    #[test]
+    fn seed_shapes_name_paths() {
+        let path = |v: Value| match parse_seed(&v) {
+            Err(WebhookError::Shape { path, .. }) => path,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(path(json!([])), "");
+        assert_eq!(path(json!({"fields": []})), "/sourceIssueId");
+        assert_eq!(
+            path(json!({"sourceIssueId": true, "fields": []})),
+            "/sourceIssueId"
+        );
+        assert_eq!(path(json!({"sourceIssueId": "E-1"})), "/fields");
+        assert_eq!(
+            path(json!({"sourceIssueId": "E-1", "fields": [
+                {"fieldId": 1, "value": "a"}, {"fieldId": 2, "value": "b"}, {"fieldId": [], "value": "c"}
+            ]})),
+            "/fields/2/fieldId"
+        );
+        assert_eq!(
+            path(json!({"sourceIssueId": "E-1", "fields": [{"fieldId": 1, "value": {}}]})),
+            "/fields/0/value"
+        );
+        let d =
+            parse_seed(&json!({"sourceIssueId": 7, "fields": [{"fieldId": "12", "value": null}]}))
+                .unwrap();
+        assert_eq!(d.source_issue_id, "7");
+        assert_eq!(d.fields[0].field_id, "12");
+    }
+}
