@@ -524,6 +524,8 @@ fn default_link_field() -> String {
 /// `[connection.external]`: the other side, chosen by `type`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
+// Built once per process; boxing would only make every match on it noisier.
+#[allow(clippy::large_enum_variant)]
 pub enum ExternalConfig {
     /// A generic HTTP/JSON system (the seed's format by default).
     Rest(RestConfig),
@@ -779,12 +781,14 @@ pub fn parse_str(
     // Pass 2a: environment substitution in string values, collecting every failure.
     let mut env_issues = Vec::new();
     substitute_table(doc.get_mut(), "", &env, &mut |span, key, msg| {
-        env_issues.push(issue(Some(span), key, msg))
+        env_issues.push((span.start, issue(Some(span), key, msg)))
     });
     if !env_issues.is_empty() {
         // The tree is walked in key order; people read files top to bottom.
-        env_issues.sort_by_key(|i| i.line);
-        return Err(ConfigError { issues: env_issues });
+        env_issues.sort_by_key(|(offset, _)| *offset);
+        return Err(ConfigError {
+            issues: env_issues.into_iter().map(|(_, i)| i).collect(),
+        });
     }
 
     // Pass 2b: schema. The spans index outlives the tree serde consumes.
@@ -878,6 +882,27 @@ fn first_line(message: &str) -> String {
     message.lines().next().unwrap_or("").trim().to_string()
 }
 
+/// Removes `.` and `name/..` pairs without touching the file system, so messages show
+/// `examples/seed/x.csv` rather than `conf/../../examples/seed/x.csv`.
+fn normalize(path: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out: Vec<Component<'_>> = Vec::new();
+    for c in path.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir if matches!(out.last(), Some(Component::Normal(_))) => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    if out.is_empty() {
+        PathBuf::from(".")
+    } else {
+        out.iter().collect()
+    }
+}
+
 fn config_dir(path: &Path) -> &Path {
     match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
@@ -934,18 +959,14 @@ fn substitute_value(
 ) {
     let span = value.span();
     match value.get_mut() {
-        DeValue::String(s) => {
-            if s.contains('$') {
-                match expand_env(s, env) {
-                    Ok(expanded) => *s = expanded.into(),
-                    Err(msgs) => {
-                        for msg in msgs {
-                            report(span.clone(), path.to_string(), msg);
-                        }
-                    }
+        DeValue::String(s) if s.contains('$') => match expand_env(s, env) {
+            Ok(expanded) => *s = expanded.into(),
+            Err(msgs) => {
+                for msg in msgs {
+                    report(span.clone(), path.to_string(), msg);
                 }
             }
-        }
+        },
         DeValue::Array(items) => {
             for (i, item) in items.iter_mut().enumerate() {
                 substitute_value(item, &format!("{path}[{i}]"), env, report);
@@ -1240,7 +1261,7 @@ fn check_semantics(
                     );
                 }
                 if p.is_relative() {
-                    *p = dir.join(&*p);
+                    *p = normalize(&dir.join(&*p));
                 }
             }
             MappingSource::Inline(fields) => {
@@ -1834,6 +1855,30 @@ auth = { type = "basic", username = "sync", password = "${EXT_PASSWORD}" }
             "{debug}"
         );
         assert!(c.storage.is_postgres());
+    }
+
+    #[test]
+    fn mapping_paths_are_relative_to_the_config_and_tidied() {
+        assert_eq!(
+            normalize(Path::new("a/b/../../examples/./x.csv")),
+            Path::new("examples/x.csv")
+        );
+        assert_eq!(normalize(Path::new("../x.csv")), Path::new("../x.csv"));
+        assert_eq!(normalize(Path::new("./")), Path::new("."));
+        let text = VALID
+            .replace(
+                "[[connection.field]]\njira = \"summary\"\nexternal = \"1001\"\n",
+                "",
+            )
+            .replace(
+                "[[connection.field]]\njira = \"duedate\"\nexternal = 1003\ntype = \"date\"\n",
+                "mapping = \"../maps/m.csv\"\n",
+            );
+        let c = parse_str(&text, Path::new("conf/tandem.toml"), env).unwrap();
+        assert_eq!(
+            c.connections[0].mapping,
+            MappingSource::File(PathBuf::from("maps/m.csv"))
+        );
     }
 
     #[test]

@@ -1,1 +1,389 @@
-fn main() {}
+//! The `tandem` command line: one binary for the service, its checks, its tools and the demo.
+//!
+//! Each subcommand's body is one `cmd_*` function below, so the parts of the product can be
+//! wired in one at a time. This is the only place that uses `anyhow`: library code returns
+//! typed errors, and here they become messages and exit codes:
+//!
+//! - `0` success;
+//! - `1` the command ran and found a problem (an invalid config, a failed round trip, ...);
+//! - `2` bad usage, or a command that is not available yet.
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use tandem::config::{self, Config};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "tandem",
+    version,
+    about = "Bi-directional sync between Jira and the systems teams live in.",
+    long_about = None,
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// `--config FILE`, shared by every command that needs one.
+#[derive(Debug, Args)]
+struct ConfigArg {
+    /// The configuration file (see docs/CONFIG.md).
+    #[arg(
+        long,
+        short = 'c',
+        value_name = "FILE",
+        env = "TANDEM_CONFIG",
+        default_value = "tandem.toml"
+    )]
+    config: PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run Jira and external-system sandboxes and the engine on loopback, and play a round trip.
+    Demo {
+        /// Exit after one round trip (0 if every step succeeded).
+        #[arg(long)]
+        once: bool,
+    },
+    /// Run the service: webhook receivers, workers, poller, admin API.
+    Serve {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Log line format on stderr.
+        #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+        log_format: LogFormat,
+    },
+    /// Validate the configuration and mappings, then check each system's credentials and fields.
+    Check {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Only validate files; do not contact Jira or the external system.
+        #[arg(long)]
+        offline: bool,
+    },
+    /// Reconcile existing issues in bulk (initial sync); resumable.
+    Sync {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Only this connection (default: all).
+        #[arg(long, value_name = "NAME")]
+        connection: Option<String>,
+        /// Show what would be written without writing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Inspect the event queue and dead letters; replay them.
+    Events {
+        #[command(subcommand)]
+        command: EventsCommand,
+    },
+    /// Run one sandbox alone, to try mappings without touching production.
+    Sandbox {
+        #[command(subcommand)]
+        command: SandboxCommand,
+    },
+    /// Jira administration helpers.
+    Jira {
+        #[command(subcommand)]
+        command: JiraCommand,
+    },
+    /// Benchmark latency, throughput, calls per change and memory against the seed's strategy.
+    Bench {
+        /// A short run (seconds instead of minutes).
+        #[arg(long)]
+        quick: bool,
+        /// Print results as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum EventsCommand {
+    /// List queued events and dead letters.
+    List {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Only events in this state (e.g. queued, done, dead).
+        #[arg(long, value_name = "S")]
+        status: Option<String>,
+    },
+    /// Put dead letters back in the queue.
+    Retry {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// The event to replay.
+        #[arg(
+            long,
+            value_name = "N",
+            required_unless_present = "all",
+            conflicts_with = "all"
+        )]
+        id: Option<i64>,
+        /// Replay every dead letter.
+        #[arg(long)]
+        all: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum SandboxCommand {
+    /// A Jira sandbox (Cloud REST v3 and Data Center REST v2).
+    Jira {
+        #[arg(long, default_value_t = 8081)]
+        port: u16,
+    },
+    /// The seed's external system.
+    External {
+        #[arg(long, default_value_t = 8082)]
+        port: u16,
+        /// Where to send webhooks (e.g. http://127.0.0.1:8080/webhooks/seed/external).
+        #[arg(long, value_name = "URL")]
+        webhook_url: Option<String>,
+        /// Bearer token to send with them (the connection's `webhook_token`).
+        #[arg(long, value_name = "TOKEN")]
+        webhook_token: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum JiraCommand {
+    /// Jira admin webhooks.
+    Webhook {
+        #[command(subcommand)]
+        command: JiraWebhookCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum JiraWebhookCommand {
+    /// Create Jira's admin webhook for a connection (JQL filter and secret included).
+    Register {
+        #[command(flatten)]
+        config: ConfigArg,
+        #[arg(long, value_name = "NAME")]
+        connection: String,
+        /// Tandem's public URL for the connection's Jira webhooks.
+        #[arg(long, value_name = "URL")]
+        url: String,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Demo { once } => cmd_demo(once).await,
+        Command::Serve { config, log_format } => cmd_serve(&config.config, log_format).await,
+        Command::Check { config, offline } => cmd_check(&config.config, offline).await,
+        Command::Sync {
+            config,
+            connection,
+            dry_run,
+        } => cmd_sync(&config.config, connection.as_deref(), dry_run).await,
+        Command::Events {
+            command: EventsCommand::List { config, status },
+        } => cmd_events_list(&config.config, status.as_deref()).await,
+        Command::Events {
+            command: EventsCommand::Retry { config, id, all },
+        } => cmd_events_retry(&config.config, id, all).await,
+        Command::Sandbox {
+            command: SandboxCommand::Jira { port },
+        } => cmd_sandbox_jira(port).await,
+        Command::Sandbox {
+            command:
+                SandboxCommand::External {
+                    port,
+                    webhook_url,
+                    webhook_token,
+                },
+        } => cmd_sandbox_external(port, webhook_url, webhook_token).await,
+        Command::Jira {
+            command:
+                JiraCommand::Webhook {
+                    command:
+                        JiraWebhookCommand::Register {
+                            config,
+                            connection,
+                            url,
+                        },
+                },
+        } => cmd_jira_webhook_register(&config.config, &connection, &url).await,
+        Command::Bench { quick, json } => cmd_bench(quick, json).await,
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Exit code for a command that is not wired in yet.
+fn not_yet(what: &str) -> anyhow::Result<ExitCode> {
+    eprintln!("`tandem {what}` is not yet available");
+    Ok(ExitCode::from(2))
+}
+
+/// Logs go to stderr so stdout stays for a command's own output.
+fn init_logging(format: LogFormat) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    // A second init (tests, embedding) is harmless, so its error is ignored.
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}
+
+/// Loads a config, printing every problem as `file:line: key: message` on failure.
+fn load_config(path: &Path) -> Result<Config, ExitCode> {
+    config::load(path).map_err(|e| {
+        eprintln!("{e}");
+        eprintln!(
+            "{}: {} problem{} found",
+            path.display(),
+            e.issues.len(),
+            if e.issues.len() == 1 { "" } else { "s" }
+        );
+        ExitCode::FAILURE
+    })
+}
+
+/// One line saying what a valid config contains, e.g.
+/// `OK tandem.toml: 1 connection (seed: 4 fields, jira cloud ↔ rest seed); storage sqlite://…`.
+fn summary(path: &Path, config: &Config) -> String {
+    let n = config.connections.len();
+    let conns: Vec<String> = config
+        .connections
+        .iter()
+        .map(|c| {
+            let fields = c.fields.fields.len();
+            format!(
+                "{}: {fields} field{}, jira {} ↔ {}",
+                c.name,
+                if fields == 1 { "" } else { "s" },
+                c.jira.api.as_str(),
+                c.external.describe()
+            )
+        })
+        .collect();
+    format!(
+        "OK {}: {n} connection{} ({}); storage {}",
+        path.display(),
+        if n == 1 { "" } else { "s" },
+        conns.join("; "),
+        config.storage.redacted_url()
+    )
+}
+
+async fn cmd_demo(once: bool) -> anyhow::Result<ExitCode> {
+    let _ = once;
+    not_yet("demo")
+}
+
+async fn cmd_serve(config_path: &Path, log_format: LogFormat) -> anyhow::Result<ExitCode> {
+    init_logging(log_format);
+    let _config = match load_config(config_path) {
+        Ok(c) => c,
+        Err(code) => return Ok(code),
+    };
+    not_yet("serve")
+}
+
+async fn cmd_check(config_path: &Path, offline: bool) -> anyhow::Result<ExitCode> {
+    let config = match load_config(config_path) {
+        Ok(c) => c,
+        Err(code) => return Ok(code),
+    };
+    println!("{}", summary(config_path, &config));
+    if offline {
+        return Ok(ExitCode::SUCCESS);
+    }
+    // The files are valid; contacting the systems (credentials, field names) comes next.
+    eprintln!(
+        "`tandem check` without --offline (credentials and field names) is not yet available"
+    );
+    Ok(ExitCode::from(2))
+}
+
+async fn cmd_sync(
+    config_path: &Path,
+    connection: Option<&str>,
+    dry_run: bool,
+) -> anyhow::Result<ExitCode> {
+    let _ = (config_path, connection, dry_run);
+    not_yet("sync")
+}
+
+async fn cmd_events_list(config_path: &Path, status: Option<&str>) -> anyhow::Result<ExitCode> {
+    let _ = (config_path, status);
+    not_yet("events list")
+}
+
+async fn cmd_events_retry(
+    config_path: &Path,
+    id: Option<i64>,
+    all: bool,
+) -> anyhow::Result<ExitCode> {
+    let _ = (config_path, id, all);
+    not_yet("events retry")
+}
+
+async fn cmd_sandbox_jira(port: u16) -> anyhow::Result<ExitCode> {
+    init_logging(LogFormat::Text);
+    tandem_sandbox::run_jira_cli(port)
+        .await
+        .with_context(|| format!("Jira sandbox on port {port}"))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn cmd_sandbox_external(
+    port: u16,
+    webhook_url: Option<String>,
+    webhook_token: Option<String>,
+) -> anyhow::Result<ExitCode> {
+    init_logging(LogFormat::Text);
+    tandem_sandbox::run_external_cli(port, webhook_url, webhook_token)
+        .await
+        .with_context(|| format!("external sandbox on port {port}"))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn cmd_jira_webhook_register(
+    config_path: &Path,
+    connection: &str,
+    url: &str,
+) -> anyhow::Result<ExitCode> {
+    let _ = (config_path, connection, url);
+    not_yet("jira webhook register")
+}
+
+async fn cmd_bench(quick: bool, json: bool) -> anyhow::Result<ExitCode> {
+    let _ = (quick, json);
+    not_yet("bench")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+}
