@@ -148,8 +148,8 @@ pub struct ServerConfig {
     /// Address and port to listen on. Default `127.0.0.1:8080`.
     #[serde(default = "default_listen")]
     pub listen: SocketAddr,
-    /// Bearer token required on `/api/v1/...`. When absent the admin API is not served
-    /// (the webhook, health and metrics routes still are).
+    /// Bearer token required on `/api/v1/...`. When absent the admin API refuses every
+    /// request (the webhook, health and metrics routes still work).
     #[serde(default)]
     pub admin_token: Option<Secret>,
     /// Largest accepted request body in bytes; bigger webhook deliveries get `413`.
