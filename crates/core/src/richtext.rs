@@ -8,6 +8,9 @@
 
 use serde::{Deserialize, Serialize};
 
+mod adf;
+mod wiki;
+
 /// A rich-text document.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Doc {
@@ -90,6 +93,11 @@ pub enum Inline {
         text: String,
     },
 }
+
+const CODE: Marks = Marks {
+    code: true,
+    ..Marks::NONE
+};
 
 fn is_default_marks(m: &Marks) -> bool {
     *m == Marks::NONE
@@ -305,30 +313,62 @@ pub(crate) fn normalize_blocks(blocks: &[Block]) -> Vec<Block> {
     out
 }
 
+/// Appends a run, merging it into the previous one when marks and link agree.
+fn push_merged(out: &mut Vec<Inline>, i: Inline) {
+    if let Inline::Text { text, marks, link } = &i {
+        if text.is_empty() {
+            return;
+        }
+        if let Some(Inline::Text {
+            text: prev,
+            marks: pm,
+            link: pl,
+        }) = out.last_mut()
+            && pm == marks
+            && pl == link
+        {
+            prev.push_str(text);
+            return;
+        }
+    }
+    out.push(i);
+}
+
 pub(crate) fn normalize_inlines(content: &[Inline]) -> Vec<Inline> {
     let mut out: Vec<Inline> = Vec::with_capacity(content.len());
     for i in content {
-        match i {
-            Inline::Text { text, .. } if text.is_empty() => {}
-            Inline::Text { text, marks, link } => {
-                if let Some(Inline::Text {
-                    text: prev,
-                    marks: pm,
-                    link: pl,
-                }) = out.last_mut()
-                    && pm == marks
-                    && pl == link
-                {
-                    prev.push_str(text);
-                    continue;
-                }
-                out.push(Inline::Text {
-                    text: text.replace("\r\n", "\n"),
-                    marks: *marks,
+        // ADF cannot combine `code` with other styles, so neither does the canonical form.
+        let code_only;
+        let i = match i {
+            Inline::Text { text, marks, link } if marks.code && *marks != CODE => {
+                code_only = Inline::Text {
+                    text: text.clone(),
+                    marks: CODE,
                     link: link.clone(),
-                });
+                };
+                &code_only
             }
-            other => out.push(other.clone()),
+            other => other,
+        };
+        match i {
+            // A newline inside a run is a line break, whichever way the source spelled it.
+            Inline::Text { text, marks, link } if text.contains(['\n', '\r']) => {
+                let text = text.replace("\r\n", "\n").replace('\r', "\n");
+                for (n, part) in text.split('\n').enumerate() {
+                    if n > 0 {
+                        out.push(Inline::HardBreak);
+                    }
+                    push_merged(
+                        &mut out,
+                        Inline::Text {
+                            text: part.to_string(),
+                            marks: *marks,
+                            link: link.clone(),
+                        },
+                    );
+                }
+            }
+            other => push_merged(&mut out, other.clone()),
         }
     }
     // Trim the edges: leading/trailing whitespace and hard breaks carry no meaning and differ
