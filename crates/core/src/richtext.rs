@@ -1,7 +1,8 @@
-//! Canonical rich text, and its conversions to and from plain text.
+//! Canonical rich text, and its conversions to and from plain text (here), ADF (`adf`) and
+//! Jira wiki markup (`wiki`).
 //!
 //! Jira Cloud speaks ADF (JSON), Data Center and webhooks speak wiki markup, other systems
-//! plain text or Markdown. All of them meet in [`Doc`]. Equality on `Doc` is *semantic*: two
+//! plain text. All of them meet in [`Doc`]. Equality on `Doc` is *semantic*: two
 //! documents that normalise to the same blocks (adjacent runs with the same marks merged,
 //! empty paragraphs dropped, edges trimmed) are equal, so a description that went out as ADF
 //! and came back as wiki markup is recognised as unchanged.
