@@ -1163,6 +1163,9 @@ fn backticked_after(message: &str, marker: &str) -> Option<String> {
 // Semantic checks
 // ---------------------------------------------------------------------------------------------
 
+/// Checks what serde cannot, reporting `(key path, message)`; on the way it resolves relative
+/// paths (mapping files, the SQLite file) against the config's folder, since that is where
+/// their existence is checked.
 fn check_semantics(
     config: &mut Config,
     spans: &SpanIndex,
@@ -1262,6 +1265,14 @@ fn check_semantics(
                 }
                 if p.is_relative() {
                     *p = normalize(&dir.join(&*p));
+                }
+                // Reported here, at the `mapping =` line, rather than as an unreadable file
+                // with no line when the mappings are loaded.
+                if !p.is_file() {
+                    issue(
+                        &format!("{at}.mapping"),
+                        format!("mapping file `{}` not found", p.display()),
+                    );
                 }
             }
             MappingSource::Inline(fields) => {
@@ -1780,6 +1791,7 @@ auth = { type = "basic", username = "sync", password = "${EXT_PASSWORD}" }
                 "connection[0].external.base_url",
                 "connection[1].name",
                 "connection[1].mapping",
+                "connection[1].mapping",
                 "connection[1].jira.pat",
             ],
             "{err}"
@@ -1874,11 +1886,28 @@ auth = { type = "basic", username = "sync", password = "${EXT_PASSWORD}" }
                 "[[connection.field]]\njira = \"duedate\"\nexternal = 1003\ntype = \"date\"\n",
                 "mapping = \"../maps/m.csv\"\n",
             );
-        let c = parse_str(&text, Path::new("conf/tandem.toml"), env).unwrap();
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(tmp.path().join("conf")).unwrap();
+        std::fs::create_dir_all(tmp.path().join("maps")).unwrap();
+        std::fs::write(
+            tmp.path().join("maps/m.csv"),
+            "jiraField,externalField\nsummary,1\n",
+        )
+        .unwrap();
+        let c = load_str(&text, &tmp.path().join("conf/tandem.toml"), env).unwrap();
         assert_eq!(
             c.connections[0].mapping,
-            MappingSource::File(PathBuf::from("maps/m.csv"))
+            MappingSource::File(tmp.path().join("maps/m.csv"))
         );
+        assert_eq!(c.connections[0].fields.fields.len(), 1);
+
+        // A missing file is reported at its `mapping =` line.
+        std::fs::remove_file(tmp.path().join("maps/m.csv")).unwrap();
+        let err = load_str(&text, &tmp.path().join("conf/tandem.toml"), env).unwrap_err();
+        assert_eq!(err.issues.len(), 1, "{err}");
+        assert_eq!(err.issues[0].key, "connection[0].mapping");
+        assert_eq!(err.issues[0].line, Some(line_of(&text, "mapping =")));
+        assert!(err.issues[0].message.contains("not found"), "{err}");
     }
 
     #[test]
