@@ -765,10 +765,9 @@ pub fn parse_str(
     path: &Path,
     env: impl Fn(&str) -> Option<String>,
 ) -> Result<Config, ConfigError> {
-    let lines = LineIndex::new(text);
     let issue = |span: Option<Range<usize>>, key: String, message: String| ConfigIssue {
         file: path.to_path_buf(),
-        line: span.map(|s| lines.line_of(s.start)),
+        line: span.map(|s| mapping::line_at(text, s.start)),
         key,
         message,
     };
@@ -910,26 +909,6 @@ fn config_dir(path: &Path) -> &Path {
     }
 }
 
-/// Byte offset → 1-based line number.
-struct LineIndex {
-    starts: Vec<usize>,
-}
-
-impl LineIndex {
-    fn new(text: &str) -> Self {
-        let mut starts = vec![0];
-        starts.extend(text.match_indices('\n').map(|(i, _)| i + 1));
-        LineIndex { starts }
-    }
-
-    fn line_of(&self, offset: usize) -> usize {
-        match self.starts.binary_search(&offset) {
-            Ok(i) => i + 1,
-            Err(i) => i,
-        }
-    }
-}
-
 fn join_key(prefix: &str, key: &str) -> String {
     if prefix.is_empty() {
         key.to_string()
@@ -1027,20 +1006,17 @@ pub fn expand_env(
 }
 
 /// Where each key and value sits in the file, by dotted path (`connection[0].jira.api`).
-struct SpanIndex {
+struct SpanIndex<'t> {
     /// path → (key span, value span)
     entries: HashMap<String, (Range<usize>, Range<usize>)>,
-    lines: LineIndex,
+    text: &'t str,
 }
 
-impl SpanIndex {
-    fn new(root: &DeTable<'_>, text: &str) -> Self {
+impl<'t> SpanIndex<'t> {
+    fn new(root: &DeTable<'_>, text: &'t str) -> Self {
         let mut entries = HashMap::new();
         Self::walk_table(root, "", &mut entries);
-        SpanIndex {
-            entries,
-            lines: LineIndex::new(text),
-        }
+        SpanIndex { entries, text }
     }
 
     fn walk_table(
@@ -1168,7 +1144,7 @@ fn backticked_after(message: &str, marker: &str) -> Option<String> {
 /// their existence is checked.
 fn check_semantics(
     config: &mut Config,
-    spans: &SpanIndex,
+    spans: &SpanIndex<'_>,
     report: &mut impl FnMut(String, String),
 ) {
     let mut issue = |key: &str, msg: String| report(key.to_string(), msg);
@@ -1280,7 +1256,7 @@ fn check_semantics(
                 for (j, (_, loc)) in fields.iter_mut().enumerate() {
                     let line = spans
                         .span_of(&format!("{at}.field[{j}]"))
-                        .map(|s| spans.lines.line_of(s.start))
+                        .map(|s| mapping::line_at(spans.text, s.start))
                         .unwrap_or(0);
                     *loc = Location::new(file.clone(), line);
                 }
