@@ -423,20 +423,24 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     if t == "0" {
         return Ok(Duration::ZERO);
     }
-    let (digits, unit) = t.split_at(t.len().saturating_sub(1));
-    let multiplier = match unit {
-        "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        _ => {
-            return Err(format!(
-                "invalid duration `{text}`: expected e.g. \"30s\", \"5m\", \"1h\" or \"0\""
-            ));
-        }
+    let invalid =
+        || format!("invalid duration `{text}`: expected e.g. \"30s\", \"5m\", \"1h\" or \"0\"");
+    // Split on the last *character*: slicing at a byte could land inside a multi-byte one.
+    let mut chars = t.chars();
+    let multiplier = match chars.next_back() {
+        Some('s') => 1,
+        Some('m') => 60,
+        Some('h') => 3600,
+        _ => return Err(invalid()),
     };
-    let n: u64 = digits.parse().map_err(|_| {
-        format!("invalid duration `{text}`: expected e.g. \"30s\", \"5m\", \"1h\" or \"0\"")
-    })?;
+    let digits = chars.as_str();
+    // `u64::from_str` accepts a leading `+`; a duration should be digits only.
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(invalid());
+    }
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("duration `{text}` is too large"))?;
     n.checked_mul(multiplier)
         .map(Duration::from_secs)
         .ok_or_else(|| format!("duration `{text}` is too large"))
@@ -1887,6 +1891,15 @@ auth = { type = "basic", username = "sync", password = "${EXT_PASSWORD}" }
     }
 
     #[test]
+    fn no_prefix_of_a_valid_file_makes_loading_panic() {
+        // Every truncation yields some parse, schema or semantic error path; none may panic.
+        for (i, _) in VALID.char_indices() {
+            let _ = load(&VALID[..i]);
+        }
+        let _ = load("[connection]\nname = \"é\"\npoll_interval = \"5é\"");
+    }
+
+    #[test]
     fn durations_and_storage_urls() {
         assert_eq!(parse_duration("0"), Ok(Duration::ZERO));
         assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
@@ -1894,6 +1907,9 @@ auth = { type = "basic", username = "sync", password = "${EXT_PASSWORD}" }
         assert!(parse_duration("").is_err());
         assert!(parse_duration("5").is_err());
         assert!(parse_duration("-5s").is_err());
+        assert!(parse_duration("+5s").is_err());
+        assert!(parse_duration("5é").is_err());
+        assert!(parse_duration("é").is_err());
         assert!(parse_duration("99999999999999999999h").is_err());
         let dir = Path::new("/srv/t");
         assert_eq!(
