@@ -439,70 +439,20 @@ pub fn fields_object(pairs: impl IntoIterator<Item = (String, Value)>) -> Value 
 // Rich text: one place that knows the core's `Doc` API.
 // ---------------------------------------------------------------------------------------------
 
-// Until the core's ADF and wiki conversions land, documents cross the wire as paragraphs of
-// plain text: lossy for marks, but shape-correct ADF, so Jira accepts every write.
 fn doc_from_adf(v: &Value) -> Result<Doc, String> {
-    if v.get("type").and_then(Value::as_str) != Some("doc") {
-        return Err("not a readable ADF document: the root node is not of type `doc`".into());
-    }
-    let mut paragraphs: Vec<String> = Vec::new();
-    for block in v
-        .get("content")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        let mut text = String::new();
-        adf_text(block, &mut text);
-        paragraphs.push(text);
-    }
-    Ok(doc_from_plain(&paragraphs.join("\n\n")))
-}
-
-fn adf_text(node: &Value, out: &mut String) {
-    match node.get("type").and_then(Value::as_str) {
-        Some("text") => out.push_str(node.get("text").and_then(Value::as_str).unwrap_or("")),
-        Some("hardBreak") => out.push('\n'),
-        _ => {
-            for child in node
-                .get("content")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-            {
-                adf_text(child, out);
-            }
-        }
-    }
+    Doc::from_adf(v).map_err(|e| e.to_string())
 }
 
 fn doc_to_adf(d: &Doc) -> Value {
-    let plain = doc_to_plain(d);
-    let content: Vec<Value> = plain
-        .split("\n\n")
-        .filter(|p| !p.trim().is_empty())
-        .map(|p| {
-            let mut inline = Vec::new();
-            for (i, line) in p.split('\n').enumerate() {
-                if i > 0 {
-                    inline.push(json!({"type": "hardBreak"}));
-                }
-                if !line.is_empty() {
-                    inline.push(json!({"type": "text", "text": line}));
-                }
-            }
-            json!({"type": "paragraph", "content": inline})
-        })
-        .collect();
-    json!({"type": "doc", "version": 1, "content": content})
+    d.to_adf()
 }
 
 fn doc_from_wiki(s: &str) -> Doc {
-    Doc::from_plain(s)
+    Doc::from_wiki(s)
 }
 
 fn doc_to_wiki(d: &Doc) -> String {
-    d.to_plain()
+    d.to_wiki()
 }
 
 fn doc_from_plain(s: &str) -> Doc {
