@@ -131,7 +131,15 @@ async fn seed_create_update_fetch_and_list_round_trip() {
 
     let changes = fields(&[("1001", text("Printer fixed")), ("1003", FieldValue::Empty)]);
     c.update("EXT-1", &changes).await.expect("update");
+    // The update repeats the Jira key the item records rather than overwriting it.
+    let update = sb
+        .request_log()
+        .into_iter()
+        .rfind(|r| r.method == "POST" && r.path == "/API/issue/EXT-1")
+        .expect("update call");
+    assert_eq!(update.body["sourceIssueId"], json!("TEST-1"));
     let item = c.fetch("EXT-1").await.expect("fetch");
+    assert_eq!(item.link.as_deref(), Some("TEST-1"));
     assert_eq!(item.fields["1001"], text("Printer fixed"));
     assert_eq!(item.fields["1003"], FieldValue::Empty);
     assert_eq!(item.fields["1002"], date(2025, 1, 31));

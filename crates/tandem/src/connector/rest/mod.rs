@@ -31,7 +31,8 @@ use chrono::{DateTime, SecondsFormat, TimeZone, Utc};
 use reqwest::Method;
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
 use tandem_core::mapping::{FieldType, Mapping};
 use tandem_core::{ChangeEvent, ChangeKind, EventOrigin, FieldValue, Side};
 
@@ -49,7 +50,6 @@ enum Format {
     Custom(Box<RestOperations>),
 }
 
-#[derive(Debug)]
 pub struct RestConnector {
     side: Side,
     mapping: Mapping,
@@ -61,7 +61,26 @@ pub struct RestConnector {
     webhook_event_pointer: Option<String>,
     /// External field id → where it lives (custom format).
     places: BTreeMap<String, FieldPlace>,
+    /// Seed format: item id → the `sourceIssueId` (Jira key) last seen on it. The worker
+    /// fetches a twin before updating it, so an update can repeat the key the item already
+    /// holds instead of overwriting it with the item's own id.
+    source_refs: Mutex<HashMap<String, String>>,
 }
+
+impl std::fmt::Debug for RestConnector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RestConnector")
+            .field("side", &self.side)
+            .field("client", &self.client)
+            .field("format", &self.format)
+            .field("payload", &self.payload)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Beyond this many remembered keys the memory is cleared; a miss only costs the seed's own
+/// fallback (the item id), never correctness.
+const MAX_SOURCE_REFS: usize = 100_000;
 
 /// The default place of field `id`: a top-level member of that name.
 fn default_pointer(id: &str) -> String {
@@ -111,6 +130,7 @@ impl RestConnector {
             webhook_id_pointer: id_ptr,
             webhook_event_pointer: event_ptr,
             places,
+            source_refs: Mutex::new(HashMap::new()),
         })
     }
 
@@ -131,6 +151,19 @@ impl RestConnector {
             || id.to_string(),
             |m| m.field_on(self.side.other()).to_string(),
         )
+    }
+
+    fn remember_source_ref(&self, id: &str, source_ref: &str) {
+        let mut refs = self.source_refs.lock().unwrap_or_else(|e| e.into_inner());
+        if refs.len() >= MAX_SOURCE_REFS {
+            refs.clear();
+        }
+        refs.insert(id.to_string(), source_ref.to_string());
+    }
+
+    fn source_ref(&self, id: &str) -> Option<String> {
+        let refs = self.source_refs.lock().unwrap_or_else(|e| e.into_inner());
+        refs.get(id).cloned()
     }
 
     fn check_id(id: &str) -> ConnectorResult<&str> {
@@ -191,6 +224,9 @@ impl RestConnector {
             values.entry(fid.to_string()).or_insert(FieldValue::Empty);
         }
         let link = id_text(v.get("sourceIssueId")).filter(|s| *s != id);
+        if let Some(l) = &link {
+            self.remember_source_ref(&id, l);
+        }
         Ok(Item {
             updated: v.get("updated").and_then(parse_time),
             id,
@@ -555,6 +591,9 @@ impl Connector for RestConnector {
                 super::http::quote(&answer.to_string())
             ))
         })?;
+        if let Some(l) = link {
+            self.remember_source_ref(&id, l);
+        }
         Ok(Item {
             id,
             key: None,
@@ -573,9 +612,10 @@ impl Connector for RestConnector {
         }
         match &self.format {
             Format::Seed => {
-                // As the seed's outgoing script does, `sourceIssueId` carries the item's own
-                // id on update: the trait's update does not know the Jira key.
-                let body = self.seed_body(id, values);
+                // The Jira key the item already records; failing that, the item's own id,
+                // as the seed's outgoing script sends.
+                let source_ref = self.source_ref(id).unwrap_or_else(|| id.to_string());
+                let body = self.seed_body(&source_ref, values);
                 let path = format!("/API/issue/{}", encode_component(id));
                 self.client.call(Method::POST, &path, Some(&body)).await?;
             }
