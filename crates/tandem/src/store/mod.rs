@@ -1,1 +1,642 @@
-//! Durable store. Being written.
+//! Durable store: the event queue, links with their shadows, dead letters, the audit log and
+//! poll cursors, behind one [`Store`] trait with an SQLite and a PostgreSQL backend.
+//!
+//! The queue *is* the database (hook0's lesson): a receiver answers `202` only after
+//! [`Store::enqueue`] returned, and a worker's claim, its outcome, the link's new shadow and the
+//! audit rows are written in one transaction ([`Store::complete`]), so a crash at any point
+//! leaves either the old state (the event is claimed again once its lease expires) or the new
+//! one, never half of each.
+//!
+//! Ordering: every event carries an *ordering key* (by default `connection:side:item`, or the
+//! link's key once the item is linked). [`Store::claim_due`] hands out only the oldest
+//! unfinished event of a key and never two events of one key at once, so edits to one item are
+//! applied in the order they arrived while other items proceed in parallel.
+//!
+//! Both backends keep the same rows; only SQL dialect and locking differ. Everything that does
+//! not depend on the dialect (row decoding, URL dispatch, the types) lives here.
+
+mod postgres;
+mod sqlite;
+
+pub use postgres::{drop_postgres_schema, open_postgres_in_schema};
+
+use async_trait::async_trait;
+use chrono::{DateTime, TimeDelta, Utc};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+use tandem_core::{ChangeEvent, FieldValue, Link, Shadow, Side};
+
+/// The result of every store operation.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// What can go wrong in the store.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    /// The database failed or could not be reached.
+    #[error("database error: {0}")]
+    Db(String),
+    /// The caller's lease on the event expired and another worker claimed it (or it was
+    /// released); the caller's outcome was not recorded.
+    #[error("lease on event {event_id} was lost; the outcome was not recorded")]
+    LeaseLost { event_id: i64 },
+    /// A link changed (or was created) under the caller since it was read.
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// A row holds data this version cannot read (bad JSON, unknown status, bad timestamp).
+    #[error("corrupt data in the store: {0}")]
+    Corrupt(String),
+    /// The store URL names no backend we know or is malformed.
+    #[error("invalid store URL: {0}")]
+    InvalidUrl(String),
+    /// The caller passed an argument the operation cannot honour (a completion status other
+    /// than done/ignored, a lease too long to represent).
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        StoreError::Db(e.to_string())
+    }
+}
+
+/// Opens the store named by `url` and brings its schema up to date.
+///
+/// Accepted forms: `sqlite://path/to/file.db`, `sqlite:path`, a bare path ending in `.db`
+/// (the file and its directory are created if missing), `sqlite::memory:` (tests), and
+/// `postgres://…` / `postgresql://…` (tables live in the connection's current schema).
+pub async fn open(url: &str) -> StoreResult<Arc<dyn Store>> {
+    let trimmed = url.trim();
+    if trimmed.starts_with("postgres://") || trimmed.starts_with("postgresql://") {
+        let store = postgres::PgStore::open(trimmed, None).await?;
+        return Ok(Arc::new(store));
+    }
+    if trimmed.starts_with("sqlite:") || trimmed.ends_with(".db") {
+        let store = sqlite::SqliteStore::open(trimmed).await?;
+        return Ok(Arc::new(store));
+    }
+    Err(StoreError::InvalidUrl(format!(
+        "`{}`: expected sqlite://PATH, sqlite::memory:, a path ending in .db, or postgres://…",
+        redact_url(trimmed)
+    )))
+}
+
+/// The URL with any password replaced, so it can go into an error message or a log.
+pub fn redact_url(url: &str) -> String {
+    // scheme://user:password@host… → scheme://user:***@host…
+    let Some(scheme_end) = url.find("://") else {
+        return url.to_string();
+    };
+    let rest = &url[scheme_end + 3..];
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let authority = &rest[..authority_end];
+    match authority.rfind('@') {
+        Some(at) => match authority[..at].find(':') {
+            Some(colon) => format!(
+                "{}{}:***{}",
+                &url[..scheme_end + 3],
+                &authority[..colon],
+                &rest[at..]
+            ),
+            None => url.to_string(),
+        },
+        None => url.to_string(),
+    }
+}
+
+/// Where an event is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EventStatus {
+    /// Waiting until `next_attempt_at`.
+    Pending,
+    /// Claimed by a worker until `lease_expires_at`.
+    Leased,
+    /// Processed; the other side holds the change (or needed none).
+    Done,
+    /// Failed permanently or ran out of attempts; see the dead letters.
+    Dead,
+    /// Deliberately not synced (filtered out, an echo of Tandem's own write); the reason is in
+    /// `last_error`.
+    Ignored,
+}
+
+impl EventStatus {
+    pub const ALL: [EventStatus; 5] = [
+        EventStatus::Pending,
+        EventStatus::Leased,
+        EventStatus::Done,
+        EventStatus::Dead,
+        EventStatus::Ignored,
+    ];
+
+    /// The spelling stored in the database and shown to people.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventStatus::Pending => "pending",
+            EventStatus::Leased => "leased",
+            EventStatus::Done => "done",
+            EventStatus::Dead => "dead",
+            EventStatus::Ignored => "ignored",
+        }
+    }
+}
+
+impl fmt::Display for EventStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for EventStatus {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        EventStatus::ALL
+            .into_iter()
+            .find(|st| st.as_str() == s)
+            .ok_or_else(|| {
+                format!(
+                    "unknown event status `{s}`: expected pending, leased, done, dead or ignored"
+                )
+            })
+    }
+}
+
+/// An event as the queue holds it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QueuedEvent {
+    pub id: i64,
+    pub event: ChangeEvent,
+    pub status: EventStatus,
+    /// Failed attempts so far (claims do not count; retries and dead letters do).
+    pub attempts: u32,
+    pub next_attempt_at: DateTime<Utc>,
+    pub lease_owner: Option<String>,
+    pub lease_expires_at: Option<DateTime<Utc>>,
+    /// The last transient error, the dead-letter reason, or why the event was ignored.
+    pub last_error: Option<String>,
+    pub received_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// The answer to an enqueue: a new row, or the row an earlier delivery with the same
+/// idempotency key created.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Enqueued {
+    New(i64),
+    Duplicate(i64),
+}
+
+impl Enqueued {
+    /// The event's id, new or not.
+    pub fn id(self) -> i64 {
+        match self {
+            Enqueued::New(id) | Enqueued::Duplicate(id) => id,
+        }
+    }
+    pub fn is_new(self) -> bool {
+        matches!(self, Enqueued::New(_))
+    }
+}
+
+/// One field written to one side, for people to read later ("who changed this, and why?").
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    pub at: DateTime<Utc>,
+    pub connection: String,
+    pub event_id: Option<i64>,
+    pub jira_id: String,
+    pub external_id: String,
+    /// The side that was written.
+    pub target: Side,
+    /// The field id on the target side.
+    pub field: String,
+    pub mapping_key: String,
+    pub from: Option<FieldValue>,
+    pub to: FieldValue,
+    /// Who or what made the write (`worker:<id>`, `sync`, an operator).
+    pub actor: String,
+}
+
+/// The successful outcome of a claimed event, recorded atomically by [`Store::complete`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Completion {
+    /// [`EventStatus::Done`] or [`EventStatus::Ignored`].
+    pub status: EventStatus,
+    /// The link after this event: inserted if the store has none for its Jira id; otherwise
+    /// its shadow and Jira key replace the stored ones only if the stored version is
+    /// `link.version - 1` (the caller increments the version it read), else
+    /// [`StoreError::Conflict`] and nothing is written.
+    pub link: Option<Link>,
+    pub audit: Vec<AuditEntry>,
+    /// Kept in the event's `last_error` column (why it was ignored).
+    pub note: Option<String>,
+}
+
+impl Completion {
+    /// Done, with nothing else to record.
+    pub fn done() -> Self {
+        Completion {
+            status: EventStatus::Done,
+            link: None,
+            audit: Vec::new(),
+            note: None,
+        }
+    }
+
+    /// Ignored, with the reason people will see.
+    pub fn ignored(reason: impl Into<String>) -> Self {
+        Completion {
+            status: EventStatus::Ignored,
+            link: None,
+            audit: Vec::new(),
+            note: Some(reason.into()),
+        }
+    }
+}
+
+/// Which events [`Store::list_events`] returns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventFilter {
+    pub connection: Option<String>,
+    pub status: Option<EventStatus>,
+    pub limit: u32,
+}
+
+impl Default for EventFilter {
+    fn default() -> Self {
+        EventFilter {
+            connection: None,
+            status: None,
+            limit: 100,
+        }
+    }
+}
+
+/// An event that will not be retried on its own, and why.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeadLetter {
+    pub event_id: i64,
+    pub connection: String,
+    pub reason: String,
+    pub at: DateTime<Utc>,
+    pub event: ChangeEvent,
+}
+
+/// The durable store. Every method is one round of I/O against the database; methods that
+/// write more than one row do so in one transaction.
+///
+/// Times are passed in (`now`) rather than read from the clock so tests can move time, and so
+/// that one worker iteration uses one consistent instant.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// `"sqlite"` or `"postgres"`.
+    fn backend(&self) -> &'static str;
+
+    /// Succeeds when the database answers (readiness).
+    async fn ping(&self) -> StoreResult<()>;
+
+    /// Queues `ev` under its own ordering key ([`ChangeEvent::ordering_key`]). Durable when it
+    /// returns. A second event with the same `(connection, idempotency_key)` is not stored
+    /// again: the answer is [`Enqueued::Duplicate`] with the first one's id.
+    async fn enqueue(&self, ev: &ChangeEvent, now: DateTime<Utc>) -> StoreResult<Enqueued> {
+        self.enqueue_with_key(ev, &ev.ordering_key(), now).await
+    }
+
+    /// As [`Store::enqueue`], with a caller-chosen ordering key (the server uses the link's
+    /// key for linked items, so edits on both sides of one link are serialised).
+    async fn enqueue_with_key(
+        &self,
+        ev: &ChangeEvent,
+        ordering_key: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Enqueued>;
+
+    /// Leases up to `limit` due events to `owner` until `now + lease`.
+    ///
+    /// Due: pending with `next_attempt_at <= now`, or leased with an expired lease. Per
+    /// ordering key only the oldest unfinished (pending or leased) event is eligible, and only
+    /// while no other event of that key holds a live lease. Attempts are not incremented.
+    /// Safe to call from several processes at once. Returned in id order.
+    async fn claim_due(
+        &self,
+        owner: &str,
+        now: DateTime<Utc>,
+        lease: Duration,
+        limit: u32,
+    ) -> StoreResult<Vec<QueuedEvent>>;
+
+    /// Records the outcome of a leased event in one transaction: status, link and shadow,
+    /// audit rows. [`StoreError::LeaseLost`] (nothing written) when `owner` no longer holds
+    /// the lease; [`StoreError::Conflict`] (nothing written) on a stale link version.
+    ///
+    /// A lease that expired but was not claimed by anyone else still counts as held: the
+    /// work is done, and refusing it would only cause the same write to be made twice.
+    async fn complete(
+        &self,
+        event_id: i64,
+        owner: &str,
+        c: Completion,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()>;
+
+    /// Gives the event back for another attempt at `next_at`: attempts + 1, status pending,
+    /// lease cleared, `error` kept. Returns the attempts so far.
+    async fn retry_later(
+        &self,
+        event_id: i64,
+        owner: &str,
+        next_at: DateTime<Utc>,
+        error: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<u32>;
+
+    /// Gives up on the event: attempts + 1, status dead, lease cleared, a dead-letter row.
+    async fn dead_letter(
+        &self,
+        event_id: i64,
+        owner: &str,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()>;
+
+    /// Returns every lease `owner` holds to the queue, due at once (graceful shutdown).
+    async fn release_leases(&self, owner: &str) -> StoreResult<u64>;
+
+    async fn get_event(&self, id: i64) -> StoreResult<Option<QueuedEvent>>;
+
+    /// Events matching `f`, newest first.
+    async fn list_events(&self, f: &EventFilter) -> StoreResult<Vec<QueuedEvent>>;
+
+    /// Unresolved dead letters, newest first.
+    async fn list_dead_letters(
+        &self,
+        connection: Option<&str>,
+        limit: u32,
+    ) -> StoreResult<Vec<DeadLetter>>;
+
+    /// Puts one dead event (or all of them) back in the queue: pending, attempts 0, due
+    /// `now`. Their dead-letter rows are marked resolved, not deleted, to keep the history.
+    /// Returns how many events came back.
+    async fn retry_dead(&self, event_id: Option<i64>, now: DateTime<Utc>) -> StoreResult<u64>;
+
+    /// Event counts by connection and status (only non-zero ones).
+    async fn queue_depth(&self) -> StoreResult<Vec<(String, EventStatus, i64)>>;
+
+    /// The link holding `item_id` on `side` of `connection`.
+    async fn link_by_item(
+        &self,
+        connection: &str,
+        side: Side,
+        item_id: &str,
+    ) -> StoreResult<Option<Link>>;
+
+    /// Inserts a new link; `Ok(Err(existing))` when its Jira id or external id is already
+    /// linked in that connection (nothing written).
+    async fn insert_link(&self, link: &Link) -> StoreResult<Result<(), Link>>;
+
+    /// Links in the order they were made (stable pages while new links are added).
+    async fn list_links(
+        &self,
+        connection: Option<&str>,
+        limit: u32,
+        offset: u32,
+    ) -> StoreResult<Vec<Link>>;
+
+    async fn count_links(&self, connection: Option<&str>) -> StoreResult<i64>;
+
+    /// Audit entries, newest first.
+    async fn list_audit(
+        &self,
+        connection: Option<&str>,
+        limit: u32,
+    ) -> StoreResult<Vec<AuditEntry>>;
+
+    /// The poll cursor of one side of a connection.
+    async fn get_cursor(&self, connection: &str, side: Side) -> StoreResult<Option<String>>;
+
+    async fn set_cursor(
+        &self,
+        connection: &str,
+        side: Side,
+        cursor: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()>;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Shared by both backends: rows as plain values, decoded into domain types without panicking.
+
+/// An `events` row with timestamps already decoded by the backend.
+pub(crate) struct EventRow {
+    pub id: i64,
+    pub payload: String,
+    pub status: String,
+    pub attempts: i64,
+    pub next_attempt_at: DateTime<Utc>,
+    pub lease_owner: Option<String>,
+    pub lease_expires_at: Option<DateTime<Utc>>,
+    pub last_error: Option<String>,
+    pub received_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl EventRow {
+    pub fn decode(self) -> StoreResult<QueuedEvent> {
+        let id = self.id;
+        Ok(QueuedEvent {
+            id,
+            event: decode_event(id, &self.payload)?,
+            status: decode_status(id, &self.status)?,
+            attempts: u32::try_from(self.attempts).map_err(|_| {
+                StoreError::Corrupt(format!(
+                    "event {id}: attempts {} out of range",
+                    self.attempts
+                ))
+            })?,
+            next_attempt_at: self.next_attempt_at,
+            lease_owner: self.lease_owner,
+            lease_expires_at: self.lease_expires_at,
+            last_error: self.last_error,
+            received_at: self.received_at,
+            updated_at: self.updated_at,
+        })
+    }
+}
+
+pub(crate) fn decode_event(id: i64, payload: &str) -> StoreResult<ChangeEvent> {
+    serde_json::from_str(payload)
+        .map_err(|e| StoreError::Corrupt(format!("event {id}: payload is not a change event: {e}")))
+}
+
+pub(crate) fn decode_status(id: i64, status: &str) -> StoreResult<EventStatus> {
+    status
+        .parse()
+        .map_err(|e| StoreError::Corrupt(format!("event {id}: {e}")))
+}
+
+/// A `links` row.
+pub(crate) struct LinkRow {
+    pub connection: String,
+    pub jira_id: String,
+    pub jira_key: Option<String>,
+    pub external_id: String,
+    pub shadow: String,
+    pub version: i64,
+}
+
+impl LinkRow {
+    pub fn decode(self) -> StoreResult<Link> {
+        let shadow: Shadow = serde_json::from_str(&self.shadow).map_err(|e| {
+            StoreError::Corrupt(format!(
+                "link {}/{}: shadow is not valid: {e}",
+                self.connection, self.jira_id
+            ))
+        })?;
+        Ok(Link {
+            connection: self.connection,
+            jira_id: self.jira_id,
+            jira_key: self.jira_key,
+            external_id: self.external_id,
+            shadow,
+            version: self.version,
+        })
+    }
+}
+
+/// An `audit_log` row.
+pub(crate) struct AuditRow {
+    pub id: i64,
+    pub at: DateTime<Utc>,
+    pub connection: String,
+    pub event_id: Option<i64>,
+    pub jira_id: String,
+    pub external_id: String,
+    pub target: String,
+    pub field: String,
+    pub mapping_key: String,
+    pub from_value: Option<String>,
+    pub to_value: String,
+    pub actor: String,
+}
+
+impl AuditRow {
+    pub fn decode(self) -> StoreResult<AuditEntry> {
+        let id = self.id;
+        let value = |s: &str| -> StoreResult<FieldValue> {
+            serde_json::from_str(s)
+                .map_err(|e| StoreError::Corrupt(format!("audit entry {id}: bad value: {e}")))
+        };
+        Ok(AuditEntry {
+            at: self.at,
+            connection: self.connection,
+            event_id: self.event_id,
+            jira_id: self.jira_id,
+            external_id: self.external_id,
+            target: decode_side(&format!("audit entry {id}"), &self.target)?,
+            field: self.field,
+            mapping_key: self.mapping_key,
+            from: self.from_value.as_deref().map(value).transpose()?,
+            to: value(&self.to_value)?,
+            actor: self.actor,
+        })
+    }
+}
+
+pub(crate) fn decode_side(what: &str, s: &str) -> StoreResult<Side> {
+    s.parse()
+        .map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))
+}
+
+/// JSON text for a value we are about to store. Our types always serialise; the error path
+/// exists so a future type that cannot does not panic.
+pub(crate) fn to_json<T: Serialize>(what: &str, v: &T) -> StoreResult<String> {
+    serde_json::to_string(v)
+        .map_err(|e| StoreError::InvalidArgument(format!("{what} cannot be stored as JSON: {e}")))
+}
+
+/// `now + lease`, refusing leases so long the time cannot be represented.
+pub(crate) fn lease_expiry(now: DateTime<Utc>, lease: Duration) -> StoreResult<DateTime<Utc>> {
+    TimeDelta::from_std(lease)
+        .ok()
+        .and_then(|d| now.checked_add_signed(d))
+        .ok_or_else(|| StoreError::InvalidArgument(format!("lease of {lease:?} is too long")))
+}
+
+/// Checks a completion before any write, so a programming error cannot mark an event with a
+/// status the queue does not expect after a claim.
+pub(crate) fn check_completion(c: &Completion) -> StoreResult<()> {
+    match c.status {
+        EventStatus::Done | EventStatus::Ignored => Ok(()),
+        other => Err(StoreError::InvalidArgument(format!(
+            "complete() records done or ignored, not {other}; use retry_later or dead_letter"
+        ))),
+    }
+}
+
+/// Why a link update was refused, in words an operator can act on.
+pub(crate) fn link_conflict(wanted: &Link, stored: Option<&Link>) -> StoreError {
+    match stored {
+        Some(s) if s.external_id != wanted.external_id => StoreError::Conflict(format!(
+            "link {}/{} is stored with external id {}, not {}",
+            wanted.connection, wanted.jira_id, s.external_id, wanted.external_id
+        )),
+        Some(s) => StoreError::Conflict(format!(
+            "link {}/{} is at version {}, the update expected {}",
+            wanted.connection,
+            wanted.jira_id,
+            s.version,
+            wanted.version - 1
+        )),
+        None => StoreError::Conflict(format!(
+            "link {}/{} cannot be inserted: external id {} is already linked to another Jira item",
+            wanted.connection, wanted.jira_id, wanted.external_id
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_round_trip_and_reject_unknown() {
+        for st in EventStatus::ALL {
+            assert_eq!(st.as_str().parse::<EventStatus>(), Ok(st));
+        }
+        assert!("Done".parse::<EventStatus>().is_err());
+    }
+
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(
+            redact_url("postgres://u:secret@db:5432/x?sslmode=require"),
+            "postgres://u:***@db:5432/x?sslmode=require"
+        );
+        assert_eq!(redact_url("postgres://u@db/x"), "postgres://u@db/x");
+        assert_eq!(redact_url("sqlite://a.db"), "sqlite://a.db");
+    }
+
+    #[test]
+    fn corrupt_payload_names_the_event() {
+        let row = EventRow {
+            id: 42,
+            payload: "{not json".into(),
+            status: "pending".into(),
+            attempts: 0,
+            next_attempt_at: Utc::now(),
+            lease_owner: None,
+            lease_expires_at: None,
+            last_error: None,
+            received_at: Utc::now(),
+            updated_at: Utc::now(),
+        };
+        match row.decode() {
+            Err(StoreError::Corrupt(msg)) => assert!(msg.contains("event 42"), "{msg}"),
+            other => panic!("expected Corrupt, got {other:?}"),
+        }
+    }
+}

@@ -1,0 +1,801 @@
+//! The PostgreSQL backend: one database shared by several `tandem serve` instances.
+//!
+//! Claims use `SELECT … FOR UPDATE SKIP LOCKED` inside the claiming statement, so instances
+//! never wait on each other's rows and never take the same event; a completion re-checks the
+//! lease under the row lock in the same transaction as the link and audit writes. Tables live
+//! in the connection's current schema; tests give each run its own schema
+//! ([`open_postgres_in_schema`]) so parallel runs do not collide.
+
+use super::{
+    AuditEntry, AuditRow, Completion, DeadLetter, Enqueued, EventFilter, EventRow, EventStatus,
+    LinkRow, QueuedEvent, Store, StoreError, StoreResult, check_completion, decode_event,
+    decode_status, lease_expiry, link_conflict, redact_url, to_json,
+};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow};
+use sqlx::{ColumnIndex, Connection, Decode, Postgres, Row, Type};
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+use tandem_core::{ChangeEvent, Link, Side};
+
+/// Schema steps, applied in order; a version is never edited once released, only added to.
+const MIGRATIONS: &[(i64, &str, &str)] = &[(
+    1,
+    "initial",
+    include_str!("../../migrations/postgres/0001_initial.sql"),
+)];
+
+/// Advisory lock held while migrating, so instances starting together migrate one at a time.
+const MIGRATION_LOCK: i64 = 0x7a6e_6465_6d00_0001;
+
+/// Columns of `events` in the order [`event_row`] reads them.
+macro_rules! event_cols {
+    () => {
+        "id, payload, status, attempts, next_attempt_at, lease_owner, lease_expires_at, \
+         last_error, received_at, updated_at"
+    };
+}
+
+/// Columns of `links` in the order [`link_row`] reads them.
+macro_rules! link_cols {
+    () => {
+        "connection, jira_id, jira_key, external_id, shadow, version"
+    };
+}
+
+pub(crate) struct PgStore {
+    pool: PgPool,
+}
+
+/// Opens a store whose tables live in `schema` (created if missing). For tests, and for
+/// running several independent Tandem deployments in one database.
+pub async fn open_postgres_in_schema(
+    url: &str,
+    schema: &str,
+) -> StoreResult<Arc<dyn super::Store>> {
+    Ok(Arc::new(PgStore::open(url, Some(schema)).await?))
+}
+
+/// Drops `schema` and everything in it (the end of a test run).
+pub async fn drop_postgres_schema(url: &str, schema: &str) -> StoreResult<()> {
+    check_schema_name(schema)?;
+    let mut conn = PgConnection::connect_with(&connect_options(url)?).await?;
+    sqlx::query(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))
+        .execute(&mut conn)
+        .await?;
+    conn.close().await?;
+    Ok(())
+}
+
+/// Schema names are spliced into SQL (identifiers cannot be bound), so only plain ones pass.
+fn check_schema_name(schema: &str) -> StoreResult<()> {
+    let plain = !schema.is_empty()
+        && schema.len() <= 63
+        && schema
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if plain {
+        Ok(())
+    } else {
+        Err(StoreError::InvalidArgument(format!(
+            "schema name `{schema}`: use 1 to 63 ASCII letters, digits or underscores"
+        )))
+    }
+}
+
+fn connect_options(url: &str) -> StoreResult<PgConnectOptions> {
+    PgConnectOptions::from_str(url)
+        .map_err(|e| StoreError::InvalidUrl(format!("`{}`: {e}", redact_url(url))))
+}
+
+/// Reads one column, calling a type mismatch what it is: data this version cannot read.
+fn col<'r, T>(row: &'r PgRow, name: &str, what: &dyn Fn() -> String) -> StoreResult<T>
+where
+    T: Decode<'r, Postgres> + Type<Postgres>,
+    for<'a> &'a str: ColumnIndex<PgRow>,
+{
+    row.try_get(name)
+        .map_err(|e| StoreError::Corrupt(format!("{}: column {name}: {e}", what())))
+}
+
+fn event_row(row: &PgRow) -> StoreResult<QueuedEvent> {
+    let id: i64 = col(row, "id", &|| "event row".to_string())?;
+    let what = || format!("event {id}");
+    EventRow {
+        id,
+        payload: col(row, "payload", &what)?,
+        status: col(row, "status", &what)?,
+        attempts: i64::from(col::<i32>(row, "attempts", &what)?),
+        next_attempt_at: col(row, "next_attempt_at", &what)?,
+        lease_owner: col(row, "lease_owner", &what)?,
+        lease_expires_at: col(row, "lease_expires_at", &what)?,
+        last_error: col(row, "last_error", &what)?,
+        received_at: col(row, "received_at", &what)?,
+        updated_at: col(row, "updated_at", &what)?,
+    }
+    .decode()
+}
+
+fn link_row(row: &PgRow) -> StoreResult<Link> {
+    let what = || "link row".to_string();
+    LinkRow {
+        connection: col(row, "connection", &what)?,
+        jira_id: col(row, "jira_id", &what)?,
+        jira_key: col(row, "jira_key", &what)?,
+        external_id: col(row, "external_id", &what)?,
+        shadow: col(row, "shadow", &what)?,
+        version: col(row, "version", &what)?,
+    }
+    .decode()
+}
+
+fn audit_row(row: &PgRow) -> StoreResult<AuditEntry> {
+    let id: i64 = col(row, "id", &|| "audit row".to_string())?;
+    let what = || format!("audit entry {id}");
+    AuditRow {
+        id,
+        at: col(row, "at", &what)?,
+        connection: col(row, "connection", &what)?,
+        event_id: col(row, "event_id", &what)?,
+        jira_id: col(row, "jira_id", &what)?,
+        external_id: col(row, "external_id", &what)?,
+        target: col(row, "target", &what)?,
+        field: col(row, "field", &what)?,
+        mapping_key: col(row, "mapping_key", &what)?,
+        from_value: col(row, "from_value", &what)?,
+        to_value: col(row, "to_value", &what)?,
+        actor: col(row, "actor", &what)?,
+    }
+    .decode()
+}
+
+impl PgStore {
+    pub(crate) async fn open(url: &str, schema: Option<&str>) -> StoreResult<PgStore> {
+        let mut opts = connect_options(url)?;
+        if let Some(schema) = schema {
+            check_schema_name(schema)?;
+            let mut conn = PgConnection::connect_with(&opts).await?;
+            sqlx::query(&format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\""))
+                .execute(&mut conn)
+                .await?;
+            conn.close().await?;
+            // A startup parameter, so every pooled connection (including reconnects) has it.
+            opts = opts.options([("search_path", schema)]);
+        }
+        let pool = PgPoolOptions::new()
+            .max_connections(8)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(opts)
+            .await?;
+        let store = PgStore { pool };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    async fn migrate(&self) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(MIGRATION_LOCK)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (
+                 version    BIGINT PRIMARY KEY,
+                 name       TEXT NOT NULL,
+                 applied_at TIMESTAMPTZ NOT NULL
+             )",
+        )
+        .execute(&mut *tx)
+        .await?;
+        let current: Option<i64> = sqlx::query_scalar("SELECT MAX(version) FROM schema_migrations")
+            .fetch_one(&mut *tx)
+            .await?;
+        let current = current.unwrap_or(0);
+        let latest = MIGRATIONS.last().map_or(0, |m| m.0);
+        if current > latest {
+            return Err(StoreError::Db(format!(
+                "the database schema is at version {current}, newer than this tandem knows \
+                 ({latest}); run a newer tandem against it"
+            )));
+        }
+        for (version, name, sql) in MIGRATIONS.iter().filter(|m| m.0 > current) {
+            sqlx::raw_sql(sql)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| StoreError::Db(format!("migration {version} ({name}) failed: {e}")))?;
+            sqlx::query(
+                "INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, now())",
+            )
+            .bind(version)
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn link_by_jira_id(
+        conn: &mut PgConnection,
+        connection: &str,
+        jira_id: &str,
+    ) -> StoreResult<Option<Link>> {
+        sqlx::query(concat!(
+            "SELECT ",
+            link_cols!(),
+            " FROM links WHERE connection = $1 AND jira_id = $2"
+        ))
+        .bind(connection)
+        .bind(jira_id)
+        .fetch_optional(conn)
+        .await?
+        .as_ref()
+        .map(link_row)
+        .transpose()
+    }
+
+    /// Updates the link if the stored version is the one the caller read, inserts it if
+    /// there is none; anything else is a conflict.
+    async fn upsert_link(
+        conn: &mut PgConnection,
+        link: &Link,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        let shadow = to_json("shadow", &link.shadow)?;
+        let updated = sqlx::query(
+            "UPDATE links SET jira_key = $1, shadow = $2, version = $3, updated_at = $4
+             WHERE connection = $5 AND jira_id = $6 AND external_id = $7 AND version = $8",
+        )
+        .bind(&link.jira_key)
+        .bind(&shadow)
+        .bind(link.version)
+        .bind(now)
+        .bind(&link.connection)
+        .bind(&link.jira_id)
+        .bind(&link.external_id)
+        .bind(link.version.saturating_sub(1))
+        .execute(&mut *conn)
+        .await?
+        .rows_affected();
+        if updated == 1 {
+            return Ok(());
+        }
+        if let Some(stored) = Self::link_by_jira_id(conn, &link.connection, &link.jira_id).await? {
+            return Err(link_conflict(link, Some(&stored)));
+        }
+        if Self::insert_link_row(conn, link, &shadow, now).await? {
+            Ok(())
+        } else {
+            Err(link_conflict(link, None))
+        }
+    }
+
+    /// Inserts unless the Jira id or the external id is already linked; says which happened.
+    /// `ON CONFLICT DO NOTHING` rather than catching the unique violation, because an error
+    /// would abort the surrounding transaction.
+    async fn insert_link_row(
+        conn: &mut PgConnection,
+        link: &Link,
+        shadow: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        let n = sqlx::query(
+            "INSERT INTO links (connection, jira_id, jira_key, external_id, shadow, version,
+                                created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $7)
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(&link.connection)
+        .bind(&link.jira_id)
+        .bind(&link.jira_key)
+        .bind(&link.external_id)
+        .bind(shadow)
+        .bind(link.version)
+        .bind(now)
+        .execute(conn)
+        .await?
+        .rows_affected();
+        Ok(n == 1)
+    }
+
+    async fn insert_audit(
+        conn: &mut PgConnection,
+        a: &AuditEntry,
+        default_event: i64,
+    ) -> StoreResult<()> {
+        let from = a
+            .from
+            .as_ref()
+            .map(|v| to_json("audit value", v))
+            .transpose()?;
+        let to = to_json("audit value", &a.to)?;
+        sqlx::query(
+            "INSERT INTO audit_log (at, connection, event_id, jira_id, external_id, target, field,
+                                    mapping_key, from_value, to_value, actor)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        )
+        .bind(a.at)
+        .bind(&a.connection)
+        .bind(a.event_id.unwrap_or(default_event))
+        .bind(&a.jira_id)
+        .bind(&a.external_id)
+        .bind(a.target.as_str())
+        .bind(&a.field)
+        .bind(&a.mapping_key)
+        .bind(from)
+        .bind(to)
+        .bind(&a.actor)
+        .execute(conn)
+        .await?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Store for PgStore {
+    fn backend(&self) -> &'static str {
+        "postgres"
+    }
+
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn enqueue_with_key(
+        &self,
+        ev: &ChangeEvent,
+        ordering_key: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Enqueued> {
+        let payload = to_json("change event", ev)?;
+        // On a concurrent insert of the same key, PostgreSQL waits for it to commit and then
+        // does nothing, so the lookup below always finds the winner.
+        let inserted: Option<i64> = sqlx::query_scalar(
+            "INSERT INTO events (connection, idempotency_key, ordering_key, source, item_id,
+                                 payload, status, attempts, next_attempt_at, received_at,
+                                 updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, 'pending', 0, $7, $7, $7)
+             ON CONFLICT (connection, idempotency_key) DO NOTHING
+             RETURNING id",
+        )
+        .bind(&ev.connection)
+        .bind(&ev.idempotency_key)
+        .bind(ordering_key)
+        .bind(ev.source.as_str())
+        .bind(&ev.item_id)
+        .bind(&payload)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?;
+        if let Some(id) = inserted {
+            return Ok(Enqueued::New(id));
+        }
+        let id: i64 = sqlx::query_scalar(
+            "SELECT id FROM events WHERE connection = $1 AND idempotency_key = $2",
+        )
+        .bind(&ev.connection)
+        .bind(&ev.idempotency_key)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(Enqueued::Duplicate(id))
+    }
+
+    async fn claim_due(
+        &self,
+        owner: &str,
+        now: DateTime<Utc>,
+        lease: Duration,
+        limit: u32,
+    ) -> StoreResult<Vec<QueuedEvent>> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let expires = lease_expiry(now, lease)?;
+        // SKIP LOCKED: rows another instance is claiming or completing right now are simply
+        // not ours this round. A row that changed after our snapshot is re-checked against the
+        // due condition under its lock, so a fresh lease taken elsewhere is never stolen.
+        let rows = sqlx::query(concat!(
+            "WITH picked AS (
+                 SELECT e.id FROM events e
+                 WHERE ((e.status = 'pending' AND e.next_attempt_at <= $3)
+                        OR (e.status = 'leased' AND e.lease_expires_at <= $3))
+                   AND e.id = (SELECT MIN(o.id) FROM events o
+                               WHERE o.ordering_key = e.ordering_key
+                                 AND o.status IN ('pending', 'leased'))
+                   AND NOT EXISTS (SELECT 1 FROM events l
+                                   WHERE l.ordering_key = e.ordering_key
+                                     AND l.status IN ('pending', 'leased')
+                                     AND l.status = 'leased'
+                                     AND l.lease_expires_at > $3
+                                     AND l.id <> e.id)
+                 ORDER BY e.id
+                 LIMIT $4
+                 FOR UPDATE OF e SKIP LOCKED
+             )
+             UPDATE events
+             SET status = 'leased', lease_owner = $1, lease_expires_at = $2, updated_at = $3
+             WHERE id IN (SELECT id FROM picked)
+             RETURNING ",
+            event_cols!()
+        ))
+        .bind(owner)
+        .bind(expires)
+        .bind(now)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out = rows
+            .iter()
+            .map(event_row)
+            .collect::<StoreResult<Vec<_>>>()?;
+        out.sort_by_key(|e| e.id);
+        Ok(out)
+    }
+
+    async fn complete(
+        &self,
+        event_id: i64,
+        owner: &str,
+        c: Completion,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        check_completion(&c)?;
+        let mut tx = self.pool.begin().await?;
+        // Takes the row lock first: a concurrent reclaim either already committed (we see its
+        // owner and stop) or waits for us.
+        let owned = sqlx::query(
+            "UPDATE events
+             SET status = $1, lease_owner = NULL, lease_expires_at = NULL, last_error = $2,
+                 updated_at = $3
+             WHERE id = $4 AND status = 'leased' AND lease_owner = $5",
+        )
+        .bind(c.status.as_str())
+        .bind(&c.note)
+        .bind(now)
+        .bind(event_id)
+        .bind(owner)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if owned != 1 {
+            return Err(StoreError::LeaseLost { event_id });
+        }
+        if let Some(link) = &c.link {
+            Self::upsert_link(&mut tx, link, now).await?;
+        }
+        for a in &c.audit {
+            Self::insert_audit(&mut tx, a, event_id).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn retry_later(
+        &self,
+        event_id: i64,
+        owner: &str,
+        next_at: DateTime<Utc>,
+        error: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<u32> {
+        let attempts: Option<i32> = sqlx::query_scalar(
+            "UPDATE events
+             SET status = 'pending', attempts = attempts + 1, next_attempt_at = $1,
+                 last_error = $2, lease_owner = NULL, lease_expires_at = NULL, updated_at = $3
+             WHERE id = $4 AND status = 'leased' AND lease_owner = $5
+             RETURNING attempts",
+        )
+        .bind(next_at)
+        .bind(error)
+        .bind(now)
+        .bind(event_id)
+        .bind(owner)
+        .fetch_optional(&self.pool)
+        .await?;
+        let attempts = attempts.ok_or(StoreError::LeaseLost { event_id })?;
+        u32::try_from(attempts).map_err(|_| {
+            StoreError::Corrupt(format!(
+                "event {event_id}: attempts {attempts} out of range"
+            ))
+        })
+    }
+
+    async fn dead_letter(
+        &self,
+        event_id: i64,
+        owner: &str,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await?;
+        let connection: Option<String> = sqlx::query_scalar(
+            "UPDATE events
+             SET status = 'dead', attempts = attempts + 1, last_error = $1,
+                 lease_owner = NULL, lease_expires_at = NULL, updated_at = $2
+             WHERE id = $3 AND status = 'leased' AND lease_owner = $4
+             RETURNING connection",
+        )
+        .bind(reason)
+        .bind(now)
+        .bind(event_id)
+        .bind(owner)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let connection = connection.ok_or(StoreError::LeaseLost { event_id })?;
+        sqlx::query(
+            "INSERT INTO dead_letters (event_id, connection, reason, at) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(event_id)
+        .bind(&connection)
+        .bind(reason)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn release_leases(&self, owner: &str) -> StoreResult<u64> {
+        let n = sqlx::query(
+            "UPDATE events
+             SET status = 'pending', lease_owner = NULL, lease_expires_at = NULL, updated_at = $1
+             WHERE status = 'leased' AND lease_owner = $2",
+        )
+        .bind(Utc::now())
+        .bind(owner)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(n)
+    }
+
+    async fn get_event(&self, id: i64) -> StoreResult<Option<QueuedEvent>> {
+        sqlx::query(concat!(
+            "SELECT ",
+            event_cols!(),
+            " FROM events WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?
+        .as_ref()
+        .map(event_row)
+        .transpose()
+    }
+
+    async fn list_events(&self, f: &EventFilter) -> StoreResult<Vec<QueuedEvent>> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            event_cols!(),
+            " FROM events
+              WHERE ($1::text IS NULL OR connection = $1) AND ($2::text IS NULL OR status = $2)
+              ORDER BY id DESC LIMIT $3"
+        ))
+        .bind(&f.connection)
+        .bind(f.status.map(EventStatus::as_str))
+        .bind(i64::from(f.limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(event_row).collect()
+    }
+
+    async fn list_dead_letters(
+        &self,
+        connection: Option<&str>,
+        limit: u32,
+    ) -> StoreResult<Vec<DeadLetter>> {
+        let rows = sqlx::query(
+            "SELECT d.event_id, d.connection, d.reason, d.at, e.payload
+             FROM dead_letters d JOIN events e ON e.id = d.event_id
+             WHERE d.resolved_at IS NULL AND ($1::text IS NULL OR d.connection = $1)
+             ORDER BY d.id DESC LIMIT $2",
+        )
+        .bind(connection)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let event_id: i64 = col(row, "event_id", &|| "dead letter".to_string())?;
+                let what = || format!("dead letter for event {event_id}");
+                Ok(DeadLetter {
+                    event_id,
+                    connection: col(row, "connection", &what)?,
+                    reason: col(row, "reason", &what)?,
+                    at: col(row, "at", &what)?,
+                    event: decode_event(event_id, &col::<String>(row, "payload", &what)?)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn retry_dead(&self, event_id: Option<i64>, now: DateTime<Utc>) -> StoreResult<u64> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "UPDATE dead_letters SET resolved_at = $1
+             WHERE resolved_at IS NULL AND ($2::bigint IS NULL OR event_id = $2)
+               AND event_id IN (SELECT id FROM events WHERE status = 'dead')",
+        )
+        .bind(now)
+        .bind(event_id)
+        .execute(&mut *tx)
+        .await?;
+        let n = sqlx::query(
+            "UPDATE events
+             SET status = 'pending', attempts = 0, next_attempt_at = $1, lease_owner = NULL,
+                 lease_expires_at = NULL, updated_at = $1
+             WHERE status = 'dead' AND ($2::bigint IS NULL OR id = $2)",
+        )
+        .bind(now)
+        .bind(event_id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        tx.commit().await?;
+        Ok(n)
+    }
+
+    async fn queue_depth(&self) -> StoreResult<Vec<(String, EventStatus, i64)>> {
+        let rows = sqlx::query(
+            "SELECT connection, status, COUNT(*) AS n FROM events
+             GROUP BY connection, status ORDER BY connection, status",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let what = || "queue depth".to_string();
+                let status: String = col(row, "status", &what)?;
+                Ok((
+                    col(row, "connection", &what)?,
+                    decode_status(0, &status)?,
+                    col(row, "n", &what)?,
+                ))
+            })
+            .collect()
+    }
+
+    async fn link_by_item(
+        &self,
+        connection: &str,
+        side: Side,
+        item_id: &str,
+    ) -> StoreResult<Option<Link>> {
+        let sql = match side {
+            Side::Jira => concat!(
+                "SELECT ",
+                link_cols!(),
+                " FROM links WHERE connection = $1 AND jira_id = $2"
+            ),
+            Side::External => concat!(
+                "SELECT ",
+                link_cols!(),
+                " FROM links WHERE connection = $1 AND external_id = $2"
+            ),
+        };
+        sqlx::query(sql)
+            .bind(connection)
+            .bind(item_id)
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(link_row)
+            .transpose()
+    }
+
+    async fn insert_link(&self, link: &Link) -> StoreResult<Result<(), Link>> {
+        let shadow = to_json("shadow", &link.shadow)?;
+        let mut conn = self.pool.acquire().await?;
+        if Self::insert_link_row(&mut conn, link, &shadow, Utc::now()).await? {
+            return Ok(Ok(()));
+        }
+        let existing = sqlx::query(concat!(
+            "SELECT ",
+            link_cols!(),
+            " FROM links WHERE connection = $1 AND (jira_id = $2 OR external_id = $3)
+              ORDER BY (jira_id = $2) DESC LIMIT 1"
+        ))
+        .bind(&link.connection)
+        .bind(&link.jira_id)
+        .bind(&link.external_id)
+        .fetch_optional(&mut *conn)
+        .await?;
+        match existing.as_ref().map(link_row).transpose()? {
+            Some(existing) => Ok(Err(existing)),
+            None => Err(link_conflict(link, None)),
+        }
+    }
+
+    async fn list_links(
+        &self,
+        connection: Option<&str>,
+        limit: u32,
+        offset: u32,
+    ) -> StoreResult<Vec<Link>> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            link_cols!(),
+            " FROM links WHERE ($1::text IS NULL OR connection = $1)
+              ORDER BY id LIMIT $2 OFFSET $3"
+        ))
+        .bind(connection)
+        .bind(i64::from(limit))
+        .bind(i64::from(offset))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(link_row).collect()
+    }
+
+    async fn count_links(&self, connection: Option<&str>) -> StoreResult<i64> {
+        Ok(sqlx::query_scalar(
+            "SELECT COUNT(*) FROM links WHERE ($1::text IS NULL OR connection = $1)",
+        )
+        .bind(connection)
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
+    async fn list_audit(
+        &self,
+        connection: Option<&str>,
+        limit: u32,
+    ) -> StoreResult<Vec<AuditEntry>> {
+        let rows = sqlx::query(
+            "SELECT id, at, connection, event_id, jira_id, external_id, target, field,
+                    mapping_key, from_value, to_value, actor
+             FROM audit_log WHERE ($1::text IS NULL OR connection = $1)
+             ORDER BY id DESC LIMIT $2",
+        )
+        .bind(connection)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(audit_row).collect()
+    }
+
+    async fn get_cursor(&self, connection: &str, side: Side) -> StoreResult<Option<String>> {
+        Ok(
+            sqlx::query_scalar("SELECT cursor FROM cursors WHERE connection = $1 AND side = $2")
+                .bind(connection)
+                .bind(side.as_str())
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+
+    async fn set_cursor(
+        &self,
+        connection: &str,
+        side: Side,
+        cursor: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO cursors (connection, side, cursor, updated_at) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (connection, side)
+             DO UPDATE SET cursor = excluded.cursor, updated_at = excluded.updated_at",
+        )
+        .bind(connection)
+        .bind(side.as_str())
+        .bind(cursor)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schema_names_are_plain_identifiers() {
+        assert!(check_schema_name("tandem_test_01").is_ok());
+        assert!(check_schema_name("").is_err());
+        assert!(check_schema_name("x\"; DROP TABLE y; --").is_err());
+    }
+}

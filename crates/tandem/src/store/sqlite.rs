@@ -1,0 +1,867 @@
+//! The SQLite backend: the default, embedded store in one file.
+//!
+//! Durability: WAL with `synchronous=FULL`, so a transaction that returned is on disk and a
+//! `202` survives `kill -9`. Concurrency: SQLite has one writer at a time. Within the process,
+//! writers queue on an async mutex (no busy-wait sleeping); across processes, every write
+//! transaction starts with `BEGIN IMMEDIATE` (or is a single write statement, which takes the
+//! write lock before it reads), so two processes can never both read "event 7 is free" and both
+//! take it, and the 5 s busy timeout makes the second one wait its turn.
+//!
+//! Timestamps are RFC 3339 text in UTC with milliseconds, so string order is time order and
+//! the claim query compares them directly.
+
+use super::{
+    AuditEntry, AuditRow, Completion, DeadLetter, Enqueued, EventFilter, EventRow, EventStatus,
+    LinkRow, QueuedEvent, Store, StoreError, StoreResult, check_completion, decode_event,
+    decode_status, lease_expiry, link_conflict, to_json,
+};
+use async_trait::async_trait;
+use chrono::{DateTime, SecondsFormat, Utc};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
+    SqliteRow, SqliteSynchronous,
+};
+use sqlx::{ColumnIndex, Decode, Row, Sqlite, Type};
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+use tandem_core::{ChangeEvent, Link, Side};
+use tokio::sync::Mutex;
+
+/// Schema steps, applied in order; a version is never edited once released, only added to.
+const MIGRATIONS: &[(i64, &str, &str)] = &[(
+    1,
+    "initial",
+    include_str!("../../migrations/sqlite/0001_initial.sql"),
+)];
+
+/// Columns of `events` in the order [`event_row`] reads them.
+macro_rules! event_cols {
+    () => {
+        "id, payload, status, attempts, next_attempt_at, lease_owner, lease_expires_at, \
+         last_error, received_at, updated_at"
+    };
+}
+
+/// Columns of `links` in the order [`link_row`] reads them.
+macro_rules! link_cols {
+    () => {
+        "connection, jira_id, jira_key, external_id, shadow, version"
+    };
+}
+
+pub(crate) struct SqliteStore {
+    pool: SqlitePool,
+    /// Serialises this process's write transactions, so they wait on each other here rather
+    /// than in SQLite's busy handler, which polls with sleeps.
+    write: Mutex<()>,
+}
+
+/// How a timestamp is stored: fixed-width UTC text, so string order is time order.
+fn ts(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+fn parse_ts(what: &str, s: &str) -> StoreResult<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| StoreError::Corrupt(format!("{what}: bad timestamp `{s}`: {e}")))
+}
+
+/// Reads one column, calling a type mismatch what it is: data this version cannot read.
+fn col<'r, T>(row: &'r SqliteRow, name: &str, what: &dyn Fn() -> String) -> StoreResult<T>
+where
+    T: Decode<'r, Sqlite> + Type<Sqlite>,
+    for<'a> &'a str: ColumnIndex<SqliteRow>,
+{
+    row.try_get(name)
+        .map_err(|e| StoreError::Corrupt(format!("{}: column {name}: {e}", what())))
+}
+
+fn event_row(row: &SqliteRow) -> StoreResult<QueuedEvent> {
+    let id: i64 = col(row, "id", &|| "event row".to_string())?;
+    let what = || format!("event {id}");
+    let time = |name: &str| -> StoreResult<DateTime<Utc>> {
+        parse_ts(&what(), &col::<String>(row, name, &what)?)
+    };
+    let opt_time = |name: &str| -> StoreResult<Option<DateTime<Utc>>> {
+        col::<Option<String>>(row, name, &what)?
+            .map(|s| parse_ts(&what(), &s))
+            .transpose()
+    };
+    EventRow {
+        id,
+        payload: col(row, "payload", &what)?,
+        status: col(row, "status", &what)?,
+        attempts: col(row, "attempts", &what)?,
+        next_attempt_at: time("next_attempt_at")?,
+        lease_owner: col(row, "lease_owner", &what)?,
+        lease_expires_at: opt_time("lease_expires_at")?,
+        last_error: col(row, "last_error", &what)?,
+        received_at: time("received_at")?,
+        updated_at: time("updated_at")?,
+    }
+    .decode()
+}
+
+fn link_row(row: &SqliteRow) -> StoreResult<Link> {
+    let what = || "link row".to_string();
+    LinkRow {
+        connection: col(row, "connection", &what)?,
+        jira_id: col(row, "jira_id", &what)?,
+        jira_key: col(row, "jira_key", &what)?,
+        external_id: col(row, "external_id", &what)?,
+        shadow: col(row, "shadow", &what)?,
+        version: col(row, "version", &what)?,
+    }
+    .decode()
+}
+
+fn audit_row(row: &SqliteRow) -> StoreResult<AuditEntry> {
+    let id: i64 = col(row, "id", &|| "audit row".to_string())?;
+    let what = || format!("audit entry {id}");
+    AuditRow {
+        id,
+        at: parse_ts(&what(), &col::<String>(row, "at", &what)?)?,
+        connection: col(row, "connection", &what)?,
+        event_id: col(row, "event_id", &what)?,
+        jira_id: col(row, "jira_id", &what)?,
+        external_id: col(row, "external_id", &what)?,
+        target: col(row, "target", &what)?,
+        field: col(row, "field", &what)?,
+        mapping_key: col(row, "mapping_key", &what)?,
+        from_value: col(row, "from_value", &what)?,
+        to_value: col(row, "to_value", &what)?,
+        actor: col(row, "actor", &what)?,
+    }
+    .decode()
+}
+
+/// Turns the accepted URL forms into connection options (see [`super::open`]).
+fn connect_options(url: &str) -> StoreResult<(SqliteConnectOptions, bool)> {
+    let invalid = |e: sqlx::Error| StoreError::InvalidUrl(format!("`{url}`: {e}"));
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"));
+    let opts = match rest {
+        Some(":memory:") => SqliteConnectOptions::from_str("sqlite::memory:").map_err(invalid)?,
+        Some(rest) => {
+            let path = rest.split('?').next().unwrap_or(rest);
+            if path.is_empty() {
+                return Err(StoreError::InvalidUrl(format!(
+                    "`{url}`: no file name (use sqlite://PATH or sqlite::memory:)"
+                )));
+            }
+            // Let sqlx read the query parameters (mode, cache, …); we only add what we need.
+            SqliteConnectOptions::from_str(&format!("sqlite://{rest}")).map_err(invalid)?
+        }
+        None => SqliteConnectOptions::new().filename(url),
+    };
+    let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+    Ok((opts, in_memory))
+}
+
+impl SqliteStore {
+    pub(crate) async fn open(url: &str) -> StoreResult<SqliteStore> {
+        let (opts, in_memory) = connect_options(url)?;
+        if !in_memory {
+            // A fresh install points at `data/tandem.db`; make the directory rather than fail.
+            if let Some(dir) = opts.get_filename().parent()
+                && !dir.as_os_str().is_empty()
+                && !Path::new(dir).exists()
+            {
+                std::fs::create_dir_all(dir).map_err(|e| {
+                    StoreError::Db(format!("cannot create directory {}: {e}", dir.display()))
+                })?;
+            }
+        }
+        let opts = opts
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(Duration::from_secs(5))
+            .foreign_keys(true);
+        let pool = if in_memory {
+            // Each connection to `:memory:` would otherwise risk being its own database once
+            // idle connections are closed; one connection that never closes keeps it alive.
+            SqlitePoolOptions::new()
+                .max_connections(1)
+                .min_connections(1)
+                .idle_timeout(None)
+                .max_lifetime(None)
+                .connect_with(opts)
+                .await?
+        } else {
+            // Reads run in parallel under WAL; writes are one at a time anyway, so a few
+            // connections are all that helps.
+            SqlitePoolOptions::new()
+                .max_connections(4)
+                .connect_with(opts)
+                .await?
+        };
+        let store = SqliteStore {
+            pool,
+            write: Mutex::new(()),
+        };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    async fn migrate(&self) -> StoreResult<()> {
+        let _w = self.write.lock().await;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        sqlx::raw_sql(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (
+                 version    INTEGER PRIMARY KEY,
+                 name       TEXT NOT NULL,
+                 applied_at TEXT NOT NULL
+             )",
+        )
+        .execute(&mut *tx)
+        .await?;
+        let current: Option<i64> = sqlx::query_scalar("SELECT MAX(version) FROM schema_migrations")
+            .fetch_one(&mut *tx)
+            .await?;
+        let current = current.unwrap_or(0);
+        let latest = MIGRATIONS.last().map_or(0, |m| m.0);
+        if current > latest {
+            return Err(StoreError::Db(format!(
+                "the database schema is at version {current}, newer than this tandem knows \
+                 ({latest}); run a newer tandem against it"
+            )));
+        }
+        let now = ts(Utc::now());
+        for (version, name, sql) in MIGRATIONS.iter().filter(|m| m.0 > current) {
+            sqlx::raw_sql(sql)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| StoreError::Db(format!("migration {version} ({name}) failed: {e}")))?;
+            sqlx::query(
+                "INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
+            )
+            .bind(version)
+            .bind(name)
+            .bind(&now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn link_by_jira_id(
+        conn: &mut SqliteConnection,
+        connection: &str,
+        jira_id: &str,
+    ) -> StoreResult<Option<Link>> {
+        sqlx::query(concat!(
+            "SELECT ",
+            link_cols!(),
+            " FROM links WHERE connection = $1 AND jira_id = $2"
+        ))
+        .bind(connection)
+        .bind(jira_id)
+        .fetch_optional(conn)
+        .await?
+        .as_ref()
+        .map(link_row)
+        .transpose()
+    }
+
+    /// Updates the link if the stored version is the one the caller read, inserts it if
+    /// there is none; anything else is a conflict.
+    async fn upsert_link(conn: &mut SqliteConnection, link: &Link, now: &str) -> StoreResult<()> {
+        let shadow = to_json("shadow", &link.shadow)?;
+        let updated = sqlx::query(
+            "UPDATE links SET jira_key = $1, shadow = $2, version = $3, updated_at = $4
+             WHERE connection = $5 AND jira_id = $6 AND external_id = $7 AND version = $8",
+        )
+        .bind(&link.jira_key)
+        .bind(&shadow)
+        .bind(link.version)
+        .bind(now)
+        .bind(&link.connection)
+        .bind(&link.jira_id)
+        .bind(&link.external_id)
+        .bind(link.version.saturating_sub(1))
+        .execute(&mut *conn)
+        .await?
+        .rows_affected();
+        if updated == 1 {
+            return Ok(());
+        }
+        if let Some(stored) = Self::link_by_jira_id(conn, &link.connection, &link.jira_id).await? {
+            return Err(link_conflict(link, Some(&stored)));
+        }
+        let inserted = Self::insert_link_row(conn, link, &shadow, now).await?;
+        if inserted {
+            Ok(())
+        } else {
+            Err(link_conflict(link, None))
+        }
+    }
+
+    /// Inserts unless the Jira id or the external id is already linked; says which happened.
+    async fn insert_link_row(
+        conn: &mut SqliteConnection,
+        link: &Link,
+        shadow: &str,
+        now: &str,
+    ) -> StoreResult<bool> {
+        let n = sqlx::query(
+            "INSERT INTO links (connection, jira_id, jira_key, external_id, shadow, version,
+                                created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $7)
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(&link.connection)
+        .bind(&link.jira_id)
+        .bind(&link.jira_key)
+        .bind(&link.external_id)
+        .bind(shadow)
+        .bind(link.version)
+        .bind(now)
+        .execute(conn)
+        .await?
+        .rows_affected();
+        Ok(n == 1)
+    }
+
+    async fn insert_audit(
+        conn: &mut SqliteConnection,
+        a: &AuditEntry,
+        default_event: i64,
+    ) -> StoreResult<()> {
+        let from = a
+            .from
+            .as_ref()
+            .map(|v| to_json("audit value", v))
+            .transpose()?;
+        let to = to_json("audit value", &a.to)?;
+        sqlx::query(
+            "INSERT INTO audit_log (at, connection, event_id, jira_id, external_id, target, field,
+                                    mapping_key, from_value, to_value, actor)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        )
+        .bind(ts(a.at))
+        .bind(&a.connection)
+        .bind(a.event_id.unwrap_or(default_event))
+        .bind(&a.jira_id)
+        .bind(&a.external_id)
+        .bind(a.target.as_str())
+        .bind(&a.field)
+        .bind(&a.mapping_key)
+        .bind(from)
+        .bind(to)
+        .bind(&a.actor)
+        .execute(conn)
+        .await?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    fn backend(&self) -> &'static str {
+        "sqlite"
+    }
+
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn enqueue_with_key(
+        &self,
+        ev: &ChangeEvent,
+        ordering_key: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Enqueued> {
+        let payload = to_json("change event", ev)?;
+        let now = ts(now);
+        let inserted: Option<i64> = {
+            let _w = self.write.lock().await;
+            sqlx::query_scalar(
+                "INSERT INTO events (connection, idempotency_key, ordering_key, source, item_id,
+                                     payload, status, attempts, next_attempt_at, received_at,
+                                     updated_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, 'pending', 0, $7, $7, $7)
+                 ON CONFLICT (connection, idempotency_key) DO NOTHING
+                 RETURNING id",
+            )
+            .bind(&ev.connection)
+            .bind(&ev.idempotency_key)
+            .bind(ordering_key)
+            .bind(ev.source.as_str())
+            .bind(&ev.item_id)
+            .bind(&payload)
+            .bind(&now)
+            .fetch_optional(&self.pool)
+            .await?
+        };
+        if let Some(id) = inserted {
+            return Ok(Enqueued::New(id));
+        }
+        // Rows are never deleted, so the row that made the insert a no-op is still there.
+        let id: i64 = sqlx::query_scalar(
+            "SELECT id FROM events WHERE connection = $1 AND idempotency_key = $2",
+        )
+        .bind(&ev.connection)
+        .bind(&ev.idempotency_key)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(Enqueued::Duplicate(id))
+    }
+
+    async fn claim_due(
+        &self,
+        owner: &str,
+        now: DateTime<Utc>,
+        lease: Duration,
+        limit: u32,
+    ) -> StoreResult<Vec<QueuedEvent>> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let expires = ts(lease_expiry(now, lease)?);
+        let now = ts(now);
+        // One statement, so it holds the write lock from its first read to its last write.
+        let rows = {
+            let _w = self.write.lock().await;
+            sqlx::query(concat!(
+                "UPDATE events
+                 SET status = 'leased', lease_owner = $1, lease_expires_at = $2, updated_at = $3
+                 WHERE id IN (
+                     SELECT e.id FROM events e
+                     WHERE ((e.status = 'pending' AND e.next_attempt_at <= $3)
+                            OR (e.status = 'leased' AND e.lease_expires_at <= $3))
+                       AND e.id = (SELECT MIN(o.id) FROM events o
+                                   WHERE o.ordering_key = e.ordering_key
+                                     AND o.status IN ('pending', 'leased'))
+                       AND NOT EXISTS (SELECT 1 FROM events l
+                                       WHERE l.ordering_key = e.ordering_key
+                                         -- redundant, but lets SQLite use the
+                                         -- partial index events_open_by_key
+                                         AND l.status IN ('pending', 'leased')
+                                         AND l.status = 'leased'
+                                         AND l.lease_expires_at > $3
+                                         AND l.id <> e.id)
+                     ORDER BY e.id
+                     LIMIT $4)
+                 RETURNING ",
+                event_cols!()
+            ))
+            .bind(owner)
+            .bind(&expires)
+            .bind(&now)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?
+        };
+        let mut out = rows
+            .iter()
+            .map(event_row)
+            .collect::<StoreResult<Vec<_>>>()?;
+        // RETURNING gives no order guarantee; callers expect arrival order.
+        out.sort_by_key(|e| e.id);
+        Ok(out)
+    }
+
+    async fn complete(
+        &self,
+        event_id: i64,
+        owner: &str,
+        c: Completion,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        check_completion(&c)?;
+        let now = ts(now);
+        let _w = self.write.lock().await;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let owned = sqlx::query(
+            "UPDATE events
+             SET status = $1, lease_owner = NULL, lease_expires_at = NULL, last_error = $2,
+                 updated_at = $3
+             WHERE id = $4 AND status = 'leased' AND lease_owner = $5",
+        )
+        .bind(c.status.as_str())
+        .bind(&c.note)
+        .bind(&now)
+        .bind(event_id)
+        .bind(owner)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if owned != 1 {
+            // Dropping `tx` rolls back; nothing was written.
+            return Err(StoreError::LeaseLost { event_id });
+        }
+        if let Some(link) = &c.link {
+            Self::upsert_link(&mut tx, link, &now).await?;
+        }
+        for a in &c.audit {
+            Self::insert_audit(&mut tx, a, event_id).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn retry_later(
+        &self,
+        event_id: i64,
+        owner: &str,
+        next_at: DateTime<Utc>,
+        error: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<u32> {
+        let _w = self.write.lock().await;
+        let attempts: Option<i64> = sqlx::query_scalar(
+            "UPDATE events
+             SET status = 'pending', attempts = attempts + 1, next_attempt_at = $1,
+                 last_error = $2, lease_owner = NULL, lease_expires_at = NULL, updated_at = $3
+             WHERE id = $4 AND status = 'leased' AND lease_owner = $5
+             RETURNING attempts",
+        )
+        .bind(ts(next_at))
+        .bind(error)
+        .bind(ts(now))
+        .bind(event_id)
+        .bind(owner)
+        .fetch_optional(&self.pool)
+        .await?;
+        let attempts = attempts.ok_or(StoreError::LeaseLost { event_id })?;
+        u32::try_from(attempts).map_err(|_| {
+            StoreError::Corrupt(format!(
+                "event {event_id}: attempts {attempts} out of range"
+            ))
+        })
+    }
+
+    async fn dead_letter(
+        &self,
+        event_id: i64,
+        owner: &str,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        let now = ts(now);
+        let _w = self.write.lock().await;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let connection: Option<String> = sqlx::query_scalar(
+            "UPDATE events
+             SET status = 'dead', attempts = attempts + 1, last_error = $1,
+                 lease_owner = NULL, lease_expires_at = NULL, updated_at = $2
+             WHERE id = $3 AND status = 'leased' AND lease_owner = $4
+             RETURNING connection",
+        )
+        .bind(reason)
+        .bind(&now)
+        .bind(event_id)
+        .bind(owner)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let connection = connection.ok_or(StoreError::LeaseLost { event_id })?;
+        sqlx::query(
+            "INSERT INTO dead_letters (event_id, connection, reason, at) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(event_id)
+        .bind(&connection)
+        .bind(reason)
+        .bind(&now)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn release_leases(&self, owner: &str) -> StoreResult<u64> {
+        let now = ts(Utc::now());
+        let _w = self.write.lock().await;
+        let n = sqlx::query(
+            "UPDATE events
+             SET status = 'pending', lease_owner = NULL, lease_expires_at = NULL, updated_at = $1
+             WHERE status = 'leased' AND lease_owner = $2",
+        )
+        .bind(now)
+        .bind(owner)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(n)
+    }
+
+    async fn get_event(&self, id: i64) -> StoreResult<Option<QueuedEvent>> {
+        sqlx::query(concat!(
+            "SELECT ",
+            event_cols!(),
+            " FROM events WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?
+        .as_ref()
+        .map(event_row)
+        .transpose()
+    }
+
+    async fn list_events(&self, f: &EventFilter) -> StoreResult<Vec<QueuedEvent>> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            event_cols!(),
+            " FROM events
+              WHERE ($1 IS NULL OR connection = $1) AND ($2 IS NULL OR status = $2)
+              ORDER BY id DESC LIMIT $3"
+        ))
+        .bind(&f.connection)
+        .bind(f.status.map(EventStatus::as_str))
+        .bind(i64::from(f.limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(event_row).collect()
+    }
+
+    async fn list_dead_letters(
+        &self,
+        connection: Option<&str>,
+        limit: u32,
+    ) -> StoreResult<Vec<DeadLetter>> {
+        let rows = sqlx::query(
+            "SELECT d.event_id, d.connection, d.reason, d.at, e.payload
+             FROM dead_letters d JOIN events e ON e.id = d.event_id
+             WHERE d.resolved_at IS NULL AND ($1 IS NULL OR d.connection = $1)
+             ORDER BY d.id DESC LIMIT $2",
+        )
+        .bind(connection)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let event_id: i64 = col(row, "event_id", &|| "dead letter".to_string())?;
+                let what = || format!("dead letter for event {event_id}");
+                Ok(DeadLetter {
+                    event_id,
+                    connection: col(row, "connection", &what)?,
+                    reason: col(row, "reason", &what)?,
+                    at: parse_ts(&what(), &col::<String>(row, "at", &what)?)?,
+                    event: decode_event(event_id, &col::<String>(row, "payload", &what)?)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn retry_dead(&self, event_id: Option<i64>, now: DateTime<Utc>) -> StoreResult<u64> {
+        let now = ts(now);
+        let _w = self.write.lock().await;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        sqlx::query(
+            "UPDATE dead_letters SET resolved_at = $1
+             WHERE resolved_at IS NULL AND ($2 IS NULL OR event_id = $2)
+               AND event_id IN (SELECT id FROM events WHERE status = 'dead')",
+        )
+        .bind(&now)
+        .bind(event_id)
+        .execute(&mut *tx)
+        .await?;
+        let n = sqlx::query(
+            "UPDATE events
+             SET status = 'pending', attempts = 0, next_attempt_at = $1, lease_owner = NULL,
+                 lease_expires_at = NULL, updated_at = $1
+             WHERE status = 'dead' AND ($2 IS NULL OR id = $2)",
+        )
+        .bind(&now)
+        .bind(event_id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        tx.commit().await?;
+        Ok(n)
+    }
+
+    async fn queue_depth(&self) -> StoreResult<Vec<(String, EventStatus, i64)>> {
+        let rows = sqlx::query(
+            "SELECT connection, status, COUNT(*) AS n FROM events
+             GROUP BY connection, status ORDER BY connection, status",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let what = || "queue depth".to_string();
+                let status: String = col(row, "status", &what)?;
+                Ok((
+                    col(row, "connection", &what)?,
+                    decode_status(0, &status)?,
+                    col(row, "n", &what)?,
+                ))
+            })
+            .collect()
+    }
+
+    async fn link_by_item(
+        &self,
+        connection: &str,
+        side: Side,
+        item_id: &str,
+    ) -> StoreResult<Option<Link>> {
+        let sql = match side {
+            Side::Jira => concat!(
+                "SELECT ",
+                link_cols!(),
+                " FROM links WHERE connection = $1 AND jira_id = $2"
+            ),
+            Side::External => concat!(
+                "SELECT ",
+                link_cols!(),
+                " FROM links WHERE connection = $1 AND external_id = $2"
+            ),
+        };
+        sqlx::query(sql)
+            .bind(connection)
+            .bind(item_id)
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(link_row)
+            .transpose()
+    }
+
+    async fn insert_link(&self, link: &Link) -> StoreResult<Result<(), Link>> {
+        let shadow = to_json("shadow", &link.shadow)?;
+        let now = ts(Utc::now());
+        let _w = self.write.lock().await;
+        let mut conn = self.pool.acquire().await?;
+        if Self::insert_link_row(&mut conn, link, &shadow, &now).await? {
+            return Ok(Ok(()));
+        }
+        let existing = sqlx::query(concat!(
+            "SELECT ",
+            link_cols!(),
+            " FROM links WHERE connection = $1 AND (jira_id = $2 OR external_id = $3)
+              ORDER BY (jira_id = $2) DESC LIMIT 1"
+        ))
+        .bind(&link.connection)
+        .bind(&link.jira_id)
+        .bind(&link.external_id)
+        .fetch_optional(&mut *conn)
+        .await?;
+        match existing.as_ref().map(link_row).transpose()? {
+            Some(existing) => Ok(Err(existing)),
+            None => Err(link_conflict(link, None)),
+        }
+    }
+
+    async fn list_links(
+        &self,
+        connection: Option<&str>,
+        limit: u32,
+        offset: u32,
+    ) -> StoreResult<Vec<Link>> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            link_cols!(),
+            " FROM links WHERE ($1 IS NULL OR connection = $1) ORDER BY id LIMIT $2 OFFSET $3"
+        ))
+        .bind(connection)
+        .bind(i64::from(limit))
+        .bind(i64::from(offset))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(link_row).collect()
+    }
+
+    async fn count_links(&self, connection: Option<&str>) -> StoreResult<i64> {
+        Ok(
+            sqlx::query_scalar("SELECT COUNT(*) FROM links WHERE ($1 IS NULL OR connection = $1)")
+                .bind(connection)
+                .fetch_one(&self.pool)
+                .await?,
+        )
+    }
+
+    async fn list_audit(
+        &self,
+        connection: Option<&str>,
+        limit: u32,
+    ) -> StoreResult<Vec<AuditEntry>> {
+        let rows = sqlx::query(
+            "SELECT id, at, connection, event_id, jira_id, external_id, target, field,
+                    mapping_key, from_value, to_value, actor
+             FROM audit_log WHERE ($1 IS NULL OR connection = $1)
+             ORDER BY id DESC LIMIT $2",
+        )
+        .bind(connection)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(audit_row).collect()
+    }
+
+    async fn get_cursor(&self, connection: &str, side: Side) -> StoreResult<Option<String>> {
+        Ok(
+            sqlx::query_scalar("SELECT cursor FROM cursors WHERE connection = $1 AND side = $2")
+                .bind(connection)
+                .bind(side.as_str())
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+
+    async fn set_cursor(
+        &self,
+        connection: &str,
+        side: Side,
+        cursor: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        let _w = self.write.lock().await;
+        sqlx::query(
+            "INSERT INTO cursors (connection, side, cursor, updated_at) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (connection, side)
+             DO UPDATE SET cursor = excluded.cursor, updated_at = excluded.updated_at",
+        )
+        .bind(connection)
+        .bind(side.as_str())
+        .bind(cursor)
+        .bind(ts(now))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_sort_as_text() {
+        let a = DateTime::parse_from_rfc3339("2025-01-31T09:00:00.5Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let b = a + chrono::TimeDelta::milliseconds(600);
+        assert_eq!(ts(a), "2025-01-31T09:00:00.500Z");
+        assert!(ts(a) < ts(b));
+        assert_eq!(parse_ts("t", &ts(a)).unwrap(), a);
+        assert!(matches!(
+            parse_ts("t", "yesterday"),
+            Err(StoreError::Corrupt(_))
+        ));
+    }
+
+    #[test]
+    fn url_forms() {
+        assert!(connect_options("sqlite::memory:").unwrap().1);
+        let (o, mem) = connect_options("sqlite://data/x.db").unwrap();
+        assert!(!mem);
+        assert_eq!(o.get_filename(), Path::new("data/x.db"));
+        let (o, _) = connect_options("sqlite:/tmp/y.db").unwrap();
+        assert_eq!(o.get_filename(), Path::new("/tmp/y.db"));
+        let (o, _) = connect_options("z.db").unwrap();
+        assert_eq!(o.get_filename(), Path::new("z.db"));
+        assert!(matches!(
+            connect_options("sqlite://"),
+            Err(StoreError::InvalidUrl(_))
+        ));
+    }
+}

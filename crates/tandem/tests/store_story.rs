@@ -1,0 +1,734 @@
+//! The store's story: one walk through everything the worker, server and CLI rely on (dedupe,
+//! per-key ordering, leases, the one-transaction outcome, retries, dead letters, cursors),
+//! run against SQLite and, when `TANDEM_TEST_POSTGRES_URL` is set, against PostgreSQL in a
+//! schema of its own. Plus a concurrency check: several claimers, every event processed
+//! exactly once and in order per key.
+//!
+//! Times are whole seconds from a fixed instant so that both backends return exactly what
+//! was stored (SQLite keeps milliseconds, PostgreSQL microseconds).
+
+use chrono::{DateTime, TimeDelta, TimeZone, Utc};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tandem::store::{
+    self, AuditEntry, Completion, Enqueued, EventFilter, EventStatus, Store, StoreError,
+    drop_postgres_schema, open_postgres_in_schema,
+};
+use tandem_core::{ChangeEvent, ChangeKind, EventOrigin, FieldValue, Link, ShadowEntry, Side};
+
+const LEASE: Duration = Duration::from_secs(30);
+
+fn t(secs: i64) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2025, 1, 31, 9, 0, 0).unwrap() + TimeDelta::seconds(secs)
+}
+
+fn event(connection: &str, source: Side, item: &str, key: &str) -> ChangeEvent {
+    let mut fields = BTreeMap::new();
+    fields.insert(
+        "summary".to_string(),
+        FieldValue::Text(format!("{item} via {key}")),
+    );
+    ChangeEvent {
+        connection: connection.to_string(),
+        source,
+        item_id: item.to_string(),
+        item_key: (source == Side::Jira).then(|| format!("TEST-{item}")),
+        kind: ChangeKind::Updated,
+        fields,
+        needs_fetch: false,
+        source_ts: t(-60),
+        idempotency_key: key.to_string(),
+        origin: EventOrigin::Webhook,
+    }
+}
+
+fn ids(events: &[store::QueuedEvent]) -> Vec<i64> {
+    events.iter().map(|e| e.id).collect()
+}
+
+async fn all_events(store: &dyn Store) -> Vec<store::QueuedEvent> {
+    store
+        .list_events(&EventFilter {
+            limit: 1000,
+            ..EventFilter::default()
+        })
+        .await
+        .unwrap()
+}
+
+fn audit(event_id: i64, field: &str, from: Option<&str>, to: &str) -> AuditEntry {
+    AuditEntry {
+        at: t(32),
+        connection: "c1".into(),
+        event_id: Some(event_id),
+        jira_id: "10001".into(),
+        external_id: "ext-1".into(),
+        target: Side::External,
+        field: field.into(),
+        mapping_key: format!("{field}<->{field}"),
+        from: from.map(|s| FieldValue::Text(s.into())),
+        to: FieldValue::Text(to.into()),
+        actor: "worker:w2".into(),
+    }
+}
+
+/// The whole story, against any backend. Starts from an empty store.
+async fn story(store: Arc<dyn Store>) {
+    let s = store.as_ref();
+    s.ping().await.unwrap();
+    assert!(["sqlite", "postgres"].contains(&s.backend()));
+
+    // --- enqueue, and a redelivery is recognised -------------------------------------------
+    let a1_ev = event("c1", Side::Jira, "10001", "jira:10001:1");
+    let a1 = s.enqueue(&a1_ev, t(0)).await.unwrap();
+    assert!(a1.is_new());
+    let mut redelivered = a1_ev.clone();
+    redelivered.fields.clear(); // whatever the body, the key decides
+    assert_eq!(
+        s.enqueue(&redelivered, t(1)).await.unwrap(),
+        Enqueued::Duplicate(a1.id())
+    );
+    assert_eq!(all_events(s).await.len(), 1, "a duplicate adds no row");
+    // Idempotency keys are per connection.
+    let other_conn = s
+        .enqueue(&event("c2", Side::Jira, "10001", "jira:10001:1"), t(0))
+        .await
+        .unwrap();
+    assert!(other_conn.is_new());
+
+    let stored = s.get_event(a1.id()).await.unwrap().unwrap();
+    assert_eq!(stored.event, a1_ev);
+    assert_eq!(stored.status, EventStatus::Pending);
+    assert_eq!(stored.attempts, 0);
+    assert_eq!(stored.next_attempt_at, t(0));
+    assert_eq!(stored.received_at, t(0));
+    assert!(s.get_event(999_999).await.unwrap().is_none());
+
+    // --- claims: one per key, oldest first; other keys in parallel --------------------------
+    let a2 = s
+        .enqueue(&event("c1", Side::Jira, "10001", "jira:10001:2"), t(2))
+        .await
+        .unwrap();
+    let b1 = s
+        .enqueue(&event("c1", Side::External, "ext-9", "ext:9:1"), t(2))
+        .await
+        .unwrap();
+    // Not due yet at t(1): b1 and a2 were enqueued for t(2).
+    let first = s.claim_due("w1", t(1), LEASE, 10).await.unwrap();
+    assert_eq!(ids(&first), vec![a1.id(), other_conn.id()]);
+    let claimed = &first[0];
+    assert_eq!(claimed.status, EventStatus::Leased);
+    assert_eq!(claimed.lease_owner.as_deref(), Some("w1"));
+    assert_eq!(claimed.lease_expires_at, Some(t(31)));
+    assert_eq!(claimed.attempts, 0, "a claim is not an attempt");
+    assert_eq!(claimed.event, a1_ev);
+
+    let second = s.claim_due("w1b", t(2), LEASE, 10).await.unwrap();
+    assert_eq!(
+        ids(&second),
+        vec![b1.id()],
+        "a2 waits behind a1 (same key); b1 has its own key"
+    );
+    assert!(s.claim_due("w2", t(3), LEASE, 10).await.unwrap().is_empty());
+    s.complete(b1.id(), "w1b", Completion::done(), t(3))
+        .await
+        .unwrap();
+    s.complete(
+        other_conn.id(),
+        "w1",
+        Completion::ignored("filtered out"),
+        t(3),
+    )
+    .await
+    .unwrap();
+    assert!(
+        s.claim_due("w2", t(4), LEASE, 10).await.unwrap().is_empty(),
+        "a2 still waits: a1's lease is live"
+    );
+    let ignored = s.get_event(other_conn.id()).await.unwrap().unwrap();
+    assert_eq!(ignored.status, EventStatus::Ignored);
+    assert_eq!(ignored.last_error.as_deref(), Some("filtered out"));
+    assert_eq!(ignored.lease_owner, None);
+
+    // --- the lease expires; another worker takes over; the old one can record nothing ------
+    let reclaimed = s.claim_due("w2", t(31), LEASE, 10).await.unwrap();
+    assert_eq!(
+        ids(&reclaimed),
+        vec![a1.id()],
+        "only the expired a1, not a2"
+    );
+    assert_eq!(reclaimed[0].lease_owner.as_deref(), Some("w2"));
+
+    let mut link = Link {
+        connection: "c1".into(),
+        jira_id: "10001".into(),
+        jira_key: Some("TEST-1".into()),
+        external_id: "ext-1".into(),
+        shadow: Default::default(),
+        version: 1,
+    };
+    link.shadow.set(
+        "summary<->summary",
+        ShadowEntry {
+            value: FieldValue::Text("hello".into()),
+            source_ts: t(-60),
+            source: Side::Jira,
+        },
+    );
+    let outcome = Completion {
+        status: EventStatus::Done,
+        link: Some(link.clone()),
+        audit: vec![
+            audit(a1.id(), "summary", None, "hello"),
+            audit(a1.id(), "priority", Some("Low"), "High"),
+        ],
+        note: None,
+    };
+    assert_eq!(
+        s.complete(a1.id(), "w1", outcome.clone(), t(32)).await,
+        Err(StoreError::LeaseLost { event_id: a1.id() })
+    );
+    assert_eq!(
+        s.retry_later(a1.id(), "w1", t(40), "late", t(32)).await,
+        Err(StoreError::LeaseLost { event_id: a1.id() })
+    );
+    assert_eq!(
+        s.dead_letter(a1.id(), "w1", "late", t(32)).await,
+        Err(StoreError::LeaseLost { event_id: a1.id() })
+    );
+    assert_eq!(s.count_links(None).await.unwrap(), 0, "nothing written");
+    assert!(s.list_audit(None, 10).await.unwrap().is_empty());
+    let still = s.get_event(a1.id()).await.unwrap().unwrap();
+    assert_eq!(
+        (still.status, still.lease_owner.as_deref(), still.attempts),
+        (EventStatus::Leased, Some("w2"), 0)
+    );
+    let wrong = Completion {
+        status: EventStatus::Pending,
+        ..Completion::done()
+    };
+    assert!(matches!(
+        s.complete(a1.id(), "w2", wrong, t(32)).await,
+        Err(StoreError::InvalidArgument(_))
+    ));
+
+    // --- the outcome: status, link with shadow, audit, in one transaction -------------------
+    s.complete(a1.id(), "w2", outcome, t(32)).await.unwrap();
+    let done = s.get_event(a1.id()).await.unwrap().unwrap();
+    assert_eq!(done.status, EventStatus::Done);
+    assert_eq!(done.lease_owner, None);
+    assert_eq!(done.lease_expires_at, None);
+    assert_eq!(done.updated_at, t(32));
+    assert_eq!(
+        s.link_by_item("c1", Side::Jira, "10001").await.unwrap(),
+        Some(link.clone())
+    );
+    assert_eq!(
+        s.link_by_item("c1", Side::External, "ext-1").await.unwrap(),
+        Some(link.clone())
+    );
+    assert_eq!(
+        s.link_by_item("c1", Side::External, "10001").await.unwrap(),
+        None
+    );
+    assert_eq!(
+        s.link_by_item("c2", Side::Jira, "10001").await.unwrap(),
+        None
+    );
+    let trail = s.list_audit(Some("c1"), 10).await.unwrap();
+    assert_eq!(
+        trail,
+        vec![
+            audit(a1.id(), "priority", Some("Low"), "High"),
+            audit(a1.id(), "summary", None, "hello"),
+        ],
+        "newest first"
+    );
+    assert!(s.list_audit(Some("c2"), 10).await.unwrap().is_empty());
+
+    // --- a2 is next for its key; a stale link version is refused and nothing is written ----
+    let next = s.claim_due("w2", t(33), LEASE, 10).await.unwrap();
+    assert_eq!(ids(&next), vec![a2.id()]);
+    let mut stale = link.clone(); // still version 1: expects the stored version to be 0
+    stale.shadow.set(
+        "summary<->summary",
+        ShadowEntry {
+            value: FieldValue::Text("stale".into()),
+            source_ts: t(-30),
+            source: Side::Jira,
+        },
+    );
+    let stale_outcome = Completion {
+        status: EventStatus::Done,
+        link: Some(stale),
+        audit: vec![audit(a2.id(), "summary", Some("hello"), "stale")],
+        note: None,
+    };
+    assert!(matches!(
+        s.complete(a2.id(), "w2", stale_outcome, t(34)).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(
+        s.link_by_item("c1", Side::Jira, "10001").await.unwrap(),
+        Some(link.clone())
+    );
+    assert_eq!(s.list_audit(None, 10).await.unwrap().len(), 2);
+    assert_eq!(
+        s.get_event(a2.id()).await.unwrap().unwrap().status,
+        EventStatus::Leased,
+        "the claim survives a conflict so the worker can re-plan"
+    );
+    // A link claiming an external id that is already linked elsewhere conflicts as well.
+    let mut hijack = link.clone();
+    hijack.jira_id = "10099".into();
+    assert!(matches!(
+        s.complete(
+            a2.id(),
+            "w2",
+            Completion {
+                link: Some(hijack),
+                ..Completion::done()
+            },
+            t(34)
+        )
+        .await,
+        Err(StoreError::Conflict(_))
+    ));
+    let mut fresh = link.clone();
+    fresh.version = 2;
+    fresh.jira_key = Some("TEST-1-moved".into());
+    fresh.shadow.set(
+        "summary<->summary",
+        ShadowEntry {
+            value: FieldValue::Text("fresh".into()),
+            source_ts: t(-10),
+            source: Side::Jira,
+        },
+    );
+    s.complete(
+        a2.id(),
+        "w2",
+        Completion {
+            link: Some(fresh.clone()),
+            ..Completion::done()
+        },
+        t(35),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        s.link_by_item("c1", Side::External, "ext-1").await.unwrap(),
+        Some(fresh.clone())
+    );
+
+    // --- insert_link: both ids are unique per connection ------------------------------------
+    let mut dup_ext = fresh.clone();
+    dup_ext.jira_id = "10050".into();
+    assert_eq!(s.insert_link(&dup_ext).await.unwrap(), Err(fresh.clone()));
+    let mut dup_jira = fresh.clone();
+    dup_jira.external_id = "ext-50".into();
+    assert_eq!(s.insert_link(&dup_jira).await.unwrap(), Err(fresh.clone()));
+    let second_link = Link {
+        connection: "c1".into(),
+        jira_id: "10002".into(),
+        jira_key: None,
+        external_id: "ext-2".into(),
+        shadow: Default::default(),
+        version: 0,
+    };
+    assert_eq!(s.insert_link(&second_link).await.unwrap(), Ok(()));
+    let other_conn_link = Link {
+        connection: "c2".into(),
+        ..fresh.clone()
+    };
+    assert_eq!(s.insert_link(&other_conn_link).await.unwrap(), Ok(()));
+    assert_eq!(s.count_links(None).await.unwrap(), 3);
+    assert_eq!(s.count_links(Some("c1")).await.unwrap(), 2);
+    assert_eq!(
+        s.list_links(Some("c1"), 10, 0).await.unwrap(),
+        vec![fresh.clone(), second_link.clone()]
+    );
+    assert_eq!(
+        s.list_links(None, 1, 1).await.unwrap(),
+        vec![second_link.clone()]
+    );
+
+    // --- retry later: counted, not due before its time, due after ---------------------------
+    let r = s
+        .enqueue(&event("c1", Side::Jira, "10002", "jira:10002:1"), t(40))
+        .await
+        .unwrap();
+    assert_eq!(
+        ids(&s.claim_due("w3", t(40), LEASE, 10).await.unwrap()),
+        vec![r.id()]
+    );
+    assert_eq!(
+        s.retry_later(r.id(), "w3", t(100), "HTTP 503", t(41)).await,
+        Ok(1)
+    );
+    let waiting = s.get_event(r.id()).await.unwrap().unwrap();
+    assert_eq!(waiting.status, EventStatus::Pending);
+    assert_eq!(waiting.attempts, 1);
+    assert_eq!(waiting.next_attempt_at, t(100));
+    assert_eq!(waiting.last_error.as_deref(), Some("HTTP 503"));
+    assert_eq!(waiting.lease_owner, None);
+    assert!(
+        s.claim_due("w3", t(99), LEASE, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let again = s.claim_due("w3", t(100), LEASE, 10).await.unwrap();
+    assert_eq!(ids(&again), vec![r.id()]);
+    assert_eq!(again[0].attempts, 1);
+
+    // --- dead letter: listed, out of the queue, and back on request -------------------------
+    s.dead_letter(r.id(), "w3", "HTTP 400: field is required", t(101))
+        .await
+        .unwrap();
+    let dead = s.get_event(r.id()).await.unwrap().unwrap();
+    assert_eq!((dead.status, dead.attempts), (EventStatus::Dead, 2));
+    let letters = s.list_dead_letters(None, 10).await.unwrap();
+    assert_eq!(letters.len(), 1);
+    assert_eq!(letters[0].event_id, r.id());
+    assert_eq!(letters[0].connection, "c1");
+    assert_eq!(letters[0].reason, "HTTP 400: field is required");
+    assert_eq!(letters[0].at, t(101));
+    assert_eq!(letters[0].event.item_id, "10002");
+    assert!(
+        s.list_dead_letters(Some("c2"), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        s.claim_due("w3", t(10_000), LEASE, 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "dead events are never claimed"
+    );
+    // A dead event does not block later events of its key.
+    let after_dead = s
+        .enqueue(&event("c1", Side::Jira, "10002", "jira:10002:2"), t(102))
+        .await
+        .unwrap();
+    assert_eq!(
+        ids(&s.claim_due("w3", t(102), LEASE, 10).await.unwrap()),
+        vec![after_dead.id()]
+    );
+    s.complete(after_dead.id(), "w3", Completion::done(), t(103))
+        .await
+        .unwrap();
+
+    assert_eq!(s.retry_dead(Some(r.id()), t(110)).await, Ok(1));
+    assert_eq!(
+        s.retry_dead(None, t(110)).await,
+        Ok(0),
+        "nothing else is dead"
+    );
+    assert!(s.list_dead_letters(None, 10).await.unwrap().is_empty());
+    let revived = s.get_event(r.id()).await.unwrap().unwrap();
+    assert_eq!(
+        (revived.status, revived.attempts, revived.next_attempt_at),
+        (EventStatus::Pending, 0, t(110))
+    );
+
+    // --- release_leases: a graceful shutdown hands the work back at once --------------------
+    let held = s.claim_due("w4", t(110), LEASE, 10).await.unwrap();
+    assert_eq!(ids(&held), vec![r.id()]);
+    assert_eq!(s.release_leases("nobody").await, Ok(0));
+    assert_eq!(s.release_leases("w4").await, Ok(1));
+    let released = s.get_event(r.id()).await.unwrap().unwrap();
+    assert_eq!(
+        (released.status, released.lease_owner),
+        (EventStatus::Pending, None)
+    );
+    let taken = s.claim_due("w5", t(111), LEASE, 10).await.unwrap();
+    assert_eq!(
+        ids(&taken),
+        vec![r.id()],
+        "due at once, long before w4's lease would end"
+    );
+    s.dead_letter(r.id(), "w5", "still broken", t(112))
+        .await
+        .unwrap();
+    assert_eq!(s.retry_dead(None, t(113)).await, Ok(1));
+    assert_eq!(
+        ids(&s.claim_due("w5", t(113), LEASE, 10).await.unwrap()),
+        vec![r.id()]
+    );
+
+    // --- cursors ------------------------------------------------------------------------------
+    assert_eq!(s.get_cursor("c1", Side::Jira).await.unwrap(), None);
+    s.set_cursor("c1", Side::Jira, "2025-01-31T09:00:00Z", t(120))
+        .await
+        .unwrap();
+    s.set_cursor("c1", Side::External, "page-7", t(120))
+        .await
+        .unwrap();
+    s.set_cursor("c1", Side::Jira, "2025-01-31T09:05:00Z", t(121))
+        .await
+        .unwrap();
+    assert_eq!(
+        s.get_cursor("c1", Side::Jira).await.unwrap().as_deref(),
+        Some("2025-01-31T09:05:00Z")
+    );
+    assert_eq!(
+        s.get_cursor("c1", Side::External).await.unwrap().as_deref(),
+        Some("page-7")
+    );
+    assert_eq!(s.get_cursor("c2", Side::Jira).await.unwrap(), None);
+
+    // --- queue depth and listings -----------------------------------------------------------
+    let depth = s.queue_depth().await.unwrap();
+    assert_eq!(
+        depth,
+        vec![
+            ("c1".to_string(), EventStatus::Done, 4),
+            ("c1".to_string(), EventStatus::Leased, 1),
+            ("c2".to_string(), EventStatus::Ignored, 1),
+        ]
+    );
+    let listed = all_events(s).await;
+    assert_eq!(listed.len(), 6);
+    assert!(listed.windows(2).all(|w| w[0].id > w[1].id), "newest first");
+    let c1_done = s
+        .list_events(&EventFilter {
+            connection: Some("c1".into()),
+            status: Some(EventStatus::Done),
+            limit: 2,
+        })
+        .await
+        .unwrap();
+    assert_eq!(ids(&c1_done), vec![after_dead.id(), b1.id()]);
+}
+
+fn postgres_url(test: &str) -> Option<String> {
+    match std::env::var("TANDEM_TEST_POSTGRES_URL") {
+        Ok(url) if !url.trim().is_empty() => Some(url),
+        _ => {
+            println!("{test}: skipped (set TANDEM_TEST_POSTGRES_URL to run it on PostgreSQL)");
+            None
+        }
+    }
+}
+
+/// A schema no other test run uses.
+fn fresh_schema(tag: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!(
+        "tandem_test_{tag}_{}_{nanos}_{}",
+        std::process::id(),
+        rand::random::<u32>()
+    )
+}
+
+/// Runs `body` against stores in a fresh PostgreSQL schema and drops the schema afterwards,
+/// also when `body` fails.
+async fn in_postgres<F, Fut>(url: &str, tag: &str, handles: usize, body: F)
+where
+    F: FnOnce(Vec<Arc<dyn Store>>) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let schema = fresh_schema(tag);
+    let mut stores = Vec::new();
+    for _ in 0..handles {
+        stores.push(open_postgres_in_schema(url, &schema).await.unwrap());
+    }
+    let outcome = tokio::spawn(body(stores)).await;
+    drop_postgres_schema(url, &schema).await.unwrap();
+    if let Err(e) = outcome {
+        std::panic::resume_unwind(e.into_panic());
+    }
+}
+
+#[tokio::test]
+async fn story_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("nested").join("tandem.db");
+    let url = format!("sqlite://{}", path.display());
+    let store = store::open(&url).await.unwrap();
+    assert_eq!(store.backend(), "sqlite");
+    story(store.clone()).await;
+    drop(store);
+
+    // Reopening runs no migration twice and keeps everything.
+    let reopened = store::open(&url).await.unwrap();
+    assert_eq!(reopened.count_links(None).await.unwrap(), 3);
+
+    // A row this version cannot read is an error naming the event, not a panic.
+    let raw = sqlx::SqlitePool::connect(&format!("sqlite://{}", path.display()))
+        .await
+        .unwrap();
+    sqlx::query("UPDATE events SET payload = '{\"broken\":' WHERE id = 1")
+        .execute(&raw)
+        .await
+        .unwrap();
+    match reopened.get_event(1).await {
+        Err(StoreError::Corrupt(msg)) => assert!(msg.contains("event 1"), "{msg}"),
+        other => panic!("expected Corrupt, got {other:?}"),
+    }
+    assert!(matches!(
+        reopened.list_events(&EventFilter::default()).await,
+        Err(StoreError::Corrupt(_))
+    ));
+}
+
+#[tokio::test]
+async fn story_sqlite_in_memory() {
+    story(store::open("sqlite::memory:").await.unwrap()).await;
+}
+
+#[tokio::test]
+async fn story_postgres() {
+    let Some(url) = postgres_url("story_postgres") else {
+        return;
+    };
+    in_postgres(&url, "story", 1, |mut stores| async move {
+        let store = stores.remove(0);
+        assert_eq!(store.backend(), "postgres");
+        story(store).await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn open_refuses_unknown_urls() {
+    for url in ["mysql://localhost/x", "tandem.sqlite3", ""] {
+        assert!(
+            matches!(store::open(url).await, Err(StoreError::InvalidUrl(_))),
+            "{url}"
+        );
+    }
+    match store::open("redis://user:hunter2@host/0").await {
+        Err(StoreError::InvalidUrl(msg)) => assert!(!msg.contains("hunter2"), "{msg}"),
+        _ => panic!("expected InvalidUrl"),
+    }
+}
+
+/// Several claimers drain 200 events over 20 keys: each event is processed exactly once, no
+/// two events of a key are ever in flight together, and each key's events run in order.
+async fn concurrent_claims(stores: Vec<Arc<dyn Store>>) {
+    const EVENTS: usize = 200;
+    const KEYS: usize = 20;
+    const WORKERS: usize = 4;
+    let now = Utc::now();
+    let mut id_to_seq = HashMap::new();
+    for seq in 0..EVENTS {
+        let item = format!("item-{}", seq % KEYS);
+        let ev = event("conc", Side::External, &item, &format!("ev-{seq}"));
+        let id = stores[0].enqueue(&ev, now).await.unwrap().id();
+        id_to_seq.insert(id, seq);
+    }
+    let id_to_seq = Arc::new(id_to_seq);
+    let processed: Arc<Mutex<Vec<(String, usize)>>> = Arc::default();
+    let in_flight: Arc<Mutex<HashSet<String>>> = Arc::default();
+    let finished = Arc::new(AtomicUsize::new(0));
+
+    let mut tasks = Vec::new();
+    for w in 0..WORKERS {
+        let store = stores[w % stores.len()].clone();
+        let (id_to_seq, processed, in_flight, finished) = (
+            id_to_seq.clone(),
+            processed.clone(),
+            in_flight.clone(),
+            finished.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            let owner = format!("worker-{w}");
+            while finished.load(Ordering::SeqCst) < EVENTS {
+                let batch = store.claim_due(&owner, Utc::now(), LEASE, 5).await.unwrap();
+                if batch.is_empty() {
+                    tokio::time::sleep(Duration::from_millis(2)).await;
+                    continue;
+                }
+                for qe in batch {
+                    let key = qe.event.item_id.clone();
+                    assert!(
+                        in_flight.lock().unwrap().insert(key.clone()),
+                        "two events of {key} in flight at once"
+                    );
+                    processed
+                        .lock()
+                        .unwrap()
+                        .push((key.clone(), id_to_seq[&qe.id]));
+                    tokio::task::yield_now().await;
+                    // Leave the in-flight set before completing: until the completion
+                    // commits, the key stays blocked in the store anyway.
+                    in_flight.lock().unwrap().remove(&key);
+                    store
+                        .complete(qe.id, &owner, Completion::done(), Utc::now())
+                        .await
+                        .unwrap();
+                    finished.fetch_add(1, Ordering::SeqCst);
+                }
+            }
+        }));
+    }
+    let all = async {
+        for task in tasks {
+            task.await.unwrap();
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(120), all)
+        .await
+        .expect("claimers did not drain the queue in time");
+
+    let processed = processed.lock().unwrap().clone();
+    assert_eq!(
+        processed.len(),
+        EVENTS,
+        "every event processed exactly once"
+    );
+    let unique: HashSet<usize> = processed.iter().map(|(_, seq)| *seq).collect();
+    assert_eq!(unique.len(), EVENTS);
+    let mut per_key: HashMap<&str, Vec<usize>> = HashMap::new();
+    for (key, seq) in &processed {
+        per_key.entry(key).or_default().push(*seq);
+    }
+    assert_eq!(per_key.len(), KEYS);
+    for (key, seqs) in per_key {
+        assert!(
+            seqs.windows(2).all(|w| w[0] < w[1]),
+            "{key} processed out of order: {seqs:?}"
+        );
+    }
+    let depth = stores[0].queue_depth().await.unwrap();
+    assert_eq!(
+        depth,
+        vec![("conc".to_string(), EventStatus::Done, EVENTS as i64)]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_claims_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("c.db").display());
+    concurrent_claims(vec![store::open(&url).await.unwrap()]).await;
+}
+
+/// Two handles on one file behave like two processes: only SQLite's own locking
+/// (`BEGIN IMMEDIATE`, busy timeout) keeps them apart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_claims_sqlite_two_handles() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("c2.db").display());
+    let a = store::open(&url).await.unwrap();
+    let b = store::open(&url).await.unwrap();
+    concurrent_claims(vec![a, b]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_claims_postgres() {
+    let Some(url) = postgres_url("concurrent_claims_postgres") else {
+        return;
+    };
+    // Two pools, as two `tandem serve` instances would have.
+    in_postgres(&url, "conc", 2, concurrent_claims).await;
+}
