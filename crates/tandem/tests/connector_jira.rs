@@ -420,12 +420,34 @@ async fn paging(api: JiraApi) {
     }
     assert_eq!(seen.len(), 130);
     assert!(pages >= 2, "expected several pages, got {pages}");
-    // Nothing changed in the future.
-    let later = c
-        .changed_since(Utc::now() + ChronoDuration::minutes(5), None)
+    // The bound is relative to Jira's clock (time-zone proof) and the same on every page.
+    let prefix = match api {
+        JiraApi::Cloud => "/rest/api/3/search/jql",
+        JiraApi::Datacenter => "/rest/api/2/search",
+    };
+    let jqls: Vec<String> = requests(&sb, "POST", prefix)
+        .iter()
+        .filter_map(|r| r.body["jql"].as_str().map(str::to_string))
+        .collect();
+    assert_eq!(jqls.len(), pages);
+    assert!(jqls.iter().all(|j| j == &jqls[0]), "{jqls:#?}");
+    assert!(
+        jqls[0].starts_with(r#"project in ("TEST") AND updated >= "-"#),
+        "{}",
+        jqls[0]
+    );
+    // An old cursor (bulk sync) uses an absolute date, widened by the largest zone offset.
+    let old = c
+        .changed_since(Utc::now() - ChronoDuration::days(30), None)
         .await
-        .expect("empty");
-    assert!(later.items.is_empty() && later.next.is_none());
+        .expect("old");
+    assert_eq!(old.items.len(), 100);
+    let last = requests(&sb, "POST", prefix).pop().expect("search");
+    assert!(
+        !last.body["jql"].as_str().unwrap_or("").contains("\"-"),
+        "{}",
+        last.body["jql"]
+    );
     // A token from the other flavour or garbage is refused, not misread.
     assert!(c.changed_since(since, Some("garbage")).await.is_err());
     sb.shutdown().await;

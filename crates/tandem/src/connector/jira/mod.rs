@@ -408,39 +408,71 @@ pub fn jql_phrase(s: &str) -> String {
     jql_string(&phrase)
 }
 
-/// JQL's date form (`yyyy/MM/dd HH:mm`), minute precision, in UTC.
-///
-/// Jira reads JQL dates in the API user's time zone; the API user should be set to UTC, and
-/// the poller's overlap window absorbs the rounding down to the minute.
+/// JQL's date form (`yyyy/MM/dd HH:mm`), minute precision.
 pub fn jql_datetime(dt: &DateTime<Utc>) -> String {
     dt.format("%Y/%m/%d %H:%M").to_string()
 }
 
-/// Page tokens: Jira's own token on Cloud, an offset on Data Center, tagged so a token from
-/// one flavour is refused by the other.
-fn encode_cursor(c: &Cursor) -> Option<String> {
-    match c {
-        Cursor::Token(Some(t)) => Some(format!("t:{t}")),
-        Cursor::Token(None) => None,
-        Cursor::StartAt(n) => Some(format!("s:{n}")),
+/// Up to this age a poll's lower bound is written relative to now.
+const RELATIVE_WINDOW_MINUTES: i64 = 7 * 24 * 60;
+/// The widest gap between UTC and a Jira user's time zone (UTC+14 … UTC−12).
+const MAX_ZONE_SLACK_HOURS: i64 = 14;
+
+/// The lower bound of an `updated >=` clause for `since`, independent of time zones.
+///
+/// Jira reads an absolute JQL date in the API user's time zone, so `"2025/01/31 10:15"` means
+/// a different instant for a user in New York than in UTC and a poll could silently skip
+/// hours of changes. A relative bound (`"-15m"`) is computed by Jira from its own clock, so
+/// recent cursors use that, rounded up a minute for overlap. Old cursors (bulk sync) use an
+/// absolute date moved back by the widest zone offset: over-inclusion only costs dedupe.
+pub fn updated_bound(since: &DateTime<Utc>, now: &DateTime<Utc>) -> String {
+    let age_secs = (*now - *since).num_seconds().max(0);
+    let minutes = age_secs / 60 + 2;
+    if minutes <= RELATIVE_WINDOW_MINUTES {
+        format!("-{minutes}m")
+    } else {
+        jql_datetime(&(*since - chrono::Duration::hours(MAX_ZONE_SLACK_HOURS)))
     }
 }
 
-fn decode_cursor(api: Api, page: Option<&str>) -> ConnectorResult<Cursor> {
-    let bad = || ConnectorError::permanent("jira: unreadable page token");
-    match (api, page) {
-        (Api::Cloud, None) => Ok(Cursor::Token(None)),
-        (Api::DataCenter, None) => Ok(Cursor::StartAt(0)),
-        (Api::Cloud, Some(p)) => p
-            .strip_prefix("t:")
-            .map(|t| Cursor::Token(Some(t.to_string())))
-            .ok_or_else(bad),
-        (Api::DataCenter, Some(p)) => p
-            .strip_prefix("s:")
-            .and_then(|n| n.parse().ok())
-            .map(Cursor::StartAt)
-            .ok_or_else(bad),
+/// Page tokens carry the `updated` bound of the first page, so every page of one listing runs
+/// the same JQL (Jira's `nextPageToken` belongs to its query), plus Jira's own token (Cloud)
+/// or an offset (Data Center), tagged so a token from one flavour is refused by the other.
+fn encode_cursor(bound: &str, c: &Cursor) -> Option<String> {
+    match c {
+        Cursor::Token(Some(t)) => Some(format!("t|{bound}|{t}")),
+        Cursor::Token(None) => None,
+        Cursor::StartAt(n) => Some(format!("s|{bound}|{n}")),
     }
+}
+
+/// The bound and cursor of a page token (`None`: the first page, bound still to compute).
+fn decode_cursor(api: Api, page: Option<&str>) -> ConnectorResult<(Option<String>, Cursor)> {
+    let bad = || ConnectorError::permanent("jira: unreadable page token");
+    let Some(p) = page else {
+        return Ok(match api {
+            Api::Cloud => (None, Cursor::Token(None)),
+            Api::DataCenter => (None, Cursor::StartAt(0)),
+        });
+    };
+    let mut parts = p.splitn(3, '|');
+    let (Some(tag), Some(bound), Some(rest)) = (parts.next(), parts.next(), parts.next()) else {
+        return Err(bad());
+    };
+    // The bound goes back into JQL: accept only what `updated_bound` produces.
+    let bound_ok = !bound.is_empty()
+        && bound
+            .chars()
+            .all(|c| c.is_ascii_digit() || matches!(c, '-' | 'm' | '/' | ' ' | ':'));
+    if !bound_ok {
+        return Err(bad());
+    }
+    let cursor = match (api, tag) {
+        (Api::Cloud, "t") if !rest.is_empty() => Cursor::Token(Some(rest.to_string())),
+        (Api::DataCenter, "s") => Cursor::StartAt(rest.parse().map_err(|_| bad())?),
+        _ => return Err(bad()),
+    };
+    Ok((Some(bound.to_string()), cursor))
 }
 
 /// Jira ids are numeric and keys are `PROJ-12`; anything else is refused before it reaches a
@@ -660,7 +692,7 @@ impl Connector for JiraConnector {
             jql_phrase(other_id)
         );
         let field_ids = self.read_field_ids(&r);
-        let mut cursor = decode_cursor(self.client.api(), None)?;
+        let (_, mut cursor) = decode_cursor(self.client.api(), None)?;
         for _ in 0..FIND_PAGES {
             let page = self
                 .client
@@ -687,11 +719,12 @@ impl Connector for JiraConnector {
         page: Option<&str>,
     ) -> ConnectorResult<Page> {
         let r = self.ready().await?;
-        let cursor = decode_cursor(self.client.api(), page)?;
+        let (bound, cursor) = decode_cursor(self.client.api(), page)?;
+        let bound = bound.unwrap_or_else(|| updated_bound(&since, &Utc::now()));
         let jql = format!(
             "project in ({}) AND updated >= {} ORDER BY updated ASC",
             jql_string(&self.project),
-            jql_string(&jql_datetime(&since))
+            jql_string(&bound)
         );
         let result = self
             .client
@@ -704,7 +737,7 @@ impl Connector for JiraConnector {
             .collect::<ConnectorResult<Vec<_>>>()?;
         Ok(Page {
             items,
-            next: result.next.as_ref().and_then(encode_cursor),
+            next: result.next.as_ref().and_then(|c| encode_cursor(&bound, c)),
         })
     }
 
@@ -765,18 +798,33 @@ mod tests {
 
     #[test]
     fn cursors_round_trip_and_refuse_the_other_flavour() {
-        let t = encode_cursor(&Cursor::Token(Some("abc".into()))).unwrap();
+        let t = encode_cursor("-15m", &Cursor::Token(Some("abc|d".into()))).unwrap();
         assert_eq!(
             decode_cursor(Api::Cloud, Some(&t)).unwrap(),
-            Cursor::Token(Some("abc".into()))
+            (Some("-15m".into()), Cursor::Token(Some("abc|d".into())))
         );
         assert!(decode_cursor(Api::DataCenter, Some(&t)).is_err());
-        let s = encode_cursor(&Cursor::StartAt(100)).unwrap();
+        let s = encode_cursor("2025/01/31 10:15", &Cursor::StartAt(100)).unwrap();
         assert_eq!(
             decode_cursor(Api::DataCenter, Some(&s)).unwrap(),
-            Cursor::StartAt(100)
+            (Some("2025/01/31 10:15".into()), Cursor::StartAt(100))
         );
-        assert!(decode_cursor(Api::DataCenter, Some("s:x")).is_err());
+        assert!(decode_cursor(Api::DataCenter, Some("s|-1m|x")).is_err());
+        // A forged bound cannot smuggle JQL.
+        assert!(decode_cursor(Api::DataCenter, Some("s|-1m\" OR x|0")).is_err());
+        assert!(decode_cursor(Api::Cloud, Some("garbage")).is_err());
+    }
+
+    #[test]
+    fn updated_bounds_do_not_depend_on_time_zones() {
+        let now = Utc.with_ymd_and_hms(2025, 1, 31, 10, 15, 30).unwrap();
+        let b = |secs: i64| updated_bound(&(now - chrono::Duration::seconds(secs)), &now);
+        assert_eq!(b(0), "-2m");
+        assert_eq!(b(59), "-2m");
+        assert_eq!(b(61), "-3m");
+        assert_eq!(b(-30), "-2m");
+        // Old cursors: absolute, moved back by the widest zone offset.
+        assert_eq!(b(30 * 24 * 3600), "2024/12/31 20:15");
     }
 
     #[test]
