@@ -505,12 +505,17 @@ impl Connector for RestConnector {
                 )?;
                 let mut values = BTreeMap::new();
                 for fid in self.mapping.fields_on(self.side) {
-                    let Some(raw) = self.places.get(fid).and_then(|p| p.read.read(&v)) else {
+                    let Some(place) = self.places.get(fid) else {
+                        continue;
+                    };
+                    let Some(raw) = place.read.read(&v) else {
                         continue;
                     };
                     let val = fields::decode_json(raw, self.declared_type(fid)).map_err(|e| {
                         WebhookError::Shape {
-                            path: match &self.places[fid].read {
+                            // A JSONPath has no single JSON Pointer to name; the message
+                            // names the field instead.
+                            path: match &place.read {
                                 Reader::Pointer(p) => p.clone(),
                                 Reader::Path(_) => String::new(),
                             },
