@@ -4,7 +4,11 @@
 //! `webhook / poll → server (verify, parse, 202) → store (durable queue) → worker (plan, write)`;
 //! see `docs/ARCHITECTURE.md` for the whole picture.
 
+pub mod app;
 pub mod config;
 pub mod connector;
+pub mod demo;
 pub mod secret;
+pub mod server;
 pub mod store;
+pub mod worker;

@@ -291,17 +291,57 @@ fn summary(path: &Path, config: &Config) -> String {
 }
 
 async fn cmd_demo(once: bool) -> anyhow::Result<ExitCode> {
-    let _ = once;
-    not_yet("demo")
+    // The demo prints its own story; logs only for warnings unless RUST_LOG says otherwise.
+    if std::env::var_os("RUST_LOG").is_none() {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new("warn"))
+            .with_writer(std::io::stderr)
+            .try_init();
+    }
+    tandem::app::metrics_handle();
+    match tandem::demo::run(once).await {
+        Ok(()) => Ok(ExitCode::SUCCESS),
+        Err(_) => Ok(ExitCode::FAILURE),
+    }
 }
 
 async fn cmd_serve(config_path: &Path, log_format: LogFormat) -> anyhow::Result<ExitCode> {
     init_logging(log_format);
-    let _config = match load_config(config_path) {
+    let config = match load_config(config_path) {
         Ok(c) => c,
         Err(code) => return Ok(code),
     };
-    not_yet("serve")
+    let listen = config.server.listen;
+    let metrics = tandem::app::metrics_handle();
+    let running = tandem::app::start(config, listen, metrics).await?;
+    println!("tandem listening on http://{}", running.addr);
+    shutdown_signal().await;
+    tracing::info!("shutting down: no new work, finishing or releasing events in flight");
+    running.shutdown().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }
 
 async fn cmd_check(config_path: &Path, offline: bool) -> anyhow::Result<ExitCode> {
@@ -313,11 +353,49 @@ async fn cmd_check(config_path: &Path, offline: bool) -> anyhow::Result<ExitCode
     if offline {
         return Ok(ExitCode::SUCCESS);
     }
-    // The files are valid; contacting the systems (credentials, field names) comes next.
-    eprintln!(
-        "`tandem check` without --offline (credentials and field names) is not yet available"
-    );
-    Ok(ExitCode::from(2))
+    // The files are valid; now contact each system: credentials, field names.
+    let http = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(20))
+        .build()?;
+    let mut problems = 0;
+    for conn in &config.connections {
+        let sides: [(tandem_core::Side, tandem::connector::SideConfig<'_>); 2] = [
+            (tandem_core::Side::Jira, (&conn.jira).into()),
+            (tandem_core::Side::External, (&conn.external).into()),
+        ];
+        for (side, side_config) in sides {
+            let ctx =
+                tandem::connector::ConnectorContext::new(side, conn.fields.clone(), http.clone());
+            let connector = tandem::connector::build(side_config, ctx)?;
+            let report = connector.check().await;
+            println!(
+                "{} / {side}: {}",
+                conn.name,
+                if report.identity.is_empty() {
+                    "(no identity)"
+                } else {
+                    &report.identity
+                }
+            );
+            for line in &report.fields {
+                println!("  {line}");
+            }
+            for p in &report.problems {
+                println!("  PROBLEM: {p}");
+                problems += 1;
+            }
+        }
+    }
+    if problems == 0 {
+        println!("all systems reachable, credentials valid, fields resolved");
+        Ok(ExitCode::SUCCESS)
+    } else {
+        println!(
+            "{problems} problem{} found",
+            if problems == 1 { "" } else { "s" }
+        );
+        Ok(ExitCode::FAILURE)
+    }
 }
 
 async fn cmd_sync(
@@ -330,8 +408,46 @@ async fn cmd_sync(
 }
 
 async fn cmd_events_list(config_path: &Path, status: Option<&str>) -> anyhow::Result<ExitCode> {
-    let _ = (config_path, status);
-    not_yet("events list")
+    let config = match load_config(config_path) {
+        Ok(c) => c,
+        Err(code) => return Ok(code),
+    };
+    let store = tandem::store::open(&config.storage.url).await?;
+    let status = match status {
+        None => None,
+        Some(s) => match serde_json::from_value::<tandem::store::EventStatus>(serde_json::json!(s))
+        {
+            Ok(st) => Some(st),
+            Err(_) => {
+                eprintln!("unknown status `{s}`: expected pending, leased, done, dead or ignored");
+                return Ok(ExitCode::from(2));
+            }
+        },
+    };
+    let events = store
+        .list_events(&tandem::store::EventFilter {
+            connection: None,
+            status,
+            limit: 200,
+        })
+        .await?;
+    if events.is_empty() {
+        println!("no events");
+    }
+    for q in &events {
+        let e = &q.event;
+        println!(
+            "{:>6}  {:<8} {:<10} {:<8} {:<16} attempts={} {}",
+            q.id,
+            format!("{:?}", q.status).to_lowercase(),
+            e.connection,
+            e.source.as_str(),
+            e.item_key.as_deref().unwrap_or(&e.item_id),
+            q.attempts,
+            q.last_error.as_deref().unwrap_or("")
+        );
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn cmd_events_retry(
@@ -339,8 +455,26 @@ async fn cmd_events_retry(
     id: Option<i64>,
     all: bool,
 ) -> anyhow::Result<ExitCode> {
-    let _ = (config_path, id, all);
-    not_yet("events retry")
+    let config = match load_config(config_path) {
+        Ok(c) => c,
+        Err(code) => return Ok(code),
+    };
+    if id.is_none() && !all {
+        eprintln!("say which dead letters to replay: --id N or --all");
+        return Ok(ExitCode::from(2));
+    }
+    let store = tandem::store::open(&config.storage.url).await?;
+    let n = store.retry_dead(id, chrono::Utc::now()).await?;
+    println!(
+        "{n} dead letter{} queued again; a running `tandem serve` picks {} up",
+        if n == 1 { "" } else { "s" },
+        if n == 1 { "it" } else { "them" }
+    );
+    Ok(if n == 0 && id.is_some() {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 async fn cmd_sandbox_jira(port: u16) -> anyhow::Result<ExitCode> {

@@ -1,0 +1,209 @@
+//! Wiring: from a loaded [`Config`] to a running service (store, connectors, workers, HTTP).
+//!
+//! `tandem serve`, `tandem demo` and the integration tests all start Tandem through
+//! [`start`], so what the tests exercise is exactly what users run.
+
+use crate::config::{Config, ConnectionConfig};
+use crate::connector::{self, Connector, ConnectorContext};
+use crate::server::{AppState, router};
+use crate::worker::{ConnectionRuntime, CreateRules, Engine, Scope, WorkerSettings};
+use anyhow::Context;
+use metrics_exporter_prometheus::PrometheusHandle;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+use tandem_core::Side;
+use tandem_core::retry::RetryPolicy;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tracing::{info, warn};
+
+/// A running Tandem: its address, its engine, and the handles to stop it.
+pub struct Running {
+    pub addr: SocketAddr,
+    pub config: Config,
+    pub engine: Arc<Engine>,
+    stop: watch::Sender<bool>,
+    server: JoinHandle<()>,
+    worker: JoinHandle<()>,
+}
+
+impl Running {
+    /// Graceful stop: no new deliveries, in-flight events finish or release their leases.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        let _ = self.server.await;
+        let _ = self.worker.await;
+    }
+}
+
+/// Installs the Prometheus recorder once per process and returns its handle.
+pub fn metrics_handle() -> Option<PrometheusHandle> {
+    static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            metrics_exporter_prometheus::PrometheusBuilder::new()
+                .install_recorder()
+                .map_err(|e| warn!(error = %e, "metrics recorder not installed"))
+                .ok()
+        })
+        .clone()
+}
+
+/// A name for this process's leases: host, pid and a random suffix.
+fn owner_id() -> String {
+    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "tandem".into());
+    format!(
+        "{host}-{}-{:08x}",
+        std::process::id(),
+        rand::random::<u32>()
+    )
+}
+
+/// Builds both connectors of a connection and resolves their field names.
+async fn connection_runtime(
+    conn: &ConnectionConfig,
+    http: &reqwest::Client,
+) -> anyhow::Result<ConnectionRuntime> {
+    let make = |side: Side, cfg: connector::SideConfig<'_>| -> anyhow::Result<Arc<dyn Connector>> {
+        connector::build(
+            cfg,
+            ConnectorContext::new(side, conn.fields.clone(), http.clone()),
+        )
+        .with_context(|| format!("connection `{}`, {side} side", conn.name))
+    };
+    let jira = make(Side::Jira, (&conn.jira).into())?;
+    let external = make(Side::External, (&conn.external).into())?;
+    for (side, c) in [(Side::Jira, &jira), (Side::External, &external)] {
+        // A system that is down at start is not fatal: events queue up and are retried.
+        if let Err(e) = c.prepare().await {
+            warn!(connection = %conn.name, %side, error = %e, "could not prepare connector yet; will retry on use");
+        }
+    }
+    let create = CreateRules {
+        to_jira: conn.create.allows_create_on(Side::Jira),
+        to_external: conn.create.allows_create_on(Side::External),
+    };
+    Ok(ConnectionRuntime::new(
+        conn.name.clone(),
+        jira,
+        external,
+        conn.fields.clone(),
+        conn.conflict,
+        create,
+        Scope {
+            projects: conn.filter.projects.clone(),
+            issue_types: conn.filter.issue_types.clone(),
+        },
+    ))
+}
+
+/// Opens the store, builds the engine and starts the HTTP server and the workers.
+/// `listen` overrides `server.listen` (tests and the demo pass port 0).
+pub async fn start(
+    config: Config,
+    listen: SocketAddr,
+    metrics: Option<PrometheusHandle>,
+) -> anyhow::Result<Running> {
+    let store = crate::store::open(&config.storage.url)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot open the store at {}",
+                redact_url(&config.storage.url)
+            )
+        })?;
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .connect_timeout(Duration::from_secs(10))
+        .user_agent(concat!("tandem/", env!("CARGO_PKG_VERSION")))
+        .build()?;
+    let mut connections = HashMap::new();
+    for conn in &config.connections {
+        let runtime = connection_runtime(conn, &http).await?;
+        connections.insert(conn.name.clone(), Arc::new(runtime));
+    }
+    let settings = WorkerSettings {
+        concurrency: config.worker.concurrency.max(1),
+        lease: Duration::from_secs(config.worker.lease_seconds.max(1)),
+        retry: RetryPolicy {
+            base: Duration::from_millis(config.worker.backoff_base_ms),
+            cap: Duration::from_millis(config.worker.backoff_cap_ms),
+            max_attempts: config.worker.max_attempts,
+        },
+        owner: owner_id(),
+        idle_poll: Duration::from_millis(200),
+    };
+    let engine = Engine::new(store, connections, settings);
+    let state = Arc::new(AppState {
+        engine: engine.clone(),
+        max_body_bytes: config.server.max_body_bytes,
+        admin_token: config.server.admin_token.clone(),
+        metrics,
+    });
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    let addr = listener.local_addr()?;
+    let (stop, stopped) = watch::channel(false);
+
+    let mut server_stop = stopped.clone();
+    let server = tokio::spawn(async move {
+        let app = router(state);
+        let result = axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = server_stop.wait_for(|s| *s).await;
+            })
+            .await;
+        if let Err(e) = result {
+            warn!(error = %e, "HTTP server stopped with an error");
+        }
+    });
+    let mut worker_stop = stopped;
+    let worker = tokio::spawn(engine.clone().run(async move {
+        let _ = worker_stop.wait_for(|s| *s).await;
+    }));
+    info!(%addr, store = engine.store.backend(), connections = engine.connections.len(), "tandem started");
+    Ok(Running {
+        addr,
+        config,
+        engine,
+        stop,
+        server,
+        worker,
+    })
+}
+
+/// A storage URL fit for messages: any password is replaced by `***`.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            match userinfo.find(':') {
+                Some(colon) => format!(
+                    "{}{}:***{}",
+                    &url[..scheme + 3],
+                    &userinfo[..colon],
+                    &url[at..]
+                ),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_url;
+
+    #[test]
+    fn passwords_in_storage_urls_are_hidden() {
+        assert_eq!(
+            redact_url("postgres://tandem:s3cret@db:5432/tandem"),
+            "postgres://tandem:***@db:5432/tandem"
+        );
+        assert_eq!(redact_url("sqlite://tandem.db"), "sqlite://tandem.db");
+    }
+}

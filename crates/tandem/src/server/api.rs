@@ -1,0 +1,224 @@
+//! `/api/v1/…` and the dashboard at `/`: links, events, dead letters, audit, replay.
+//!
+//! Every route here needs `Authorization: Bearer <server.admin_token>`; without a configured
+//! token they answer 401 and say how to set one, so a fresh install exposes nothing.
+
+use super::{AppState, error};
+use crate::store::{EventFilter, EventStatus};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use chrono::Utc;
+use serde::Deserialize;
+use serde_json::json;
+use std::sync::Arc;
+
+#[derive(Debug, Deserialize)]
+pub(super) struct ListQuery {
+    connection: Option<String>,
+    status: Option<String>,
+    limit: Option<u32>,
+    offset: Option<u32>,
+}
+
+/// `Some(rejection)` unless the request carries the admin token.
+fn authorize(state: &AppState, headers: &HeaderMap) -> Option<Response> {
+    let Some(token) = &state.admin_token else {
+        return Some(error(
+            StatusCode::UNAUTHORIZED,
+            "the admin API is closed: set server.admin_token in the config and send it as a Bearer token",
+        ));
+    };
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    match presented {
+        Some(p) if token.matches(p.as_bytes()) => None,
+        Some(_) => Some(error(StatusCode::UNAUTHORIZED, "bad admin token")),
+        None => Some(error(
+            StatusCode::UNAUTHORIZED,
+            "missing Authorization: Bearer <admin token>",
+        )),
+    }
+}
+
+fn parse_status(s: Option<&str>) -> Result<Option<EventStatus>, String> {
+    match s {
+        None => Ok(None),
+        Some(s) => serde_json::from_value::<EventStatus>(json!(s))
+            .map(Some)
+            .map_err(|_| {
+                format!("unknown status `{s}`: expected pending, leased, done, dead or ignored")
+            }),
+    }
+}
+
+fn store_error(e: impl std::fmt::Display) -> Response {
+    error(StatusCode::SERVICE_UNAVAILABLE, format!("store: {e}"))
+}
+
+pub(super) async fn links(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Query(q): Query<ListQuery>,
+) -> Response {
+    if let Some(r) = authorize(&state, &headers) {
+        return r;
+    }
+    let store = &state.engine.store;
+    match store
+        .list_links(
+            q.connection.as_deref(),
+            q.limit.unwrap_or(100).min(1000),
+            q.offset.unwrap_or(0),
+        )
+        .await
+    {
+        Ok(links) => axum::Json(json!({ "links": links })).into_response(),
+        Err(e) => store_error(e),
+    }
+}
+
+pub(super) async fn events(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Query(q): Query<ListQuery>,
+) -> Response {
+    if let Some(r) = authorize(&state, &headers) {
+        return r;
+    }
+    let status = match parse_status(q.status.as_deref()) {
+        Ok(s) => s,
+        Err(m) => return error(StatusCode::BAD_REQUEST, m),
+    };
+    let filter = EventFilter {
+        connection: q.connection,
+        status,
+        limit: q.limit.unwrap_or(100).min(1000),
+    };
+    match state.engine.store.list_events(&filter).await {
+        Ok(events) => {
+            axum::Json(json!({ "events": events.iter().map(event_json).collect::<Vec<_>>() }))
+                .into_response()
+        }
+        Err(e) => store_error(e),
+    }
+}
+
+pub(super) async fn dead_letters(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Query(q): Query<ListQuery>,
+) -> Response {
+    if let Some(r) = authorize(&state, &headers) {
+        return r;
+    }
+    match state
+        .engine
+        .store
+        .list_dead_letters(q.connection.as_deref(), q.limit.unwrap_or(100).min(1000))
+        .await
+    {
+        Ok(dead) => axum::Json(json!({ "dead_letters": dead })).into_response(),
+        Err(e) => store_error(e),
+    }
+}
+
+pub(super) async fn audit(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Query(q): Query<ListQuery>,
+) -> Response {
+    if let Some(r) = authorize(&state, &headers) {
+        return r;
+    }
+    match state
+        .engine
+        .store
+        .list_audit(q.connection.as_deref(), q.limit.unwrap_or(100).min(1000))
+        .await
+    {
+        Ok(rows) => axum::Json(json!({ "audit": rows })).into_response(),
+        Err(e) => store_error(e),
+    }
+}
+
+pub(super) async fn retry_event(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    if let Some(r) = authorize(&state, &headers) {
+        return r;
+    }
+    let Ok(id) = id.parse::<i64>() else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            format!("event id must be a number, got `{id}`"),
+        );
+    };
+    match state.engine.store.retry_dead(Some(id), Utc::now()).await {
+        Ok(0) => error(
+            StatusCode::NOT_FOUND,
+            format!("event {id} is not a dead letter"),
+        ),
+        Ok(n) => {
+            state.engine.wake.notify_one();
+            axum::Json(json!({ "status": "requeued", "events": n })).into_response()
+        }
+        Err(e) => store_error(e),
+    }
+}
+
+/// A small read-only page: counts per connection and status, and where to look next.
+pub(super) async fn dashboard(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    if let Some(r) = authorize(&state, &headers) {
+        return r;
+    }
+    let depths = state.engine.store.queue_depth().await.unwrap_or_default();
+    let links = state.engine.store.count_links(None).await.unwrap_or(0);
+    let mut rows = String::new();
+    for (connection, status, count) in depths {
+        rows.push_str(&format!(
+            "<tr><td>{}</td><td>{:?}</td><td>{count}</td></tr>",
+            html_escape(&connection),
+            status
+        ));
+    }
+    Html(format!(
+        "<!doctype html><html><head><title>Tandem</title></head><body>\
+         <h1>Tandem</h1><p>{links} links. Store: {}.</p>\
+         <table><tr><th>connection</th><th>status</th><th>events</th></tr>{rows}</table>\
+         <p>JSON: /api/v1/links, /api/v1/events, /api/v1/dead-letters, /api/v1/audit · metrics: /metrics</p>\
+         </body></html>",
+        state.engine.store.backend()
+    ))
+    .into_response()
+}
+
+/// The JSON form of a queued event for the admin API and `tandem events list`.
+pub fn event_json(q: &crate::store::QueuedEvent) -> serde_json::Value {
+    json!({
+        "id": q.id,
+        "status": q.status,
+        "connection": q.event.connection,
+        "side": q.event.source,
+        "item_id": q.event.item_id,
+        "item_key": q.event.item_key,
+        "kind": q.event.kind,
+        "origin": q.event.origin,
+        "fields": q.event.fields.keys().collect::<Vec<_>>(),
+        "attempts": q.attempts,
+        "next_attempt_at": q.next_attempt_at,
+        "last_error": q.last_error,
+        "received_at": q.received_at,
+        "source_ts": q.event.source_ts,
+    })
+}
+
+fn html_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}

@@ -1,0 +1,696 @@
+//! Workers: claim due events from the store, plan, write to the other side, record the outcome.
+//!
+//! One [`Engine`] runs a claim loop and processes claimed events concurrently (bounded by
+//! `worker.concurrency`). The store hands out at most one event per ordering key at a time,
+//! so events about one item are applied in order while different links proceed in parallel.
+//!
+//! For each event the worker:
+//! 1. finds the link (store), else discovers it (Jira's link field), else creates the twin
+//!    when the connection allows it — under a per-connection lock so that the echo of a twin
+//!    being created cannot race into creating a second twin;
+//! 2. reads the twin's current values and runs the pure planning step (echo suppression,
+//!    stale-state protection, conflict policy);
+//! 3. applies all changed fields in one write, then records shadow, audit rows and the
+//!    event's outcome in one store transaction.
+//!
+//! Transient failures are retried on the backoff schedule (honouring `Retry-After`);
+//! permanent ones and exhausted retries become dead letters with a comment on the Jira issue.
+//! A failing link never blocks others: its events wait, everything else keeps flowing.
+
+use crate::connector::{Connector, ConnectorError, Fields, Item};
+use crate::store::{AuditEntry, Completion, EventStatus, QueuedEvent, Store, StoreError};
+use chrono::{DateTime, Utc};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tandem_core::mapping::{ConflictPolicy, Mapping};
+use tandem_core::plan::{PlanInput, plan_create, plan_update};
+use tandem_core::retry::RetryPolicy;
+use tandem_core::{ChangeEvent, ChangeKind, Link, Side};
+use tokio::sync::{Mutex, Notify, Semaphore};
+use tracing::{debug, info, warn};
+
+/// Which sides may receive newly created twins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CreateRules {
+    pub to_jira: bool,
+    pub to_external: bool,
+}
+
+impl CreateRules {
+    /// Whether a twin may be created on `target`.
+    pub fn allows(&self, target: Side) -> bool {
+        match target {
+            Side::Jira => self.to_jira,
+            Side::External => self.to_external,
+        }
+    }
+}
+
+/// Which Jira issues a connection covers. Empty lists mean "all".
+#[derive(Debug, Clone, Default)]
+pub struct Scope {
+    pub projects: Vec<String>,
+    pub issue_types: Vec<String>,
+}
+
+impl Scope {
+    /// `None` when the Jira item is in scope, else the reason it is not.
+    pub fn excludes(&self, item: &Item) -> Option<String> {
+        if let Some(project) = &item.project
+            && !self.projects.is_empty()
+            && !self
+                .projects
+                .iter()
+                .any(|p| p.eq_ignore_ascii_case(project))
+        {
+            return Some(format!(
+                "project {project} is outside the connection's projects"
+            ));
+        }
+        if let Some(issue_type) = &item.issue_type
+            && !self.issue_types.is_empty()
+            && !self
+                .issue_types
+                .iter()
+                .any(|t| t.eq_ignore_ascii_case(issue_type))
+        {
+            return Some(format!(
+                "issue type {issue_type} is outside the connection's issue types"
+            ));
+        }
+        None
+    }
+}
+
+/// Everything the worker needs to know about one connection.
+pub struct ConnectionRuntime {
+    pub name: String,
+    pub jira: Arc<dyn Connector>,
+    pub external: Arc<dyn Connector>,
+    pub mapping: Mapping,
+    pub policy: ConflictPolicy,
+    pub create: CreateRules,
+    pub scope: Scope,
+    /// Serialises link discovery and twin creation: the echo of a twin being created waits
+    /// here and then finds the new link instead of creating a second twin.
+    link_lock: Mutex<()>,
+}
+
+impl ConnectionRuntime {
+    pub fn new(
+        name: String,
+        jira: Arc<dyn Connector>,
+        external: Arc<dyn Connector>,
+        mapping: Mapping,
+        policy: ConflictPolicy,
+        create: CreateRules,
+        scope: Scope,
+    ) -> Self {
+        ConnectionRuntime {
+            name,
+            jira,
+            external,
+            mapping,
+            policy,
+            create,
+            scope,
+            link_lock: Mutex::new(()),
+        }
+    }
+
+    pub fn side(&self, side: Side) -> &Arc<dyn Connector> {
+        match side {
+            Side::Jira => &self.jira,
+            Side::External => &self.external,
+        }
+    }
+}
+
+/// Worker settings.
+#[derive(Debug, Clone)]
+pub struct WorkerSettings {
+    pub concurrency: usize,
+    pub lease: Duration,
+    pub retry: RetryPolicy,
+    /// Identifies this process's leases in the store.
+    pub owner: String,
+    /// How long an idle claim loop sleeps when nothing woke it.
+    pub idle_poll: Duration,
+}
+
+/// The processing engine shared by the server (to wake it) and the worker loop.
+pub struct Engine {
+    pub store: Arc<dyn Store>,
+    pub connections: HashMap<String, Arc<ConnectionRuntime>>,
+    pub settings: WorkerSettings,
+    /// Woken by the server after an enqueue so new work starts without waiting a poll tick.
+    pub wake: Notify,
+}
+
+/// How one event ended, for logs and metrics.
+#[derive(Debug)]
+enum Outcome {
+    Applied { writes: usize },
+    Ignored(String),
+}
+
+/// Why processing stopped, classified for the retry schedule.
+#[derive(Debug)]
+enum Failure {
+    Transient {
+        message: String,
+        retry_after: Option<Duration>,
+    },
+    Permanent(String),
+    /// The lease was lost (another worker took over); nothing to record.
+    LeaseLost,
+}
+
+impl From<ConnectorError> for Failure {
+    fn from(e: ConnectorError) -> Self {
+        match e {
+            ConnectorError::Transient {
+                message,
+                retry_after,
+                ..
+            } => Failure::Transient {
+                message,
+                retry_after,
+            },
+            ConnectorError::Permanent { message, .. } => Failure::Permanent(message),
+        }
+    }
+}
+
+impl From<StoreError> for Failure {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::LeaseLost { .. } => Failure::LeaseLost,
+            // A concurrent shadow update or a database hiccup: try again shortly.
+            other => Failure::Transient {
+                message: format!("store: {other}"),
+                retry_after: None,
+            },
+        }
+    }
+}
+
+impl Engine {
+    pub fn new(
+        store: Arc<dyn Store>,
+        connections: HashMap<String, Arc<ConnectionRuntime>>,
+        settings: WorkerSettings,
+    ) -> Arc<Self> {
+        Arc::new(Engine {
+            store,
+            connections,
+            settings,
+            wake: Notify::new(),
+        })
+    }
+
+    /// Runs the claim loop until `shutdown` resolves; then waits for events in flight and
+    /// releases any lease still held so another instance can take over at once.
+    pub async fn run(self: Arc<Self>, shutdown: impl std::future::Future<Output = ()>) {
+        let permits = Arc::new(Semaphore::new(self.settings.concurrency.max(1)));
+        tokio::pin!(shutdown);
+        loop {
+            let free = permits.available_permits() as u32;
+            let claimed = if free == 0 {
+                Vec::new()
+            } else {
+                match self
+                    .store
+                    .claim_due(&self.settings.owner, Utc::now(), self.settings.lease, free)
+                    .await
+                {
+                    Ok(events) => events,
+                    Err(e) => {
+                        warn!(error = %e, "could not claim events");
+                        Vec::new()
+                    }
+                }
+            };
+            let idle = claimed.is_empty();
+            for queued in claimed {
+                let Ok(permit) = permits.clone().acquire_owned().await else {
+                    break;
+                };
+                let engine = self.clone();
+                tokio::spawn(async move {
+                    engine.process(queued).await;
+                    drop(permit);
+                });
+            }
+            if idle {
+                tokio::select! {
+                    _ = &mut shutdown => break,
+                    _ = self.wake.notified() => {}
+                    _ = tokio::time::sleep(self.settings.idle_poll) => {}
+                }
+            } else {
+                tokio::select! {
+                    biased;
+                    _ = &mut shutdown => break,
+                    _ = tokio::task::yield_now() => {}
+                }
+            }
+        }
+        // Wait for in-flight events: acquiring every permit means all tasks are done.
+        let all = self.settings.concurrency.max(1) as u32;
+        let _ = tokio::time::timeout(self.settings.lease, permits.acquire_many(all)).await;
+        match self.store.release_leases(&self.settings.owner).await {
+            Ok(0) => {}
+            Ok(n) => info!(released = n, "released leases on shutdown"),
+            Err(e) => warn!(error = %e, "could not release leases on shutdown"),
+        }
+    }
+
+    /// Processes one claimed event and records its outcome. Never panics on event content.
+    pub async fn process(&self, queued: QueuedEvent) {
+        let started = Instant::now();
+        let id = queued.id;
+        let event = &queued.event;
+        let labels = [
+            ("connection", event.connection.clone()),
+            ("side", event.source.to_string()),
+        ];
+        let result = match self.connections.get(&event.connection) {
+            Some(conn) => self.handle(conn, &queued).await,
+            None => Err(Failure::Permanent(format!(
+                "connection `{}` is not configured",
+                event.connection
+            ))),
+        };
+        match result {
+            Ok(Outcome::Applied { writes }) => {
+                metrics::counter!("tandem_events_applied_total", &labels).increment(1);
+                let latency = (Utc::now() - event.source_ts).num_milliseconds().max(0) as f64;
+                metrics::histogram!("tandem_end_to_end_latency_seconds", &labels)
+                    .record(latency / 1000.0);
+                debug!(
+                    event = id,
+                    writes,
+                    elapsed_ms = started.elapsed().as_millis() as u64,
+                    "event applied"
+                );
+            }
+            Ok(Outcome::Ignored(reason)) => {
+                metrics::counter!("tandem_events_ignored_total", &labels).increment(1);
+                info!(event = id, connection = %event.connection, side = %event.source, item = %event.item_id, %reason, "event ignored");
+            }
+            Err(Failure::LeaseLost) => {
+                warn!(
+                    event = id,
+                    "lease lost while processing; another worker owns the event now"
+                );
+            }
+            Err(Failure::Transient {
+                message,
+                retry_after,
+            }) => {
+                metrics::counter!("tandem_events_failed_total", &labels).increment(1);
+                let attempts = queued.attempts + 1;
+                let jitter: f64 = rand::random();
+                match self
+                    .settings
+                    .retry
+                    .next_delay(attempts, jitter, retry_after)
+                {
+                    Some(delay) => {
+                        let next = Utc::now()
+                            + chrono::Duration::from_std(delay)
+                                .unwrap_or_else(|_| chrono::Duration::seconds(60));
+                        warn!(event = id, attempts, retry_in_ms = delay.as_millis() as u64, error = %message, "transient failure; will retry");
+                        if let Err(e) = self
+                            .store
+                            .retry_later(id, &self.settings.owner, next, &message, Utc::now())
+                            .await
+                        {
+                            warn!(event = id, error = %e, "could not schedule retry");
+                        }
+                    }
+                    None => {
+                        let reason = format!("gave up after {attempts} attempts: {message}");
+                        self.dead_letter(&queued, &reason).await;
+                    }
+                }
+            }
+            Err(Failure::Permanent(reason)) => {
+                metrics::counter!("tandem_events_failed_total", &labels).increment(1);
+                self.dead_letter(&queued, &reason).await;
+            }
+        }
+    }
+
+    /// Parks an event as a dead letter and tells people on the Jira issue.
+    async fn dead_letter(&self, queued: &QueuedEvent, reason: &str) {
+        let event = &queued.event;
+        warn!(event = queued.id, connection = %event.connection, side = %event.source, item = %event.item_id, %reason, "dead letter");
+        metrics::counter!("tandem_events_dead_total", "connection" => event.connection.clone(), "side" => event.source.to_string()).increment(1);
+        if let Err(e) = self
+            .store
+            .dead_letter(queued.id, &self.settings.owner, reason, Utc::now())
+            .await
+        {
+            warn!(event = queued.id, error = %e, "could not record dead letter");
+            return;
+        }
+        let Some(conn) = self.connections.get(&event.connection) else {
+            return;
+        };
+        // The Jira issue concerned: the event's own item, or the linked twin of an external item.
+        let jira_id = match event.source {
+            Side::Jira => Some(event.item_id.clone()),
+            Side::External => self
+                .store
+                .link_by_item(&event.connection, Side::External, &event.item_id)
+                .await
+                .ok()
+                .flatten()
+                .map(|l| l.jira_id),
+        };
+        if let Some(jira_id) = jira_id {
+            let item = event.item_key.as_deref().unwrap_or(&event.item_id);
+            let text = format!(
+                "Tandem could not sync this issue ({} change to {item}, event {}): {reason}. \
+                 Run `tandem events list --status dead` to inspect and `tandem events retry --id {}` to replay it.",
+                event.source, queued.id, queued.id
+            );
+            if let Err(e) = conn.jira.comment(&jira_id, &text).await {
+                warn!(event = queued.id, error = %e, "could not add the dead-letter comment to Jira");
+            }
+        }
+    }
+
+    async fn handle(
+        &self,
+        conn: &ConnectionRuntime,
+        queued: &QueuedEvent,
+    ) -> Result<Outcome, Failure> {
+        let event = &queued.event;
+        if event.kind == ChangeKind::Commented {
+            return self
+                .finish(
+                    queued,
+                    EventStatus::Ignored,
+                    None,
+                    Vec::new(),
+                    "comments are not synced",
+                )
+                .await;
+        }
+        let link = self
+            .store
+            .link_by_item(&conn.name, event.source, &event.item_id)
+            .await?;
+        match link {
+            Some(link) => self.apply_to_link(conn, queued, link, None).await,
+            None => {
+                // Discovery and creation are serialised per connection (see `link_lock`).
+                let _guard = conn.link_lock.lock().await;
+                match self
+                    .store
+                    .link_by_item(&conn.name, event.source, &event.item_id)
+                    .await?
+                {
+                    Some(link) => self.apply_to_link(conn, queued, link, None).await,
+                    None => self.link_or_create(conn, queued).await,
+                }
+            }
+        }
+    }
+
+    /// The event's own values, fetching the item when the delivery did not carry them.
+    async fn source_values(
+        &self,
+        conn: &ConnectionRuntime,
+        event: &ChangeEvent,
+        fetched: Option<&Item>,
+    ) -> Result<(Fields, DateTime<Utc>), Failure> {
+        if let Some(item) = fetched {
+            return Ok((item.fields.clone(), item.updated.unwrap_or(event.source_ts)));
+        }
+        if event.needs_fetch {
+            let item = conn.side(event.source).fetch(&event.item_id).await?;
+            return Ok((item.fields.clone(), item.updated.unwrap_or(event.source_ts)));
+        }
+        Ok((event.fields.clone(), event.source_ts))
+    }
+
+    /// No link yet: find the twin through Jira's link field, else create it.
+    async fn link_or_create(
+        &self,
+        conn: &ConnectionRuntime,
+        queued: &QueuedEvent,
+    ) -> Result<Outcome, Failure> {
+        let event = &queued.event;
+        let source = conn.side(event.source);
+        let target_side = event.source.other();
+
+        // The source item in full: creation needs every mapped field, and Jira items carry
+        // their project, type and link field, which decide scope and discovery.
+        let item = source.fetch(&event.item_id).await?;
+        if event.source == Side::Jira
+            && let Some(reason) = conn.scope.excludes(&item)
+        {
+            return self
+                .finish(queued, EventStatus::Ignored, None, Vec::new(), &reason)
+                .await;
+        }
+
+        // Discovery: the pair may already know each other.
+        let discovered = match event.source {
+            Side::Jira => item.link.clone().filter(|l| !l.trim().is_empty()),
+            Side::External => conn
+                .jira
+                .find_by_link(&event.item_id)
+                .await?
+                .map(|jira_item| jira_item.id),
+        };
+        if let Some(other_id) = discovered {
+            let (jira_id, jira_key, external_id) = match event.source {
+                Side::Jira => (item.id.clone(), item.key.clone(), other_id),
+                Side::External => (other_id, None, item.id.clone()),
+            };
+            let link = Link {
+                connection: conn.name.clone(),
+                jira_id,
+                jira_key,
+                external_id,
+                shadow: Default::default(),
+                version: 0,
+            };
+            let link = match self.store.insert_link(&link).await? {
+                Ok(()) => link,
+                Err(existing) => existing,
+            };
+            info!(connection = %conn.name, jira = %link.jira_id, external = %link.external_id, "linked existing twins");
+            return self.apply_to_link(conn, queued, link, Some(&item)).await;
+        }
+
+        if !conn.create.allows(target_side) {
+            return self
+                .finish(
+                    queued,
+                    EventStatus::Ignored,
+                    None,
+                    Vec::new(),
+                    &format!(
+                        "no twin on the {target_side} side and creating one there is disabled"
+                    ),
+                )
+                .await;
+        }
+
+        let (values, ts) = self.source_values(conn, event, Some(&item)).await?;
+        let plan = plan_create(event.source, ts, &values, &conn.mapping);
+        if let Some(err) = plan.errors.first() {
+            return Err(Failure::Permanent(err.to_string()));
+        }
+        let target = conn.side(target_side);
+        // Jira's link field holds the external id; the external system is told the Jira key,
+        // which people recognise (the seed's `sourceIssueId`).
+        let source_ref = match event.source {
+            Side::Jira => item.key.clone().unwrap_or_else(|| item.id.clone()),
+            Side::External => item.id.clone(),
+        };
+        let created = target.create(&plan.writes, Some(&source_ref)).await?;
+        metrics::counter!("tandem_twins_created_total", "connection" => conn.name.clone(), "side" => target_side.to_string()).increment(1);
+        let (jira_id, jira_key, external_id) = match event.source {
+            Side::Jira => (item.id.clone(), item.key.clone(), created.id.clone()),
+            Side::External => (created.id.clone(), created.key.clone(), item.id.clone()),
+        };
+        let mut link = Link {
+            connection: conn.name.clone(),
+            jira_id: jira_id.clone(),
+            jira_key,
+            external_id: external_id.clone(),
+            shadow: Default::default(),
+            version: 0,
+        };
+        // Store the link before anything else can fail, so a retry or an echo finds it and
+        // never creates a second twin.
+        if let Err(existing) = self.store.insert_link(&link).await? {
+            warn!(connection = %conn.name, jira = %existing.jira_id, external = %existing.external_id, "link appeared concurrently");
+            link = existing;
+        }
+        info!(connection = %conn.name, jira = %jira_id, external = %external_id, created_on = %target_side, "created twin");
+        if event.source == Side::Jira
+            && let Err(e) = conn.jira.set_link(&jira_id, &external_id).await
+        {
+            // The link is stored; only discovery by other tools depends on this field.
+            warn!(connection = %conn.name, jira = %jira_id, error = %e, "could not write the link field in Jira");
+        }
+        let audit = audit_rows(
+            conn,
+            Some(queued.id),
+            &link,
+            target_side,
+            &plan.writes,
+            &BTreeMap::new(),
+        );
+        for (key, entry) in plan.shadow_updates {
+            link.shadow.set(key, entry);
+        }
+        link.version += 1;
+        let writes = plan.writes.len();
+        self.finish(queued, EventStatus::Done, Some(link), audit, "created twin")
+            .await?;
+        Ok(Outcome::Applied { writes })
+    }
+
+    /// A linked event: compare with the shadow and the twin, write what changed, once.
+    async fn apply_to_link(
+        &self,
+        conn: &ConnectionRuntime,
+        queued: &QueuedEvent,
+        mut link: Link,
+        fetched_source: Option<&Item>,
+    ) -> Result<Outcome, Failure> {
+        let event = &queued.event;
+        let target_side = event.source.other();
+        let target = conn.side(target_side);
+        let target_id = link.id_on(target_side).to_string();
+
+        let (values, ts) = self.source_values(conn, event, fetched_source).await?;
+        // The twin's current state tells a real conflict (both sides changed since the last
+        // sync) from a plain update.
+        let twin = target.fetch(&target_id).await?;
+        let plan = plan_update(&PlanInput {
+            source: event.source,
+            source_ts: ts,
+            source_values: &values,
+            target_values: Some(&twin.fields),
+            target_ts: twin.updated,
+            shadow: &link.shadow,
+            mapping: &conn.mapping,
+            policy: conn.policy,
+        });
+        if let Some(err) = plan.errors.first() {
+            return Err(Failure::Permanent(err.to_string()));
+        }
+        if !plan.writes.is_empty() {
+            target.update(&target_id, &plan.writes).await?;
+        }
+        let audit = audit_rows(
+            conn,
+            Some(queued.id),
+            &link,
+            target_side,
+            &plan.writes,
+            &twin.fields,
+        );
+        let writes = plan.writes.len();
+        let changed = !plan.shadow_updates.is_empty();
+        for (key, entry) in plan.shadow_updates {
+            link.shadow.set(key, entry);
+        }
+        if link.jira_key.is_none() && event.source == Side::Jira {
+            link.jira_key = event.item_key.clone();
+        }
+        let link = if changed {
+            link.version += 1;
+            Some(link)
+        } else {
+            None
+        };
+        let note = if writes == 0 {
+            "nothing to write (echo, unchanged or stale)"
+        } else {
+            "applied"
+        };
+        self.finish(queued, EventStatus::Done, link, audit, note)
+            .await?;
+        Ok(Outcome::Applied { writes })
+    }
+
+    async fn finish(
+        &self,
+        queued: &QueuedEvent,
+        status: EventStatus,
+        link: Option<Link>,
+        audit: Vec<AuditEntry>,
+        note: &str,
+    ) -> Result<Outcome, Failure> {
+        let writes = audit.len();
+        self.store
+            .complete(
+                queued.id,
+                &self.settings.owner,
+                Completion {
+                    status,
+                    link,
+                    audit,
+                    note: Some(note.to_string()),
+                },
+                Utc::now(),
+            )
+            .await?;
+        Ok(match status {
+            EventStatus::Ignored => Outcome::Ignored(note.to_string()),
+            _ => Outcome::Applied { writes },
+        })
+    }
+}
+
+/// One audit row per field written.
+fn audit_rows(
+    conn: &ConnectionRuntime,
+    event_id: Option<i64>,
+    link: &Link,
+    target: Side,
+    writes: &Fields,
+    before: &Fields,
+) -> Vec<AuditEntry> {
+    let now = Utc::now();
+    writes
+        .iter()
+        .map(|(field, value)| {
+            let mapping_key = conn
+                .mapping
+                .fields
+                .iter()
+                .find(|m| match target {
+                    Side::Jira => m.jira_field == *field,
+                    Side::External => m.external_field == *field,
+                })
+                .map(|m| m.key())
+                .unwrap_or_else(|| field.clone());
+            AuditEntry {
+                at: now,
+                connection: conn.name.clone(),
+                event_id,
+                jira_id: link.jira_id.clone(),
+                external_id: link.external_id.clone(),
+                target,
+                field: field.clone(),
+                mapping_key,
+                from: before.get(field).cloned(),
+                to: value.clone(),
+                actor: "tandem".to_string(),
+            }
+        })
+        .collect()
+}

@@ -1,0 +1,217 @@
+//! Shared harness for engine tests: both sandboxes plus a real Tandem on loopback ports.
+#![allow(dead_code)]
+
+use serde_json::{Value, json};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+use tandem::app::{self, Running};
+use tandem_sandbox::{ExternalSandbox, ExternalSandboxConfig, JiraSandbox, JiraSandboxConfig};
+
+pub const MAPPING: &str = "jiraField,externalField,direction,type\n\
+summary,1001,both,text\n\
+description,1002,both,richtext\n\
+dueDate,1003,both,date\n\
+customfield_123456,1004,both,text\n";
+
+pub struct World {
+    pub jira: JiraSandbox,
+    pub external: ExternalSandbox,
+    pub tandem: Option<Running>,
+    pub dir: tempfile::TempDir,
+    pub base: String,
+}
+
+/// Extra TOML for the connection table (conflict, create, filter) and worker settings.
+pub struct Options {
+    pub connection_extra: String,
+    pub filter: String,
+    pub jira_secret: Option<&'static str>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            connection_extra: String::new(),
+            filter: "projects = [\"TEST\"]".into(),
+            jira_secret: Some("jira-hook-secret"),
+        }
+    }
+}
+
+pub async fn world(opts: Options) -> World {
+    // RUST_LOG=tandem=debug shows the engine's decisions when a test fails.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+    let jira_cfg = JiraSandboxConfig {
+        projects: vec![
+            ("TEST".into(), "Test".into()),
+            ("OTHER".into(), "Other".into()),
+        ],
+        ..JiraSandboxConfig::default()
+    };
+    let jira = JiraSandbox::start(jira_cfg).await.expect("jira sandbox");
+    let external = ExternalSandbox::start(ExternalSandboxConfig::default())
+        .await
+        .expect("external sandbox");
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("fieldMappings.csv"), MAPPING).unwrap();
+    let secret_line = opts
+        .jira_secret
+        .map(|s| format!("webhook_secret = \"{s}\"\n"))
+        .unwrap_or_default();
+    let config = format!(
+        r#"
+[server]
+admin_token = "admin-token"
+[storage]
+url = "sqlite://tandem.db"
+[worker]
+concurrency = 4
+max_attempts = 4
+backoff_base_ms = 50
+backoff_cap_ms = 400
+lease_seconds = 30
+[[connection]]
+name = "seed"
+mapping = "fieldMappings.csv"
+{extra}
+[connection.filter]
+{filter}
+[connection.jira]
+base_url = "{jira_url}"
+api = "cloud"
+email = "tandem@example.com"
+api_token = "sandbox-api-token"
+project = "TEST"
+issue_type = "Task"
+{secret_line}
+[connection.external]
+type = "rest"
+base_url = "{ext_url}"
+auth = {{ type = "basic", username = "external", password = "external-secret" }}
+webhook_token = "ext-hook-token"
+"#,
+        extra = opts.connection_extra,
+        filter = opts.filter,
+        jira_url = jira.url(),
+        ext_url = external.url(),
+    );
+    let path = dir.path().join("tandem.toml");
+    std::fs::write(&path, config).unwrap();
+    let config = tandem::config::load(&path).expect("config loads");
+    let running = app::start(config, "127.0.0.1:0".parse().unwrap(), None)
+        .await
+        .expect("tandem starts");
+    let base = format!("http://{}", running.addr);
+    jira.register_webhook(&format!("{base}/webhooks/seed/jira"), opts.jira_secret);
+    external.set_webhook(
+        &format!("{base}/webhooks/seed/external"),
+        Some("ext-hook-token"),
+    );
+    World {
+        jira,
+        external,
+        tandem: Some(running),
+        dir,
+        base,
+    }
+}
+
+impl World {
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.path().join("tandem.toml")
+    }
+
+    /// External items whose sourceIssueId is `key`.
+    pub fn twins_of(&self, key: &str) -> Vec<Value> {
+        self.external
+            .items()
+            .into_iter()
+            .filter(|i| i["sourceIssueId"] == json!(key))
+            .collect()
+    }
+
+    /// Requests Tandem sent to the external sandbox that write (POST /API/issue...).
+    pub fn external_writes(&self) -> Vec<tandem_sandbox::RecordedRequest> {
+        self.external
+            .request_log()
+            .into_iter()
+            .filter(|r| r.method == "POST" && r.path.starts_with("/API/issue"))
+            .collect()
+    }
+
+    /// Issue writes Tandem sent to Jira (create and edit; not comments or searches).
+    pub fn jira_writes(&self) -> Vec<tandem_sandbox::RecordedRequest> {
+        self.jira
+            .request_log()
+            .into_iter()
+            .filter(|r| {
+                (r.method == "PUT" && r.path.contains("/issue/"))
+                    || (r.method == "POST" && r.path.ends_with("/issue"))
+            })
+            .collect()
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(t) = self.tandem.take() {
+            t.shutdown().await;
+        }
+    }
+
+    pub fn engine(&self) -> &std::sync::Arc<tandem::worker::Engine> {
+        &self.tandem.as_ref().expect("running").engine
+    }
+}
+
+pub fn ext_field(item: &Value, id: u64) -> Option<String> {
+    item["fields"].as_array()?.iter().find_map(|f| {
+        if f["fieldId"] == json!(id) || f["fieldId"] == json!(id.to_string()) {
+            f["value"].as_str().map(str::to_string)
+        } else {
+            None
+        }
+    })
+}
+
+/// Polls until `probe` returns Some or 15 s pass.
+pub async fn eventually<T>(what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        if let Some(v) = probe() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Waits until the queue has no pending or leased events (things are quiet).
+pub async fn quiesce(world: &World) {
+    use tandem::store::EventStatus;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        let depth = world.engine().store.queue_depth().await.unwrap();
+        let busy: i64 = depth
+            .iter()
+            .filter(|(_, s, _)| matches!(s, EventStatus::Pending | EventStatus::Leased))
+            .map(|(_, _, n)| *n)
+            .sum();
+        if busy == 0 {
+            // Webhook echoes may still be in flight from the sandboxes: look once more.
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            let depth = world.engine().store.queue_depth().await.unwrap();
+            let busy: i64 = depth
+                .iter()
+                .filter(|(_, s, _)| matches!(s, EventStatus::Pending | EventStatus::Leased))
+                .map(|(_, _, n)| *n)
+                .sum();
+            if busy == 0 {
+                return;
+            }
+        }
+        assert!(Instant::now() < deadline, "queue did not drain: {depth:?}");
+    }
+}

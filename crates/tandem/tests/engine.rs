@@ -1,0 +1,251 @@
+//! End-to-end: both sandboxes and a real Tandem over loopback HTTP, checking what a user
+//! would check — twins appear, edits cross, echoes cost nothing, failures are parked visibly.
+
+mod common;
+
+use common::*;
+use serde_json::json;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jira_issue_gets_a_twin_outside_and_edits_cross_both_ways_once() {
+    let w = world(Options::default()).await;
+
+    // Create in Jira → one twin outside, its id written back into Jira's External ID.
+    let key = w.jira.user_create_issue(
+        "TEST",
+        json!({"summary": "Printer on fire", "duedate": "2026-12-31", "customfield_123456": "ACME-1"}),
+    );
+    let twin = eventually("twin created outside", || {
+        w.twins_of(&key).into_iter().next()
+    })
+    .await;
+    let ext_id = twin["id"].as_str().unwrap().to_string();
+    assert_eq!(ext_field(&twin, 1001).as_deref(), Some("Printer on fire"));
+    assert_eq!(ext_field(&twin, 1003).as_deref(), Some("2026-12-31"));
+    assert_eq!(ext_field(&twin, 1004).as_deref(), Some("ACME-1"));
+    let link_field = w.jira.external_id_field().to_string();
+    eventually("External ID written back", || {
+        w.jira
+            .issue(&key)
+            .filter(|i| i["fields"][&link_field] == json!(ext_id))
+    })
+    .await;
+    quiesce(&w).await;
+    let ext_writes_after_create = w.external_writes().len();
+    let jira_writes_after_create = w.jira_writes().len();
+    assert_eq!(ext_writes_after_create, 1, "one create call outside");
+    assert_eq!(
+        jira_writes_after_create, 1,
+        "one write of the link field in Jira"
+    );
+
+    // Edit outside → lands in Jira with exactly one write; its echo costs nothing.
+    assert!(
+        w.external
+            .user_edit(&ext_id, vec![(1001, "Printer still on fire".into())])
+    );
+    eventually("external edit in Jira", || {
+        w.jira
+            .issue(&key)
+            .filter(|i| i["fields"]["summary"] == json!("Printer still on fire"))
+    })
+    .await;
+    quiesce(&w).await;
+    assert_eq!(w.jira_writes().len(), jira_writes_after_create + 1);
+    assert_eq!(
+        w.external_writes().len(),
+        ext_writes_after_create,
+        "the echo caused no write"
+    );
+
+    // Edit in Jira → lands outside with exactly one write.
+    w.jira
+        .user_edit_issue(&key, json!({"duedate": "2027-01-15"}));
+    eventually("Jira edit outside", || {
+        w.external
+            .item(&ext_id)
+            .filter(|i| ext_field(i, 1003).as_deref() == Some("2027-01-15"))
+    })
+    .await;
+    quiesce(&w).await;
+    assert_eq!(w.external_writes().len(), ext_writes_after_create + 1);
+    assert_eq!(
+        w.jira_writes().len(),
+        jira_writes_after_create + 1,
+        "the echo caused no write"
+    );
+    assert_eq!(w.external.items().len(), 1, "never a second twin");
+    w.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn external_item_gets_a_jira_twin_carrying_its_id() {
+    let w = world(Options::default()).await;
+    let ext_id = w.external.user_create(vec![
+        (1001, "Refund request".into()),
+        (1003, "2026-03-01".into()),
+    ]);
+    let link_field = w.jira.external_id_field().to_string();
+    let issue = eventually("Jira twin", || {
+        w.jira
+            .issues()
+            .into_iter()
+            .find(|i| i["fields"][&link_field] == json!(ext_id))
+    })
+    .await;
+    assert_eq!(issue["fields"]["summary"], json!("Refund request"));
+    assert_eq!(issue["fields"]["duedate"], json!("2026-03-01"));
+    quiesce(&w).await;
+    let jira_issues = w
+        .jira
+        .issues()
+        .into_iter()
+        .filter(|i| i["fields"][&link_field] == json!(ext_id))
+        .count();
+    assert_eq!(jira_issues, 1, "exactly one Jira twin");
+    assert_eq!(
+        w.external_writes().len(),
+        0,
+        "the Jira twin's echo wrote nothing back"
+    );
+    w.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redelivered_webhook_is_answered_200_and_applied_once() {
+    let w = world(Options {
+        jira_secret: None,
+        ..Options::default()
+    })
+    .await;
+    let ext_id = w.external.user_create(vec![(1001, "Seed".into())]);
+    let link_field = w.jira.external_id_field().to_string();
+    eventually("Jira twin", || {
+        w.jira
+            .issues()
+            .into_iter()
+            .find(|i| i["fields"][&link_field] == json!(ext_id))
+    })
+    .await;
+    quiesce(&w).await;
+    let before = w.jira_writes().len();
+
+    let client = reqwest::Client::new();
+    let body = json!({"sourceIssueId": ext_id, "fields": [{"fieldName": "summary", "fieldId": 1001, "value": "Redelivered"}]});
+    let send = || {
+        client
+            .post(format!("{}/webhooks/seed/external", w.base))
+            .bearer_auth("ext-hook-token")
+            .header("X-Delivery-Id", "delivery-42")
+            .json(&body)
+            .send()
+    };
+    assert_eq!(send().await.unwrap().status(), 202);
+    assert_eq!(send().await.unwrap().status(), 200);
+    quiesce(&w).await;
+    assert_eq!(w.jira_writes().len(), before + 1, "applied once");
+    w.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn permanent_failure_becomes_a_dead_letter_with_a_jira_comment_and_others_keep_syncing() {
+    let w = world(Options::default()).await;
+    let a = w.jira.user_create_issue("TEST", json!({"summary": "A"}));
+    let b = w.jira.user_create_issue("TEST", json!({"summary": "B"}));
+    let twin_a = eventually("twin A", || w.twins_of(&a).into_iter().next()).await;
+    let twin_b = eventually("twin B", || w.twins_of(&b).into_iter().next()).await;
+    let b_ext = twin_b["id"].as_str().unwrap().to_string();
+    quiesce(&w).await;
+
+    // A value Jira refuses (a summary over 255 characters: 400) is permanent:
+    // dead letter + comment on A.
+    let a_ext = twin_a["id"].as_str().unwrap().to_string();
+    w.external.user_edit(&a_ext, vec![(1001, "x".repeat(300))]);
+    eventually("comment on A", || {
+        w.jira
+            .comments(&a)
+            .into_iter()
+            .find(|c| c.to_string().contains("Tandem could not sync"))
+    })
+    .await;
+    let dead = w
+        .engine()
+        .store
+        .list_dead_letters(Some("seed"), 10)
+        .await
+        .unwrap();
+    assert_eq!(dead.len(), 1, "one dead letter: {dead:?}");
+
+    // B still syncs.
+    w.jira.user_edit_issue(&b, json!({"summary": "B edited"}));
+    eventually("B synced", || {
+        w.external
+            .item(&b_ext)
+            .filter(|i| ext_field(i, 1001).as_deref() == Some("B edited"))
+    })
+    .await;
+    w.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_500_storm_delays_but_loses_nothing() {
+    let w = world(Options::default()).await;
+    w.external.faults().set_error_rate(1.0);
+    let key = w
+        .jira
+        .user_create_issue("TEST", json!({"summary": "During the storm"}));
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    assert!(
+        w.twins_of(&key).is_empty(),
+        "nothing gets through while every call fails"
+    );
+    w.external.faults().clear();
+    let twin = eventually("twin after the storm", || {
+        w.twins_of(&key).into_iter().next()
+    })
+    .await;
+    assert_eq!(ext_field(&twin, 1001).as_deref(), Some("During the storm"));
+    quiesce(&w).await;
+    assert_eq!(w.twins_of(&key).len(), 1);
+    w.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issues_outside_the_filter_are_ignored() {
+    let w = world(Options::default()).await;
+    let other = w
+        .jira
+        .user_create_issue("OTHER", json!({"summary": "Not ours"}));
+    let ours = w.jira.user_create_issue("TEST", json!({"summary": "Ours"}));
+    eventually("twin of ours", || w.twins_of(&ours).into_iter().next()).await;
+    quiesce(&w).await;
+    assert!(
+        w.twins_of(&other).is_empty(),
+        "OTHER is outside the connection's projects"
+    );
+    w.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_edits_converge_on_the_later_one() {
+    let w = world(Options::default()).await;
+    let key = w
+        .jira
+        .user_create_issue("TEST", json!({"summary": "Start"}));
+    let twin = eventually("twin", || w.twins_of(&key).into_iter().next()).await;
+    let ext_id = twin["id"].as_str().unwrap().to_string();
+    quiesce(&w).await;
+
+    // Both sides edit the summary at almost the same moment; the external edit is later.
+    w.jira
+        .user_edit_issue(&key, json!({"summary": "Jira says"}));
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    w.external
+        .user_edit(&ext_id, vec![(1001, "Outside says".into())]);
+    quiesce(&w).await;
+    let jira_summary = w.jira.issue(&key).unwrap()["fields"]["summary"].clone();
+    let ext_summary = ext_field(&w.external.item(&ext_id).unwrap(), 1001);
+    assert_eq!(jira_summary, json!("Outside says"));
+    assert_eq!(ext_summary.as_deref(), Some("Outside says"));
+    w.stop().await;
+}
