@@ -533,7 +533,7 @@ fn fresh_schema(tag: &str) -> String {
 /// also when `body` fails.
 async fn in_postgres<F, Fut>(url: &str, tag: &str, handles: usize, body: F)
 where
-    F: FnOnce(Vec<Arc<dyn Store>>) -> Fut,
+    F: FnOnce(Vec<Arc<dyn Store>>, String) -> Fut,
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
     let schema = fresh_schema(tag);
@@ -541,7 +541,7 @@ where
     for _ in 0..handles {
         stores.push(open_postgres_in_schema(url, &schema).await.unwrap());
     }
-    let outcome = tokio::spawn(body(stores)).await;
+    let outcome = tokio::spawn(body(stores, schema.clone())).await;
     drop_postgres_schema(url, &schema).await.unwrap();
     if let Err(e) = outcome {
         std::panic::resume_unwind(e.into_panic());
@@ -561,23 +561,6 @@ async fn story_sqlite() {
     // Reopening runs no migration twice and keeps everything.
     let reopened = store::open(&url).await.unwrap();
     assert_eq!(reopened.count_links(None).await.unwrap(), 3);
-
-    // A row this version cannot read is an error naming the event, not a panic.
-    let raw = sqlx::SqlitePool::connect(&format!("sqlite://{}", path.display()))
-        .await
-        .unwrap();
-    sqlx::query("UPDATE events SET payload = '{\"broken\":' WHERE id = 1")
-        .execute(&raw)
-        .await
-        .unwrap();
-    match reopened.get_event(1).await {
-        Err(StoreError::Corrupt(msg)) => assert!(msg.contains("event 1"), "{msg}"),
-        other => panic!("expected Corrupt, got {other:?}"),
-    }
-    assert!(matches!(
-        reopened.list_events(&EventFilter::default()).await,
-        Err(StoreError::Corrupt(_))
-    ));
 }
 
 #[tokio::test]
@@ -590,10 +573,121 @@ async fn story_postgres() {
     let Some(url) = postgres_url("story_postgres") else {
         return;
     };
-    in_postgres(&url, "story", 1, |mut stores| async move {
+    in_postgres(&url, "story", 1, |mut stores, _| async move {
         let store = stores.remove(0);
         assert_eq!(store.backend(), "postgres");
         story(store).await;
+    })
+    .await;
+}
+
+/// Direct access to the tables, to damage a row the way a bug or a hand edit might.
+enum RawDb {
+    Sqlite(sqlx::SqlitePool),
+    Postgres(sqlx::PgPool),
+}
+
+impl RawDb {
+    async fn set_payload(&self, id: i64, payload: &str) {
+        let sql = "UPDATE events SET payload = $1 WHERE id = $2";
+        let changed = match self {
+            RawDb::Sqlite(pool) => sqlx::query(sql)
+                .bind(payload)
+                .bind(id)
+                .execute(pool)
+                .await
+                .map(|r| r.rows_affected()),
+            RawDb::Postgres(pool) => sqlx::query(sql)
+                .bind(payload)
+                .bind(id)
+                .execute(pool)
+                .await
+                .map(|r| r.rows_affected()),
+        };
+        assert_eq!(changed.unwrap(), 1);
+    }
+}
+
+/// A row that cannot be read is an error naming the event where it is read, and is taken
+/// out of the queue where it is claimed, so it cannot stall the workers.
+async fn poison_pill(store: Arc<dyn Store>, raw: RawDb) {
+    let s = store.as_ref();
+    let bad = s
+        .enqueue(&event("pp", Side::Jira, "1", "pp-1"), t(0))
+        .await
+        .unwrap()
+        .id();
+    let good = s
+        .enqueue(&event("pp", Side::Jira, "2", "pp-2"), t(0))
+        .await
+        .unwrap()
+        .id();
+    raw.set_payload(bad, "{\"broken\":").await;
+    match s.get_event(bad).await {
+        Err(StoreError::Corrupt(msg)) => assert!(msg.contains(&format!("event {bad}")), "{msg}"),
+        other => panic!("expected Corrupt, got {other:?}"),
+    }
+    assert!(matches!(
+        s.list_events(&EventFilter::default()).await,
+        Err(StoreError::Corrupt(_))
+    ));
+    let claimed = s.claim_due("w", t(0), LEASE, 10).await.unwrap();
+    assert_eq!(ids(&claimed), vec![good], "the readable event still flows");
+    assert_eq!(
+        s.queue_depth().await.unwrap(),
+        vec![
+            ("pp".to_string(), EventStatus::Dead, 1),
+            ("pp".to_string(), EventStatus::Leased, 1),
+        ]
+    );
+    assert!(s.claim_due("w", t(10), LEASE, 10).await.unwrap().is_empty());
+    assert!(s.list_dead_letters(None, 10).await.unwrap().is_empty());
+    // Once readable again (say, after an upgrade), an operator can bring it back.
+    raw.set_payload(
+        bad,
+        &serde_json::to_string(&event("pp", Side::Jira, "1", "pp-1")).unwrap(),
+    )
+    .await;
+    let quarantined = s.get_event(bad).await.unwrap().unwrap();
+    assert_eq!(quarantined.status, EventStatus::Dead);
+    assert!(
+        quarantined
+            .last_error
+            .as_deref()
+            .unwrap_or("")
+            .starts_with("unreadable: event "),
+        "{:?}",
+        quarantined.last_error
+    );
+    assert_eq!(s.retry_dead(None, t(11)).await, Ok(1));
+    assert_eq!(
+        ids(&s.claim_due("w", t(11), LEASE, 10).await.unwrap()),
+        vec![bad]
+    );
+}
+
+#[tokio::test]
+async fn poison_pill_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("pp.db").display());
+    let store = store::open(&url).await.unwrap();
+    let raw = sqlx::SqlitePool::connect(&url).await.unwrap();
+    poison_pill(store, RawDb::Sqlite(raw)).await;
+}
+
+#[tokio::test]
+async fn poison_pill_postgres() {
+    let Some(url) = postgres_url("poison_pill_postgres") else {
+        return;
+    };
+    let raw_url = url.clone();
+    in_postgres(&url, "pp", 1, |mut stores, schema| async move {
+        let opts = raw_url
+            .parse::<sqlx::postgres::PgConnectOptions>()
+            .unwrap()
+            .options([("search_path", schema)]);
+        let raw = sqlx::PgPool::connect_with(opts).await.unwrap();
+        poison_pill(stores.remove(0), RawDb::Postgres(raw)).await;
     })
     .await;
 }
@@ -730,5 +824,5 @@ async fn concurrent_claims_postgres() {
         return;
     };
     // Two pools, as two `tandem serve` instances would have.
-    in_postgres(&url, "conc", 2, concurrent_claims).await;
+    in_postgres(&url, "conc", 2, |stores, _| concurrent_claims(stores)).await;
 }

@@ -231,6 +231,7 @@ pub struct Completion {
     /// `link.version - 1` (the caller increments the version it read), else
     /// [`StoreError::Conflict`] and nothing is written.
     pub link: Option<Link>,
+    /// Entries without an `event_id` are recorded under the completed event.
     pub audit: Vec<AuditEntry>,
     /// Kept in the event's `last_error` column (why it was ignored).
     pub note: Option<String>,
@@ -321,6 +322,9 @@ pub trait Store: Send + Sync + 'static {
     /// ordering key only the oldest unfinished (pending or leased) event is eligible, and only
     /// while no other event of that key holds a live lease. Attempts are not incremented.
     /// Safe to call from several processes at once. Returned in id order.
+    ///
+    /// A claimed event whose row cannot be decoded is not returned: it is set to dead with
+    /// `unreadable: …` in `last_error` (and logged), so one bad row cannot stall the workers.
     async fn claim_due(
         &self,
         owner: &str,

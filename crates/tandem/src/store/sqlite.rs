@@ -249,6 +249,32 @@ impl SqliteStore {
         Ok(())
     }
 
+    /// Takes a claimed event that cannot be read out of the queue (status dead, the reason in
+    /// `last_error`), so it cannot wedge every worker that claims it. No dead-letter row: its
+    /// payload could not be shown there either. `retry_dead` brings it back, e.g. after an
+    /// upgrade that reads it.
+    async fn quarantine(&self, id: i64, owner: &str, why: &str, now: &str) -> StoreResult<()> {
+        tracing::error!(
+            event_id = id,
+            error = why,
+            "unreadable event taken out of the queue"
+        );
+        let _w = self.write.lock().await;
+        sqlx::query(
+            "UPDATE events
+             SET status = 'dead', last_error = $1, lease_owner = NULL, lease_expires_at = NULL,
+                 updated_at = $2
+             WHERE id = $3 AND status = 'leased' AND lease_owner = $4",
+        )
+        .bind(format!("unreadable: {why}"))
+        .bind(now)
+        .bind(id)
+        .bind(owner)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
     async fn link_by_jira_id(
         conn: &mut SqliteConnection,
         connection: &str,
@@ -458,10 +484,17 @@ impl Store for SqliteStore {
             .fetch_all(&self.pool)
             .await?
         };
-        let mut out = rows
-            .iter()
-            .map(event_row)
-            .collect::<StoreResult<Vec<_>>>()?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in &rows {
+            match event_row(row) {
+                Ok(ev) => out.push(ev),
+                Err(StoreError::Corrupt(why)) => {
+                    let id: i64 = row.try_get("id")?;
+                    self.quarantine(id, owner, &why, &now).await?;
+                }
+                Err(e) => return Err(e),
+            }
+        }
         // RETURNING gives no order guarantee; callers expect arrival order.
         out.sort_by_key(|e| e.id);
         Ok(out)
