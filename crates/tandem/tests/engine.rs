@@ -249,3 +249,67 @@ async fn concurrent_edits_converge_on_the_later_one() {
     assert_eq!(ext_summary.as_deref(), Some("Outside says"));
     w.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_readiness_and_metrics_tell_what_happened() {
+    let w = world(Options::default()).await;
+    let key = w
+        .jira
+        .user_create_issue("TEST", json!({"summary": "Observable"}));
+    eventually("twin", || w.twins_of(&key).into_iter().next()).await;
+    quiesce(&w).await;
+    let client = reqwest::Client::new();
+    let health = client
+        .get(format!("{}/healthz", w.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
+    let ready: serde_json::Value = client
+        .get(format!("{}/readyz", w.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ready["store"], json!("sqlite"));
+    let metrics = client
+        .get(format!("{}/metrics", w.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for name in [
+        "tandem_events_received_total{connection=\"seed\",side=\"jira\"}",
+        "tandem_events_applied_total{connection=\"seed\",side=\"jira\"}",
+        "tandem_end_to_end_latency_seconds",
+        "tandem_remote_calls_total{system=\"jira\",status=\"200\"}",
+        "tandem_queue_depth{connection=\"seed\",status=\"done\"}",
+    ] {
+        assert!(
+            metrics.contains(name),
+            "{name} missing from /metrics:\n{metrics}"
+        );
+    }
+    // The admin API is closed without the token, open with it.
+    let links = client
+        .get(format!("{}/api/v1/links", w.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(links.status(), 401);
+    let links: serde_json::Value = client
+        .get(format!("{}/api/v1/links", w.base))
+        .bearer_auth("admin-token")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(links["links"].as_array().map(Vec::len), Some(1));
+    w.stop().await;
+}

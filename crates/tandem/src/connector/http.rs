@@ -84,11 +84,22 @@ pub async fn send(
     redactor: &Redactor,
     describe: fn(&[u8]) -> String,
 ) -> ConnectorResult<Answer> {
+    // `what` starts with the system's name ("jira: PUT …"): the metric's `system` label.
+    let system = what.split(':').next().unwrap_or("unknown").to_string();
+    let started = std::time::Instant::now();
     let resp = match req.send().await {
         Ok(r) => r,
-        Err(e) => return Err(transport_error(what, e, redactor)),
+        Err(e) => {
+            metrics::counter!("tandem_remote_calls_total", "system" => system, "status" => "error")
+                .increment(1);
+            return Err(transport_error(what, e, redactor));
+        }
     };
     let status = resp.status();
+    metrics::counter!("tandem_remote_calls_total", "system" => system.clone(), "status" => status.as_u16().to_string())
+        .increment(1);
+    metrics::histogram!("tandem_remote_call_seconds", "system" => system)
+        .record(started.elapsed().as_secs_f64());
     let retry_after = parse_retry_after(resp.headers(), Utc::now());
     let body = match resp.bytes().await {
         Ok(b) => b.to_vec(),

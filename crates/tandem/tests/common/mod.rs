@@ -101,9 +101,13 @@ webhook_token = "ext-hook-token"
     let path = dir.path().join("tandem.toml");
     std::fs::write(&path, config).unwrap();
     let config = tandem::config::load(&path).expect("config loads");
-    let running = app::start(config, "127.0.0.1:0".parse().unwrap(), None)
-        .await
-        .expect("tandem starts");
+    let running = app::start(
+        config,
+        "127.0.0.1:0".parse().unwrap(),
+        app::metrics_handle(),
+    )
+    .await
+    .expect("tandem starts");
     let base = format!("http://{}", running.addr);
     jira.register_webhook(&format!("{base}/webhooks/seed/jira"), opts.jira_secret);
     external.set_webhook(
