@@ -575,6 +575,29 @@ impl Engine {
         let target_id = link.id_on(target_side).to_string();
 
         let (values, ts) = self.source_values(conn, event, fetched_source).await?;
+        // First against the shadow alone: an echo of Tandem's own write, or an old state,
+        // needs no write, so it costs no remote call at all.
+        let against_shadow = plan_update(&PlanInput {
+            source: event.source,
+            source_ts: ts,
+            source_values: &values,
+            target_values: None,
+            target_ts: None,
+            shadow: &link.shadow,
+            mapping: &conn.mapping,
+            policy: conn.policy,
+        });
+        if against_shadow.writes.is_empty() && against_shadow.errors.is_empty() {
+            self.finish(
+                queued,
+                EventStatus::Done,
+                None,
+                Vec::new(),
+                "nothing to write (echo or stale)",
+            )
+            .await?;
+            return Ok(Outcome::Applied { writes: 0 });
+        }
         // The twin's current state tells a real conflict (both sides changed since the last
         // sync) from a plain update.
         let twin = target.fetch(&target_id).await?;
