@@ -24,10 +24,13 @@ CREATE TABLE events (
 );
 -- Finding due work.
 CREATE INDEX events_due ON events (status, next_attempt_at);
--- The oldest unfinished event of a key, and live leases of a key; partial, so the done rows
--- that pile up under a busy key are not scanned on every claim.
+-- The oldest unfinished event of each key; partial, so the done rows that pile up under a
+-- busy key are not scanned on every claim.
 CREATE INDEX events_open_by_key ON events (ordering_key, id)
     WHERE status IN ('pending', 'leased');
+-- Whether a key has a live lease: a handful of rows, whatever the backlog.
+CREATE INDEX events_live_leases ON events (ordering_key, lease_expires_at)
+    WHERE status = 'leased';
 -- Listing by connection, newest first.
 CREATE INDEX events_by_connection ON events (connection, id);
 

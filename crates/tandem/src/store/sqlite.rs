@@ -455,20 +455,24 @@ impl Store for SqliteStore {
         let rows = {
             let _w = self.write.lock().await;
             sqlx::query(concat!(
-                "UPDATE events
+                // `heads`: the oldest unfinished event of every key, read in one pass over
+                // the partial index; only those can be claimed, so a deep backlog on a few
+                // keys costs one index scan rather than a lookup per queued event.
+                "WITH heads AS (
+                     SELECT ordering_key, MIN(id) AS id FROM events
+                     WHERE status IN ('pending', 'leased')
+                     GROUP BY ordering_key
+                 )
+                 UPDATE events
                  SET status = 'leased', lease_owner = $1, lease_expires_at = $2, updated_at = $3
                  WHERE id IN (
-                     SELECT e.id FROM events e
+                     SELECT e.id FROM heads h JOIN events e ON e.id = h.id
                      WHERE ((e.status = 'pending' AND e.next_attempt_at <= $3)
                             OR (e.status = 'leased' AND e.lease_expires_at <= $3))
-                       AND e.id = (SELECT MIN(o.id) FROM events o
-                                   WHERE o.ordering_key = e.ordering_key
-                                     AND o.status IN ('pending', 'leased'))
+                       -- A later event can hold a live lease when an earlier one came back
+                       -- from the dead letters; the key stays busy until it finishes.
                        AND NOT EXISTS (SELECT 1 FROM events l
-                                       WHERE l.ordering_key = e.ordering_key
-                                         -- redundant, but lets SQLite use the
-                                         -- partial index events_open_by_key
-                                         AND l.status IN ('pending', 'leased')
+                                       WHERE l.ordering_key = h.ordering_key
                                          AND l.status = 'leased'
                                          AND l.lease_expires_at > $3
                                          AND l.id <> e.id)
