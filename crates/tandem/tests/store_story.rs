@@ -561,6 +561,21 @@ async fn story_sqlite() {
     // Reopening runs no migration twice and keeps everything.
     let reopened = store::open(&url).await.unwrap();
     assert_eq!(reopened.count_links(None).await.unwrap(), 3);
+    drop(reopened);
+
+    // A database migrated by a newer tandem is refused rather than misread.
+    let raw = sqlx::SqlitePool::connect(&url).await.unwrap();
+    sqlx::query(
+        "INSERT INTO schema_migrations (version, name, applied_at) VALUES (999, 'future', '')",
+    )
+    .execute(&raw)
+    .await
+    .unwrap();
+    match store::open(&url).await {
+        Err(StoreError::Db(msg)) => assert!(msg.contains("version 999"), "{msg}"),
+        Err(e) => panic!("expected a schema version error, got {e}"),
+        Ok(_) => panic!("expected a schema version error"),
+    }
 }
 
 #[tokio::test]
