@@ -18,7 +18,7 @@
 //! A failing link never blocks others: its events wait, everything else keeps flowing.
 
 use crate::connector::{Connector, ConnectorError, Fields, Item};
-use crate::store::{AuditEntry, Completion, EventStatus, QueuedEvent, Store, StoreError};
+use crate::store::{AuditEntry, Completion, Enqueued, EventStatus, QueuedEvent, Store, StoreError};
 use chrono::{DateTime, Utc};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -666,7 +666,9 @@ impl Engine {
                     status,
                     link,
                     audit,
-                    note: Some(note.to_string()),
+                    // The note is kept in the event's `last_error` column: only reasons for
+                    // ignoring belong there, not "applied".
+                    note: (status == EventStatus::Ignored).then(|| note.to_string()),
                 },
                 Utc::now(),
             )
@@ -676,6 +678,41 @@ impl Engine {
             _ => Outcome::Applied { writes },
         })
     }
+}
+
+/// The ordering key an event is queued under: the link's key once its item is linked, so
+/// events from both sides of one link are applied in order (and a poll or sync event that
+/// fetches the item reads it after Tandem's own writes to it), else the item's own key.
+pub fn ordering_key(event: &ChangeEvent, link: Option<&Link>) -> String {
+    match link {
+        Some(link) => format!("{}:link:{}", event.connection, link.jira_id),
+        None => event.ordering_key(),
+    }
+}
+
+/// Queues `event` durably under [`ordering_key`], looking up its link first. The one enqueue
+/// path shared by webhooks, the poller and bulk sync, so they dedupe and order alike.
+pub async fn enqueue(
+    store: &dyn Store,
+    event: &ChangeEvent,
+    now: DateTime<Utc>,
+) -> Result<Enqueued, StoreError> {
+    let link = store
+        .link_by_item(&event.connection, event.source, &event.item_id)
+        .await?;
+    enqueue_linked(store, event, link.as_ref(), now).await
+}
+
+/// As [`enqueue`], for a caller that has already read the item's link.
+pub async fn enqueue_linked(
+    store: &dyn Store,
+    event: &ChangeEvent,
+    link: Option<&Link>,
+    now: DateTime<Utc>,
+) -> Result<Enqueued, StoreError> {
+    store
+        .enqueue_with_key(event, &ordering_key(event, link), now)
+        .await
 }
 
 /// One audit row per field written.
