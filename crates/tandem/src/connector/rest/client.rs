@@ -30,6 +30,16 @@ impl std::fmt::Debug for RestClient {
 }
 
 impl RestClient {
+    /// The system's base URL, for messages and `tandem check`.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// How requests authenticate, without the credential: `basic`, a header name, or `none`.
+    pub fn auth_scheme(&self) -> &str {
+        self.auth.as_ref().map_or("none", |(name, _)| name.as_str())
+    }
+
     pub fn new(http: reqwest::Client, base_url: &str, auth: &RestAuth) -> anyhow::Result<Self> {
         let base = base_url.trim().trim_end_matches('/').to_string();
         let parsed = reqwest::Url::parse(&base)

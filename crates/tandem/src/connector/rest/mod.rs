@@ -696,7 +696,11 @@ impl Connector for RestConnector {
 
     async fn check(&self) -> CheckReport {
         let mut report = CheckReport {
-            identity: format!("{:?}", self.client),
+            identity: format!(
+                "{} (credentials in the {} header)",
+                self.client.base(),
+                self.client.auth_scheme()
+            ),
             ..CheckReport::default()
         };
         for fid in self.mapping.fields_on(self.side) {
