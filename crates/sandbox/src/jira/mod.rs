@@ -5,7 +5,7 @@
 //! from HTTP (acting as the API user) or from `user_*` (acting as a human), so both produce
 //! the same changelog and webhooks — including the echoes of the engine's own writes.
 
-mod adf;
+pub mod adf;
 mod api;
 pub mod jql;
 pub mod model;
@@ -233,11 +233,7 @@ impl Inner {
         if has("renderedFields") {
             let mut rendered = Map::new();
             if let Some(doc) = issue.fields.get("description") {
-                let html: Vec<String> = adf::to_wiki(doc)
-                    .split("\n\n")
-                    .map(|p| format!("<p>{}</p>", html_escape(p)))
-                    .collect();
-                rendered.insert("description".into(), json!(html.join("")));
+                rendered.insert("description".into(), json!(adf::to_html(doc)));
             }
             bean["renderedFields"] = Value::Object(rendered);
         }
@@ -846,13 +842,6 @@ impl Inner {
     }
 }
 
-fn html_escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('\n', "<br/>")
-}
-
 /// A running Jira sandbox.
 pub struct JiraSandbox {
     inner: Arc<Inner>,
@@ -1058,7 +1047,8 @@ fn lenient_description(mut fields: Value) -> Value {
     if let Some(m) = fields.as_object_mut()
         && let Some(Value::String(s)) = m.get("description")
     {
-        let doc = adf::from_wiki(s);
+        // What a person types is text, not markup: `*x*` stays two asterisks.
+        let doc = adf::from_plain(s);
         m.insert("description".into(), doc);
     }
     fields
