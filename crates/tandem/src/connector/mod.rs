@@ -127,6 +127,33 @@ pub enum WebhookError {
     Shape { path: String, message: String },
 }
 
+/// How deep a delivery's JSON may nest: serde_json's own recursion limit, which keeps a
+/// body of 100 000 `[` from overflowing the stack. Named here so the message can say it.
+pub const MAX_JSON_DEPTH: usize = 128;
+
+/// Reads a delivery body as JSON; the `400` message says what is wrong and where (serde's
+/// line and column), and names the two cases serde words poorly: an empty body and nesting
+/// beyond [`MAX_JSON_DEPTH`]. Never quotes the body itself.
+pub fn parse_json_body(body: &[u8]) -> Result<serde_json::Value, WebhookError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(WebhookError::Malformed(
+            "the body is empty: expected a JSON object".into(),
+        ));
+    }
+    serde_json::from_slice(body).map_err(|e| {
+        let what = if e.to_string().starts_with("recursion limit exceeded") {
+            format!(
+                "nested deeper than {MAX_JSON_DEPTH} levels at line {} column {}",
+                e.line(),
+                e.column()
+            )
+        } else {
+            e.to_string()
+        };
+        WebhookError::Malformed(format!("body is not valid JSON: {what}"))
+    })
+}
+
 /// A failed call to a system, classified for the retry schedule.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ConnectorError {

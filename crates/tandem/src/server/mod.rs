@@ -42,6 +42,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/dead-letters", get(api::dead_letters))
         .route("/api/v1/audit", get(api::audit))
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
 }
 
@@ -54,6 +55,16 @@ async fn not_found() -> Response {
     error(
         StatusCode::NOT_FOUND,
         "no such route; webhooks go to POST /webhooks/{connection}/{side}",
+    )
+}
+
+/// axum's own 405 has an empty body; every error here is JSON that says what to do.
+async fn method_not_allowed(method: axum::http::Method) -> Response {
+    error(
+        StatusCode::METHOD_NOT_ALLOWED,
+        format!(
+            "{method} is not allowed on this route: webhooks take POST, health, metrics and the admin API take GET (retry takes POST)"
+        ),
     )
 }
 

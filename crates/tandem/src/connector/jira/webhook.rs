@@ -29,16 +29,22 @@ pub fn verify_signature(
                 .into(),
         ));
     };
+    // A SHA-256 HMAC is 32 bytes; anything else is a malformed header, said as such rather
+    // than as a wrong secret, so whoever set the webhook up knows which one to fix.
+    let form = || {
+        WebhookError::Unauthorized(
+            "X-Hub-Signature is not of the form sha256=<64 hex digits>".into(),
+        )
+    };
     let hex_sig = raw
         .to_str()
         .ok()
         .and_then(|s| s.trim().strip_prefix("sha256="))
-        .ok_or_else(|| {
-            WebhookError::Unauthorized("X-Hub-Signature is not of the form sha256=<hex>".into())
-        })?;
-    let sig = hex::decode(hex_sig).map_err(|_| {
-        WebhookError::Unauthorized("X-Hub-Signature is not of the form sha256=<hex>".into())
-    })?;
+        .ok_or_else(form)?;
+    let sig = hex::decode(hex_sig).map_err(|_| form())?;
+    if sig.len() != 32 {
+        return Err(form());
+    }
     let mut mac = Hmac::<Sha256>::new_from_slice(secret.expose().as_bytes())
         .map_err(|_| WebhookError::Unauthorized("webhook secret is unusable".into()))?;
     mac.update(body);
@@ -103,10 +109,17 @@ fn id_string(v: Option<&Value>) -> Option<String> {
     }
 }
 
+/// The characters a Jira issue id or key is made of (the connector's own `check_issue_ref`).
+fn is_issue_ref(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 255
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
 /// Parses a delivery. `Ok(None)` for well-formed events we do not sync.
 pub fn parse(body: &[u8]) -> Result<Option<Delivery>, WebhookError> {
-    let v: Value = serde_json::from_slice(body)
-        .map_err(|e| WebhookError::Malformed(format!("body is not valid JSON: {e}")))?;
+    let v: Value = crate::connector::parse_json_body(body)?;
     let root = v
         .as_object()
         .ok_or_else(|| shape("", "the body must be a JSON object"))?;
@@ -139,6 +152,21 @@ pub fn parse(body: &[u8]) -> Result<Option<Delivery>, WebhookError> {
         Some(Value::String(s)) if !s.trim().is_empty() => s.trim().to_string(),
         _ => return Err(shape("/issue/key", "issue.key must be a non-empty string")),
     };
+    // Jira ids are digits and keys `ABC-12`. Anything else (quotes, JQL, NUL, a float) is
+    // refused here, with its path, rather than queued to fail later as a dead letter, and
+    // never reaches a URL, a JQL query or a store that rejects NUL (PostgreSQL text).
+    if !is_issue_ref(&issue_id) {
+        return Err(shape(
+            "/issue/id",
+            "issue.id must be a Jira issue id: letters, digits, `-` or `_`, at most 255 characters",
+        ));
+    }
+    if !is_issue_ref(&issue_key) {
+        return Err(shape(
+            "/issue/key",
+            "issue.key must be a Jira issue key: letters, digits, `-` or `_`, at most 255 characters",
+        ));
+    }
     let fields = match issue.get("fields") {
         Some(Value::Object(o)) => o.clone(),
         None | Some(Value::Null) => Map::new(),

@@ -14,16 +14,20 @@ pub const DELIVERY_ID_HEADERS: [&str; 2] = ["x-delivery-id", "idempotency-key"];
 
 /// Checks `Authorization: Bearer <token>` in constant time.
 pub fn verify_bearer(token: &Secret, headers: &HeaderMap) -> Result<(), WebhookError> {
-    let presented = headers
-        .get(axum::http::header::AUTHORIZATION)
-        .map(|v| v.as_bytes())
-        .and_then(|v| {
-            // The scheme is case-insensitive (RFC 9110 §11.1).
-            (v.len() > 7 && v[..7].eq_ignore_ascii_case(b"bearer ")).then(|| v[7..].trim_ascii())
-        });
+    let Some(raw) = headers.get(axum::http::header::AUTHORIZATION) else {
+        return Err(WebhookError::Unauthorized(
+            "missing Authorization: Bearer token".into(),
+        ));
+    };
+    let v = raw.as_bytes();
+    // The scheme is case-insensitive (RFC 9110 §11.1). A header that is there but is not a
+    // bearer token gets its own message: the sender's setup is wrong, not the token.
+    let presented = (v.len() > 7 && v[..7].eq_ignore_ascii_case(b"bearer "))
+        .then(|| v[7..].trim_ascii())
+        .filter(|p| !p.is_empty());
     match presented {
         None => Err(WebhookError::Unauthorized(
-            "missing Authorization: Bearer token".into(),
+            "Authorization must be `Bearer <token>`".into(),
         )),
         Some(p) if token.matches(p) => Ok(()),
         Some(_) => Err(WebhookError::Unauthorized("bad bearer token".into())),
@@ -50,8 +54,31 @@ fn shape(path: impl Into<String>, message: impl Into<String>) -> WebhookError {
 }
 
 pub fn parse_json(body: &[u8]) -> Result<Value, WebhookError> {
-    serde_json::from_slice(body)
-        .map_err(|e| WebhookError::Malformed(format!("body is not valid JSON: {e}")))
+    crate::connector::parse_json_body(body)
+}
+
+/// Longest item id accepted from a delivery. Real ids (numbers, UUIDs, `CASE-00123`,
+/// Salesforce's 18 characters) are far shorter; a longer one is a mistake or an attack, and
+/// would otherwise travel into URLs, JQL and every queue row.
+pub const MAX_ID_CHARS: usize = 255;
+
+/// Refuses ids that could not be a real item's: control characters (NUL is also refused by
+/// PostgreSQL text columns, which would turn the delivery into a 503 retried forever) and
+/// overlong ones. Quotes, spaces and JQL syntax are legal: ids are quoted wherever they go.
+fn check_item_id(id: &str, path: &str, what: &str) -> Result<(), WebhookError> {
+    if id.chars().any(char::is_control) {
+        return Err(shape(
+            path,
+            format!("{what} must not contain control characters"),
+        ));
+    }
+    if id.chars().count() > MAX_ID_CHARS {
+        return Err(shape(
+            path,
+            format!("{what} is longer than {MAX_ID_CHARS} characters"),
+        ));
+    }
+    Ok(())
 }
 
 /// One field of an `_externalData` delivery.
@@ -86,6 +113,7 @@ pub fn parse_seed(v: &Value) -> Result<SeedDelivery, WebhookError> {
         }
         None => return Err(shape("/sourceIssueId", "missing sourceIssueId")),
     };
+    check_item_id(&source_issue_id, "/sourceIssueId", "sourceIssueId")?;
     let list = match obj.get("fields") {
         Some(Value::Array(a)) => a,
         Some(_) => return Err(shape("/fields", "fields must be an array")),
@@ -147,6 +175,7 @@ pub fn parse_id_only(
         }
         None => return Err(shape(id_pointer, "missing item id")),
     };
+    check_item_id(&id, id_pointer, "the item id")?;
     let event = event_pointer
         .and_then(|p| v.pointer(p))
         .and_then(Value::as_str)
@@ -176,7 +205,10 @@ mod tests {
         h.insert("authorization", HeaderValue::from_static("bearer tok-123"));
         verify_bearer(&t, &h).unwrap();
         h.insert("authorization", HeaderValue::from_static("Basic tok-123"));
-        assert!(verify_bearer(&t, &h).is_err());
+        assert_eq!(
+            verify_bearer(&t, &h).unwrap_err().to_string(),
+            "Authorization must be `Bearer <token>`"
+        );
     }
 
     #[test]
