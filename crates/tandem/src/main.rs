@@ -290,6 +290,32 @@ fn summary(path: &Path, config: &Config) -> String {
     )
 }
 
+/// Webhook routes that accept deliveries without credentials. That is allowed (Jira admin
+/// webhooks may have no secret) but worth a warning: anyone who can reach such a route can
+/// inject changes, since a delivery's values are used as sent.
+fn unauthenticated_webhooks(config: &Config) -> Vec<String> {
+    let mut out = Vec::new();
+    for c in &config.connections {
+        let open = |side: &str, what: &str| {
+            format!(
+                "connection `{}`: no {what}, so POST /webhooks/{}/{side} accepts unauthenticated deliveries",
+                c.name, c.name
+            )
+        };
+        if c.jira.webhook_secret.as_ref().is_none_or(|s| s.is_empty()) {
+            out.push(open("jira", "jira.webhook_secret"));
+        }
+        let external = match &c.external {
+            config::ExternalConfig::Rest(r) => r.webhook_token.as_ref(),
+            config::ExternalConfig::Jira(j) => j.webhook_secret.as_ref(),
+        };
+        if external.is_none_or(|s| s.is_empty()) {
+            out.push(open("external", "external.webhook_token/webhook_secret"));
+        }
+    }
+    out
+}
+
 async fn cmd_demo(once: bool) -> anyhow::Result<ExitCode> {
     // The demo prints its own story; logs only for warnings unless RUST_LOG says otherwise.
     if std::env::var_os("RUST_LOG").is_none() {
@@ -350,6 +376,9 @@ async fn cmd_check(config_path: &Path, offline: bool) -> anyhow::Result<ExitCode
         Err(code) => return Ok(code),
     };
     println!("{}", summary(config_path, &config));
+    for warning in unauthenticated_webhooks(&config) {
+        println!("WARNING {warning}");
+    }
     if offline {
         return Ok(ExitCode::SUCCESS);
     }
