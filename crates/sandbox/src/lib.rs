@@ -50,6 +50,10 @@ pub async fn run_jira_cli(port: u16) -> anyhow::Result<()> {
         cfg.email, cfg.api_token
     );
     println!("  Data Center (REST v2): Bearer PAT {:?}", cfg.pat);
+    println!(
+        "  OAuth 2.0 app: Bearer {:?} (needed for the dynamic webhook API, /rest/api/3/webhook)",
+        cfg.oauth_token
+    );
     let projects: Vec<&str> = cfg.projects.iter().map(|(k, _)| k.as_str()).collect();
     println!("  projects: {}", projects.join(", "));
     println!("  External ID field: {}", sandbox.external_id_field());

@@ -1,5 +1,6 @@
 //! HTTP routes of the Jira sandbox: REST v3 and v2 issue, search, field, comment, transition
-//! and myself endpoints, the admin webhook registration API, and the auth / rate-limit layer.
+//! and myself endpoints, the admin and dynamic (app) webhook APIs, and the auth / rate-limit
+//! layers (with Jira's `X-RateLimit-*` headers).
 //!
 //! Handlers parse bodies themselves (from bytes) so that any malformed input becomes a
 //! Jira-shaped 400 rather than axum's plain-text rejection.
@@ -8,11 +9,11 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Path, Query, Request, State};
+use axum::extract::{Extension, Path, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use base64::Engine;
 use serde_json::{Value, json};
 
@@ -113,6 +114,13 @@ pub(crate) fn router(inner: S) -> Router {
             "/rest/webhooks/1.0/webhook/{id}",
             get(get_hook).delete(delete_hook),
         )
+        .route(
+            "/rest/api/3/webhook",
+            get(list_dyn_hooks)
+                .post(register_dyn_hooks)
+                .delete(delete_dyn_hooks),
+        )
+        .route("/rest/api/3/webhook/refresh", put(refresh_dyn_hooks))
         .fallback(|| async {
             ApiError::new(404, "Not found (no such endpoint in the Jira sandbox).")
         })
@@ -123,13 +131,32 @@ pub(crate) fn router(inner: S) -> Router {
                 faults: inner.faults.clone(),
             },
             log_and_faults,
+        ))
+        .layer(middleware::map_response_with_state(
+            inner.clone(),
+            rate_limit_headers,
         ));
     api.with_state(inner)
 }
 
-/// Basic (Cloud API token) or Bearer (DC PAT), then the per-second rate limit.
-async fn auth_and_rate(State(inner): State<S>, req: Request, next: Next) -> Response {
-    if !authorized(&inner, req.headers()) {
+/// Who is calling, by credential.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Caller {
+    /// Cloud: Basic email + API token.
+    ApiToken,
+    /// Data Center: Bearer personal access token.
+    Pat,
+    /// An OAuth 2.0 (3LO) app: Bearer access token.
+    OAuthApp,
+}
+
+/// Used when no burst limit is configured but a fault injects a 429.
+const DEFAULT_BURST: u32 = 100;
+
+/// Basic (Cloud API token) or Bearer (DC PAT or OAuth token), then the per-second rate
+/// limit. The caller kind is left in the request extensions for app-only endpoints.
+async fn auth_and_rate(State(inner): State<S>, mut req: Request, next: Next) -> Response {
+    let Some(caller) = authorized(&inner, req.headers()) else {
         let mut resp = ApiError::new(
             401,
             "You are not authenticated. Authentication required to perform this operation.",
@@ -140,35 +167,93 @@ async fn auth_and_rate(State(inner): State<S>, req: Request, next: Next) -> Resp
             header::HeaderValue::from_static("Basic realm=\"protected-area\""),
         );
         return resp;
+    };
+    req.extensions_mut().insert(caller);
+    let Some(limit) = inner.cfg.rate_limit_per_sec else {
+        return next.run(req).await;
+    };
+    let admitted = inner.lock().rate.admit(limit);
+    let Some(remaining) = admitted else {
+        return rate_limited_response();
+    };
+    let mut resp = next.run(req).await;
+    // Under 20% of the budget left: Jira warns before it limits.
+    if u64::from(remaining) * 5 < u64::from(limit) {
+        resp.headers_mut().insert(
+            "x-ratelimit-nearlimit",
+            header::HeaderValue::from_static("true"),
+        );
     }
-    if let Some(limit) = inner.cfg.rate_limit_per_sec {
-        let admitted = inner.lock().rate.admit(limit);
-        if !admitted {
-            return rate_limited_response();
-        }
-    }
-    next.run(req).await
+    resp
 }
 
-fn authorized(inner: &Inner, headers: &HeaderMap) -> bool {
-    let Some(value) = headers
-        .get(header::AUTHORIZATION)
+/// Every 429 (from the limiter or from an injected fault) carries Jira's rate-limit headers:
+/// `X-RateLimit-Limit`, `X-RateLimit-Remaining: 0`, `X-RateLimit-Reset` (ISO 8601 to the
+/// minute, rounded up so a client waiting for it never comes back early) and
+/// `RateLimit-Reason`, next to `Retry-After`.
+async fn rate_limit_headers(State(inner): State<S>, mut resp: Response) -> Response {
+    if resp.status() != StatusCode::TOO_MANY_REQUESTS {
+        return resp;
+    }
+    let limit = inner.cfg.rate_limit_per_sec.unwrap_or(DEFAULT_BURST);
+    let retry_after = resp
+        .headers()
+        .get(header::RETRY_AFTER)
         .and_then(|v| v.to_str().ok())
-    else {
-        return false;
+        .and_then(|v| v.trim().parse::<i64>().ok())
+        .unwrap_or(1)
+        .clamp(0, 86_400);
+    let at = inner.lock().now() + chrono::Duration::seconds(retry_after);
+    let reset = reset_minute(at);
+    let h = resp.headers_mut();
+    let mut set = |name: &'static str, value: String| {
+        if let Ok(v) = header::HeaderValue::from_str(&value) {
+            h.insert(name, v);
+        }
     };
+    set("x-ratelimit-limit", limit.to_string());
+    set("x-ratelimit-remaining", "0".to_string());
+    set("x-ratelimit-reset", reset);
+    set("ratelimit-reason", "jira-burst-based".to_string());
+    if !h.contains_key(header::RETRY_AFTER) {
+        h.insert(header::RETRY_AFTER, header::HeaderValue::from(retry_after));
+    }
+    resp
+}
+
+/// `yyyy-MM-ddTHH:mmZ` for the first whole minute at or after `at`.
+fn reset_minute(at: chrono::DateTime<chrono::Utc>) -> String {
+    use chrono::{DurationRound, Timelike};
+    let minute = chrono::Duration::minutes(1);
+    let floor = at.duration_trunc(minute).unwrap_or(at);
+    let up = if floor == at && at.second() == 0 && at.nanosecond() == 0 {
+        floor
+    } else {
+        floor + minute
+    };
+    up.format("%Y-%m-%dT%H:%MZ").to_string()
+}
+
+fn authorized(inner: &Inner, headers: &HeaderMap) -> Option<Caller> {
+    let value = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())?;
     let cfg = &inner.cfg;
     if let Some(token) = value.strip_prefix("Bearer ") {
-        return ct_eq(token.trim().as_bytes(), cfg.pat.as_bytes());
+        let token = token.trim().as_bytes();
+        if ct_eq(token, cfg.oauth_token.as_bytes()) {
+            return Some(Caller::OAuthApp);
+        }
+        return ct_eq(token, cfg.pat.as_bytes()).then_some(Caller::Pat);
     }
     if let Some(b64) = value.strip_prefix("Basic ") {
-        let Ok(decoded) = base64::engine::general_purpose::STANDARD.decode(b64.trim()) else {
-            return false;
-        };
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(b64.trim())
+            .ok()?;
         let expected = format!("{}:{}", cfg.email, cfg.api_token);
-        return ct_eq(&decoded, expected.as_bytes());
+        return ct_eq(&decoded, expected.as_bytes()).then_some(Caller::ApiToken);
     }
-    false
+    None
 }
 
 /// Query parameter lookup; repeated parameters are joined with commas (Jira accepts both).
@@ -682,6 +767,68 @@ async fn delete_hook(State(inner): State<S>, Path(id): Path<String>) -> R {
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
+/// The dynamic webhook API is for apps only; Jira answers 403 to API tokens and PATs.
+fn app_only(caller: Caller) -> Result<(), ApiError> {
+    if caller == Caller::OAuthApp {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            403,
+            "Only Connect and OAuth 2.0 apps can use this operation.",
+        ))
+    }
+}
+
+async fn register_dyn_hooks(
+    State(inner): State<S>,
+    Extension(caller): Extension<Caller>,
+    body: Bytes,
+) -> R {
+    app_only(caller)?;
+    let body = json_body(&body)?;
+    ok(StatusCode::OK, inner.register_dyn_hooks(&body)?)
+}
+
+async fn list_dyn_hooks(
+    State(inner): State<S>,
+    Extension(caller): Extension<Caller>,
+    Query(q): Query<Vec<(String, String)>>,
+) -> R {
+    app_only(caller)?;
+    let num = |name: &str, default: i64| -> Result<i64, ApiError> {
+        match param(&q, name) {
+            Some(v) => v.parse().map_err(|_| {
+                ApiError::new(400, format!("The value '{v}' is not valid for {name}."))
+            }),
+            None => Ok(default),
+        }
+    };
+    let start = num("startAt", 0)?.max(0) as usize;
+    let max = num("maxResults", 100)?.clamp(1, 100) as usize;
+    ok(StatusCode::OK, inner.list_dyn_hooks(start, max))
+}
+
+async fn delete_dyn_hooks(
+    State(inner): State<S>,
+    Extension(caller): Extension<Caller>,
+    body: Bytes,
+) -> R {
+    app_only(caller)?;
+    let body = json_body(&body)?;
+    inner.delete_dyn_hooks(&body)?;
+    Ok(StatusCode::ACCEPTED.into_response())
+}
+
+async fn refresh_dyn_hooks(
+    State(inner): State<S>,
+    Extension(caller): Extension<Caller>,
+    body: Bytes,
+) -> R {
+    app_only(caller)?;
+    let body = json_body(&body)?;
+    ok(StatusCode::OK, inner.refresh_dyn_hooks(&body)?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -691,6 +838,23 @@ mod tests {
         assert_eq!(decode_token(&encode_token(150)), Some(150));
         assert_eq!(decode_token("not a token"), None);
         assert_eq!(decode_token(""), None);
+    }
+
+    #[test]
+    fn reset_is_rounded_up_to_the_minute() {
+        use chrono::TimeZone;
+        let at = chrono::Utc
+            .with_ymd_and_hms(2025, 1, 31, 10, 15, 30)
+            .unwrap();
+        assert_eq!(reset_minute(at), "2025-01-31T10:16Z");
+        let exact = chrono::Utc
+            .with_ymd_and_hms(2025, 12, 31, 23, 59, 0)
+            .unwrap();
+        assert_eq!(reset_minute(exact), "2025-12-31T23:59Z");
+        let late = chrono::Utc
+            .with_ymd_and_hms(2025, 12, 31, 23, 59, 1)
+            .unwrap();
+        assert_eq!(reset_minute(late), "2026-01-01T00:00Z");
     }
 
     #[test]

@@ -518,6 +518,59 @@ pub fn validate(q: &Query, ctx: &Ctx) -> Result<(), Vec<String>> {
     }
 }
 
+/// What a dynamic (app) webhook's `jqlFilter` may use, per Jira: the fields `issueKey`,
+/// `project`, `issuetype`, `status`, `assignee`, `reporter`, `issue.property` and `cf[id]` for
+/// the epic label only (the sandbox has none), the operators `=`, `!=`, `IN` and `NOT IN`,
+/// and `AND`/`OR`/`NOT`. Returns one message per offending clause.
+///
+/// `issue.property[...]` clauses are reported too: the sandbox has no issue properties.
+pub fn webhook_filter_errors(q: &Query) -> Vec<String> {
+    fn walk(e: &Expr, out: &mut Vec<String>) {
+        match e {
+            Expr::And(a, b) | Expr::Or(a, b) => {
+                walk(a, out);
+                walk(b, out);
+            }
+            Expr::Not(a) => walk(a, out),
+            Expr::Clause { field, op, operand } => {
+                let lower = field.to_ascii_lowercase();
+                let allowed = [
+                    "issuekey",
+                    "project",
+                    "issuetype",
+                    "status",
+                    "assignee",
+                    "reporter",
+                ]
+                .contains(&lower.as_str());
+                if lower.starts_with("issue.property") {
+                    out.push(format!(
+                        "The clause {field} is unsupported (the Jira sandbox has no issue properties)"
+                    ));
+                } else if !allowed {
+                    out.push(format!("The clause {field} is unsupported"));
+                } else if !matches!(op, Op::Eq | Op::Ne | Op::In | Op::NotIn) {
+                    out.push(format!(
+                        "The operator {} is unsupported",
+                        op.show().to_ascii_uppercase()
+                    ));
+                } else if let Operand::Func(f) = operand {
+                    out.push(format!("The function {f} is unsupported"));
+                }
+            }
+        }
+    }
+    let mut out = Vec::new();
+    match &q.filter {
+        Some(f) => walk(f, &mut out),
+        None => out.push("The JQL filter must not be empty".to_string()),
+    }
+    if !q.order.is_empty() {
+        out.push("The ORDER BY clause is unsupported".to_string());
+    }
+    out
+}
+
 /// A field reference after binding.
 #[derive(Clone, Copy)]
 enum Target {

@@ -7,6 +7,7 @@
 
 pub mod adf;
 mod api;
+mod dynhook;
 pub mod jql;
 pub mod model;
 
@@ -21,7 +22,7 @@ use sha2::Sha256;
 
 use crate::RecordedRequest;
 use crate::faults::Faults;
-use crate::net::{RateWindow, RequestLog, Running};
+use crate::net::{RequestLog, Running};
 use crate::webhook::{Delivery, Dispatcher, RetryPolicy, new_delivery_id};
 use model::{Api, Comment, FieldDef, History, Issue, Kind, Project, User};
 
@@ -39,6 +40,10 @@ pub struct JiraSandboxConfig {
     pub rate_limit_per_sec: Option<u32>,
     /// How webhook deliveries are retried.
     pub webhook_retry: RetryPolicy,
+    /// OAuth 2.0 (3LO) access token: `Authorization: Bearer <oauth_token>`. Works for every
+    /// endpoint, and is the only credential the dynamic webhook API (`/rest/api/3/webhook`)
+    /// accepts, as in Jira where only Connect and OAuth 2.0 apps may use it.
+    pub oauth_token: String,
 }
 
 impl Default for JiraSandboxConfig {
@@ -50,6 +55,7 @@ impl Default for JiraSandboxConfig {
             projects: vec![("TEST".into(), "Test".into())],
             rate_limit_per_sec: None,
             webhook_retry: RetryPolicy::default(),
+            oauth_token: "sandbox-oauth-token".into(),
         }
     }
 }
@@ -115,7 +121,32 @@ pub(crate) struct State {
     pub hooks: Vec<HookReg>,
     next_hook_id: u64,
     last_time: DateTime<Utc>,
-    pub rate: RateWindow,
+    pub rate: Burst,
+    /// Dynamic (app) webhooks registered through `/rest/api/3/webhook`.
+    pub dyn_hooks: Vec<dynhook::DynHook>,
+    pub next_dyn_hook_id: u64,
+    /// How far the sandbox clock runs ahead of the wall clock (see `advance_clock`).
+    clock_offset: chrono::Duration,
+}
+
+/// A fixed one-second window counting requests against the burst budget.
+#[derive(Default)]
+pub(crate) struct Burst {
+    second: i64,
+    count: u32,
+}
+
+impl Burst {
+    /// Count one request: `Some(remaining budget)` when admitted, `None` when over `limit`.
+    pub fn admit(&mut self, limit: u32) -> Option<u32> {
+        let now = Utc::now().timestamp();
+        if now != self.second {
+            self.second = now;
+            self.count = 0;
+        }
+        self.count = self.count.saturating_add(1);
+        (self.count <= limit).then(|| limit - self.count)
+    }
 }
 
 impl State {
@@ -127,10 +158,15 @@ impl State {
         self.keys.get(&key_or_id.to_ascii_uppercase()).copied()
     }
 
+    /// The sandbox's "now": the wall clock plus the offset tests added with `advance_clock`.
+    pub fn now(&self) -> DateTime<Utc> {
+        Utc::now() + self.clock_offset
+    }
+
     /// A strictly increasing clock, so `ORDER BY updated` and cursors never see ties that
     /// reorder edits made in the same millisecond.
     fn tick(&mut self) -> DateTime<Utc> {
-        let now = chrono::SubsecRound::trunc_subsecs(Utc::now(), 3);
+        let now = chrono::SubsecRound::trunc_subsecs(self.now(), 3);
         let t = if now > self.last_time {
             now
         } else {
@@ -151,7 +187,7 @@ impl State {
         jql::Ctx {
             projects: &self.projects,
             users: &self.users,
-            now: Utc::now(),
+            now: self.now(),
             current_user: current,
             keys,
         }
@@ -723,13 +759,10 @@ impl Inner {
         })
     }
 
-    /// Queue the webhooks that `event` on `issue` triggers.
+    /// Queue the webhooks that `event` on `issue` triggers: admin webhooks (one delivery per
+    /// hook, signed when the hook has a secret) and dynamic app webhooks (one unsigned
+    /// delivery per URL, listing every matched hook in `matchedWebhookIds`).
     fn fire(&self, st: &State, actor: &User, issue: &Issue, event: Event) {
-        let name = match event {
-            Event::Created => "jira:issue_created",
-            Event::Updated { .. } => "jira:issue_updated",
-            Event::Commented(_) => "comment_created",
-        };
         let keys = |k: &str| st.keys.contains_key(&k.to_ascii_uppercase());
         let ctx = st.jql_ctx(&keys, &actor.account_id);
         let base = &self.base;
@@ -742,6 +775,97 @@ impl Inner {
                 "fields": issue.render_fields(&all, base, Api::V2, &st.users),
             })
         };
+        let stamp = st.now().timestamp_millis();
+        let user = actor.render(base, Api::V2);
+        // (event name, body without matchedWebhookIds, changed field ids when there is a
+        // changelog)
+        let mut candidates: Vec<(&'static str, Value, Option<Vec<String>>)> = Vec::new();
+        match &event {
+            Event::Created => candidates.push((
+                "jira:issue_created",
+                json!({
+                    "timestamp": stamp,
+                    "webhookEvent": "jira:issue_created",
+                    "issue_event_type_name": "issue_created",
+                    "user": user,
+                    "issue": full_issue(),
+                }),
+                None,
+            )),
+            Event::Updated { history, kind } => {
+                let changed = history
+                    .items
+                    .iter()
+                    .filter_map(|i| i.get("fieldId").and_then(Value::as_str))
+                    .map(str::to_string)
+                    .collect();
+                candidates.push((
+                    "jira:issue_updated",
+                    json!({
+                        "timestamp": stamp,
+                        "webhookEvent": "jira:issue_updated",
+                        "issue_event_type_name": kind,
+                        "user": user,
+                        "issue": full_issue(),
+                        "changelog": { "id": history.id.to_string(), "items": history.items },
+                    }),
+                    Some(changed),
+                ));
+            }
+            Event::Commented(c) => {
+                let comment = c.render(base, Api::V2, issue.id);
+                let subset = |k: &str| {
+                    [
+                        "summary",
+                        "issuetype",
+                        "project",
+                        "assignee",
+                        "priority",
+                        "status",
+                    ]
+                    .contains(&k)
+                };
+                candidates.push((
+                    "comment_created",
+                    json!({
+                        "timestamp": stamp,
+                        "webhookEvent": "comment_created",
+                        "comment": comment,
+                        "issue": {
+                            "id": issue.id.to_string(),
+                            "self": issue.self_url(base, Api::V2),
+                            "key": issue.key,
+                            "fields": issue.render_fields(&subset, base, Api::V2, &st.users),
+                        },
+                    }),
+                    None,
+                ));
+                candidates.push((
+                    "jira:issue_updated",
+                    json!({
+                        "timestamp": stamp,
+                        "webhookEvent": "jira:issue_updated",
+                        "issue_event_type_name": "issue_commented",
+                        "user": user,
+                        "issue": full_issue(),
+                        "comment": comment,
+                    }),
+                    None,
+                ));
+            }
+        }
+        let headers = || {
+            vec![
+                (
+                    "X-Atlassian-Webhook-Identifier".to_string(),
+                    new_delivery_id(),
+                ),
+                (
+                    "X-Atlassian-Webhook-Flow".to_string(),
+                    "Primary".to_string(),
+                ),
+            ]
+        };
         for hook in &st.hooks {
             let wants = |ev: &str| hook.events.is_empty() || hook.events.iter().any(|e| e == ev);
             if let Some(f) = hook.filter.as_ref().and_then(|q| q.filter.as_ref())
@@ -749,84 +873,18 @@ impl Inner {
             {
                 continue;
             }
-            let mut bodies = Vec::new();
-            let stamp = Utc::now().timestamp_millis();
-            let user = actor.render(base, Api::V2);
-            match &event {
-                Event::Created if wants(name) => bodies.push(json!({
-                    "timestamp": stamp,
-                    "webhookEvent": name,
-                    "issue_event_type_name": "issue_created",
-                    "user": user,
-                    "issue": full_issue(),
-                    "matchedWebhookIds": [hook.id],
-                })),
-                Event::Updated { history, kind } if wants(name) => bodies.push(json!({
-                    "timestamp": stamp,
-                    "webhookEvent": name,
-                    "issue_event_type_name": kind,
-                    "user": user,
-                    "issue": full_issue(),
-                    "changelog": { "id": history.id.to_string(), "items": history.items },
-                    "matchedWebhookIds": [hook.id],
-                })),
-                Event::Commented(c) => {
-                    let comment = c.render(base, Api::V2, issue.id);
-                    if wants("comment_created") {
-                        let subset = |k: &str| {
-                            [
-                                "summary",
-                                "issuetype",
-                                "project",
-                                "assignee",
-                                "priority",
-                                "status",
-                            ]
-                            .contains(&k)
-                        };
-                        bodies.push(json!({
-                            "timestamp": stamp,
-                            "webhookEvent": "comment_created",
-                            "comment": comment,
-                            "issue": {
-                                "id": issue.id.to_string(),
-                                "self": issue.self_url(base, Api::V2),
-                                "key": issue.key,
-                                "fields": issue.render_fields(&subset, base, Api::V2, &st.users),
-                            },
-                            "matchedWebhookIds": [hook.id],
-                        }));
-                    }
-                    if wants("jira:issue_updated") {
-                        bodies.push(json!({
-                            "timestamp": stamp,
-                            "webhookEvent": "jira:issue_updated",
-                            "issue_event_type_name": "issue_commented",
-                            "user": user,
-                            "issue": full_issue(),
-                            "comment": comment,
-                            "matchedWebhookIds": [hook.id],
-                        }));
-                    }
+            for (name, body, _) in &candidates {
+                if !wants(name) {
+                    continue;
                 }
-                _ => {}
-            }
-            for body in bodies {
                 let body = if hook.exclude_body {
                     Vec::new()
                 } else {
+                    let mut body = body.clone();
+                    body["matchedWebhookIds"] = json!([hook.id]);
                     serde_json::to_vec(&body).unwrap_or_default()
                 };
-                let mut headers = vec![
-                    (
-                        "X-Atlassian-Webhook-Identifier".to_string(),
-                        new_delivery_id(),
-                    ),
-                    (
-                        "X-Atlassian-Webhook-Flow".to_string(),
-                        "Primary".to_string(),
-                    ),
-                ];
+                let mut headers = headers();
                 if let Some(secret) = &hook.secret {
                     headers.push(("X-Hub-Signature".to_string(), sign(secret, &body)));
                 }
@@ -836,6 +894,21 @@ impl Inner {
                     headers,
                     retry_header: Some("X-Atlassian-Webhook-Retry"),
                     body,
+                });
+            }
+        }
+        let now = st.now();
+        for (name, body, changed) in &candidates {
+            for (url, ids) in dynhook::matching(st, now, name, changed.as_deref(), issue, &ctx) {
+                let mut body = body.clone();
+                body["matchedWebhookIds"] = json!(ids);
+                // App webhooks are not HMAC-signed.
+                self.dispatcher.send(Delivery {
+                    key: format!("app:{url}/{}", issue.id),
+                    url,
+                    headers: headers(),
+                    retry_header: Some("X-Atlassian-Webhook-Retry"),
+                    body: serde_json::to_vec(&body).unwrap_or_default(),
                 });
             }
         }
@@ -902,7 +975,10 @@ impl JiraSandbox {
             hooks: vec![],
             next_hook_id: 1,
             last_time: chrono::SubsecRound::trunc_subsecs(Utc::now(), 3),
-            rate: RateWindow::default(),
+            rate: Burst::default(),
+            dyn_hooks: vec![],
+            next_dyn_hook_id: 10000,
+            clock_offset: chrono::Duration::zero(),
         };
         let inner = Arc::new(Inner {
             dispatcher: Dispatcher::start(cfg.webhook_retry.clone(), faults.clone()),
@@ -1029,6 +1105,22 @@ impl JiraSandbox {
         if let Err(e) = self.inner.register_hook(&body) {
             tracing::warn!(error = %e.body(), "register_webhook failed");
         }
+    }
+
+    /// Move the sandbox clock forward by `by`: timestamps of later changes, JQL's `now()`,
+    /// webhook timestamps and the expiry of dynamic webhooks (30 days after registration or
+    /// refresh) all follow it. The wall clock is untouched; the clock never goes back.
+    pub fn advance_clock(&self, by: std::time::Duration) {
+        // Bounded so that "now" stays far from chrono's limits whatever a test passes.
+        let max = chrono::Duration::days(365 * 100);
+        let by = chrono::Duration::from_std(by).unwrap_or(max);
+        let mut st = self.inner.lock();
+        st.clock_offset = st.clock_offset.checked_add(&by).unwrap_or(max).min(max);
+    }
+
+    /// The sandbox's current time (the wall clock plus what `advance_clock` added).
+    pub fn now(&self) -> DateTime<Utc> {
+        self.inner.lock().now()
     }
 
     /// Stop the server and webhook delivery.

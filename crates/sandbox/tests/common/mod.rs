@@ -124,6 +124,21 @@ impl Jira {
         }
     }
 
+    /// A client that authenticates as an OAuth 2.0 app (Bearer access token).
+    pub fn oauth(base: &str) -> Jira {
+        let cfg = tandem_sandbox::JiraSandboxConfig::default();
+        Jira::bearer(base, &cfg.oauth_token)
+    }
+
+    /// A client with `Authorization: Bearer <token>` (a DC PAT or an OAuth token).
+    pub fn bearer(base: &str, token: &str) -> Jira {
+        Jira {
+            base: base.to_string(),
+            http: reqwest::Client::new(),
+            auth: format!("Bearer {token}"),
+        }
+    }
+
     pub async fn send(
         &self,
         method: reqwest::Method,
@@ -159,6 +174,10 @@ impl Jira {
     }
     pub async fn put(&self, path: &str, body: Value) -> (u16, Value) {
         let (s, v, _) = self.send(reqwest::Method::PUT, path, Some(body)).await;
+        (s, v)
+    }
+    pub async fn delete(&self, path: &str, body: Value) -> (u16, Value) {
+        let (s, v, _) = self.send(reqwest::Method::DELETE, path, Some(body)).await;
         (s, v)
     }
 }
