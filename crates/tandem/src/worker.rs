@@ -574,19 +574,38 @@ impl Engine {
         let target = conn.side(target_side);
         let target_id = link.id_on(target_side).to_string();
 
-        let (values, ts) = self.source_values(conn, event, fetched_source).await?;
+        let (mut values, mut ts) = self.source_values(conn, event, fetched_source).await?;
         // First against the shadow alone: an echo of Tandem's own write, or an old state,
         // needs no write, so it costs no remote call at all.
-        let against_shadow = plan_update(&PlanInput {
-            source: event.source,
-            source_ts: ts,
-            source_values: &values,
-            target_values: None,
-            target_ts: None,
-            shadow: &link.shadow,
-            mapping: &conn.mapping,
-            policy: conn.policy,
-        });
+        let shadow_plan = |values: &Fields, ts| {
+            plan_update(&PlanInput {
+                source: event.source,
+                source_ts: ts,
+                source_values: values,
+                target_values: None,
+                target_ts: None,
+                shadow: &link.shadow,
+                mapping: &conn.mapping,
+                policy: conn.policy,
+            })
+        };
+        let mut against_shadow = shadow_plan(&values, ts);
+        let read_source = fetched_source.is_none() && !event.needs_fetch;
+        if read_source && !(against_shadow.writes.is_empty() && against_shadow.errors.is_empty()) {
+            // A delivered snapshot is not enough to write on: it may be an old state arriving
+            // late or out of order (an earlier edit, or the echo of an earlier write of ours,
+            // which the shadow no longer recognises), and its time may be only the arrival
+            // time (the seed's webhook carries none), which would make an old value look new
+            // and bounce it back and forth. The item as it is now, with its own `updated`,
+            // is what gets planned; an old snapshot then turns out an echo or stale.
+            let item = conn
+                .side(event.source)
+                .fetch(link.id_on(event.source))
+                .await?;
+            ts = item.updated.unwrap_or(ts);
+            values = item.fields;
+            against_shadow = shadow_plan(&values, ts);
+        }
         if against_shadow.writes.is_empty() && against_shadow.errors.is_empty() {
             self.finish(
                 queued,
