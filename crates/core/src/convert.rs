@@ -138,34 +138,48 @@ fn parse_number(s: &str) -> Result<f64, ConvertError> {
 /// `YYYY-MM-DD`, or any accepted date-time (its date as written, in its own offset).
 pub fn parse_date(s: &str) -> Result<NaiveDate, ConvertError> {
     let s = s.trim();
-    if let Ok(d) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
-        return Ok(d);
+    let d = NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .ok()
+        .or_else(|| parse_datetime_parts(s).map(|p| p.0));
+    match d {
+        Some(d) if writable_year(d) => Ok(d),
+        Some(_) => Err(ConvertError::invalid(s, FieldType::Date, YEAR_RANGE)),
+        None => Err(ConvertError::invalid(
+            s,
+            FieldType::Date,
+            "expected a date such as 2025-01-31",
+        )),
     }
-    if let Some(d) = parse_datetime_parts(s) {
-        return Ok(d.0);
-    }
-    Err(ConvertError::invalid(
-        s,
-        FieldType::Date,
-        "expected a date such as 2025-01-31",
-    ))
 }
 
 /// RFC 3339, Jira's `2015-11-18T14:39:00.000+1100`, a date-time without offset (read as UTC),
 /// or a bare date (midnight UTC).
 pub fn parse_datetime(s: &str) -> Result<DateTime<Utc>, ConvertError> {
     let s = s.trim();
-    if let Some((_, dt)) = parse_datetime_parts(s) {
-        return Ok(dt);
+    let dt = parse_datetime_parts(s).map(|p| p.1).or_else(|| {
+        NaiveDate::parse_from_str(s, "%Y-%m-%d")
+            .ok()
+            .map(|d| d.and_time(chrono::NaiveTime::MIN).and_utc())
+    });
+    match dt {
+        Some(dt) if writable_year(dt.date_naive()) => Ok(dt),
+        Some(_) => Err(ConvertError::invalid(s, FieldType::DateTime, YEAR_RANGE)),
+        None => Err(ConvertError::invalid(
+            s,
+            FieldType::DateTime,
+            "expected a date-time such as 2025-01-31T14:39:00Z or 2015-11-18T14:39:00.000+1100",
+        )),
     }
-    if let Ok(d) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
-        return Ok(d.and_time(chrono::NaiveTime::MIN).and_utc());
-    }
-    Err(ConvertError::invalid(
-        s,
-        FieldType::DateTime,
-        "expected a date-time such as 2025-01-31T14:39:00Z or 2015-11-18T14:39:00.000+1100",
-    ))
+}
+
+const YEAR_RANGE: &str = "the year must be between 0001 and 9999";
+
+/// chrono reads signed and five-digit years (`-02025-01-31`), but `to_text` would write them
+/// as text that neither RFC 3339, Jira nor [`from_text`] accepts, so a value could not make a
+/// round trip; such dates are refused on the way in. (Found by the `convert` fuzz target.)
+fn writable_year(d: NaiveDate) -> bool {
+    use chrono::Datelike;
+    (1..=9999).contains(&d.year())
 }
 
 /// The local date as written and the UTC instant of a date-time string.
@@ -398,6 +412,25 @@ mod tests {
 
     fn date(y: i32, m: u32, d: u32) -> NaiveDate {
         NaiveDate::from_ymd_opt(y, m, d).unwrap()
+    }
+
+    #[test]
+    fn years_that_cannot_be_written_back_are_refused() {
+        for (raw, ty) in [
+            ("-02025-01-31", FieldType::Date),
+            ("+12025-01-31", FieldType::Date),
+            ("-2025-01-31T00:00:00", FieldType::DateTime),
+            ("9999-12-31T23:00:00-05:00", FieldType::DateTime),
+            ("0000-06-01", FieldType::Date),
+        ] {
+            let err = from_text(raw, ty).unwrap_err();
+            assert!(
+                err.to_string().contains("between 0001 and 9999"),
+                "{raw}: {err}"
+            );
+        }
+        let v = from_text("9999-12-31", FieldType::Date).unwrap();
+        assert_eq!(from_text(&to_text(&v), FieldType::Date).unwrap(), v);
     }
 
     #[test]

@@ -8,6 +8,8 @@ pub mod app;
 pub mod config;
 pub mod connector;
 pub mod demo;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod secret;
 pub mod server;
 pub mod store;

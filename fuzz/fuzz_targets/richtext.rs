@@ -1,0 +1,6 @@
+//! libFuzzer entry for `tandem::fuzzing::richtext` (see docs/FUZZING.md).
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| tandem::fuzzing::richtext(data));
