@@ -880,12 +880,7 @@ fn inline_into(chars: &[char], marks: Marks, href: Option<&str>, out: &mut Vec<P
             '*' | '_' | '-' | '+'
                 if !marks.has(c) && !is_word(prev) && next.is_some_and(|n| !n.is_whitespace()) =>
             {
-                let close = (i + 2..chars.len()).find(|&j| {
-                    chars[j] == c
-                        && !chars[j - 1].is_whitespace()
-                        && chars[j - 1] != '\\'
-                        && !is_word(chars.get(j + 1).copied())
-                });
+                let close = find_closing(chars, i + 1, c);
                 match close {
                     Some(end) => {
                         push_text(out, &std::mem::take(&mut buf), marks, href);
@@ -906,7 +901,10 @@ fn inline_into(chars: &[char], marks: Marks, href: Option<&str>, out: &mut Vec<P
                 };
                 let inner = &chars[i + 1..end];
                 let inner_s: String = inner.iter().collect();
-                if let Some(user) = inner_s.strip_prefix('~') {
+                // `[~user]` is a mention; `[~x|url]` is a link whose text starts with `~`.
+                if let Some(user) = inner_s.strip_prefix('~')
+                    && !user.contains('|')
+                {
                     let id = user.strip_prefix("accountid:").unwrap_or(user).trim();
                     if !id.is_empty() {
                         push_text(out, &std::mem::take(&mut buf), marks, href);
@@ -957,13 +955,51 @@ fn inline_into(chars: &[char], marks: Marks, href: Option<&str>, out: &mut Vec<P
     push_text(out, &buf, marks, href);
 }
 
+/// Where the code span `{{…}}` starting at `j` ends (the index after it), if one does.
+fn code_span_end(chars: &[char], j: usize) -> Option<usize> {
+    if chars.get(j) == Some(&'{') && chars.get(j + 1) == Some(&'{') {
+        find(chars, j + 2, &['}', '}'], false).map(|e| e + 2)
+    } else {
+        None
+    }
+}
+
+/// The closing `c` of a constrained mark whose content starts at `from`: after a non-space,
+/// before a non-word character, not escaped and not inside a code span.
+fn find_closing(chars: &[char], from: usize, c: char) -> Option<usize> {
+    let mut j = from;
+    while j < chars.len() {
+        if chars[j] == '\\' {
+            j += 2;
+            continue;
+        }
+        if let Some(end) = code_span_end(chars, j) {
+            j = end;
+            continue;
+        }
+        if j > from
+            && chars[j] == c
+            && !chars[j - 1].is_whitespace()
+            && !is_word(chars.get(j + 1).copied())
+        {
+            return Some(j);
+        }
+        j += 1;
+    }
+    None
+}
+
 /// The next occurrence of `seq` at or after `from`; with `skip_escaped`, characters after a
-/// backslash are not matched.
+/// backslash and code spans are not matched.
 fn find(chars: &[char], from: usize, seq: &[char], skip_escaped: bool) -> Option<usize> {
     let mut j = from;
     while j < chars.len() {
         if chars[j..].starts_with(seq) {
             return Some(j);
+        }
+        if skip_escaped && let Some(end) = code_span_end(chars, j) {
+            j = end;
+            continue;
         }
         j += if skip_escaped && chars[j] == '\\' {
             2
@@ -1207,6 +1243,22 @@ mod tests {
             "h2. Title\n\n* one\n*# one.a\n* two\n\n{code:rust}\nfn main() {}\n\nx\n{code}\n\n{quote}\nquoted\n{quote}\n\n----"
         );
         assert_eq!(from_wiki(&w), d);
+    }
+
+    #[test]
+    fn code_spans_and_tilde_links_read_as_written() {
+        // A marker inside a code span does not close the mark around it.
+        let d = from_wiki("*{{*}}*");
+        assert_eq!(d["content"][0]["content"][0]["text"], "*");
+        assert_eq!(
+            d["content"][0]["content"][0]["marks"],
+            json!([{"type": "strong"}, {"type": "code"}])
+        );
+        // `[~x|url]` is a link, `[~x]` a mention.
+        let d = from_wiki("[~x|https://e.com] [~accountid:abc]");
+        let c = &d["content"][0]["content"];
+        assert_eq!(c[0]["marks"][0]["attrs"]["href"], "https://e.com");
+        assert_eq!(c[2], json!({"type": "mention", "attrs": {"id": "abc"}}));
     }
 
     #[test]
