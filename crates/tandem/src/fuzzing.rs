@@ -181,8 +181,11 @@ pub fn richtext(data: &[u8]) {
     let _ = Doc::from_wiki(&doc.to_wiki());
 }
 
+/// A target: arbitrary bytes in, no panic out.
+pub type Target = fn(&[u8]);
+
 /// Every target by name, for drivers that pick one at run time.
-pub const TARGETS: [(&str, fn(&[u8])); 5] = [
+pub const TARGETS: [(&str, Target); 5] = [
     ("webhook_jira", webhook_jira),
     ("webhook_rest", webhook_rest),
     ("mapping_csv", mapping_csv),
