@@ -15,7 +15,7 @@ mod webhook;
 pub use external::{ExternalSandbox, ExternalSandboxConfig};
 pub use faults::Faults;
 pub use jira::{JiraSandbox, JiraSandboxConfig};
-pub use net::STATUS_DROPPED;
+pub use net::{STATUS_DROPPED, STATUS_LOST_RESPONSE};
 pub use webhook::RetryPolicy;
 
 /// One request as a sandbox received it.
@@ -26,7 +26,8 @@ pub struct RecordedRequest {
     pub query: Option<String>,
     /// The body parsed as JSON; `Null` when empty, a JSON string when not JSON.
     pub body: serde_json::Value,
-    /// The status sent, or [`STATUS_DROPPED`] when a fault closed the connection instead.
+    /// The status sent, or [`STATUS_DROPPED`] / [`STATUS_LOST_RESPONSE`] when a fault closed
+    /// the connection instead (before handling / after handling).
     pub status: u16,
 }
 

@@ -206,8 +206,14 @@ impl RequestLog {
     }
 }
 
-/// Status recorded for requests whose connection was dropped by a fault: no status was sent.
+/// Status recorded for requests whose connection was dropped by a fault before they were
+/// handled: no status was sent and nothing changed.
 pub const STATUS_DROPPED: u16 = 0;
+
+/// Status recorded for a lost response: the request was handled (a write changed state), then
+/// the connection was closed without an answer. The client sees the same network error as for
+/// [`STATUS_DROPPED`]; the log tells them apart so tests can count writes that happened.
+pub const STATUS_LOST_RESPONSE: u16 = 1;
 
 /// State for [`log_and_faults`].
 #[derive(Clone)]
@@ -268,7 +274,9 @@ pub(crate) async fn log_and_faults(
             None => tracing::warn!("no connection handle; cannot drop the connection"),
         }
     }
-    record.status = if dropped {
+    record.status = if fault == ApiFault::LoseResponse {
+        STATUS_LOST_RESPONSE
+    } else if dropped {
         STATUS_DROPPED
     } else {
         response.status().as_u16()

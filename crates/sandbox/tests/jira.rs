@@ -697,11 +697,8 @@ async fn faults_errors_drops_and_request_log() {
         .filter(|r| r.method == "POST" && r.path == "/rest/api/3/issue")
         .collect();
     assert_eq!(posts.len(), 2);
-    assert!(
-        posts
-            .iter()
-            .all(|r| r.status == tandem_sandbox::STATUS_DROPPED)
-    );
+    assert_eq!(posts[0].status, tandem_sandbox::STATUS_DROPPED);
+    assert_eq!(posts[1].status, tandem_sandbox::STATUS_LOST_RESPONSE);
     assert_eq!(posts[1].body["fields"]["summary"], "ghost");
     sb.shutdown().await;
 }

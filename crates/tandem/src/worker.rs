@@ -6,8 +6,9 @@
 //!
 //! For each event the worker:
 //! 1. finds the link (store), else discovers it (Jira's link field), else creates the twin
-//!    when the connection allows it — under a per-connection lock so that the echo of a twin
-//!    being created cannot race into creating a second twin;
+//!    when the connection allows it — under a per-connection lock, held across processes
+//!    through the store ([`Store::lock_connection`]), so that the echo of a twin being
+//!    created cannot race into creating a second twin, even on another instance;
 //! 2. reads the twin's current values and runs the pure planning step (echo suppression,
 //!    stale-state protection, conflict policy);
 //! 3. applies all changed fields in one write, then records shadow, audit rows and the
@@ -151,8 +152,12 @@ pub struct Engine {
 /// How one event ended, for logs and metrics.
 #[derive(Debug)]
 enum Outcome {
-    Applied { writes: usize },
+    Applied {
+        writes: usize,
+    },
     Ignored(String),
+    /// Given back to the queue under its link's ordering key (see `moved_to_link_key`).
+    Requeued,
 }
 
 /// Why processing stopped, classified for the retry schedule.
@@ -300,6 +305,9 @@ impl Engine {
                 metrics::counter!("tandem_events_ignored_total", &labels).increment(1);
                 info!(event = id, connection = %event.connection, side = %event.source, item = %event.item_id, %reason, "event ignored");
             }
+            Ok(Outcome::Requeued) => {
+                debug!(event = id, "event moved under its link's ordering key");
+            }
             Err(Failure::LeaseLost) => {
                 warn!(
                     event = id,
@@ -406,20 +414,50 @@ impl Engine {
             .link_by_item(&conn.name, event.source, &event.item_id)
             .await?;
         match link {
-            Some(link) => self.apply_to_link(conn, queued, link, None).await,
+            Some(link) => {
+                if self.moved_to_link_key(queued, &link).await? {
+                    return Ok(Outcome::Requeued);
+                }
+                self.apply_to_link(conn, queued, link, None).await
+            }
             None => {
-                // Discovery and creation are serialised per connection (see `link_lock`).
+                // Discovery and creation are serialised per connection: in this process by
+                // `link_lock` (so waiters do not each hold a database session), across
+                // processes sharing the store by its connection lock. The link is re-read
+                // under both, so an echo of a twin created meanwhile finds its link.
                 let _guard = conn.link_lock.lock().await;
+                let _store_guard = self.store.lock_connection(&conn.name).await?;
                 match self
                     .store
                     .link_by_item(&conn.name, event.source, &event.item_id)
                     .await?
                 {
-                    Some(link) => self.apply_to_link(conn, queued, link, None).await,
+                    Some(link) => {
+                        if self.moved_to_link_key(queued, &link).await? {
+                            return Ok(Outcome::Requeued);
+                        }
+                        self.apply_to_link(conn, queued, link, None).await
+                    }
                     None => self.link_or_create(conn, queued).await,
                 }
             }
         }
+    }
+
+    /// An event queued before its item was linked is under the item's own key, so it could
+    /// run alongside the link's events and plan against a shadow another worker is about to
+    /// change (writing an older value back over a newer one). Such an event is moved under
+    /// the link's key and given back to the queue, to run in order with the link's events.
+    async fn moved_to_link_key(&self, queued: &QueuedEvent, link: &Link) -> Result<bool, Failure> {
+        let key = ordering_key(&queued.event, Some(link));
+        let moved = self
+            .store
+            .move_to_key(queued.id, &self.settings.owner, &key, Utc::now())
+            .await?;
+        if moved {
+            self.wake.notify_one();
+        }
+        Ok(moved)
     }
 
     /// The event's own values, fetching the item when the delivery did not carry them.

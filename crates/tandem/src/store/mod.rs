@@ -287,6 +287,28 @@ pub struct DeadLetter {
     pub event: ChangeEvent,
 }
 
+/// A held [`Store::lock_connection`] lock; dropping it releases the lock.
+///
+/// The backend keeps whatever holds the lock (a database session, a mutex guard) inside; the
+/// caller only keeps the value alive for as long as it needs the lock.
+pub struct ConnectionLock {
+    _held: Box<dyn std::any::Any + Send>,
+}
+
+impl ConnectionLock {
+    pub(crate) fn new(held: impl std::any::Any + Send) -> Self {
+        ConnectionLock {
+            _held: Box::new(held),
+        }
+    }
+}
+
+impl fmt::Debug for ConnectionLock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ConnectionLock")
+    }
+}
+
 /// The durable store. Every method is one round of I/O against the database; methods that
 /// write more than one row do so in one transaction.
 ///
@@ -358,6 +380,22 @@ pub trait Store: Send + Sync + 'static {
         now: DateTime<Utc>,
     ) -> StoreResult<u32>;
 
+    /// Moves a leased event to `ordering_key` and gives it back to the queue, due `now`, when
+    /// it is queued under another key; `Ok(true)` if it moved (the caller stops processing
+    /// it), `Ok(false)` if it already was under that key or `owner` no longer holds it.
+    ///
+    /// An event queued before its item was linked sits under the item's own key, so it is
+    /// not serialised with the link's events; moved under the link's key (keeping its id,
+    /// so it stays ahead of later events), it is claimed only once no other event of the
+    /// link is in flight.
+    async fn move_to_key(
+        &self,
+        event_id: i64,
+        owner: &str,
+        ordering_key: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool>;
+
     /// Gives up on the event: attempts + 1, status dead, lease cleared, a dead-letter row.
     async fn dead_letter(
         &self,
@@ -397,6 +435,17 @@ pub trait Store: Send + Sync + 'static {
         side: Side,
         item_id: &str,
     ) -> StoreResult<Option<Link>>;
+
+    /// Takes the lock that serialises link discovery and twin creation for `connection`
+    /// among every worker sharing this store, in this process and in others: without it,
+    /// the echo of a twin that one instance is creating can be picked up by another instance
+    /// before the link is stored, and that one would create a second twin. Waits while
+    /// another holder has it; released when the returned value is dropped.
+    ///
+    /// PostgreSQL: a session advisory lock on a pooled connection (a killed holder's session
+    /// ends and the lock with it). SQLite: an in-process lock; one SQLite file serves one
+    /// process, so several instances need PostgreSQL.
+    async fn lock_connection(&self, connection: &str) -> StoreResult<ConnectionLock>;
 
     /// Inserts a new link; `Ok(Err(existing))` when its Jira id or external id is already
     /// linked in that connection (nothing written).

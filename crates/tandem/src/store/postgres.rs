@@ -7,12 +7,13 @@
 //! ([`open_postgres_in_schema`]) so parallel runs do not collide.
 
 use super::{
-    AuditEntry, AuditRow, Completion, DeadLetter, Enqueued, EventFilter, EventRow, EventStatus,
-    LinkRow, QueuedEvent, Store, StoreError, StoreResult, check_completion, decode_event,
-    decode_status, lease_expiry, link_conflict, redact_url, to_json,
+    AuditEntry, AuditRow, Completion, ConnectionLock, DeadLetter, Enqueued, EventFilter, EventRow,
+    EventStatus, LinkRow, QueuedEvent, Store, StoreError, StoreResult, check_completion,
+    decode_event, decode_status, lease_expiry, link_conflict, redact_url, to_json,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow};
 use sqlx::{ColumnIndex, Connection, Decode, Postgres, Row, Type};
 use std::str::FromStr;
@@ -29,6 +30,47 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[(
 
 /// Advisory lock held while migrating, so instances starting together migrate one at a time.
 const MIGRATION_LOCK: i64 = 0x7a6e_6465_6d00_0001;
+
+/// First key of the two-key advisory locks taken by [`Store::lock_connection`] (the second is
+/// `hashtext(connection name)`). Two-key and one-key advisory locks live in separate spaces,
+/// so these can never collide with [`MIGRATION_LOCK`].
+const CONNECTION_LOCK_CLASS: i32 = 0x5444_4d31;
+
+/// How long [`Store::lock_connection`] waits before giving up with a (transient) error, so a
+/// wedged holder delays events instead of stalling a worker forever.
+const CONNECTION_LOCK_WAIT: Duration = Duration::from_secs(30);
+
+/// A session advisory lock and the pooled connection whose session holds it.
+struct PgAdvisoryLock {
+    conn: Option<PoolConnection<Postgres>>,
+    connection: String,
+}
+
+impl Drop for PgAdvisoryLock {
+    fn drop(&mut self) {
+        let Some(mut conn) = self.conn.take() else {
+            return;
+        };
+        let connection = std::mem::take(&mut self.connection);
+        match tokio::runtime::Handle::try_current() {
+            // Unlock, then the connection goes back to the pool for other work.
+            Ok(rt) => {
+                rt.spawn(async move {
+                    let unlocked = sqlx::query("SELECT pg_advisory_unlock($1, hashtext($2))")
+                        .bind(CONNECTION_LOCK_CLASS)
+                        .bind(&connection)
+                        .execute(&mut *conn)
+                        .await;
+                    if unlocked.is_err() {
+                        // Ending the session is the other way to release a session lock.
+                        conn.close_on_drop();
+                    }
+                });
+            }
+            Err(_) => conn.close_on_drop(),
+        }
+    }
+}
 
 /// Columns of `events` in the order [`event_row`] reads them.
 macro_rules! event_cols {
@@ -547,6 +589,28 @@ impl Store for PgStore {
         })
     }
 
+    async fn move_to_key(
+        &self,
+        event_id: i64,
+        owner: &str,
+        ordering_key: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        let moved = sqlx::query(
+            "UPDATE events
+             SET ordering_key = $1, status = 'pending', next_attempt_at = $2,
+                 lease_owner = NULL, lease_expires_at = NULL, updated_at = $2
+             WHERE id = $3 AND status = 'leased' AND lease_owner = $4 AND ordering_key <> $1",
+        )
+        .bind(ordering_key)
+        .bind(now)
+        .bind(event_id)
+        .bind(owner)
+        .execute(&self.pool)
+        .await?;
+        Ok(moved.rows_affected() > 0)
+    }
+
     async fn dead_letter(
         &self,
         event_id: i64,
@@ -728,6 +792,33 @@ impl Store for PgStore {
             .as_ref()
             .map(link_row)
             .transpose()
+    }
+
+    async fn lock_connection(&self, connection: &str) -> StoreResult<ConnectionLock> {
+        let mut conn = self.pool.acquire().await?;
+        let locked = tokio::time::timeout(
+            CONNECTION_LOCK_WAIT,
+            sqlx::query("SELECT pg_advisory_lock($1, hashtext($2))")
+                .bind(CONNECTION_LOCK_CLASS)
+                .bind(connection)
+                .execute(&mut *conn),
+        )
+        .await;
+        match locked {
+            Ok(Ok(_)) => Ok(ConnectionLock::new(PgAdvisoryLock {
+                conn: Some(conn),
+                connection: connection.to_string(),
+            })),
+            Ok(Err(e)) => Err(e.into()),
+            Err(_) => {
+                // The lock may be granted after we stop waiting: ending the session drops it.
+                conn.close_on_drop();
+                Err(StoreError::Db(format!(
+                    "timed out after {}s waiting for the link lock of connection `{connection}`",
+                    CONNECTION_LOCK_WAIT.as_secs()
+                )))
+            }
+        }
     }
 
     async fn insert_link(&self, link: &Link) -> StoreResult<Result<(), Link>> {

@@ -11,9 +11,9 @@
 //! the claim query compares them directly.
 
 use super::{
-    AuditEntry, AuditRow, Completion, DeadLetter, Enqueued, EventFilter, EventRow, EventStatus,
-    LinkRow, QueuedEvent, Store, StoreError, StoreResult, check_completion, decode_event,
-    decode_status, lease_expiry, link_conflict, to_json,
+    AuditEntry, AuditRow, Completion, ConnectionLock, DeadLetter, Enqueued, EventFilter, EventRow,
+    EventStatus, LinkRow, QueuedEvent, Store, StoreError, StoreResult, check_completion,
+    decode_event, decode_status, lease_expiry, link_conflict, to_json,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -22,8 +22,10 @@ use sqlx::sqlite::{
     SqliteRow, SqliteSynchronous,
 };
 use sqlx::{ColumnIndex, Decode, Row, Sqlite, Type};
+use std::collections::HashMap;
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 use tandem_core::{ChangeEvent, Link, Side};
 use tokio::sync::Mutex;
@@ -55,6 +57,9 @@ pub(crate) struct SqliteStore {
     /// Serialises this process's write transactions, so they wait on each other here rather
     /// than in SQLite's busy handler, which polls with sleeps.
     write: Mutex<()>,
+    /// [`Store::lock_connection`]'s locks, one per connection name. In-process only: one
+    /// SQLite file serves one `tandem serve` (several instances need PostgreSQL).
+    connection_locks: std::sync::Mutex<HashMap<String, Arc<Mutex<()>>>>,
 }
 
 /// How a timestamp is stored: fixed-width UTC text, so string order is time order.
@@ -202,6 +207,7 @@ impl SqliteStore {
         let store = SqliteStore {
             pool,
             write: Mutex::new(()),
+            connection_locks: std::sync::Mutex::new(HashMap::new()),
         };
         store.migrate().await?;
         Ok(store)
@@ -574,6 +580,29 @@ impl Store for SqliteStore {
         })
     }
 
+    async fn move_to_key(
+        &self,
+        event_id: i64,
+        owner: &str,
+        ordering_key: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        let _w = self.write.lock().await;
+        let moved = sqlx::query(
+            "UPDATE events
+             SET ordering_key = $1, status = 'pending', next_attempt_at = $2,
+                 lease_owner = NULL, lease_expires_at = NULL, updated_at = $2
+             WHERE id = $3 AND status = 'leased' AND lease_owner = $4 AND ordering_key <> $1",
+        )
+        .bind(ordering_key)
+        .bind(ts(now))
+        .bind(event_id)
+        .bind(owner)
+        .execute(&self.pool)
+        .await?;
+        Ok(moved.rows_affected() > 0)
+    }
+
     async fn dead_letter(
         &self,
         event_id: i64,
@@ -761,6 +790,18 @@ impl Store for SqliteStore {
             .as_ref()
             .map(link_row)
             .transpose()
+    }
+
+    async fn lock_connection(&self, connection: &str) -> StoreResult<ConnectionLock> {
+        let lock = {
+            // A poisoned map only means a panic elsewhere while inserting; the map is intact.
+            let mut locks = self
+                .connection_locks
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            locks.entry(connection.to_string()).or_default().clone()
+        };
+        Ok(ConnectionLock::new(lock.lock_owned().await))
     }
 
     async fn insert_link(&self, link: &Link) -> StoreResult<Result<(), Link>> {
