@@ -27,6 +27,8 @@ pub struct Running {
     stop: watch::Sender<bool>,
     server: JoinHandle<()>,
     worker: JoinHandle<()>,
+    /// The per-side pollers (see [`crate::poller`]).
+    poller: JoinHandle<()>,
 }
 
 impl Running {
@@ -34,6 +36,7 @@ impl Running {
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
         let _ = self.server.await;
+        let _ = self.poller.await;
         let _ = self.worker.await;
     }
 }
@@ -52,7 +55,7 @@ pub fn metrics_handle() -> Option<PrometheusHandle> {
 }
 
 /// A name for this process's leases: host, pid and a random suffix.
-fn owner_id() -> String {
+pub(crate) fn owner_id() -> String {
     let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "tandem".into());
     format!(
         "{host}-{}-{:08x}",
@@ -62,14 +65,15 @@ fn owner_id() -> String {
 }
 
 /// Builds both connectors of a connection and resolves their field names.
-async fn connection_runtime(
+pub(crate) async fn connection_runtime(
     conn: &ConnectionConfig,
     http: &reqwest::Client,
 ) -> anyhow::Result<ConnectionRuntime> {
     let make = |side: Side, cfg: connector::SideConfig<'_>| -> anyhow::Result<Arc<dyn Connector>> {
         connector::build(
             cfg,
-            ConnectorContext::new(side, conn.fields.clone(), http.clone()),
+            ConnectorContext::new(side, conn.fields.clone(), http.clone())
+                .with_filter(conn.filter.clone()),
         )
         .with_context(|| format!("connection `{}`, {side} side", conn.name))
     };
@@ -114,28 +118,13 @@ pub async fn start(
                 redact_url(&config.storage.url)
             )
         })?;
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .connect_timeout(Duration::from_secs(10))
-        .user_agent(concat!("tandem/", env!("CARGO_PKG_VERSION")))
-        .build()?;
+    let http = http_client()?;
     let mut connections = HashMap::new();
     for conn in &config.connections {
         let runtime = connection_runtime(conn, &http).await?;
         connections.insert(conn.name.clone(), Arc::new(runtime));
     }
-    let settings = WorkerSettings {
-        concurrency: config.worker.concurrency.max(1),
-        lease: Duration::from_secs(config.worker.lease_seconds.max(1)),
-        retry: RetryPolicy {
-            base: Duration::from_millis(config.worker.backoff_base_ms),
-            cap: Duration::from_millis(config.worker.backoff_cap_ms),
-            max_attempts: config.worker.max_attempts,
-        },
-        owner: owner_id(),
-        idle_poll: Duration::from_millis(200),
-    };
-    let engine = Engine::new(store, connections, settings);
+    let engine = Engine::new(store, connections, worker_settings(&config));
     let state = Arc::new(AppState {
         engine: engine.clone(),
         max_body_bytes: config.server.max_body_bytes,
@@ -160,6 +149,15 @@ pub async fn start(
             warn!(error = %e, "HTTP server stopped with an error");
         }
     });
+    let poller = crate::poller::spawn(
+        engine.clone(),
+        config
+            .connections
+            .iter()
+            .map(|c| (c.name.clone(), c.poll_interval))
+            .collect(),
+        stopped.clone(),
+    );
     let mut worker_stop = stopped;
     let worker = tokio::spawn(engine.clone().run(async move {
         let _ = worker_stop.wait_for(|s| *s).await;
@@ -172,7 +170,32 @@ pub async fn start(
         stop,
         server,
         worker,
+        poller,
     })
+}
+
+/// The HTTP client every connector shares (pool, timeouts, user agent).
+pub(crate) fn http_client() -> reqwest::Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .connect_timeout(Duration::from_secs(10))
+        .user_agent(concat!("tandem/", env!("CARGO_PKG_VERSION")))
+        .build()
+}
+
+/// The worker settings `[worker]` describes (shared with `tandem sync`'s own engine).
+pub(crate) fn worker_settings(config: &Config) -> WorkerSettings {
+    WorkerSettings {
+        concurrency: config.worker.concurrency.max(1),
+        lease: Duration::from_secs(config.worker.lease_seconds.max(1)),
+        retry: RetryPolicy {
+            base: Duration::from_millis(config.worker.backoff_base_ms),
+            cap: Duration::from_millis(config.worker.backoff_cap_ms),
+            max_attempts: config.worker.max_attempts,
+        },
+        owner: owner_id(),
+        idle_poll: Duration::from_millis(200),
+    }
 }
 
 /// A storage URL fit for messages: any password is replaced by `***`.

@@ -374,7 +374,7 @@ struct RawConnection {
     /// `both` (default) | `to_jira` | `to_external` | `none`.
     #[serde(default)]
     create: CreatePolicy,
-    /// `"30s"`, `"5m"`, `"1h"`, `"0"` (off). Default `"60s"`.
+    /// `"200ms"`, `"30s"`, `"5m"`, `"1h"`, `"0"` (off). Default `"60s"`.
     #[serde(default = "default_poll_interval", deserialize_with = "de_duration")]
     poll_interval: Duration,
     /// `[connection.filter]`
@@ -417,14 +417,27 @@ fn default_poll_interval() -> Duration {
     Duration::from_secs(60)
 }
 
-/// Parses `"0"`, `"Ns"`, `"Nm"` or `"Nh"`.
+/// Parses `"0"`, `"Nms"`, `"Ns"`, `"Nm"` or `"Nh"`.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let t = text.trim();
     if t == "0" {
         return Ok(Duration::ZERO);
     }
-    let invalid =
-        || format!("invalid duration `{text}`: expected e.g. \"30s\", \"5m\", \"1h\" or \"0\"");
+    let invalid = || {
+        format!(
+            "invalid duration `{text}`: expected e.g. \"200ms\", \"30s\", \"5m\", \"1h\" or \"0\""
+        )
+    };
+    // Milliseconds first: "ms" would otherwise read as minutes of "Nm" followed by junk.
+    if let Some(digits) = t.strip_suffix("ms") {
+        if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(invalid());
+        }
+        return digits
+            .parse::<u64>()
+            .map(Duration::from_millis)
+            .map_err(|_| format!("duration `{text}` is too large"));
+    }
     // Split on the last *character*: slicing at a byte could land inside a multi-byte one.
     let mut chars = t.chars();
     let multiplier = match chars.next_back() {
@@ -1904,6 +1917,12 @@ auth = { type = "basic", username = "sync", password = "${EXT_PASSWORD}" }
         assert_eq!(parse_duration("0"), Ok(Duration::ZERO));
         assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
         assert_eq!(parse_duration("2h"), Ok(Duration::from_secs(7200)));
+        assert_eq!(parse_duration("200ms"), Ok(Duration::from_millis(200)));
+        assert_eq!(parse_duration(" 1500ms "), Ok(Duration::from_millis(1500)));
+        assert!(parse_duration("ms").is_err());
+        assert!(parse_duration("-5ms").is_err());
+        assert!(parse_duration("5 ms").is_err());
+        assert!(parse_duration("99999999999999999999999ms").is_err());
         assert!(parse_duration("").is_err());
         assert!(parse_duration("5").is_err());
         assert!(parse_duration("-5s").is_err());

@@ -10,7 +10,9 @@ pub mod connector;
 pub mod demo;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod poller;
 pub mod secret;
 pub mod server;
 pub mod store;
+pub mod sync;
 pub mod worker;

@@ -229,12 +229,6 @@ async fn main() -> ExitCode {
     }
 }
 
-/// Exit code for a command that is not wired in yet.
-fn not_yet(what: &str) -> anyhow::Result<ExitCode> {
-    eprintln!("`tandem {what}` is not yet available");
-    Ok(ExitCode::from(2))
-}
-
 /// Logs go to stderr so stdout stays for a command's own output.
 fn init_logging(format: LogFormat) {
     use tracing_subscriber::EnvFilter;
@@ -432,8 +426,42 @@ async fn cmd_sync(
     connection: Option<&str>,
     dry_run: bool,
 ) -> anyhow::Result<ExitCode> {
-    let _ = (config_path, connection, dry_run);
-    not_yet("sync")
+    // Per-event logs would drown the progress; warnings only unless RUST_LOG says otherwise.
+    if std::env::var_os("RUST_LOG").is_none() {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new("warn"))
+            .with_writer(std::io::stderr)
+            .try_init();
+    } else {
+        init_logging(LogFormat::Text);
+    }
+    let config = match load_config(config_path) {
+        Ok(c) => c,
+        Err(code) => return Ok(code),
+    };
+    use std::io::IsTerminal;
+    let opts = tandem::sync::SyncOptions {
+        connection: connection.map(str::to_string),
+        dry_run,
+        progress: if std::io::stderr().is_terminal() {
+            tandem::sync::Progress::Bar
+        } else {
+            tandem::sync::Progress::Lines
+        },
+    };
+    // Ctrl-C / SIGTERM stop the run cleanly (leases released); running again resumes.
+    let summary = tandem::sync::run(&config, &opts, shutdown_signal()).await?;
+    for line in &summary.actions {
+        println!("{line}");
+    }
+    println!("{}", summary.render());
+    Ok(
+        if summary.failed_total() > 0 || summary.interrupted || summary.unfinished > 0 {
+            ExitCode::FAILURE
+        } else {
+            ExitCode::SUCCESS
+        },
+    )
 }
 
 async fn cmd_events_list(config_path: &Path, status: Option<&str>) -> anyhow::Result<ExitCode> {
@@ -531,13 +559,82 @@ async fn cmd_jira_webhook_register(
     connection: &str,
     url: &str,
 ) -> anyhow::Result<ExitCode> {
-    let _ = (config_path, connection, url);
-    not_yet("jira webhook register")
+    let config = match load_config(config_path) {
+        Ok(c) => c,
+        Err(code) => return Ok(code),
+    };
+    let Some(conn) = config.connections.iter().find(|c| c.name == connection) else {
+        let names: Vec<&str> = config.connections.iter().map(|c| c.name.as_str()).collect();
+        eprintln!(
+            "no connection named `{connection}` in {} (configured: {})",
+            config_path.display(),
+            names.join(", ")
+        );
+        return Ok(ExitCode::from(2));
+    };
+    let http = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(30))
+        .build()?;
+    match tandem::connector::jira::admin::register_webhook(conn, url, http).await {
+        Ok(hook) => {
+            println!(
+                "registered Jira webhook `{}` on {}",
+                hook.name, conn.jira.base_url
+            );
+            println!("  delivers to: {}", hook.url);
+            println!("  events:      {}", hook.events.join(", "));
+            println!("  JQL filter:  {}", hook.jql);
+            println!(
+                "  signed:      {}",
+                if hook.signed {
+                    "yes (X-Hub-Signature with the connection's webhook_secret)"
+                } else {
+                    "no: set webhook_secret in [connection.jira] so deliveries can be verified"
+                }
+            );
+            if let Some(loc) = hook.location {
+                println!("  Jira:        {loc}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            eprintln!("could not register the webhook: {e}");
+            Ok(ExitCode::FAILURE)
+        }
+    }
 }
 
 async fn cmd_bench(quick: bool, json: bool) -> anyhow::Result<ExitCode> {
-    let _ = (quick, json);
-    not_yet("bench")
+    // The bench prints its own figures; logs only for warnings unless RUST_LOG says otherwise.
+    if std::env::var_os("RUST_LOG").is_none() {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new("warn"))
+            .with_writer(std::io::stderr)
+            .try_init();
+    }
+    let mut opts = if quick {
+        tandem::bench::BenchOptions::quick()
+    } else {
+        tandem::bench::BenchOptions::full()
+    };
+    opts.progress = !json;
+    let report = tandem::bench::run(opts).await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", tandem::bench::render(&report));
+    }
+    // Figures are never judged here; only Tandem failing to carry every edit is a failure.
+    let t = &report.tandem;
+    let all_landed = t.jira_to_external.landed == t.jira_to_external.edits
+        && t.external_to_jira.landed == t.external_to_jira.edits
+        && t.throughput.links_landed == t.throughput.links
+        && t.lost_edits == 0;
+    Ok(if all_landed {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 #[cfg(test)]

@@ -246,6 +246,9 @@ impl Engine {
                 tokio::spawn(async move {
                     engine.process(queued).await;
                     drop(permit);
+                    // A free slot (and the next event of this ordering key, now due) should
+                    // be claimed at once, not after the idle poll.
+                    engine.wake.notify_one();
                 });
             }
             if idle {

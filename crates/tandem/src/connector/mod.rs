@@ -21,7 +21,7 @@ use std::time::Duration;
 use tandem_core::mapping::Mapping;
 use tandem_core::{ChangeEvent, FieldValue, Side};
 
-use crate::config::{ExternalConfig, JiraConfig, RestConfig};
+use crate::config::{ExternalConfig, FilterConfig, JiraConfig, RestConfig};
 
 /// What every connector is built with besides its own configuration.
 #[derive(Debug, Clone)]
@@ -33,6 +33,9 @@ pub struct ConnectorContext {
     pub mapping: tandem_core::mapping::Mapping,
     /// Shared HTTP client (connection pool, timeouts).
     pub http: reqwest::Client,
+    /// The connection's `[connection.filter]`: which Jira issues take part. A Jira connector on
+    /// the connection's Jira side lists (polls, bulk sync) only those.
+    pub filter: FilterConfig,
 }
 
 impl ConnectorContext {
@@ -41,7 +44,14 @@ impl ConnectorContext {
             side,
             mapping,
             http,
+            filter: FilterConfig::default(),
         }
+    }
+
+    /// The same context, restricted to the connection's filter.
+    pub fn with_filter(mut self, filter: FilterConfig) -> Self {
+        self.filter = filter;
+        self
     }
 }
 

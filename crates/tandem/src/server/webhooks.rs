@@ -109,28 +109,7 @@ pub(super) async fn receive(
         metrics::counter!("tandem_events_received_total", &labels).increment(1);
         // Events about a linked item share the link's ordering key, so both sides of one
         // link are applied in order; unlinked items are keyed by themselves.
-        let ordering_key = match state
-            .engine
-            .store
-            .link_by_item(&connection, side, &event.item_id)
-            .await
-        {
-            Ok(Some(link)) => format!("{}:link:{}", connection, link.jira_id),
-            Ok(None) => event.ordering_key(),
-            Err(e) => {
-                warn!(error = %e, "store unavailable while receiving a webhook");
-                return error(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "the store is unavailable; retry later",
-                );
-            }
-        };
-        match state
-            .engine
-            .store
-            .enqueue_with_key(event, &ordering_key, Utc::now())
-            .await
-        {
+        match crate::worker::enqueue(state.engine.store.as_ref(), event, Utc::now()).await {
             Ok(Enqueued::New(id)) => queued.push(id),
             Ok(Enqueued::Duplicate(id)) => duplicates.push(id),
             Err(e) => {

@@ -26,6 +26,13 @@ pub struct Options {
     pub connection_extra: String,
     pub filter: String,
     pub jira_secret: Option<&'static str>,
+    /// `poll_interval` of the connection (`None`: the default, 60 s).
+    pub poll_interval: Option<&'static str>,
+    /// Start Tandem and point the sandboxes' webhooks at it (`false`: sandboxes and config
+    /// only, e.g. for `tandem sync`).
+    pub serve: bool,
+    /// `[worker] lease_seconds`.
+    pub lease_seconds: u64,
 }
 
 impl Default for Options {
@@ -34,6 +41,9 @@ impl Default for Options {
             connection_extra: String::new(),
             filter: "projects = [\"TEST\"]".into(),
             jira_secret: Some("jira-hook-secret"),
+            poll_interval: None,
+            serve: true,
+            lease_seconds: 30,
         }
     }
 }
@@ -72,10 +82,11 @@ concurrency = 4
 max_attempts = 4
 backoff_base_ms = 50
 backoff_cap_ms = 400
-lease_seconds = 30
+lease_seconds = {lease}
 [[connection]]
 name = "seed"
 mapping = "fieldMappings.csv"
+{poll}
 {extra}
 [connection.filter]
 {filter}
@@ -94,6 +105,11 @@ auth = {{ type = "basic", username = "external", password = "external-secret" }}
 webhook_token = "ext-hook-token"
 "#,
         extra = opts.connection_extra,
+        lease = opts.lease_seconds,
+        poll = opts
+            .poll_interval
+            .map(|p| format!("poll_interval = \"{p}\""))
+            .unwrap_or_default(),
         filter = opts.filter,
         jira_url = jira.url(),
         ext_url = external.url(),
@@ -101,6 +117,15 @@ webhook_token = "ext-hook-token"
     let path = dir.path().join("tandem.toml");
     std::fs::write(&path, config).unwrap();
     let config = tandem::config::load(&path).expect("config loads");
+    if !opts.serve {
+        return World {
+            jira,
+            external,
+            tandem: None,
+            dir,
+            base: String::new(),
+        };
+    }
     let running = app::start(
         config,
         "127.0.0.1:0".parse().unwrap(),

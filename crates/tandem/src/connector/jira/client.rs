@@ -114,7 +114,42 @@ impl JiraClient {
         query: &[(&str, String)],
         body: Option<&Value>,
     ) -> ConnectorResult<Answer> {
-        let url = self.url(segments);
+        self.call_url(method, self.url(segments), query, body).await
+    }
+
+    /// `base` + the given segments from the site root (APIs outside `/rest/api/N`).
+    fn root_url(&self, segments: &[&str]) -> Url {
+        let mut url = self.base.clone();
+        if let Ok(mut path) = url.path_segments_mut() {
+            path.pop_if_empty();
+            path.extend(segments);
+        }
+        url
+    }
+
+    /// `POST /rest/webhooks/1.0/webhook`: registers an admin webhook (admin rights needed).
+    pub async fn register_admin_webhook(&self, body: &Value) -> ConnectorResult<Value> {
+        let url = self.root_url(&["rest", "webhooks", "1.0", "webhook"]);
+        self.call_url(Method::POST, url, &[], Some(body))
+            .await?
+            .json("jira: registered webhook")
+    }
+
+    /// `GET /rest/webhooks/1.0/webhook`: the admin webhooks.
+    pub async fn admin_webhooks(&self) -> ConnectorResult<Value> {
+        let url = self.root_url(&["rest", "webhooks", "1.0", "webhook"]);
+        self.call_url(Method::GET, url, &[], None)
+            .await?
+            .json("jira: webhook list")
+    }
+
+    async fn call_url(
+        &self,
+        method: Method,
+        url: Url,
+        query: &[(&str, String)],
+        body: Option<&Value>,
+    ) -> ConnectorResult<Answer> {
         let what = format!("jira: {method} {}", url.path());
         let mut req = self
             .http

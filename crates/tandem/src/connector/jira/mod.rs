@@ -11,6 +11,7 @@
 //! phrase and for the JQL string), and every search hit is checked client-side, because `~`
 //! is a full-text match, not equality.
 
+pub mod admin;
 pub mod client;
 pub mod fields;
 pub mod webhook;
@@ -21,7 +22,7 @@ use super::{
     CheckReport, Connector, ConnectorContext, ConnectorError, ConnectorResult, Fields, Item, Page,
     WebhookError,
 };
-use crate::config::{JiraApi, JiraConfig};
+use crate::config::{FilterConfig, JiraApi, JiraConfig};
 use crate::secret::Secret;
 use async_trait::async_trait;
 use chrono::{DateTime, TimeZone, Utc};
@@ -55,6 +56,8 @@ pub struct JiraConnector {
     issue_type: String,
     link_field: Option<String>,
     webhook_secret: Option<Secret>,
+    /// The connection's filter; empty (the project only) on the external side of Jira ↔ Jira.
+    filter: FilterConfig,
     resolved: RwLock<Option<Arc<Resolved>>>,
 }
 
@@ -118,8 +121,20 @@ impl JiraConnector {
             issue_type: cfg.issue_type.trim().to_string(),
             link_field,
             webhook_secret: cfg.webhook_secret.clone().filter(|s| !s.is_empty()),
+            // `[connection.filter]` describes the connection's Jira side; a Jira site on the
+            // external side is scoped by its own project.
+            filter: if ctx.side == Side::Jira {
+                ctx.filter
+            } else {
+                FilterConfig::default()
+            },
             resolved: RwLock::new(None),
         })
+    }
+
+    /// The REST client, for administration calls outside the [`Connector`] trait.
+    pub fn client(&self) -> &JiraClient {
+        &self.client
     }
 
     /// The mapping's field names on this connector's side, in file order.
@@ -371,6 +386,38 @@ impl JiraConnector {
     fn project_clause(&self) -> String {
         format!("project = {}", jql_string(&self.project))
     }
+}
+
+/// The JQL that selects a connection's issues: its projects (the filter's, else the connector's
+/// own `project`), its issue types, and the filter's extra JQL in parentheses. Polls, bulk sync
+/// and the registered webhook's filter all use it, so they agree on what is in scope.
+pub fn scope_jql(project: &str, filter: &FilterConfig) -> String {
+    let list = |values: &[String]| {
+        values
+            .iter()
+            .map(|v| jql_string(v.trim()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let mut clauses = Vec::new();
+    if filter.projects.is_empty() {
+        clauses.push(format!("project in ({})", jql_string(project)));
+    } else {
+        clauses.push(format!("project in ({})", list(&filter.projects)));
+    }
+    if !filter.issue_types.is_empty() {
+        clauses.push(format!("issuetype in ({})", list(&filter.issue_types)));
+    }
+    if let Some(extra) = filter
+        .jql
+        .as_deref()
+        .map(str::trim)
+        .filter(|j| !j.is_empty())
+    {
+        // The user's own JQL, trusted as configuration; parenthesised so its ORs stay inside.
+        clauses.push(format!("({extra})"));
+    }
+    clauses.join(" AND ")
 }
 
 /// A JQL string literal holding `s`: backslash and double quote escaped, control characters
@@ -722,8 +769,8 @@ impl Connector for JiraConnector {
         let (bound, cursor) = decode_cursor(self.client.api(), page)?;
         let bound = bound.unwrap_or_else(|| updated_bound(&since, &Utc::now()));
         let jql = format!(
-            "project in ({}) AND updated >= {} ORDER BY updated ASC",
-            jql_string(&self.project),
+            "{} AND updated >= {} ORDER BY updated ASC",
+            scope_jql(&self.project, &self.filter),
             jql_string(&bound)
         );
         let result = self
@@ -794,6 +841,21 @@ mod tests {
             r#""\"x\\\\\\\" OR key = X\"""#
         );
         assert_eq!(jql_string("a\nb\u{1}"), "\"a\\nb\\u0001\"");
+    }
+
+    #[test]
+    fn scope_jql_follows_the_filter() {
+        let none = FilterConfig::default();
+        assert_eq!(scope_jql("TEST", &none), r#"project in ("TEST")"#);
+        let f = FilterConfig {
+            projects: vec!["A".into(), "B\"x".into()],
+            issue_types: vec!["Bug".into()],
+            jql: Some("labels = sync OR priority = High".into()),
+        };
+        assert_eq!(
+            scope_jql("TEST", &f),
+            r#"project in ("A", "B\"x") AND issuetype in ("Bug") AND (labels = sync OR priority = High)"#
+        );
     }
 
     #[test]
