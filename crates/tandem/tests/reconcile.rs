@@ -636,3 +636,31 @@ async fn webhook_register_creates_jiras_admin_webhook_with_the_connections_jql()
     .await;
     assert_eq!(unknown.status.code(), Some(2));
 }
+
+/// The figures quoted in the README and the issue: one uninterrupted bulk sync of the same
+/// 2,000 issues. `cargo test -p tandem --test reconcile bulk_sync_figures -- --ignored --nocapture`
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "measurement, not a check; run on demand"]
+async fn bulk_sync_figures() {
+    let w = world(Options {
+        serve: false,
+        ..Options::default()
+    })
+    .await;
+    let expect = seed_bulk(&w).await;
+    let jira_calls = w.jira.request_log().len();
+    let ext_calls = w.external.request_log().len();
+    let config = tandem::config::load(&w.config_path()).unwrap();
+    let started = Instant::now();
+    let summary = tandem::sync::run(&config, &sync_options(false), std::future::pending())
+        .await
+        .unwrap();
+    let elapsed = started.elapsed();
+    println!(
+        "bulk sync, 2000 issues, uninterrupted: {elapsed:?}, {} Jira calls, {} external calls\n{}",
+        w.jira.request_log().len() - jira_calls,
+        w.external.request_log().len() - ext_calls,
+        summary.render()
+    );
+    assert_all_paired_and_equal(&w, &expect);
+}
