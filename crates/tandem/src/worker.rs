@@ -160,6 +160,15 @@ enum Outcome {
     Requeued,
 }
 
+/// What an unlinked external item's recorded source names in Jira.
+enum Named {
+    Nothing,
+    /// A Jira issue free to be linked with it.
+    Issue(String),
+    /// A Jira issue (by key) linked to another item already.
+    LinkedElsewhere(String),
+}
+
 /// Why processing stopped, classified for the retry schedule.
 #[derive(Debug)]
 enum Failure {
@@ -463,6 +472,83 @@ impl Engine {
         Ok(moved)
     }
 
+    /// An external twin that an earlier attempt at this event created, found by the Jira key
+    /// it records (the seed's `sourceIssueId`). Creates are not idempotent: an attempt whose
+    /// answer was lost, or whose worker was killed before the link was stored, has made a twin
+    /// already. Only looked for when there may have been such an attempt (a failed one, or an
+    /// event older than a lease, whose first worker may have died), and only among items
+    /// changed since the event arrived, so the common path costs no call.
+    async fn twin_made_earlier(
+        &self,
+        conn: &ConnectionRuntime,
+        queued: &QueuedEvent,
+        item: &Item,
+    ) -> Result<Option<String>, Failure> {
+        let lease = chrono::Duration::from_std(self.settings.lease)
+            .unwrap_or_else(|_| chrono::Duration::seconds(60));
+        let maybe_attempted = queued.attempts > 0 || Utc::now() - queued.received_at > lease;
+        if !maybe_attempted || !conn.create.allows(Side::External) {
+            return Ok(None);
+        }
+        let key = item.key.clone().unwrap_or_else(|| item.id.clone());
+        let since = queued.received_at - chrono::Duration::minutes(1);
+        let mut page_token: Option<String> = None;
+        for _ in 0..100 {
+            let page = conn
+                .external
+                .changed_since(since, page_token.as_deref())
+                .await?;
+            if let Some(found) = page
+                .items
+                .iter()
+                .find(|i| i.link.as_deref().map(str::trim) == Some(key.as_str()))
+            {
+                info!(connection = %conn.name, jira = %key, external = %found.id, "found the twin an earlier attempt created");
+                return Ok(Some(found.id.clone()));
+            }
+            match page.next {
+                Some(next) if !page.items.is_empty() => page_token = Some(next),
+                _ => break,
+            }
+        }
+        Ok(None)
+    }
+
+    /// The Jira issue an unlinked external item names as its source (the seed's
+    /// `sourceIssueId`): after a create whose answer was lost, the twin's own webhook arrives
+    /// before the link is stored, and without this it would get a Jira twin of its own.
+    async fn jira_named_by(&self, conn: &ConnectionRuntime, item: &Item) -> Result<Named, Failure> {
+        let Some(key) = item
+            .link
+            .as_deref()
+            .map(str::trim)
+            .filter(|k| !k.is_empty() && *k != item.id)
+        else {
+            return Ok(Named::Nothing);
+        };
+        let issue = match conn.jira.fetch(key).await {
+            Ok(issue) => issue,
+            // No such issue (deleted, or not a key at all): nothing to link to.
+            Err(ConnectorError::Permanent { .. }) => return Ok(Named::Nothing),
+            Err(e) => return Err(e.into()),
+        };
+        if conn.scope.excludes(&issue).is_some() {
+            return Ok(Named::Nothing);
+        }
+        let linked = self
+            .store
+            .link_by_item(&conn.name, Side::Jira, &issue.id)
+            .await?;
+        let recorded = issue.link.as_deref().map(str::trim).unwrap_or("");
+        match linked {
+            Some(l) if l.external_id != item.id => Ok(Named::LinkedElsewhere(key.to_string())),
+            _ if !recorded.is_empty() && recorded != item.id => {
+                Ok(Named::LinkedElsewhere(key.to_string()))
+            }
+            _ => Ok(Named::Issue(issue.id)),
+        }
+    }
+
     /// The event's own values, fetching the item when the delivery did not carry them.
     async fn source_values(
         &self,
@@ -503,12 +589,26 @@ impl Engine {
 
         // Discovery: the pair may already know each other.
         let discovered = match event.source {
-            Side::Jira => item.link.clone().filter(|l| !l.trim().is_empty()),
-            Side::External => conn
-                .jira
-                .find_by_link(&event.item_id)
-                .await?
-                .map(|jira_item| jira_item.id),
+            Side::Jira => match item.link.clone().filter(|l| !l.trim().is_empty()) {
+                Some(l) => Some(l),
+                None => self.twin_made_earlier(conn, queued, &item).await?,
+            },
+            Side::External => match conn.jira.find_by_link(&event.item_id).await? {
+                Some(jira_item) => Some(jira_item.id),
+                None => match self.jira_named_by(conn, &item).await? {
+                    Named::Issue(id) => Some(id),
+                    Named::Nothing => None,
+                    Named::LinkedElsewhere(key) => {
+                        let reason = format!(
+                            "the item names Jira issue {key}, which is linked to another item \
+                             (a second twin left by an earlier attempt?); not creating a third"
+                        );
+                        return self
+                            .finish(queued, EventStatus::Ignored, None, Vec::new(), &reason)
+                            .await;
+                    }
+                },
+            },
         };
         if let Some(other_id) = discovered {
             let (jira_id, jira_key, external_id) = match event.source {
@@ -525,9 +625,31 @@ impl Engine {
             };
             let link = match self.store.insert_link(&link).await? {
                 Ok(()) => link,
-                Err(existing) => existing,
+                Err(existing)
+                    if existing.jira_id == link.jira_id
+                        && existing.external_id == link.external_id =>
+                {
+                    existing
+                }
+                Err(existing) => {
+                    let reason = format!(
+                        "found twin {} / {}, but {} / {} are already linked",
+                        link.jira_id, link.external_id, existing.jira_id, existing.external_id
+                    );
+                    return self
+                        .finish(queued, EventStatus::Ignored, None, Vec::new(), &reason)
+                        .await;
+                }
             };
             info!(connection = %conn.name, jira = %link.jira_id, external = %link.external_id, "linked existing twins");
+            // A twin found through its own record of the Jira key (an earlier attempt made
+            // it) has not had its id written into Jira's link field yet.
+            if event.source == Side::Jira
+                && item.link.as_deref().is_none_or(|l| l.trim().is_empty())
+                && let Err(e) = conn.jira.set_link(&link.jira_id, &link.external_id).await
+            {
+                warn!(connection = %conn.name, jira = %link.jira_id, error = %e, "could not write the link field in Jira");
+            }
             return self.apply_to_link(conn, queued, link, Some(&item)).await;
         }
 
@@ -578,11 +700,23 @@ impl Engine {
             link = existing;
         }
         info!(connection = %conn.name, jira = %jira_id, external = %external_id, created_on = %target_side, "created twin");
-        if event.source == Side::Jira
-            && let Err(e) = conn.jira.set_link(&jira_id, &external_id).await
-        {
-            // The link is stored; only discovery by other tools depends on this field.
-            warn!(connection = %conn.name, jira = %jira_id, error = %e, "could not write the link field in Jira");
+        if event.source == Side::Jira {
+            // The link is stored, so nothing retries this write later: try it a few times
+            // now (people and other tools read the field to find the twin).
+            let mut delay = Duration::from_millis(100);
+            for attempt in 1..=5 {
+                match conn.jira.set_link(&jira_id, &external_id).await {
+                    Ok(()) => break,
+                    Err(e) if attempt == 5 || matches!(e, ConnectorError::Permanent { .. }) => {
+                        warn!(connection = %conn.name, jira = %jira_id, error = %e, "could not write the link field in Jira");
+                        break;
+                    }
+                    Err(_) => {
+                        tokio::time::sleep(delay).await;
+                        delay *= 2;
+                    }
+                }
+            }
         }
         let audit = audit_rows(
             conn,

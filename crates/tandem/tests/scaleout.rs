@@ -67,16 +67,16 @@ async fn three_instances_share_one_postgres_and_survive_losing_one() {
 
     let total_edits = env_num("TANDEM_SCALEOUT_EDITS", if soak() { 3000 } else { 300 });
     let mut load = Load::new();
-    for i in 0..16 {
-        load.create(&jira, &external, i % 2 == 0);
+    for i in 0..16usize {
+        load.create(&jira, &external, i.is_multiple_of(2));
     }
     let mut killed = false;
     let mut attempts = 0;
     while load.edits < total_edits && attempts < total_edits * 20 {
         attempts += 1;
         if load.edit(&jira, &external) {
-            if load.edits % 25 == 0 {
-                load.create(&jira, &external, load.edits % 50 == 0);
+            if load.edits.is_multiple_of(25) {
+                load.create(&jira, &external, load.edits.is_multiple_of(50));
             }
             if !killed && load.edits >= total_edits / 2 {
                 // Mid-stream, mid-work: whatever instance 1 holds (leases, the link lock,

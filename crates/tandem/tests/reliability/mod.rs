@@ -559,7 +559,7 @@ pub fn writes(jira: &JiraSandbox, external: &ExternalSandbox) -> Writes {
         }
     }
     for r in external.request_log() {
-        if !(r.method == "POST" && r.path.starts_with("/API/issue")) || !applied(&r) {
+        if !(r.method == "POST" && r.path.starts_with("/API/issue") && applied(&r)) {
             continue;
         }
         w.total += 1;

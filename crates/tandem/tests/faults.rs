@@ -1,0 +1,119 @@
+//! Faults (DESIGN §2 invariants 1–4): both sandboxes answer 5xx, 429 with `Retry-After`, drop
+//! connections, lose responses after applying a write (the dangerous case for creates) and
+//! answer slowly, on about 30% of calls; their webhooks are dropped, duplicated and
+//! reordered. Once the faults stop, everything converges, with no second twin, no value
+//! written twice, per-link order kept, and no dead letter (none of these errors is permanent).
+//!
+//! Timeouts: the connector's HTTP timeout is 30 s (app.rs), so the slow responses here stay
+//! below it; a timeout is classified like a dropped connection (transient).
+//! `TANDEM_SOAK=1` (or `TANDEM_FAULTS_EDITS=N`) makes the stream longer.
+
+mod reliability;
+
+use reliability::*;
+use std::collections::HashMap;
+use std::time::Duration;
+use tandem::store::EventStatus;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "known bug, see docs/RELIABILITY.md: under lost responses and reordered webhooks a value is sometimes written back to its own side (run with --ignored)"]
+async fn thirty_percent_faults_on_both_sides_converge_without_duplicates() {
+    init_logging();
+    let total_edits = env_num("TANDEM_FAULTS_EDITS", if soak() { 3000 } else { 300 });
+    let (jira, external) = sandboxes().await;
+    let proxy = Proxy::start(1).await;
+    let dir = keep_if_asked(tempfile::tempdir().unwrap());
+    if std::env::var("TANDEM_TEST_KEEP").is_ok() {
+        eprintln!("instance logs in {}", dir.path().display());
+    }
+    let db = dir.path().join("tandem.db");
+    let config = write_config(
+        dir.path(),
+        &format!("sqlite://{}", db.display()),
+        &jira,
+        &external,
+        "concurrency = 4\nlease_seconds = 30\nbackoff_base_ms = 50\nbackoff_cap_ms = 2000\nmax_attempts = 40",
+        "poll_interval = \"1s\"",
+    );
+    let instance = Instance::start(&config, dir.path().join("tandem.log"));
+    proxy.set(0, Some(instance.url.clone()));
+    jira.register_webhook(
+        &format!("{}/webhooks/seed/jira", proxy.url),
+        Some(JIRA_SECRET),
+    );
+    external.set_webhook(
+        &format!("{}/webhooks/seed/external", proxy.url),
+        Some(EXT_TOKEN),
+    );
+
+    let mut load = Load::new();
+    for i in 0..10usize {
+        load.create(&jira, &external, i.is_multiple_of(2));
+    }
+    for side in [jira.faults(), external.faults()] {
+        side.set_error_rate(0.10);
+        side.set_rate_limit_rate(0.05);
+        side.set_drop_rate(0.05);
+        side.set_lost_response_rate(0.10);
+        side.set_latency(Duration::from_millis(20));
+        side.set_webhook_drop_rate(0.10);
+        side.set_webhook_duplicate_rate(0.15);
+        side.set_webhook_reorder(true);
+    }
+    let mut attempts = 0;
+    while load.edits < total_edits && attempts < total_edits * 50 {
+        attempts += 1;
+        if load.edit(&jira, &external) && load.edits.is_multiple_of(20) {
+            load.create(&jira, &external, load.edits.is_multiple_of(40));
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(load.edits, total_edits, "the load generator could not edit");
+    let injected: usize = [jira.request_log(), external.request_log()]
+        .iter()
+        .flatten()
+        .filter(|r| !(200..300).contains(&r.status) && r.status != 404)
+        .count();
+    jira.faults().clear();
+    external.faults().clear();
+
+    let left = converge(Duration::from_secs(120), || {
+        problems(&jira, &external, &load)
+    })
+    .await;
+    assert!(left.is_empty(), "not converged:\n{}", left.join("\n"));
+    let store = tandem::store::open(&format!("sqlite://{}", db.display()))
+        .await
+        .expect("open the store read-side");
+    let mut quiet = 0;
+    for _ in 0..240 {
+        let depth = store.queue_depth().await.unwrap();
+        let busy: i64 = depth
+            .iter()
+            .filter(|(_, s, _)| matches!(s, EventStatus::Pending | EventStatus::Leased))
+            .map(|(_, _, n)| *n)
+            .sum();
+        quiet = if busy == 0 { quiet + 1 } else { 0 };
+        if quiet >= 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert!(quiet >= 3, "the queue did not drain");
+    let left = problems(&jira, &external, &load);
+    assert!(left.is_empty(), "after quiet:\n{}", left.join("\n"));
+    let w = writes(&jira, &external);
+    let dupes = write_problems(&w, &load);
+    assert!(dupes.is_empty(), "{}", dupes.join("\n"));
+    let dead = store.list_dead_letters(None, 50).await.unwrap();
+    assert!(dead.is_empty(), "dead letters: {dead:?}");
+    eprintln!(
+        "{}",
+        summary(
+            "faults",
+            &load,
+            &w,
+            &HashMap::from([("faulty_answers", injected)])
+        )
+    );
+}
