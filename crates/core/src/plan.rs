@@ -209,9 +209,14 @@ pub fn plan_update(input: &PlanInput) -> Plan {
                 plan.decide(m, Outcome::Unchanged, format!("{target} already holds it"));
                 continue;
             }
-            if let Some(s) = shadow
-                && *t != s.value
-            {
+            // Both sides changed since the last sync — or, for a pair never synced (just
+            // discovered, or re-found after a crash), both already hold their own value:
+            // either way the conflict policy decides. A twin with no value is simply filled.
+            let both_changed = match shadow {
+                Some(s) => *t != s.value,
+                None => !t.is_empty(),
+            };
+            if both_changed {
                 let policy = m.conflict.unwrap_or(input.policy);
                 let (wins, why) = match policy {
                     ConflictPolicy::LaterWins => match input.target_ts {
@@ -527,6 +532,35 @@ mod tests {
             "{:?}",
             p.decisions
         );
+    }
+
+    #[test]
+    fn a_never_synced_pair_that_disagrees_is_settled_by_the_policy() {
+        // Just discovered (or re-found after a crash): no shadow, both sides hold a value.
+        let pair = |source_ts, target_ts, policy| {
+            Case::new(Side::External, source_ts, &[("1", text("outside"))])
+                .target(target_ts, &[("summary", text("jira"))])
+                .policy(policy)
+                .run()
+        };
+        let p = pair(10, 20, ConflictPolicy::LaterWins);
+        assert_eq!(outcomes(&p), [("summary|1", Outcome::ConflictLost)]);
+        assert!(p.is_noop(), "Jira's later value stays");
+        let p = pair(30, 20, ConflictPolicy::LaterWins);
+        assert_eq!(p.writes, values(&[("summary", text("outside"))]));
+        let p = pair(30, 20, ConflictPolicy::JiraWins);
+        assert!(p.is_noop());
+        // A twin with no value yet is filled whatever the times.
+        let p = Case::new(Side::External, 10, &[("1", text("outside"))])
+            .target(20, &[("summary", FieldValue::Empty)])
+            .run();
+        assert_eq!(p.writes, values(&[("summary", text("outside"))]));
+        // And a pair that already agrees just records the shadow.
+        let p = Case::new(Side::External, 10, &[("1", text("same"))])
+            .target(20, &[("summary", text("same"))])
+            .run();
+        assert!(p.writes.is_empty());
+        assert_eq!(p.shadow_updates["summary|1"].value, text("same"));
     }
 
     #[test]

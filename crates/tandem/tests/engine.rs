@@ -130,6 +130,14 @@ async fn redelivered_webhook_is_answered_200_and_applied_once() {
     quiesce(&w).await;
     let before = w.jira_writes().len();
 
+    // The item really changes outside, but its own webhook goes nowhere: the delivery below,
+    // sent twice, is what tells Tandem.
+    w.external
+        .set_webhook("http://127.0.0.1:9/unreachable", None);
+    assert!(
+        w.external
+            .user_edit(&ext_id, vec![(1001, "Redelivered".into())])
+    );
     let client = reqwest::Client::new();
     let body = json!({"sourceIssueId": ext_id, "fields": [{"fieldName": "summary", "fieldId": 1001, "value": "Redelivered"}]});
     let send = || {
@@ -144,6 +152,14 @@ async fn redelivered_webhook_is_answered_200_and_applied_once() {
     assert_eq!(send().await.unwrap().status(), 200);
     quiesce(&w).await;
     assert_eq!(w.jira_writes().len(), before + 1, "applied once");
+    let link_field = w.jira.external_id_field().to_string();
+    let issue = w
+        .jira
+        .issues()
+        .into_iter()
+        .find(|i| i["fields"][&link_field] == json!(ext_id))
+        .unwrap();
+    assert_eq!(issue["fields"]["summary"], json!("Redelivered"));
     w.stop().await;
 }
 
