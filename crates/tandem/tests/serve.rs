@@ -80,3 +80,27 @@ async fn serve_answers_and_exits_zero_on_sigterm() {
     jira.shutdown().await;
     external.shutdown().await;
 }
+
+/// The README's first command: `tandem demo --once` plays the round trip and exits 0.
+#[test]
+fn demo_once_plays_the_round_trip_and_exits_zero() {
+    let out = Command::new(env!("CARGO_BIN_EXE_tandem"))
+        .args(["demo", "--once"])
+        .output()
+        .expect("tandem demo runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "exit {:?}\nstdout:\n{stdout}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for step in [
+        "step 1: created TEST-1 in Jira → twin EXT-1 created outside",
+        "step 2: edited summary of EXT-1 outside → TEST-1 updated in Jira",
+        "step 3: edited due date of TEST-1 in Jira → EXT-1 updated outside",
+        "All steps passed.",
+    ] {
+        assert!(stdout.contains(step), "missing {step:?} in:\n{stdout}");
+    }
+}
