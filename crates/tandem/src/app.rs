@@ -4,6 +4,7 @@
 //! [`start`], so what the tests exercise is exactly what users run.
 
 use crate::config::{Config, ConnectionConfig};
+use crate::connector::jira::dynamic::{self, DynamicWebhook};
 use crate::connector::{self, Connector, ConnectorContext};
 use crate::server::{AppState, router};
 use crate::worker::{ConnectionRuntime, CreateRules, Engine, Scope, WorkerSettings};
@@ -29,6 +30,9 @@ pub struct Running {
     worker: JoinHandle<()>,
     /// The per-side pollers (see [`crate::poller`]).
     poller: JoinHandle<()>,
+    /// The connections' dynamic webhooks (OAuth apps), checked by the `dynamic` task.
+    pub dynamic_webhooks: Vec<Arc<DynamicWebhook>>,
+    dynamic: JoinHandle<()>,
 }
 
 impl Running {
@@ -37,6 +41,7 @@ impl Running {
         let _ = self.stop.send(true);
         let _ = self.server.await;
         let _ = self.poller.await;
+        let _ = self.dynamic.await;
         let _ = self.worker.await;
     }
 }
@@ -124,6 +129,12 @@ pub async fn start(
         let runtime = connection_runtime(conn, &http).await?;
         connections.insert(conn.name.clone(), Arc::new(runtime));
     }
+    let mut dynamic_webhooks = Vec::new();
+    for conn in &config.connections {
+        if let Some(hook) = DynamicWebhook::for_connection(conn, http.clone())? {
+            dynamic_webhooks.push(Arc::new(hook));
+        }
+    }
     let engine = Engine::new(store, connections, worker_settings(&config));
     let state = Arc::new(AppState {
         engine: engine.clone(),
@@ -158,6 +169,11 @@ pub async fn start(
             .collect(),
         stopped.clone(),
     );
+    let dynamic = dynamic::spawn(
+        dynamic_webhooks.clone(),
+        dynamic::Settings::default(),
+        stopped.clone(),
+    );
     let mut worker_stop = stopped;
     let worker = tokio::spawn(engine.clone().run(async move {
         let _ = worker_stop.wait_for(|s| *s).await;
@@ -171,6 +187,8 @@ pub async fn start(
         server,
         worker,
         poller,
+        dynamic_webhooks,
+        dynamic,
     })
 }
 

@@ -517,6 +517,15 @@ pub struct JiraConfig {
     /// Personal access token (datacenter).
     #[serde(default)]
     pub pat: Option<Secret>,
+    /// OAuth 2.0 access token (cloud): sent as `Authorization: Bearer` on every Jira call,
+    /// instead of e-mail + API token. Only OAuth and Connect apps may use dynamic webhooks.
+    #[serde(default)]
+    pub oauth_token: Option<Secret>,
+    /// Tandem's public base URL. With `oauth_token`, `tandem serve` registers a dynamic
+    /// webhook at `{dynamic_webhook_url}/webhooks/{connection}/jira` and refreshes it before
+    /// its 30-day expiry (see `connector::jira::dynamic`).
+    #[serde(default)]
+    pub dynamic_webhook_url: Option<String>,
     /// When set, incoming Jira webhooks must carry a valid `X-Hub-Signature: sha256=...`.
     #[serde(default)]
     pub webhook_secret: Option<Secret>,
@@ -1281,8 +1290,34 @@ fn check_semantics(
         }
 
         check_jira(&conn.jira, &format!("{at}.jira"), &mut issue);
+        if conn.jira.dynamic_webhook_url.is_some()
+            && conn
+                .filter
+                .jql
+                .as_deref()
+                .is_some_and(|q| !q.trim().is_empty())
+        {
+            // A dynamic webhook's jqlFilter only knows project/issuetype/status/... and the
+            // worker scopes webhook events by project and issue type only, so extra JQL
+            // would silently stop applying to webhook deliveries.
+            issue(
+                &format!("{at}.filter.jql"),
+                "cannot be combined with jira.dynamic_webhook_url: a dynamic webhook filters \
+                 only by project and issue type; use `projects`/`issue_types`, or an admin \
+                 webhook (`tandem jira webhook register`)"
+                    .into(),
+            );
+        }
         match &conn.external {
-            ExternalConfig::Jira(j) => check_jira(j, &format!("{at}.external"), &mut issue),
+            ExternalConfig::Jira(j) => {
+                check_jira(j, &format!("{at}.external"), &mut issue);
+                if j.dynamic_webhook_url.is_some() {
+                    issue(
+                        &format!("{at}.external.dynamic_webhook_url"),
+                        "dynamic webhooks are only registered for [connection.jira]".into(),
+                    );
+                }
+            }
             ExternalConfig::Rest(r) => {
                 check_rest(r, conn.create, &format!("{at}.external"), &mut issue)
             }
@@ -1302,6 +1337,20 @@ fn check_url(url: &str, key: &str, issue: &mut impl FnMut(&str, String)) {
 fn check_jira(j: &JiraConfig, at: &str, issue: &mut impl FnMut(&str, String)) {
     check_url(&j.base_url, &format!("{at}.base_url"), issue);
     match j.api {
+        JiraApi::Cloud if j.oauth_token.as_ref().is_some_and(|t| !t.is_empty()) => {
+            if j.api_token.is_some() {
+                issue(
+                    &format!("{at}.api_token"),
+                    "give either `oauth_token` or `email` + `api_token`, not both".into(),
+                );
+            }
+            if j.pat.is_some() {
+                issue(
+                    &format!("{at}.pat"),
+                    "`pat` is for api = \"datacenter\"; cloud uses oauth_token".into(),
+                );
+            }
+        }
         JiraApi::Cloud => {
             if j.email.as_deref().is_none_or(str::is_empty) {
                 issue(
@@ -1335,6 +1384,27 @@ fn check_jira(j: &JiraConfig, at: &str, issue: &mut impl FnMut(&str, String)) {
                     "`api_token` is for api = \"cloud\"; datacenter uses `pat`".into(),
                 );
             }
+            if j.oauth_token.is_some() {
+                issue(
+                    &format!("{at}.oauth_token"),
+                    "`oauth_token` is for api = \"cloud\"; datacenter uses `pat`".into(),
+                );
+            }
+        }
+    }
+    if let Some(url) = &j.dynamic_webhook_url {
+        let key = format!("{at}.dynamic_webhook_url");
+        // Jira answers 403 to API tokens and PATs on /rest/api/3/webhook.
+        if j.oauth_token.as_ref().is_none_or(Secret::is_empty) {
+            issue(
+                &key,
+                "needs `oauth_token`: only OAuth 2.0 apps may register dynamic webhooks \
+                 (with an API token, use `tandem jira webhook register` for an admin webhook)"
+                    .into(),
+            );
+        }
+        if let Err(e) = crate::connector::jira::admin::webhook_url(url, "x") {
+            issue(&key, e);
         }
     }
     if j.project.trim().is_empty() {
@@ -1766,6 +1836,39 @@ auth = { type = "basic", username = "sync", password = "${EXT_PASSWORD}" }
         let text = VALID.replace("name = \"seed\"", "name = seed");
         let issue = one_issue(&text);
         assert_eq!(issue.line, Some(line_of(&text, "name = seed")), "{issue}");
+    }
+
+    #[test]
+    fn dynamic_webhooks_need_an_oauth_token_and_no_extra_jql() {
+        let text = VALID.replace(
+            "project = \"TEST\"\n",
+            "project = \"TEST\"\ndynamic_webhook_url = \"https://sync.example.com\"\n",
+        );
+        let issue = one_issue(&text);
+        assert_eq!(issue.key, "connection[0].jira.dynamic_webhook_url");
+        assert_eq!(issue.line, Some(line_of(&text, "dynamic_webhook_url")));
+        assert!(issue.to_string().contains("needs `oauth_token`"), "{issue}");
+
+        // With an OAuth token instead of e-mail + API token, it loads.
+        let oauth = text.replace(
+            "email = \"me@example.com\"\napi_token = \"${JIRA_TOKEN}\"\n",
+            "oauth_token = \"${JIRA_TOKEN}\"\n",
+        );
+        let c = load(&oauth).unwrap();
+        assert_eq!(
+            c.connections[0].jira.oauth_token.as_ref().unwrap().expose(),
+            "jira-secret-value"
+        );
+        assert!(!format!("{c:?}").contains("jira-secret-value"));
+
+        // Extra JQL cannot be expressed by a dynamic webhook's filter.
+        let jql = oauth.replace(
+            "[connection.jira]",
+            "[connection.filter]\njql = \"labels = sync\"\n\n[connection.jira]",
+        );
+        let issue = one_issue(&jql);
+        assert_eq!(issue.key, "connection[0].filter.jql");
+        assert_eq!(issue.line, Some(line_of(&jql, "jql = ")));
     }
 
     #[test]

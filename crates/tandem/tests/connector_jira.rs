@@ -55,6 +55,8 @@ fn config(base: &str, api: JiraApi, secret: Option<&str>) -> JiraConfig {
         email: Some(d.email.clone()),
         api_token: Some(Secret::new(d.api_token.clone())),
         pat: Some(Secret::new(d.pat.clone())),
+        oauth_token: None,
+        dynamic_webhook_url: None,
         webhook_secret: secret.map(Secret::new),
         project: "TEST".into(),
         issue_type: "Task".into(),

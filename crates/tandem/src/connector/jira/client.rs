@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 pub enum JiraAuth {
     /// Cloud: `Authorization: Basic base64(email:api_token)`.
     Basic { email: String, token: String },
-    /// Data Center: `Authorization: Bearer <pat>`.
+    /// Data Center (`Bearer <pat>`) or a Cloud OAuth 2.0 app (`Bearer <access token>`).
     Bearer { token: String },
 }
 
@@ -141,6 +141,41 @@ impl JiraClient {
         self.call_url(Method::GET, url, &[], None)
             .await?
             .json("jira: webhook list")
+    }
+
+    /// `GET /rest/api/3/webhook?startAt&maxResults=100`: one page of this app's dynamic
+    /// webhooks.
+    pub async fn dynamic_webhooks(&self, start_at: u64) -> ConnectorResult<Value> {
+        let query = [
+            ("startAt", start_at.to_string()),
+            ("maxResults", "100".to_string()),
+        ];
+        self.call(Method::GET, &["webhook"], &query, None)
+            .await?
+            .json("jira: dynamic webhook list")
+    }
+
+    /// `POST /rest/api/3/webhook`: registers dynamic webhooks (OAuth and Connect apps only).
+    pub async fn register_dynamic_webhooks(&self, body: &Value) -> ConnectorResult<Value> {
+        self.call(Method::POST, &["webhook"], &[], Some(body))
+            .await?
+            .json("jira: dynamic webhook registration")
+    }
+
+    /// `PUT /rest/api/3/webhook/refresh` → `{"expirationDate": …}`.
+    pub async fn refresh_dynamic_webhooks(&self, ids: &[u64]) -> ConnectorResult<Value> {
+        let body = json!({ "webhookIds": ids });
+        self.call(Method::PUT, &["webhook", "refresh"], &[], Some(&body))
+            .await?
+            .json("jira: dynamic webhook refresh")
+    }
+
+    /// `DELETE /rest/api/3/webhook` (202).
+    pub async fn delete_dynamic_webhooks(&self, ids: &[u64]) -> ConnectorResult<()> {
+        let body = json!({ "webhookIds": ids });
+        self.call(Method::DELETE, &["webhook"], &[], Some(&body))
+            .await
+            .map(|_| ())
     }
 
     async fn call_url(

@@ -13,6 +13,7 @@
 
 pub mod admin;
 pub mod client;
+pub mod dynamic;
 pub mod fields;
 pub mod webhook;
 
@@ -75,7 +76,15 @@ impl JiraConnector {
     /// Builds the connector; credentials are checked for presence here and for validity by
     /// `prepare`/`check`.
     pub fn new(cfg: &JiraConfig, ctx: ConnectorContext) -> anyhow::Result<Self> {
+        let oauth = cfg.oauth_token.as_ref().filter(|t| !t.is_empty());
         let (api, auth) = match cfg.api {
+            // An OAuth 2.0 app authenticates every call with its bearer token.
+            JiraApi::Cloud if oauth.is_some() => (
+                Api::Cloud,
+                JiraAuth::Bearer {
+                    token: oauth.map(|t| t.expose().to_string()).unwrap_or_default(),
+                },
+            ),
             JiraApi::Cloud => {
                 let email = cfg
                     .email
@@ -135,6 +144,18 @@ impl JiraConnector {
     /// The REST client, for administration calls outside the [`Connector`] trait.
     pub fn client(&self) -> &JiraClient {
         &self.client
+    }
+
+    /// The Jira ids of the mapped fields (resolving names against the catalogue first).
+    pub async fn mapped_field_ids(&self) -> ConnectorResult<Vec<String>> {
+        let r = self.ready().await?;
+        let mut ids: Vec<String> = Vec::new();
+        for f in r.fields.values() {
+            if !ids.contains(&f.id) {
+                ids.push(f.id.clone());
+            }
+        }
+        Ok(ids)
     }
 
     /// The mapping's field names on this connector's side, in file order.
