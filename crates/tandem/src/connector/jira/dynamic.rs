@@ -180,8 +180,20 @@ impl DynamicWebhook {
         self.state.lock().await.clone()
     }
 
-    /// One check at time `now`: find or register the hook, refresh it when due.
+    /// One check at time `now`: find or register the hook, refresh it when due. Counted in
+    /// `tandem_dynamic_webhook_refresh_total{connection,outcome}` (checks with nothing to do
+    /// are not counted).
     pub async fn refresh_once(&self, now: DateTime<Utc>) -> ConnectorResult<Outcome> {
+        let result = self.check(now).await;
+        match &result {
+            Ok(Outcome::NotDue) => {}
+            Ok(outcome) => count(&self.connection, outcome.as_str()),
+            Err(_) => count(&self.connection, "failed"),
+        }
+        result
+    }
+
+    async fn check(&self, now: DateTime<Utc>) -> ConnectorResult<Outcome> {
         let mut state = self.state.lock().await;
         let spec = Spec {
             jql: self.jql.clone(),
@@ -440,15 +452,9 @@ pub fn spawn(
                 tokio::select! {
                     _ = stop.wait_for(|s| *s) => break,
                     result = hook.refresh_once((settings.clock)()) => match result {
-                        Ok(outcome) => {
-                            failures = 0;
-                            if outcome != Outcome::NotDue {
-                                count(&connection, outcome.as_str());
-                            }
-                        }
+                        Ok(_) => failures = 0,
                         Err(e) => {
                             failures = failures.saturating_add(1);
-                            count(&connection, "failed");
                             warn!(%connection, error = %e, attempt = failures, "dynamic webhook check failed; will retry");
                         }
                     },
