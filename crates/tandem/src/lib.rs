@@ -5,6 +5,7 @@
 //! see `docs/ARCHITECTURE.md` for the whole picture.
 
 pub mod app;
+pub mod bench;
 pub mod config;
 pub mod connector;
 pub mod demo;

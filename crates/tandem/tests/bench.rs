@@ -1,0 +1,43 @@
+//! `tandem bench --quick` through the library: the structural facts a user reads off the
+//! table. No figure about time is checked — only that edits landed and calls were counted.
+
+use tandem::bench::{BenchOptions, run};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quick_bench_lands_every_edit_with_one_write_and_silent_echoes() {
+    let opts = BenchOptions::quick();
+    let report = run(opts).await.expect("the bench runs");
+    let t = &report.tandem;
+    let table = tandem::bench::render(&report);
+
+    for d in [&t.jira_to_external, &t.external_to_jira] {
+        assert_eq!(d.edits, opts.latency_edits);
+        assert_eq!(d.landed, d.edits, "every timed edit lands\n{table}");
+        assert!(d.latency_ms.is_some());
+        // One write per propagated change, to the other side; none back (the echo).
+        assert_eq!(d.other_side.writes, 1.0, "{table}");
+        assert_eq!(d.echo_writes(), 0.0, "{table}");
+    }
+    assert_eq!(t.throughput.edits, opts.throughput_edits);
+    assert_eq!(
+        t.throughput.links_landed, t.throughput.links,
+        "every throughput edit lands\n{table}"
+    );
+    assert_eq!(t.lost_edits, 0, "both sides hold every last edit\n{table}");
+    assert_eq!(t.failed_calls, 0, "{table}");
+
+    // The seed's scripts search and write once per field, and write back on every echo.
+    let s = &report.seed;
+    assert!(s.calls_per_change() > t.calls_per_change(), "{table}");
+    assert!(s.writes_per_change() > t.writes_per_change(), "{table}");
+    assert!(s.jira_to_external.echo_writes() > 0.0, "{table}");
+    assert!(report.ratios.calls_per_change.is_some_and(|r| r > 1.0));
+
+    // The JSON a user gets with --json carries the same figures.
+    let json = serde_json::to_value(&report).expect("serialises");
+    assert_eq!(
+        json["tandem"]["jira_to_external"]["other_side"]["writes"],
+        serde_json::json!(1.0)
+    );
+    assert!(table.contains("seed ÷ Tandem"));
+}
