@@ -1406,6 +1406,15 @@ fn check_jira(j: &JiraConfig, at: &str, issue: &mut impl FnMut(&str, String)) {
         if let Err(e) = crate::connector::jira::admin::webhook_url(url, "x") {
             issue(&key, e);
         }
+        // Jira never signs dynamic deliveries, so a secret would make Tandem refuse them all.
+        if j.webhook_secret.as_ref().is_some_and(|s| !s.is_empty()) {
+            issue(
+                &format!("{at}.webhook_secret"),
+                "cannot be used with dynamic_webhook_url: Jira does not sign dynamic webhook \
+                 deliveries, so every one would be refused"
+                    .into(),
+            );
+        }
     }
     if j.project.trim().is_empty() {
         issue(&format!("{at}.project"), "must not be empty".into());
@@ -1860,6 +1869,15 @@ auth = { type = "basic", username = "sync", password = "${EXT_PASSWORD}" }
             "jira-secret-value"
         );
         assert!(!format!("{c:?}").contains("jira-secret-value"));
+
+        // Dynamic deliveries are unsigned: a secret would refuse them all.
+        let signed = oauth.replace(
+            "project = \"TEST\"\n",
+            "project = \"TEST\"\nwebhook_secret = \"s\"\n",
+        );
+        let issue = one_issue(&signed);
+        assert_eq!(issue.key, "connection[0].jira.webhook_secret");
+        assert_eq!(issue.line, Some(line_of(&signed, "webhook_secret")));
 
         // Extra JQL cannot be expressed by a dynamic webhook's filter.
         let jql = oauth.replace(

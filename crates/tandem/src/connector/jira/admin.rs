@@ -7,8 +7,8 @@
 //! connection's `webhook_secret` when one is set (Jira then sends `X-Hub-Signature`).
 //!
 //! Dynamic webhooks (`/rest/api/3/webhook`, OAuth and Connect apps only, expiring after 30
-//! days unless refreshed) are not handled yet: Tandem authenticates with API tokens and PATs,
-//! for which Jira answers 403 there.
+//! days unless refreshed) are registered and kept alive by `tandem serve` instead; see
+//! [`super::dynamic`].
 
 use super::{JiraConnector, scope_jql};
 use crate::config::ConnectionConfig;
