@@ -241,3 +241,76 @@ fn a_dynamic_webhook_url_without_an_oauth_token_is_refused_with_its_line() {
         "{err}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_check_is_retried_with_backoff_not_after_the_full_interval() {
+    use tandem::connector::jira::dynamic::{self, DynamicWebhook, Settings};
+    let jira = JiraSandbox::start(JiraSandboxConfig {
+        projects: vec![("TEST".into(), "Test".into())],
+        ..JiraSandboxConfig::default()
+    })
+    .await
+    .expect("jira sandbox");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("fieldMappings.csv"), MAPPING).unwrap();
+    let path = dir.path().join("tandem.toml");
+    let listen = free_addr();
+    std::fs::write(
+        &path,
+        config_text(&jira.url(), "http://127.0.0.1:9", listen),
+    )
+    .unwrap();
+    let config = tandem::config::load(&path).expect("config loads");
+    let hook = DynamicWebhook::for_connection(&config.connections[0], reqwest::Client::new())
+        .expect("builds")
+        .expect("configured");
+    let hook = std::sync::Arc::new(hook);
+    let metrics = app::metrics_handle();
+
+    // Jira fails every call at first; the hour-long interval means only the retry backoff
+    // can bring the next attempt.
+    jira.faults().set_error_rate(1.0);
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let task = dynamic::spawn(
+        vec![hook.clone()],
+        Settings {
+            interval: Duration::from_secs(3600),
+            retry_base: Duration::from_millis(20),
+            clock: std::sync::Arc::new(chrono::Utc::now),
+        },
+        stopped,
+    );
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !jira
+        .request_log()
+        .iter()
+        .any(|r| r.path.starts_with("/rest/api/3/"))
+    {
+        assert!(Instant::now() < deadline, "no check was attempted");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // Nothing was registered by the failed attempt.
+    assert!(hook.state().await.is_none());
+
+    jira.faults().clear();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let state = loop {
+        if let Some(s) = hook.state().await {
+            break s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the failed check was never retried"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let hooks = listed_hooks(&jira).await;
+    assert_eq!(hooks.len(), 1, "{hooks:?}");
+    assert_eq!(hooks[0]["id"], json!(state.ids[0]));
+    if let Some(m) = metrics {
+        let series = "tandem_dynamic_webhook_refresh_total{connection=\"seed\",outcome=\"failed\"}";
+        assert!(m.render().contains(series), "no {series}");
+    }
+    let _ = stop.send(true);
+    task.await.expect("task stops");
+}
