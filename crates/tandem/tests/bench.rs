@@ -5,7 +5,10 @@ use tandem::bench::{BenchOptions, run};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn quick_bench_lands_every_edit_with_one_write_and_silent_echoes() {
-    let opts = BenchOptions::quick();
+    let opts = BenchOptions {
+        progress: true,
+        ..BenchOptions::quick()
+    };
     let report = run(opts).await.expect("the bench runs");
     let t = &report.tandem;
     let table = tandem::bench::render(&report);
