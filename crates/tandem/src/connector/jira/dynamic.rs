@@ -238,9 +238,8 @@ impl DynamicWebhook {
             return Ok(outcome);
         };
         let first = state.is_none();
-        let expires = hook
-            .expires
-            .unwrap_or(now + chrono::Duration::days(REFRESH_MARGIN_DAYS));
+        // A listing without an expiry is refreshed, which tells us the expiry.
+        let expires = hook.expires.unwrap_or(now);
         *state = Some(HookState {
             ids: vec![hook.id],
             expires,
