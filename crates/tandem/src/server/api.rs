@@ -4,12 +4,12 @@
 //! token they answer 401 and say how to set one, so a fresh install exposes nothing.
 
 use super::{AppState, error};
-use crate::store::{EventFilter, EventStatus};
+use crate::store::{EventFilter, EventStatus, StoreResult};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use chrono::Utc;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 use std::sync::Arc;
 
@@ -58,26 +58,45 @@ fn store_error(e: impl std::fmt::Display) -> Response {
     error(StatusCode::SERVICE_UNAVAILABLE, format!("store: {e}"))
 }
 
+impl ListQuery {
+    /// The page size asked for: 100 unless given, 1000 at the most.
+    fn limit(&self) -> u32 {
+        self.limit.unwrap_or(100).min(1000)
+    }
+}
+
+/// `{ "<key>": rows }` as JSON, or the store's error as 503.
+fn store_json<T: Serialize>(key: &str, result: StoreResult<T>) -> Response {
+    match result {
+        Ok(rows) => axum::Json(json!({ key: rows })).into_response(),
+        Err(e) => store_error(e),
+    }
+}
+
+/// A list route: the admin token is checked first; only then does `query` run, and its rows go
+/// out under `key`.
+async fn authorized_list<T: Serialize, F: Future<Output = StoreResult<T>>>(
+    state: &AppState,
+    headers: &HeaderMap,
+    key: &str,
+    query: impl FnOnce() -> F,
+) -> Response {
+    if let Some(r) = authorize(state, headers) {
+        return r;
+    }
+    store_json(key, query().await)
+}
+
 pub(super) async fn links(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
     Query(q): Query<ListQuery>,
 ) -> Response {
-    if let Some(r) = authorize(&state, &headers) {
-        return r;
-    }
     let store = &state.engine.store;
-    match store
-        .list_links(
-            q.connection.as_deref(),
-            q.limit.unwrap_or(100).min(1000),
-            q.offset.unwrap_or(0),
-        )
-        .await
-    {
-        Ok(links) => axum::Json(json!({ "links": links })).into_response(),
-        Err(e) => store_error(e),
-    }
+    authorized_list(&state, &headers, "links", || {
+        store.list_links(q.connection.as_deref(), q.limit(), q.offset.unwrap_or(0))
+    })
+    .await
 }
 
 pub(super) async fn events(
@@ -93,17 +112,15 @@ pub(super) async fn events(
         Err(m) => return error(StatusCode::BAD_REQUEST, m),
     };
     let filter = EventFilter {
+        limit: q.limit(),
         connection: q.connection,
         status,
-        limit: q.limit.unwrap_or(100).min(1000),
     };
-    match state.engine.store.list_events(&filter).await {
-        Ok(events) => {
-            axum::Json(json!({ "events": events.iter().map(event_json).collect::<Vec<_>>() }))
-                .into_response()
-        }
-        Err(e) => store_error(e),
-    }
+    let events = state.engine.store.list_events(&filter).await;
+    store_json(
+        "events",
+        events.map(|events| events.iter().map(event_json).collect::<Vec<_>>()),
+    )
 }
 
 pub(super) async fn dead_letters(
@@ -111,18 +128,11 @@ pub(super) async fn dead_letters(
     headers: HeaderMap,
     Query(q): Query<ListQuery>,
 ) -> Response {
-    if let Some(r) = authorize(&state, &headers) {
-        return r;
-    }
-    match state
-        .engine
-        .store
-        .list_dead_letters(q.connection.as_deref(), q.limit.unwrap_or(100).min(1000))
-        .await
-    {
-        Ok(dead) => axum::Json(json!({ "dead_letters": dead })).into_response(),
-        Err(e) => store_error(e),
-    }
+    let store = &state.engine.store;
+    authorized_list(&state, &headers, "dead_letters", || {
+        store.list_dead_letters(q.connection.as_deref(), q.limit())
+    })
+    .await
 }
 
 pub(super) async fn audit(
@@ -130,18 +140,11 @@ pub(super) async fn audit(
     headers: HeaderMap,
     Query(q): Query<ListQuery>,
 ) -> Response {
-    if let Some(r) = authorize(&state, &headers) {
-        return r;
-    }
-    match state
-        .engine
-        .store
-        .list_audit(q.connection.as_deref(), q.limit.unwrap_or(100).min(1000))
-        .await
-    {
-        Ok(rows) => axum::Json(json!({ "audit": rows })).into_response(),
-        Err(e) => store_error(e),
-    }
+    let store = &state.engine.store;
+    authorized_list(&state, &headers, "audit", || {
+        store.list_audit(q.connection.as_deref(), q.limit())
+    })
+    .await
 }
 
 pub(super) async fn retry_event(
