@@ -14,109 +14,17 @@
 //! copies Jira, not the spec's annotation.
 
 mod common;
-
-use std::path::PathBuf;
-use std::sync::OnceLock;
+#[path = "support/openapi.rs"]
+mod openapi;
 
 use common::{Jira, adf};
-use jsonschema::{Draft, Validator};
-use serde_json::{Map, Value, json};
+use openapi::{spec, translate, violations};
+use serde_json::{Value, json};
 use tandem_sandbox::{JiraSandbox, JiraSandboxConfig};
-
-fn spec_path() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/jira/jira-cloud-platform.openapi.json")
-}
-
-fn spec() -> &'static Value {
-    static SPEC: OnceLock<Value> = OnceLock::new();
-    SPEC.get_or_init(|| {
-        let path = spec_path();
-        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
-            panic!(
-                "the Jira OpenAPI spec is missing at {} ({e}); the contract test needs the \
-                 `shared/` folder checked out beside the repository",
-                path.display()
-            )
-        });
-        serde_json::from_str(&text).expect("the Jira OpenAPI spec is not valid JSON")
-    })
-}
-
-/// Translate an OpenAPI 3.0 schema object into JSON Schema (draft 4 semantics, which OpenAPI
-/// 3.0 is based on). Only schema positions are rewritten, so a property that happens to be
-/// called `example` survives.
-fn translate(schema: &Value) -> Value {
-    let Some(obj) = schema.as_object() else {
-        return schema.clone();
-    };
-    let mut out = Map::new();
-    for (k, v) in obj {
-        match k.as_str() {
-            "example" | "xml" | "discriminator" | "externalDocs" | "nullable" => {}
-            "properties" | "patternProperties" | "definitions" => {
-                let map = v
-                    .as_object()
-                    .map(|m| m.iter().map(|(n, s)| (n.clone(), translate(s))).collect())
-                    .unwrap_or_default();
-                out.insert(k.clone(), Value::Object(map));
-            }
-            "items" | "additionalProperties" | "not" => {
-                out.insert(k.clone(), translate(v));
-            }
-            "allOf" | "anyOf" | "oneOf" => {
-                let list = v
-                    .as_array()
-                    .map(|a| a.iter().map(translate).collect())
-                    .unwrap_or_default();
-                out.insert(k.clone(), Value::Array(list));
-            }
-            _ => {
-                out.insert(k.clone(), v.clone());
-            }
-        }
-    }
-    if obj.get("nullable") == Some(&Value::Bool(true)) {
-        match out.get("type").cloned() {
-            Some(Value::String(t)) => {
-                out.insert("type".into(), json!([t, "null"]));
-                if let Some(Value::Array(e)) = out.get_mut("enum") {
-                    e.push(Value::Null);
-                }
-            }
-            _ => return json!({ "anyOf": [Value::Object(out), { "type": "null" }] }),
-        }
-    }
-    Value::Object(out)
-}
-
-/// A validator for `schema` (which may `$ref` into `#/components/schemas`).
-fn validator_for(schema: &Value) -> Validator {
-    let components: Map<String, Value> = spec()["components"]["schemas"]
-        .as_object()
-        .expect("components.schemas")
-        .iter()
-        .map(|(k, v)| (k.clone(), translate(v)))
-        .collect();
-    // The response schema sits under allOf so that a root `$ref` has no siblings to ignore.
-    let doc = json!({
-        "components": { "schemas": components },
-        "allOf": [translate(schema)],
-    });
-    jsonschema::options()
-        .with_draft(Draft::Draft4)
-        .should_validate_formats(false)
-        .build(&doc)
-        .unwrap_or_else(|e| panic!("cannot compile schema {schema}: {e}"))
-}
 
 /// Check `body` against `schema`; the error lists every violation with its location.
 fn check(schema: &Value, body: &Value) -> Result<(), String> {
-    let v = validator_for(schema);
-    let errors: Vec<String> = v
-        .iter_errors(body)
-        .map(|e| format!("{} at {}", e, e.instance_path))
-        .collect();
+    let errors = violations(schema, body);
     if errors.is_empty() {
         Ok(())
     } else {

@@ -4,13 +4,15 @@
 //! The request contract test at the end replays a whole session and validates every request
 //! the client sent against Atlassian's OpenAPI spec (`shared/jira/…openapi.json`).
 
+#[path = "../../sandbox/tests/support/openapi.rs"]
+mod openapi;
+
 use axum::http::HeaderMap;
 use chrono::{Duration as ChronoDuration, NaiveDate, Utc};
-use jsonschema::{Draft, Validator};
-use serde_json::{Map, Value, json};
+use openapi::{spec, violations};
+use serde_json::{Value, json};
 use std::collections::BTreeSet;
-use std::path::PathBuf;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tandem::config::{JiraApi, JiraConfig};
 use tandem::connector::jira::JiraConnector;
@@ -795,75 +797,6 @@ async fn errors_are_classified_and_never_show_credentials() {
 // Request contract: every request validates against Atlassian's OpenAPI spec
 // ---------------------------------------------------------------------------------------------
 
-fn spec() -> &'static Value {
-    static SPEC: OnceLock<Value> = OnceLock::new();
-    SPEC.get_or_init(|| {
-        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("../../../shared/jira/jira-cloud-platform.openapi.json");
-        let text = std::fs::read_to_string(&path)
-            .unwrap_or_else(|e| panic!("the Jira spec is missing at {}: {e}", path.display()));
-        serde_json::from_str(&text).expect("spec is JSON")
-    })
-}
-
-/// OpenAPI 3.0 → JSON Schema: `nullable: true` becomes a `null` alternative, OpenAPI-only
-/// keywords are dropped. Only schema positions are rewritten.
-fn translate(schema: &Value) -> Value {
-    let Some(obj) = schema.as_object() else {
-        return schema.clone();
-    };
-    let mut out = Map::new();
-    for (k, v) in obj {
-        match k.as_str() {
-            "example" | "xml" | "discriminator" | "externalDocs" | "nullable" => {}
-            "properties" | "patternProperties" => {
-                let m = v
-                    .as_object()
-                    .map(|m| m.iter().map(|(n, s)| (n.clone(), translate(s))).collect())
-                    .unwrap_or_default();
-                out.insert(k.clone(), Value::Object(m));
-            }
-            "items" | "additionalProperties" | "not" => {
-                out.insert(k.clone(), translate(v));
-            }
-            "allOf" | "anyOf" | "oneOf" => {
-                let l = v
-                    .as_array()
-                    .map(|a| a.iter().map(translate).collect())
-                    .unwrap_or_default();
-                out.insert(k.clone(), Value::Array(l));
-            }
-            _ => {
-                out.insert(k.clone(), v.clone());
-            }
-        }
-    }
-    if obj.get("nullable") == Some(&Value::Bool(true)) {
-        match out.get("type").cloned() {
-            Some(Value::String(t)) => {
-                out.insert("type".into(), json!([t, "null"]));
-            }
-            _ => return json!({"anyOf": [Value::Object(out), {"type": "null"}]}),
-        }
-    }
-    Value::Object(out)
-}
-
-fn validator(schema: &Value) -> Validator {
-    let components: Map<String, Value> = spec()["components"]["schemas"]
-        .as_object()
-        .expect("components")
-        .iter()
-        .map(|(k, v)| (k.clone(), translate(v)))
-        .collect();
-    let doc = json!({"components": {"schemas": components}, "allOf": [translate(schema)]});
-    jsonschema::options()
-        .with_draft(Draft::Draft4)
-        .should_validate_formats(false)
-        .build(&doc)
-        .expect("schema compiles")
-}
-
 /// The spec path template matching a concrete path (`/rest/api/3/issue/10001` →
 /// `/rest/api/3/issue/{issueIdOrKey}`), preferring literal segments.
 fn template_for(method: &str, path: &str) -> Option<String> {
@@ -910,10 +843,7 @@ fn check_request(method: &str, path: &str, body: &Value) -> Result<(), String> {
     if !schema.is_object() {
         return Err(format!("{method} {tpl} takes no JSON body, got {body}"));
     }
-    let errors: Vec<String> = validator(schema)
-        .iter_errors(body)
-        .map(|e| format!("{e} at {}", e.instance_path))
-        .collect();
+    let errors = violations(schema, body);
     if errors.is_empty() {
         Ok(())
     } else {
