@@ -27,11 +27,11 @@
 //! Nothing here asserts on time: the figures are printed, and only structural facts (edits
 //! landed, calls counted) are checked by the tests.
 
-use crate::app;
+use crate::{app, demo};
 use anyhow::{Context, bail};
 use serde::Serialize;
 use serde_json::{Value, json};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tandem_sandbox::{
@@ -39,10 +39,6 @@ use tandem_sandbox::{
 };
 
 mod seed;
-
-/// The bundled example, the same files `tandem demo` runs.
-const SEED_CONFIG: &str = include_str!("../../../examples/seed/tandem.toml");
-const SEED_MAPPING: &str = include_str!("../../../examples/seed/fieldMappings.csv");
 
 /// The bundled mapping as (external field id, Jira field id), for the seed baseline, which
 /// reads its mapping as a plain table like the guide's `mappingScript.incl`.
@@ -793,59 +789,16 @@ fn scratch_dir() -> anyhow::Result<PathBuf> {
     Ok(dir)
 }
 
-/// The bundled example pointed at the sandboxes. Polling is pushed out to an hour so that
-/// the request counts are those of webhook-driven propagation alone.
-fn write_config(
-    dir: &Path,
-    jira: &JiraSandbox,
-    external: &ExternalSandbox,
-) -> anyhow::Result<PathBuf> {
-    let text = SEED_CONFIG
-        .replace("http://127.0.0.1:8081", &jira.url())
-        .replace("http://127.0.0.1:8082", &external.url())
-        .replace("poll_interval = \"60s\"", "poll_interval = \"1h\"");
-    let path = dir.join("tandem.toml");
-    std::fs::write(&path, text)?;
-    std::fs::write(dir.join("fieldMappings.csv"), SEED_MAPPING)?;
-    Ok(path)
-}
-
 /// Tandem with `links` pairs made the way users get them: issues created in Jira, twins
 /// created outside by Tandem, which writes the twin's id into Jira's "External ID".
 async fn tandem_world(links: usize) -> anyhow::Result<World> {
     let jira = JiraSandbox::start(JiraSandboxConfig::default()).await?;
     let external = ExternalSandbox::start(ExternalSandboxConfig::default()).await?;
     let dir = scratch_dir()?;
-    let config_path = write_config(&dir, &jira, &external)?;
-    let config = crate::config::load(&config_path)
-        .map_err(|e| anyhow::anyhow!("{e}"))
-        .context("the bundled example config does not load")?;
-    let running = app::start(config, "127.0.0.1:0".parse()?, None).await?;
-    let base = format!("http://{}", running.addr);
-    let conn = running
-        .config
-        .connections
-        .first()
-        .context("the example defines no connection")?;
-    let jira_secret = conn
-        .jira
-        .webhook_secret
-        .as_ref()
-        .map(|s| s.expose().to_string());
-    let ext_token = match &conn.external {
-        crate::config::ExternalConfig::Rest(rest) => {
-            rest.webhook_token.as_ref().map(|s| s.expose().to_string())
-        }
-        crate::config::ExternalConfig::Jira(_) => None,
-    };
-    jira.register_webhook(
-        &format!("{base}/webhooks/{}/jira", conn.name),
-        jira_secret.as_deref(),
-    );
-    external.set_webhook(
-        &format!("{base}/webhooks/{}/external", conn.name),
-        ext_token.as_deref(),
-    );
+    // The bundled example; polling is pushed out to an hour so that the request counts are
+    // those of webhook-driven propagation alone.
+    let config_path = demo::write_seed_config(&dir, &jira, &external, Some("1h"))?;
+    let (running, _) = demo::start_seed_tandem(&config_path, &jira, &external).await?;
     let link_field = jira.external_id_field().to_string();
     let mut keys = Vec::with_capacity(links);
     for i in 0..links {

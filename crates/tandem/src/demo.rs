@@ -9,7 +9,7 @@
 use crate::app;
 use anyhow::{Context, bail};
 use serde_json::{Value, json};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use tandem_sandbox::{ExternalSandbox, ExternalSandboxConfig, JiraSandbox, JiraSandboxConfig};
 
@@ -24,37 +24,8 @@ pub async fn run(once: bool) -> anyhow::Result<()> {
     let jira = JiraSandbox::start(JiraSandboxConfig::default()).await?;
     let external = ExternalSandbox::start(ExternalSandboxConfig::default()).await?;
     let dir = tempfile_dir()?;
-    let config_path = write_demo_config(&dir, &jira, &external)?;
-    let config = crate::config::load(&config_path)
-        .map_err(|e| anyhow::anyhow!("{e}"))
-        .context("the bundled example config does not load")?;
-    let running = app::start(config, "127.0.0.1:0".parse()?, None).await?;
-    let base = format!("http://{}", running.addr);
-
-    let conn = running
-        .config
-        .connections
-        .first()
-        .context("the example defines no connection")?;
-    let jira_secret = conn
-        .jira
-        .webhook_secret
-        .as_ref()
-        .map(|s| s.expose().to_string());
-    jira.register_webhook(
-        &format!("{base}/webhooks/{}/jira", conn.name),
-        jira_secret.as_deref(),
-    );
-    let ext_token = match &conn.external {
-        crate::config::ExternalConfig::Rest(rest) => {
-            rest.webhook_token.as_ref().map(|s| s.expose().to_string())
-        }
-        crate::config::ExternalConfig::Jira(_) => None,
-    };
-    external.set_webhook(
-        &format!("{base}/webhooks/{}/external", conn.name),
-        ext_token.as_deref(),
-    );
+    let config_path = write_seed_config(&dir, &jira, &external, None)?;
+    let (running, base) = start_seed_tandem(&config_path, &jira, &external).await?;
 
     println!("Tandem demo");
     println!("  Jira sandbox:     {}", jira.url());
@@ -184,17 +155,64 @@ fn tempfile_dir() -> anyhow::Result<std::path::PathBuf> {
     Ok(dir)
 }
 
-/// Writes the bundled example with its URLs pointed at the running sandboxes.
-fn write_demo_config(
+/// Writes the bundled example into `dir` with its URLs pointed at the running sandboxes and
+/// returns the config's path. `poll_interval` (e.g. `"1h"`) replaces the example's `"60s"`.
+pub(crate) fn write_seed_config(
     dir: &Path,
     jira: &JiraSandbox,
     external: &ExternalSandbox,
-) -> anyhow::Result<std::path::PathBuf> {
-    let text = SEED_CONFIG
+    poll_interval: Option<&str>,
+) -> anyhow::Result<PathBuf> {
+    let mut text = SEED_CONFIG
         .replace("http://127.0.0.1:8081", &jira.url())
         .replace("http://127.0.0.1:8082", &external.url());
+    if let Some(interval) = poll_interval {
+        text = text.replace(
+            "poll_interval = \"60s\"",
+            &format!("poll_interval = \"{interval}\""),
+        );
+    }
     let path = dir.join("tandem.toml");
     std::fs::write(&path, text)?;
     std::fs::write(dir.join("fieldMappings.csv"), SEED_MAPPING)?;
     Ok(path)
+}
+
+/// Loads the seed config written by [`write_seed_config`], starts Tandem on loopback, and
+/// points both sandboxes' webhooks at it. Returns Tandem and its base URL.
+pub(crate) async fn start_seed_tandem(
+    config_path: &Path,
+    jira: &JiraSandbox,
+    external: &ExternalSandbox,
+) -> anyhow::Result<(app::Running, String)> {
+    let config = crate::config::load(config_path)
+        .map_err(|e| anyhow::anyhow!("{e}"))
+        .context("the bundled example config does not load")?;
+    let running = app::start(config, "127.0.0.1:0".parse()?, None).await?;
+    let base = format!("http://{}", running.addr);
+    let conn = running
+        .config
+        .connections
+        .first()
+        .context("the example defines no connection")?;
+    let jira_secret = conn
+        .jira
+        .webhook_secret
+        .as_ref()
+        .map(|s| s.expose().to_string());
+    jira.register_webhook(
+        &format!("{base}/webhooks/{}/jira", conn.name),
+        jira_secret.as_deref(),
+    );
+    let ext_token = match &conn.external {
+        crate::config::ExternalConfig::Rest(rest) => {
+            rest.webhook_token.as_ref().map(|s| s.expose().to_string())
+        }
+        crate::config::ExternalConfig::Jira(_) => None,
+    };
+    external.set_webhook(
+        &format!("{base}/webhooks/{}/external", conn.name),
+        ext_token.as_deref(),
+    );
+    Ok((running, base))
 }
