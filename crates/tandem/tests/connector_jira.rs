@@ -4,11 +4,13 @@
 //! The request contract test at the end replays a whole session and validates every request
 //! the client sent against Atlassian's OpenAPI spec (`shared/jira/…openapi.json`).
 
+mod common;
 #[path = "../../sandbox/tests/support/openapi.rs"]
 mod openapi;
 
 use axum::http::HeaderMap;
-use chrono::{Duration as ChronoDuration, NaiveDate, Utc};
+use chrono::{Duration as ChronoDuration, Utc};
+use common::{date, fields, fm, serve, text};
 use openapi::{spec, violations};
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
@@ -18,7 +20,7 @@ use tandem::config::{JiraApi, JiraConfig};
 use tandem::connector::jira::JiraConnector;
 use tandem::connector::{Connector, ConnectorContext, ConnectorError, Fields, WebhookError};
 use tandem::secret::Secret;
-use tandem_core::mapping::{FieldMapping, FieldType, Mapping};
+use tandem_core::mapping::{FieldType, Mapping};
 use tandem_core::richtext::Doc;
 use tandem_core::{ChangeKind, FieldValue, Side};
 use tandem_sandbox::{JiraSandbox, JiraSandboxConfig, RecordedRequest};
@@ -26,12 +28,6 @@ use tandem_sandbox::{JiraSandbox, JiraSandboxConfig, RecordedRequest};
 // ---------------------------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------------------------
-
-fn fm(jira: &str, external: &str, ty: FieldType) -> FieldMapping {
-    let mut m = FieldMapping::new(jira, external);
-    m.field_type = ty;
-    m
-}
 
 /// The mapping most tests use: system and custom fields, named by id and by display name.
 fn mapping() -> Mapping {
@@ -78,21 +74,6 @@ async fn sandbox() -> JiraSandbox {
     JiraSandbox::start(JiraSandboxConfig::default())
         .await
         .expect("sandbox")
-}
-
-fn date(y: i32, m: u32, d: u32) -> FieldValue {
-    FieldValue::Date(NaiveDate::from_ymd_opt(y, m, d).expect("date"))
-}
-
-fn text(s: &str) -> FieldValue {
-    FieldValue::Text(s.to_string())
-}
-
-fn fields(pairs: &[(&str, FieldValue)]) -> Fields {
-    pairs
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.clone()))
-        .collect()
 }
 
 fn requests(sb: &JiraSandbox, method: &str, path_prefix: &str) -> Vec<RecordedRequest> {
@@ -188,17 +169,6 @@ async fn ambiguous_display_names_are_refused_with_candidates() {
         .prepare()
         .await
         .expect("by id");
-}
-
-async fn serve(app: axum::Router) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    format!("http://{addr}")
 }
 
 // ---------------------------------------------------------------------------------------------

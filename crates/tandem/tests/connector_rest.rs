@@ -2,26 +2,23 @@
 //! custom format against a small helpdesk-like API served by the test (typed JSON, a
 //! JSONPath-addressed custom field, ids and lists at configured pointers).
 
+mod common;
+
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::IntoResponse;
-use chrono::{Duration as ChronoDuration, NaiveDate, Utc};
+use chrono::{Duration as ChronoDuration, Utc};
+use common::{date, fields, fm, serve, text};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tandem::config::RestConfig;
 use tandem::connector::rest::RestConnector;
-use tandem::connector::{Connector, ConnectorContext, ConnectorError, Fields, WebhookError};
-use tandem_core::mapping::{FieldMapping, FieldType, Mapping};
+use tandem::connector::{Connector, ConnectorContext, ConnectorError, WebhookError};
+use tandem_core::mapping::{FieldType, Mapping};
 use tandem_core::{ChangeKind, FieldValue, Side};
 use tandem_sandbox::{ExternalSandbox, ExternalSandboxConfig};
-
-fn fm(jira: &str, external: &str, ty: FieldType) -> FieldMapping {
-    let mut m = FieldMapping::new(jira, external);
-    m.field_type = ty;
-    m
-}
 
 fn rest_config(toml_text: &str) -> RestConfig {
     toml::from_str(toml_text).unwrap_or_else(|e| panic!("config: {e}\n{toml_text}"))
@@ -33,32 +30,6 @@ fn connector(cfg: &RestConfig, mapping: Mapping) -> RestConnector {
         ConnectorContext::new(Side::External, mapping, reqwest::Client::new()),
     )
     .expect("connector")
-}
-
-fn fields(pairs: &[(&str, FieldValue)]) -> Fields {
-    pairs
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.clone()))
-        .collect()
-}
-
-fn text(s: &str) -> FieldValue {
-    FieldValue::Text(s.to_string())
-}
-
-fn date(y: i32, m: u32, d: u32) -> FieldValue {
-    FieldValue::Date(NaiveDate::from_ymd_opt(y, m, d).expect("date"))
-}
-
-async fn serve(app: axum::Router) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    format!("http://{addr}")
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -11,6 +11,8 @@
 //! full of JQL syntax travel all the way to Tandem's Jira search; the Jira sandbox's request
 //! log then shows whether the JQL kept them inside a quoted literal.
 
+mod common;
+
 use axum::extract::Path;
 use axum::routing::get;
 use hmac::{Hmac, Mac};
@@ -782,12 +784,7 @@ async fn quiesce(t: &Running) {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let depth = t.engine.store.queue_depth().await.unwrap();
-        let busy: i64 = depth
-            .iter()
-            .filter(|(_, s, _)| matches!(s, EventStatus::Pending | EventStatus::Leased))
-            .map(|(_, _, n)| *n)
-            .sum();
-        if busy == 0 {
+        if common::busy(&depth) == 0 {
             return;
         }
         assert!(Instant::now() < deadline, "queue did not drain: {depth:?}");

@@ -1,10 +1,16 @@
-//! Shared harness for engine tests: both sandboxes plus a real Tandem on loopback ports.
+//! Shared harness for engine tests: both sandboxes plus a real Tandem on loopback ports; and
+//! the small field and server helpers the connector tests share.
 #![allow(dead_code)]
 
+use chrono::NaiveDate;
 use serde_json::{Value, json};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 use tandem::app::{self, Running};
+use tandem::connector::Fields;
+use tandem::store::EventStatus;
+use tandem_core::FieldValue;
+use tandem_core::mapping::{FieldMapping, FieldType};
 use tandem_sandbox::{ExternalSandbox, ExternalSandboxConfig, JiraSandbox, JiraSandboxConfig};
 
 pub const MAPPING: &str = "jiraField,externalField,direction,type\n\
@@ -216,31 +222,67 @@ pub async fn eventually<T>(what: &str, mut probe: impl FnMut() -> Option<T>) -> 
     }
 }
 
+/// How many events of a `queue_depth` are still pending or leased.
+pub fn busy(depth: &[(String, EventStatus, i64)]) -> i64 {
+    depth
+        .iter()
+        .filter(|(_, s, _)| matches!(s, EventStatus::Pending | EventStatus::Leased))
+        .map(|(_, _, n)| *n)
+        .sum()
+}
+
 /// Waits until the queue has no pending or leased events (things are quiet).
 pub async fn quiesce(world: &World) {
-    use tandem::store::EventStatus;
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         tokio::time::sleep(Duration::from_millis(150)).await;
         let depth = world.engine().store.queue_depth().await.unwrap();
-        let busy: i64 = depth
-            .iter()
-            .filter(|(_, s, _)| matches!(s, EventStatus::Pending | EventStatus::Leased))
-            .map(|(_, _, n)| *n)
-            .sum();
-        if busy == 0 {
+        if busy(&depth) == 0 {
             // Webhook echoes may still be in flight from the sandboxes: look once more.
             tokio::time::sleep(Duration::from_millis(300)).await;
             let depth = world.engine().store.queue_depth().await.unwrap();
-            let busy: i64 = depth
-                .iter()
-                .filter(|(_, s, _)| matches!(s, EventStatus::Pending | EventStatus::Leased))
-                .map(|(_, _, n)| *n)
-                .sum();
-            if busy == 0 {
+            if busy(&depth) == 0 {
                 return;
             }
         }
         assert!(Instant::now() < deadline, "queue did not drain: {depth:?}");
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Connector tests
+// ---------------------------------------------------------------------------------------------
+
+/// A mapping row `jira` ↔ `external` of type `ty`.
+pub fn fm(jira: &str, external: &str, ty: FieldType) -> FieldMapping {
+    let mut m = FieldMapping::new(jira, external);
+    m.field_type = ty;
+    m
+}
+
+pub fn fields(pairs: &[(&str, FieldValue)]) -> Fields {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.clone()))
+        .collect()
+}
+
+pub fn text(s: &str) -> FieldValue {
+    FieldValue::Text(s.to_string())
+}
+
+pub fn date(y: i32, m: u32, d: u32) -> FieldValue {
+    FieldValue::Date(NaiveDate::from_ymd_opt(y, m, d).expect("date"))
+}
+
+/// Serves `app` on a loopback port; returns its base URL.
+pub async fn serve(app: axum::Router) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    format!("http://{addr}")
 }
