@@ -10,7 +10,7 @@
 //! | value equals the shadow | `Echo`: our own write coming back, or a no-op edit |
 //! | edit older than the shadow's edit | `Stale`: a late or re-delivered state |
 //! | twin already holds the value | `Unchanged`: only the shadow moves on |
-//! | both sides changed since the last sync | conflict: the policy picks `Write` or `ConflictLost` |
+//! | both sides changed since the last sync | conflict: the policy picks `Write` or `ConflictLost` (the loser is recorded in the shadow, timed no later than the winner) |
 //! | otherwise | `Write` |
 //!
 //! The caller applies `writes` in one call to the target, then stores `shadow_updates` in the
@@ -243,6 +243,24 @@ pub fn plan_update(input: &PlanInput) -> Plan {
                         format!("conflict won ({policy}): {why}"),
                     );
                 } else {
+                    // The losing value is recorded as the pair's last known state, timed no
+                    // later than the winner's edit. Otherwise the next event from this side
+                    // (often the echo of a write Tandem makes to this item, such as its link
+                    // field, which moves the item's `updated`) would re-run the conflict with
+                    // a newer time and write the losing value over the winner. With it, that
+                    // echo is an echo, and the winner's own event finds this side still
+                    // holding the recorded value and simply writes the winner across.
+                    let at = input
+                        .target_ts
+                        .map_or(DateTime::UNIX_EPOCH, |t| t.min(input.source_ts));
+                    plan.shadow_updates.insert(
+                        key,
+                        ShadowEntry {
+                            value: v,
+                            source_ts: at,
+                            source,
+                        },
+                    );
                     plan.decide(
                         m,
                         Outcome::ConflictLost,
@@ -526,7 +544,11 @@ mod tests {
         assert!(won(&conflict(Side::External, 20, Some(30), ExternalWins)));
         assert!(lost(&conflict(Side::Jira, 40, Some(30), ExternalWins)));
         let p = conflict(Side::Jira, 20, Some(30), LaterWins);
-        assert!(p.shadow_updates.is_empty());
+        // The loser is remembered as the last known state, timed no later than the winner,
+        // so the winner's own event is not stale and finds nothing to contest.
+        let lost_entry = &p.shadow_updates["summary|1"];
+        assert_eq!(lost_entry.value, text("mine"));
+        assert_eq!(lost_entry.source_ts, ts(20));
         assert!(
             p.decisions[0].detail.contains("later_wins"),
             "{:?}",

@@ -643,13 +643,8 @@ impl Engine {
             };
             info!(connection = %conn.name, jira = %link.jira_id, external = %link.external_id, "linked existing twins");
             // A twin found through its own record of the Jira key (an earlier attempt made
-            // it) has not had its id written into Jira's link field yet.
-            if event.source == Side::Jira
-                && item.link.as_deref().is_none_or(|l| l.trim().is_empty())
-                && let Err(e) = conn.jira.set_link(&link.jira_id, &link.external_id).await
-            {
-                warn!(connection = %conn.name, jira = %link.jira_id, error = %e, "could not write the link field in Jira");
-            }
+            // it) has not had its id written into Jira's link field yet: `apply_to_link`
+            // writes it when it reads the Jira issue (see `fill_link_field`).
             return self.apply_to_link(conn, queued, link, Some(&item)).await;
         }
 
@@ -764,6 +759,11 @@ impl Engine {
                 policy: conn.policy,
             })
         };
+        if event.source == Side::Jira
+            && let Some(item) = fetched_source
+        {
+            self.fill_link_field(conn, &link, item).await?;
+        }
         let mut against_shadow = shadow_plan(&values, ts);
         let read_source = fetched_source.is_none() && !event.needs_fetch;
         if read_source && !(against_shadow.writes.is_empty() && against_shadow.errors.is_empty()) {
@@ -777,6 +777,9 @@ impl Engine {
                 .side(event.source)
                 .fetch(link.id_on(event.source))
                 .await?;
+            if event.source == Side::Jira {
+                self.fill_link_field(conn, &link, &item).await?;
+            }
             ts = item.updated.unwrap_or(ts);
             values = item.fields;
             against_shadow = shadow_plan(&values, ts);
@@ -795,6 +798,9 @@ impl Engine {
         // The twin's current state tells a real conflict (both sides changed since the last
         // sync) from a plain update.
         let twin = target.fetch(&target_id).await?;
+        if target_side == Side::Jira {
+            self.fill_link_field(conn, &link, &twin).await?;
+        }
         let plan = plan_update(&PlanInput {
             source: event.source,
             source_ts: ts,
@@ -805,6 +811,9 @@ impl Engine {
             mapping: &conn.mapping,
             policy: conn.policy,
         });
+        // Decisions name fields and outcomes, never values: enough to trace an event's path
+        // (RUST_LOG=tandem=debug) without putting issue content in the logs.
+        debug!(event = queued.id, attempts = queued.attempts, link = %link.jira_id, decisions = ?plan.decisions, "planned");
         if let Some(err) = plan.errors.first() {
             return Err(Failure::Permanent(err.to_string()));
         }
@@ -841,6 +850,30 @@ impl Engine {
         self.finish(queued, EventStatus::Done, link, audit, note)
             .await?;
         Ok(Outcome::Applied { writes })
+    }
+
+    /// Writes the external id into the linked Jira issue's link field when the issue was
+    /// read without it. A pair linked by discovery (a create whose answer was lost, found
+    /// through the twin's `sourceIssueId`, from either side's event) or a link-field write
+    /// that failed after a create would otherwise leave the field empty for good: nothing
+    /// else writes it. Doing it whenever the issue is read anyway costs no extra read, and a
+    /// failure is transient like any other, so the event is retried until it is written.
+    async fn fill_link_field(
+        &self,
+        conn: &ConnectionRuntime,
+        link: &Link,
+        jira_item: &Item,
+    ) -> Result<(), Failure> {
+        if jira_item
+            .link
+            .as_deref()
+            .is_some_and(|l| !l.trim().is_empty())
+        {
+            return Ok(());
+        }
+        conn.jira.set_link(&link.jira_id, &link.external_id).await?;
+        info!(connection = %conn.name, jira = %link.jira_id, external = %link.external_id, "wrote the link field in Jira");
+        Ok(())
     }
 
     async fn finish(
