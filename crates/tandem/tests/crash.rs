@@ -16,7 +16,6 @@ use std::time::Duration;
 use tandem::store::EventStatus;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "known bug, see docs/RELIABILITY.md: a twin found by discovery after a crash is planned against an empty shadow and can write a value back (run with --ignored)"]
 async fn sigkill_at_random_moments_loses_and_duplicates_nothing() {
     init_logging();
     let total_edits = env_num("TANDEM_CRASH_EDITS", if soak() { 10_000 } else { 1_000 });
