@@ -105,6 +105,34 @@ impl Plan {
         });
     }
 
+    /// The canonical value of mapping `m` from `source_values`, when `source` sent the field,
+    /// it flows from `source` and converts. A field that does not flow, or fails to convert,
+    /// is recorded as decided here; an absent field is passed over without a decision.
+    fn incoming(
+        &mut self,
+        m: &FieldMapping,
+        source_values: &BTreeMap<String, FieldValue>,
+        source: Side,
+    ) -> Option<FieldValue> {
+        let raw = source_values.get(m.field_on(source))?;
+        if !m.flows(source) {
+            self.decide(
+                m,
+                Outcome::NotInDirection,
+                format!("direction is {}", m.direction),
+            );
+            return None;
+        }
+        match to_canonical(raw, m, source) {
+            Ok(v) => Some(v),
+            Err(e) => {
+                self.decide(m, Outcome::Failed, e.to_string());
+                self.errors.push(e);
+                None
+            }
+        }
+    }
+
     /// Converts the canonical value for the target and records the write and the shadow.
     fn write(
         &mut self,
@@ -143,24 +171,8 @@ pub fn plan_update(input: &PlanInput) -> Plan {
     let target = source.other();
 
     for m in &input.mapping.fields {
-        let Some(raw) = input.source_values.get(m.field_on(source)) else {
+        let Some(v) = plan.incoming(m, input.source_values, source) else {
             continue;
-        };
-        if !m.flows(source) {
-            plan.decide(
-                m,
-                Outcome::NotInDirection,
-                format!("direction is {}", m.direction),
-            );
-            continue;
-        }
-        let v = match to_canonical(raw, m, source) {
-            Ok(v) => v,
-            Err(e) => {
-                plan.decide(m, Outcome::Failed, e.to_string());
-                plan.errors.push(e);
-                continue;
-            }
         };
         let key = m.key();
         let shadow = input.shadow.get(&key);
@@ -290,23 +302,8 @@ pub fn plan_create(
 ) -> Plan {
     let mut plan = Plan::default();
     for m in &mapping.fields {
-        let Some(raw) = source_values.get(m.field_on(source)) else {
-            continue;
-        };
-        if !m.flows(source) {
-            plan.decide(
-                m,
-                Outcome::NotInDirection,
-                format!("direction is {}", m.direction),
-            );
-            continue;
-        }
-        match to_canonical(raw, m, source) {
-            Ok(v) => plan.write(m, v, source, source_ts, "new twin".to_string()),
-            Err(e) => {
-                plan.decide(m, Outcome::Failed, e.to_string());
-                plan.errors.push(e);
-            }
+        if let Some(v) = plan.incoming(m, source_values, source) {
+            plan.write(m, v, source, source_ts, "new twin".to_string());
         }
     }
     plan
