@@ -20,7 +20,7 @@
 //! accepts them unsigned when no `webhook_secret` is set, as for any unsigned webhook. The
 //! poller remains the safety net for anything a webhook misses.
 
-use super::{JiraConnector, fields, jql_string};
+use super::{JiraConnector, fields, jql_list, jql_string};
 use crate::config::{ConnectionConfig, FilterConfig};
 use crate::connector::{ConnectorContext, ConnectorError, ConnectorResult};
 use chrono::{DateTime, TimeZone, Utc};
@@ -119,23 +119,16 @@ impl std::fmt::Debug for DynamicWebhook {
 /// issue types, the part of the scope a dynamic webhook can express. Extra `filter.jql` is
 /// refused with `dynamic_webhook_url` by the config check.
 pub fn subset_jql(project: &str, filter: &FilterConfig) -> String {
-    let list = |values: &[String]| {
-        values
-            .iter()
-            .map(|v| jql_string(v.trim()))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
     let projects = if filter.projects.is_empty() {
         jql_string(project.trim())
     } else {
-        list(&filter.projects)
+        jql_list(&filter.projects)
     };
     let mut jql = format!("project IN ({projects})");
     if !filter.issue_types.is_empty() {
         jql.push_str(&format!(
             " AND issuetype IN ({})",
-            list(&filter.issue_types)
+            jql_list(&filter.issue_types)
         ));
     }
     jql

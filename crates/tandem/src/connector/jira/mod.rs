@@ -413,21 +413,14 @@ impl JiraConnector {
 /// own `project`), its issue types, and the filter's extra JQL in parentheses. Polls, bulk sync
 /// and the registered webhook's filter all use it, so they agree on what is in scope.
 pub fn scope_jql(project: &str, filter: &FilterConfig) -> String {
-    let list = |values: &[String]| {
-        values
-            .iter()
-            .map(|v| jql_string(v.trim()))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
     let mut clauses = Vec::new();
     if filter.projects.is_empty() {
         clauses.push(format!("project in ({})", jql_string(project)));
     } else {
-        clauses.push(format!("project in ({})", list(&filter.projects)));
+        clauses.push(format!("project in ({})", jql_list(&filter.projects)));
     }
     if !filter.issue_types.is_empty() {
-        clauses.push(format!("issuetype in ({})", list(&filter.issue_types)));
+        clauses.push(format!("issuetype in ({})", jql_list(&filter.issue_types)));
     }
     if let Some(extra) = filter
         .jql
@@ -439,6 +432,15 @@ pub fn scope_jql(project: &str, filter: &FilterConfig) -> String {
         clauses.push(format!("({extra})"));
     }
     clauses.join(" AND ")
+}
+
+/// `values` as a comma-separated list of JQL string literals (trimmed), for `IN (…)`.
+pub(crate) fn jql_list(values: &[String]) -> String {
+    values
+        .iter()
+        .map(|v| jql_string(v.trim()))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// A JQL string literal holding `s`: backslash and double quote escaped, control characters
