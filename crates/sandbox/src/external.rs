@@ -117,6 +117,18 @@ fn unprocessable(msg: impl Into<String>) -> ExtError {
 
 /// Parse an `_externalData` body: 400 for what is not that shape at all, 422 for a field
 /// whose id is not numeric or whose value is not a string.
+/// `(field id, value)` pairs as a person's edit sends them: by id, without names.
+fn user_fields(fields: Vec<(u64, String)>) -> Vec<FieldIn> {
+    fields
+        .into_iter()
+        .map(|(id, value)| FieldIn {
+            id,
+            name: None,
+            value,
+        })
+        .collect()
+}
+
 fn parse_body(bytes: &Bytes) -> Result<(Option<String>, Vec<FieldIn>), ExtError> {
     let v: Value =
         serde_json::from_slice(bytes).map_err(|e| bad(format!("malformed JSON body: {e}")))?;
@@ -438,29 +450,17 @@ impl ExternalSandbox {
 
     /// Create an item as a person using the external system would; sends the webhook.
     pub fn user_create(&self, fields: Vec<(u64, String)>) -> String {
-        let fields = fields
-            .into_iter()
-            .map(|(id, value)| FieldIn {
-                id,
-                name: None,
-                value,
-            })
-            .collect();
-        self.inner.upsert(None, None, fields).unwrap_or_default()
+        self.inner
+            .upsert(None, None, user_fields(fields))
+            .unwrap_or_default()
     }
 
     /// Edit an item as a person would; sends the webhook if anything changed. Returns false
     /// if there is no such item.
     pub fn user_edit(&self, id: &str, fields: Vec<(u64, String)>) -> bool {
-        let fields = fields
-            .into_iter()
-            .map(|(id, value)| FieldIn {
-                id,
-                name: None,
-                value,
-            })
-            .collect();
-        self.inner.upsert(Some(id), None, fields).is_some()
+        self.inner
+            .upsert(Some(id), None, user_fields(fields))
+            .is_some()
     }
 
     /// Point webhooks somewhere else (or set the token) at runtime.
