@@ -55,26 +55,24 @@ pub struct Scope {
     pub issue_types: Vec<String>,
 }
 
+/// Whether `value` passes a scope list: an empty list admits everything, else a
+/// case-insensitive match.
+fn admits(list: &[String], value: &str) -> bool {
+    list.is_empty() || list.iter().any(|v| v.eq_ignore_ascii_case(value))
+}
+
 impl Scope {
     /// `None` when the Jira item is in scope, else the reason it is not.
     pub fn excludes(&self, item: &Item) -> Option<String> {
         if let Some(project) = &item.project
-            && !self.projects.is_empty()
-            && !self
-                .projects
-                .iter()
-                .any(|p| p.eq_ignore_ascii_case(project))
+            && !admits(&self.projects, project)
         {
             return Some(format!(
                 "project {project} is outside the connection's projects"
             ));
         }
         if let Some(issue_type) = &item.issue_type
-            && !self.issue_types.is_empty()
-            && !self
-                .issue_types
-                .iter()
-                .any(|t| t.eq_ignore_ascii_case(issue_type))
+            && !admits(&self.issue_types, issue_type)
         {
             return Some(format!(
                 "issue type {issue_type} is outside the connection's issue types"
