@@ -8,13 +8,12 @@ mod common;
 #[path = "../../sandbox/tests/support/openapi.rs"]
 mod openapi;
 
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, StatusCode};
 use chrono::{Duration as ChronoDuration, Utc};
-use common::{date, fields, fm, serve, text};
+use common::{date, fields, fm, receiver, serve, text, wait_for};
 use openapi::{spec, violations};
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tandem::config::{JiraApi, JiraConfig};
 use tandem::connector::jira::JiraConnector;
@@ -441,42 +440,10 @@ async fn datacenter_changed_since_follows_start_at() {
 // Webhooks
 // ---------------------------------------------------------------------------------------------
 
-type Deliveries = Arc<Mutex<Vec<(HeaderMap, Vec<u8>)>>>;
-
-/// A receiver that records every delivery the sandbox sends.
-async fn receiver() -> (String, Deliveries) {
-    let got: Deliveries = Arc::default();
-    let store = got.clone();
-    let app = axum::Router::new().route(
-        "/hook",
-        axum::routing::post(move |headers: HeaderMap, body: axum::body::Bytes| {
-            let store = store.clone();
-            async move {
-                if let Ok(mut g) = store.lock() {
-                    g.push((headers, body.to_vec()));
-                }
-                axum::http::StatusCode::NO_CONTENT
-            }
-        }),
-    );
-    (format!("{}/hook", serve(app).await), got)
-}
-
-async fn wait_for(got: &Deliveries, n: usize) -> Vec<(HeaderMap, Vec<u8>)> {
-    for _ in 0..200 {
-        let g = got.lock().map(|g| g.clone()).unwrap_or_default();
-        if g.len() >= n {
-            return g;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("expected {n} deliveries");
-}
-
 #[tokio::test]
 async fn webhooks_are_verified_and_carry_only_changed_mapped_fields() {
     let sb = sandbox().await;
-    let (url, got) = receiver().await;
+    let (url, got) = receiver(StatusCode::NO_CONTENT).await;
     sb.register_webhook(&url, Some("hook-secret"));
     let c = connector_with(
         &config(&sb.url(), JiraApi::Cloud, Some("hook-secret")),

@@ -8,7 +8,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::IntoResponse;
 use chrono::{Duration as ChronoDuration, Utc};
-use common::{date, fields, fm, serve, text};
+use common::{date, fields, fm, receiver, serve, text, wait_for};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -136,43 +136,12 @@ async fn seed_create_update_fetch_and_list_round_trip() {
     sb.shutdown().await;
 }
 
-type Deliveries = Arc<Mutex<Vec<(HeaderMap, Vec<u8>)>>>;
-
-async fn receiver() -> (String, Deliveries) {
-    let got: Deliveries = Arc::default();
-    let store = got.clone();
-    let app = axum::Router::new().route(
-        "/hook",
-        axum::routing::post(move |headers: HeaderMap, body: axum::body::Bytes| {
-            let store = store.clone();
-            async move {
-                if let Ok(mut g) = store.lock() {
-                    g.push((headers, body.to_vec()));
-                }
-                StatusCode::ACCEPTED
-            }
-        }),
-    );
-    (format!("{}/hook", serve(app).await), got)
-}
-
-async fn wait_for(got: &Deliveries, n: usize) -> Vec<(HeaderMap, Vec<u8>)> {
-    for _ in 0..200 {
-        let g = got.lock().map(|g| g.clone()).unwrap_or_default();
-        if g.len() >= n {
-            return g;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("expected {n} deliveries");
-}
-
 #[tokio::test]
 async fn seed_webhooks_from_the_sandbox_are_verified_and_parsed() {
     let sb = ExternalSandbox::start(ExternalSandboxConfig::default())
         .await
         .expect("sandbox");
-    let (url, got) = receiver().await;
+    let (url, got) = receiver(StatusCode::ACCEPTED).await;
     sb.set_webhook(&url, Some("wh-token"));
     let c = connector(&seed_config(&sb.url(), Some("wh-token")), seed_mapping());
     let now = Utc::now();

@@ -286,3 +286,40 @@ pub async fn serve(app: axum::Router) -> String {
     });
     format!("http://{addr}")
 }
+
+/// Webhook deliveries a [`receiver`] recorded: headers and raw body, in arrival order.
+pub type Deliveries = std::sync::Arc<std::sync::Mutex<Vec<(axum::http::HeaderMap, Vec<u8>)>>>;
+
+/// A receiver on a loopback port that records every delivery and answers `status`; returns
+/// its `/hook` URL.
+pub async fn receiver(status: axum::http::StatusCode) -> (String, Deliveries) {
+    let got: Deliveries = Default::default();
+    let store = got.clone();
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(
+            move |headers: axum::http::HeaderMap, body: axum::body::Bytes| {
+                let store = store.clone();
+                async move {
+                    if let Ok(mut g) = store.lock() {
+                        g.push((headers, body.to_vec()));
+                    }
+                    status
+                }
+            },
+        ),
+    );
+    (format!("{}/hook", serve(app).await), got)
+}
+
+/// Waits (4 s at the most) until `got` holds `n` deliveries; returns them.
+pub async fn wait_for(got: &Deliveries, n: usize) -> Vec<(axum::http::HeaderMap, Vec<u8>)> {
+    for _ in 0..200 {
+        let g = got.lock().map(|g| g.clone()).unwrap_or_default();
+        if g.len() >= n {
+            return g;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("expected {n} deliveries");
+}
