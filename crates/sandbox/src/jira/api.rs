@@ -270,6 +270,11 @@ fn param(q: &[(String, String)], name: &str) -> Option<String> {
     }
 }
 
+/// A comma-separated list parameter (`fields`, `expand`); empty when absent.
+fn list_param(q: &[(String, String)], name: &str) -> Vec<String> {
+    param(q, name).map(|v| split_list(&v)).unwrap_or_default()
+}
+
 fn split_list(s: &str) -> Vec<String> {
     s.split(',')
         .map(str::trim)
@@ -373,12 +378,8 @@ async fn get_issue(
     Path(key): Path<String>,
     Query(q): Query<Vec<(String, String)>>,
 ) -> R {
-    let fields = param(&q, "fields")
-        .map(|f| split_list(&f))
-        .unwrap_or_default();
-    let expand = param(&q, "expand")
-        .map(|f| split_list(&f))
-        .unwrap_or_default();
+    let fields = list_param(&q, "fields");
+    let expand = list_param(&q, "expand");
     let select = Select::parse(&fields, true);
     let st = inner.lock();
     let id = st.find(&key).ok_or_else(ApiError::not_found)?;
@@ -537,12 +538,8 @@ async fn search_jql_get(State(inner): State<S>, Query(q): Query<Vec<(String, Str
             })?),
             None => None,
         },
-        fields: param(&q, "fields")
-            .map(|f| split_list(&f))
-            .unwrap_or_default(),
-        expand: param(&q, "expand")
-            .map(|f| split_list(&f))
-            .unwrap_or_default(),
+        fields: list_param(&q, "fields"),
+        expand: list_param(&q, "expand"),
     };
     search_jql(&inner, args)
 }
@@ -664,12 +661,8 @@ async fn search_v2_get(State(inner): State<S>, Query(q): Query<Vec<(String, Stri
         jql: param(&q, "jql").unwrap_or_default(),
         start: num("startAt", 0)?,
         max: num("maxResults", 50)?,
-        fields: param(&q, "fields")
-            .map(|f| split_list(&f))
-            .unwrap_or_default(),
-        expand: param(&q, "expand")
-            .map(|f| split_list(&f))
-            .unwrap_or_default(),
+        fields: list_param(&q, "fields"),
+        expand: list_param(&q, "expand"),
     };
     search_v2(&inner, args)
 }
