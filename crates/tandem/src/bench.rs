@@ -1052,7 +1052,7 @@ pub fn render(report: &Report) -> String {
     let _ = writeln!(
         out,
         "{:<50} {:>14} {:>14}",
-        "throughput, time until all landed",
+        "throughput, time until the last link landed",
         format!("{:.2} s", t.throughput.seconds),
         format!("{:.2} s", s.throughput.seconds),
     );
