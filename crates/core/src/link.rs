@@ -34,6 +34,9 @@ impl Shadow {
     pub fn set(&mut self, mapping_key: impl Into<String>, entry: ShadowEntry) {
         self.0.insert(mapping_key.into(), entry);
     }
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
 }
 
 /// A pair of twin items.
@@ -46,6 +49,13 @@ pub struct Link {
     pub jira_key: Option<String>,
     pub external_id: String,
     pub shadow: Shadow,
+    /// Writes Tandem has started but not seen answered, keyed by mapping key: each entry is
+    /// the canonical value being written to the other side of `source`, with the edit's time
+    /// and side. Stored before the write, so that a retry whose write went through although
+    /// its answer was lost recognises the value on the twin as its own (see
+    /// `plan::PlanInput::pending`). Cleared once a later plan has read the twin.
+    #[serde(default, skip_serializing_if = "Shadow::is_empty")]
+    pub pending: Shadow,
     /// Incremented on every shadow update; lets a store detect a concurrent writer.
     pub version: i64,
 }

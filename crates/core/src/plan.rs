@@ -5,6 +5,11 @@
 //! compared with the link's *shadow* (the value last synced) and, when known, the twin's
 //! current value:
 //!
+//! A *pending* write (stored before Tandem writes, see [`PlanInput::pending`]) that is found on
+//! the side it was written to counts as synced: its answer was lost, but it landed. It takes
+//! the shadow entry's place, so Tandem's own value on the twin is not mistaken for an edit
+//! made there, and an incoming value equal to it is an echo.
+//!
 //! | situation | outcome |
 //! | --- | --- |
 //! | value equals the shadow | `Echo`: our own write coming back, or a no-op edit |
@@ -13,8 +18,8 @@
 //! | both sides changed since the last sync | conflict: the policy picks `Write` or `ConflictLost` (the loser is recorded in the shadow, timed no later than the winner) |
 //! | otherwise | `Write` |
 //!
-//! The caller applies `writes` in one call to the target, then stores `shadow_updates` in the
-//! same transaction as the outcome.
+//! The caller applies `writes` in one call to the target, then stores `landed` and
+//! `shadow_updates` in the same transaction as the outcome.
 
 use crate::convert::{ConvertError, from_canonical, to_canonical};
 use crate::ids::Side;
@@ -39,6 +44,11 @@ pub struct PlanInput<'a> {
     /// The twin's last update time.
     pub target_ts: Option<DateTime<Utc>>,
     pub shadow: &'a Shadow,
+    /// The link's pending writes (see [`crate::link::Link::pending`]): values Tandem set out
+    /// to write whose answer it has not seen. One found on the side it was written to — the
+    /// twin's current value, or the incoming value when it was written to the source side —
+    /// landed: it stands in for the shadow entry and is reported in [`Plan::landed`].
+    pub pending: &'a Shadow,
     pub mapping: &'a Mapping,
     /// The connection's policy; a [`FieldMapping::conflict`] overrides it.
     pub policy: ConflictPolicy,
@@ -80,6 +90,10 @@ pub struct Plan {
     pub writes: BTreeMap<String, FieldValue>,
     /// Mapping key → new shadow entry; stored with the outcome.
     pub shadow_updates: BTreeMap<String, ShadowEntry>,
+    /// Mapping key → pending write found landed (see [`PlanInput::pending`]). It belongs in
+    /// the shadow before `shadow_updates` (which may supersede it), and may be stored before
+    /// anything is written.
+    pub landed: BTreeMap<String, ShadowEntry>,
     /// One per mapping entry whose source field the event carries.
     pub decisions: Vec<Decision>,
     /// Conversion failures: permanent, the caller dead-letters them.
@@ -90,6 +104,26 @@ impl Plan {
     /// True when nothing needs writing to the target.
     pub fn is_noop(&self) -> bool {
         self.writes.is_empty()
+    }
+
+    /// Brings `shadow` up to date with this plan: the landed pending writes, then the
+    /// updates (which supersede them).
+    pub fn apply_shadow(&self, shadow: &mut Shadow) {
+        for (k, e) in self.landed.iter().chain(&self.shadow_updates) {
+            shadow.set(k.clone(), e.clone());
+        }
+    }
+
+    /// The shadow entries of the planned writes: what a caller records as pending before
+    /// it writes (see [`PlanInput::pending`]).
+    pub fn pending_writes(&self) -> Shadow {
+        let mut pending = Shadow::default();
+        for d in self.with_outcome(Outcome::Write) {
+            if let Some(e) = self.shadow_updates.get(&d.mapping_key) {
+                pending.set(d.mapping_key.clone(), e.clone());
+            }
+        }
+        pending
     }
 
     /// The decisions with a given outcome.
@@ -171,15 +205,36 @@ pub fn plan_update(input: &PlanInput) -> Plan {
     let target = source.other();
 
     for m in &input.mapping.fields {
+        let key = m.key();
+        let raw = input.source_values.get(m.field_on(source));
+        // A pending write that landed: the side it was written to holds its value.
+        let landed = input.pending.get(&key).filter(|p| {
+            let written_to = p.source.other();
+            let held = if written_to == source {
+                raw
+            } else {
+                input
+                    .target_values
+                    .and_then(|tv| tv.get(m.field_on(target)))
+            };
+            held.is_some_and(|h| canonical(h, m, written_to).as_ref() == Some(&p.value))
+        });
+        if let Some(p) = landed {
+            plan.landed.insert(key.clone(), p.clone());
+        }
         let Some(v) = plan.incoming(m, input.source_values, source) else {
             continue;
         };
-        let key = m.key();
-        let shadow = input.shadow.get(&key);
+        let shadow = landed.or_else(|| input.shadow.get(&key));
 
         if let Some(s) = shadow {
             if v == s.value {
-                plan.decide(m, Outcome::Echo, "equal to the last synced value");
+                let why = if landed.is_some() {
+                    "equal to Tandem's own write, which landed although its answer was lost"
+                } else {
+                    "equal to the last synced value"
+                };
+                plan.decide(m, Outcome::Echo, why);
                 continue;
             }
             if input.source_ts < s.source_ts {
@@ -200,13 +255,7 @@ pub fn plan_update(input: &PlanInput) -> Plan {
         let current = input
             .target_values
             .and_then(|tv| tv.get(m.field_on(target)))
-            .and_then(|raw| {
-                if raw.is_empty() {
-                    Some(FieldValue::Empty)
-                } else {
-                    to_canonical(raw, m, target).ok()
-                }
-            });
+            .and_then(|raw| canonical(raw, m, target));
 
         if let Some(t) = &current {
             if *t == v {
@@ -291,6 +340,16 @@ pub fn plan_update(input: &PlanInput) -> Plan {
         plan.write(m, v, source, input.source_ts, detail);
     }
     plan
+}
+
+/// A value read from `side` in canonical terms; an empty value is taken as is (reading it
+/// through the value map's default would hide that the side still needs a value).
+fn canonical(raw: &FieldValue, m: &FieldMapping, side: Side) -> Option<FieldValue> {
+    if raw.is_empty() {
+        Some(FieldValue::Empty)
+    } else {
+        to_canonical(raw, m, side).ok()
+    }
 }
 
 /// Plans the creation of a twin: every field that flows from `source` and is present.
@@ -380,6 +439,7 @@ mod tests {
         target_values: Option<BTreeMap<String, FieldValue>>,
         target_ts: Option<i64>,
         shadow: Shadow,
+        pending: Shadow,
         policy: ConflictPolicy,
         mapping: Mapping,
     }
@@ -393,6 +453,7 @@ mod tests {
                 target_values: None,
                 target_ts: None,
                 shadow: Shadow::default(),
+                pending: Shadow::default(),
                 policy: ConflictPolicy::LaterWins,
                 mapping: mapping(),
             }
@@ -404,6 +465,10 @@ mod tests {
         }
         fn shadow(mut self, pairs: &[(&str, FieldValue, i64, Side)]) -> Self {
             self.shadow = shadow(pairs);
+            self
+        }
+        fn pending(mut self, pairs: &[(&str, FieldValue, i64, Side)]) -> Self {
+            self.pending = shadow(pairs);
             self
         }
         fn policy(mut self, p: ConflictPolicy) -> Self {
@@ -418,6 +483,7 @@ mod tests {
                 target_values: self.target_values.as_ref(),
                 target_ts: self.target_ts.map(ts),
                 shadow: &self.shadow,
+                pending: &self.pending,
                 mapping: &self.mapping,
                 policy: self.policy,
             })
@@ -634,6 +700,132 @@ mod tests {
         assert_eq!(p.writes, values(&[("5", FieldValue::Option("2".into()))]));
     }
 
+    // ---- pending writes: a write whose answer was lost -----------------------------------
+
+    /// Tandem wrote summary "mine" (Jira's edit at 20) outside; the answer was lost, so the
+    /// shadow still says "base". Then the user edited Jira again ("newer", at 40) and
+    /// something else outside (its `updated` is now 50). The retry reads both sides.
+    fn lost_answer_retry(pending: bool) -> Plan {
+        let c = Case::new(Side::Jira, 40, &[("summary", text("newer"))])
+            .shadow(&[("summary|1", text("base"), 10, Side::Jira)])
+            .target(50, &[("1", text("mine"))]);
+        if pending {
+            c.pending(&[("summary|1", text("mine"), 20, Side::Jira)])
+                .run()
+        } else {
+            c.run()
+        }
+    }
+
+    #[test]
+    fn a_landed_pending_write_is_not_taken_for_an_edit_on_the_twin() {
+        // Without the pending record, Tandem's own value outside looks like an edit made
+        // there at 50, and Jira's newer edit loses the conflict.
+        let p = lost_answer_retry(false);
+        assert_eq!(outcomes(&p), [("summary|1", Outcome::ConflictLost)]);
+        // With it, the value outside is Tandem's write (Jira's edit at 20), and the newer
+        // edit simply goes across.
+        let p = lost_answer_retry(true);
+        assert_eq!(outcomes(&p), [("summary|1", Outcome::Write)]);
+        assert_eq!(p.writes, values(&[("1", text("newer"))]));
+        let landed = &p.landed["summary|1"];
+        assert_eq!(
+            (&landed.value, landed.source_ts, landed.source),
+            (&text("mine"), ts(20), Side::Jira)
+        );
+        assert_eq!(p.shadow_updates["summary|1"].value, text("newer"));
+        assert_eq!(
+            p.pending_writes().get("summary|1").map(|e| &e.value),
+            Some(&text("newer"))
+        );
+        // Applied in order: the landed write, then the new write supersedes it.
+        let mut shadow = shadow(&[("summary|1", text("base"), 10, Side::Jira)]);
+        p.apply_shadow(&mut shadow);
+        assert_eq!(
+            shadow.get("summary|1").map(|e| &e.value),
+            Some(&text("newer"))
+        );
+    }
+
+    #[test]
+    fn a_retry_finding_its_write_landed_writes_nothing() {
+        // Same event retried, nothing edited since: the twin holds the pending value.
+        let p = Case::new(Side::Jira, 20, &[("summary", text("mine"))])
+            .shadow(&[("summary|1", text("base"), 10, Side::Jira)])
+            .pending(&[("summary|1", text("mine"), 20, Side::Jira)])
+            .target(21, &[("1", text("mine"))])
+            .run();
+        assert_eq!(outcomes(&p), [("summary|1", Outcome::Echo)]);
+        assert!(p.is_noop() && p.shadow_updates.is_empty());
+        assert_eq!(p.landed["summary|1"].value, text("mine"));
+    }
+
+    #[test]
+    fn a_pending_write_that_did_not_land_is_planned_as_before() {
+        // The twin still holds the synced value: the write never happened.
+        let p = Case::new(Side::Jira, 20, &[("summary", text("mine"))])
+            .shadow(&[("summary|1", text("base"), 10, Side::Jira)])
+            .pending(&[("summary|1", text("mine"), 20, Side::Jira)])
+            .target(15, &[("1", text("base"))])
+            .run();
+        assert_eq!(outcomes(&p), [("summary|1", Outcome::Write)]);
+        assert!(p.landed.is_empty());
+        // Overwritten outside after it landed: a real edit there, which the policy weighs
+        // against the stored shadow as before (here the later one outside wins).
+        let p = Case::new(Side::Jira, 20, &[("summary", text("mine"))])
+            .shadow(&[("summary|1", text("base"), 10, Side::Jira)])
+            .pending(&[("summary|1", text("mine"), 20, Side::Jira)])
+            .target(30, &[("1", text("theirs"))])
+            .run();
+        assert_eq!(outcomes(&p), [("summary|1", Outcome::ConflictLost)]);
+        assert!(p.landed.is_empty());
+        // Unknown twin (the shadow-only pass): the pending write cannot be judged, so the
+        // event goes on to read the twin.
+        let p = Case::new(Side::Jira, 20, &[("summary", text("mine"))])
+            .shadow(&[("summary|1", text("base"), 10, Side::Jira)])
+            .pending(&[("summary|1", text("mine"), 20, Side::Jira)])
+            .run();
+        assert_eq!(outcomes(&p), [("summary|1", Outcome::Write)]);
+        assert!(p.landed.is_empty());
+    }
+
+    #[test]
+    fn the_echo_of_a_pending_write_is_an_echo_without_reading_the_twin() {
+        // The webhook from the side Tandem wrote to carries the pending value (in that side's
+        // terms): the write landed, and this is its echo, even with no shadow entry at all.
+        let p = Case::new(Side::External, 30, &[("5", text("3"))])
+            .pending(&[(
+                "priority|5",
+                FieldValue::Option("High".into()),
+                20,
+                Side::Jira,
+            )])
+            .run();
+        assert_eq!(outcomes(&p), [("priority|5", Outcome::Echo)]);
+        assert!(p.is_noop());
+        assert_eq!(p.landed["priority|5"].source_ts, ts(20));
+        // A different value from that side is an edit.
+        let p = Case::new(Side::External, 30, &[("5", text("1"))])
+            .pending(&[(
+                "priority|5",
+                FieldValue::Option("High".into()),
+                20,
+                Side::Jira,
+            )])
+            .run();
+        assert_eq!(outcomes(&p), [("priority|5", Outcome::Write)]);
+        assert!(p.landed.is_empty());
+    }
+
+    #[test]
+    fn stored_links_without_pending_still_read() {
+        let json = r#"{"connection":"c","jira_id":"1","jira_key":null,"external_id":"E",
+                       "shadow":{},"version":3}"#;
+        let link: crate::link::Link = serde_json::from_str(json).unwrap();
+        assert!(link.pending.is_empty());
+        assert!(!serde_json::to_string(&link).unwrap().contains("pending"));
+    }
+
     #[test]
     fn create_plans_every_flowing_field() {
         let src = values(&[
@@ -664,6 +856,7 @@ mod tests {
         jira_ts: DateTime<Utc>,
         ext_ts: DateTime<Utc>,
         shadow: Shadow,
+        pending: Shadow,
         mapping: Mapping,
     }
 
@@ -693,6 +886,7 @@ mod tests {
                 target_values: Some(&target_values),
                 target_ts: Some(target_ts),
                 shadow: &self.shadow,
+                pending: &self.pending,
                 mapping: &self.mapping,
                 policy: ConflictPolicy::LaterWins,
             });
@@ -704,9 +898,7 @@ mod tests {
             if !plan.writes.is_empty() {
                 *tts = write_at;
             }
-            for (k, e) in &plan.shadow_updates {
-                self.shadow.set(k.clone(), e.clone());
-            }
+            plan.apply_shadow(&mut self.shadow);
             plan
         }
     }
@@ -744,6 +936,7 @@ mod tests {
                 jira_ts: ts(0),
                 ext_ts: ts(0),
                 shadow: Shadow::default(),
+                pending: Shadow::default(),
                 mapping: mapping(),
             };
             for (i, (from_jira, field, choice)) in edits.into_iter().enumerate() {
