@@ -167,6 +167,7 @@ async fn story(store: Arc<dyn Store>) {
         jira_key: Some("TEST-1".into()),
         external_id: "ext-1".into(),
         shadow: Default::default(),
+        pending: Default::default(),
         version: 1,
     };
     link.shadow.set(
@@ -323,6 +324,56 @@ async fn story(store: Arc<dyn Store>) {
         Some(fresh.clone())
     );
 
+    // --- save_link: pending writes stored between remote calls, version-checked ------------
+    let stored_before = fresh.clone();
+    fresh.version = 3;
+    fresh.pending.set(
+        "summary<->summary",
+        ShadowEntry {
+            value: FieldValue::Text("on its way".into()),
+            source_ts: t(20),
+            source: Side::Jira,
+        },
+    );
+    let mut stale = fresh.clone();
+    stale.version = 2; // expects version 1: someone else moved the link on
+    assert!(matches!(
+        s.save_link(&stale).await,
+        Err(StoreError::Conflict(_))
+    ));
+    let mut unknown = fresh.clone();
+    unknown.jira_id = "10099".into();
+    assert!(matches!(
+        s.save_link(&unknown).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(
+        s.link_by_item("c1", Side::Jira, "10001").await.unwrap(),
+        Some(stored_before),
+        "a refused save writes nothing"
+    );
+    s.save_link(&fresh).await.unwrap();
+    assert_eq!(
+        s.link_by_item("c1", Side::External, "ext-1").await.unwrap(),
+        Some(fresh.clone()),
+        "the pending write is stored and read back"
+    );
+    // Saving the same version again is a conflict: each save moves the version on once.
+    assert!(matches!(
+        s.save_link(&fresh).await,
+        Err(StoreError::Conflict(_))
+    ));
+    // The write was answered: its value joins the shadow and nothing is pending.
+    let landed = fresh.pending.get("summary<->summary").cloned().unwrap();
+    fresh.pending = Default::default();
+    fresh.shadow.set("summary<->summary", landed);
+    fresh.version = 4;
+    s.save_link(&fresh).await.unwrap();
+    assert_eq!(
+        s.link_by_item("c1", Side::Jira, "10001").await.unwrap(),
+        Some(fresh.clone())
+    );
+
     // --- insert_link: both ids are unique per connection ------------------------------------
     let mut dup_ext = fresh.clone();
     dup_ext.jira_id = "10050".into();
@@ -336,6 +387,7 @@ async fn story(store: Arc<dyn Store>) {
         jira_key: None,
         external_id: "ext-2".into(),
         shadow: Default::default(),
+        pending: Default::default(),
         version: 0,
     };
     assert_eq!(s.insert_link(&second_link).await.unwrap(), Ok(()));
@@ -576,6 +628,52 @@ async fn story_sqlite() {
         Err(e) => panic!("expected a schema version error, got {e}"),
         Ok(_) => panic!("expected a schema version error"),
     }
+}
+
+/// A link stored before links had pending writes (schema step 1) reads with none after the
+/// upgrade, and can then be saved with some.
+#[tokio::test]
+async fn links_stored_before_pending_writes_still_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("old.db").display());
+    let raw = sqlx::SqlitePool::connect(&format!("{url}?mode=rwc"))
+        .await
+        .unwrap();
+    sqlx::raw_sql(include_str!("../migrations/sqlite/0001_initial.sql"))
+        .execute(&raw)
+        .await
+        .unwrap();
+    sqlx::raw_sql(
+        r#"CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL,
+                                         applied_at TEXT NOT NULL);
+         INSERT INTO schema_migrations VALUES (1, 'initial', '2026-01-01T00:00:00.000Z');
+         INSERT INTO links (connection, jira_id, jira_key, external_id, shadow, version,
+                            created_at, updated_at)
+         VALUES ('c1', '10001', 'TEST-1', 'ext-1',
+                 '{"summary|1":{"value":{"type":"text","value":"synced"},"source_ts":"2026-01-01T00:00:00Z","source":"jira"}}',
+                 7, '2026-01-01T00:00:00.000Z', '2026-01-01T00:00:00.000Z');"#,
+    )
+    .execute(&raw)
+    .await
+    .unwrap();
+    raw.close().await;
+
+    let s = store::open(&url).await.unwrap();
+    let mut link = s
+        .link_by_item("c1", Side::Jira, "10001")
+        .await
+        .unwrap()
+        .expect("the old link");
+    assert_eq!(link.version, 7);
+    assert!(link.pending.is_empty());
+    let synced = link.shadow.get("summary|1").cloned().expect("its shadow");
+    link.pending.set("summary|1", synced);
+    link.version = 8;
+    s.save_link(&link).await.unwrap();
+    assert_eq!(
+        s.link_by_item("c1", Side::External, "ext-1").await.unwrap(),
+        Some(link)
+    );
 }
 
 #[tokio::test]

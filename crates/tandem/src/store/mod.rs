@@ -447,6 +447,13 @@ pub trait Store: Send + Sync + 'static {
     /// process, so several instances need PostgreSQL.
     async fn lock_connection(&self, connection: &str) -> StoreResult<ConnectionLock>;
 
+    /// Stores a link between an event's remote calls (its pending writes, before it writes):
+    /// Jira key, shadow and pending writes replace the stored ones only if the stored version
+    /// is `link.version - 1`, else [`StoreError::Conflict`] and nothing is written. The link
+    /// must exist. Not tied to a lease: the version check is what keeps a concurrent writer
+    /// from being overwritten.
+    async fn save_link(&self, link: &Link) -> StoreResult<()>;
+
     /// Inserts a new link; `Ok(Err(existing))` when its Jira id or external id is already
     /// linked in that connection (nothing written).
     async fn insert_link(&self, link: &Link) -> StoreResult<Result<(), Link>>;
@@ -538,6 +545,7 @@ pub(crate) struct LinkRow {
     pub jira_key: Option<String>,
     pub external_id: String,
     pub shadow: String,
+    pub pending: String,
     pub version: i64,
 }
 
@@ -549,7 +557,14 @@ impl LinkRow {
                 self.connection, self.jira_id
             ))
         })?;
+        let pending: Shadow = serde_json::from_str(&self.pending).map_err(|e| {
+            StoreError::Corrupt(format!(
+                "link {}/{}: pending writes are not valid: {e}",
+                self.connection, self.jira_id
+            ))
+        })?;
         Ok(Link {
+            pending,
             connection: self.connection,
             jira_id: self.jira_id,
             jira_key: self.jira_key,
@@ -627,6 +642,17 @@ pub(crate) fn check_completion(c: &Completion) -> StoreResult<()> {
         other => Err(StoreError::InvalidArgument(format!(
             "complete() records done or ignored, not {other}; use retry_later or dead_letter"
         ))),
+    }
+}
+
+/// Why [`Store::save_link`] wrote nothing.
+pub(crate) fn link_not_saved(wanted: &Link, stored: Option<&Link>) -> StoreError {
+    match stored {
+        Some(_) => link_conflict(wanted, stored),
+        None => StoreError::Conflict(format!(
+            "link {}/{} is not stored",
+            wanted.connection, wanted.jira_id
+        )),
     }
 }
 

@@ -13,7 +13,7 @@
 use super::{
     AuditEntry, AuditRow, Completion, ConnectionLock, DeadLetter, Enqueued, EventFilter, EventRow,
     EventStatus, LinkRow, QueuedEvent, Store, StoreError, StoreResult, check_completion,
-    decode_event, decode_status, lease_expiry, link_conflict, to_json,
+    decode_event, decode_status, lease_expiry, link_conflict, link_not_saved, to_json,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -31,11 +31,18 @@ use tandem_core::{ChangeEvent, Link, Side};
 use tokio::sync::Mutex;
 
 /// Schema steps, applied in order; a version is never edited once released, only added to.
-const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "initial",
-    include_str!("../../migrations/sqlite/0001_initial.sql"),
-)];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "initial",
+        include_str!("../../migrations/sqlite/0001_initial.sql"),
+    ),
+    (
+        2,
+        "link pending",
+        include_str!("../../migrations/sqlite/0002_link_pending.sql"),
+    ),
+];
 
 /// Columns of `events` in the order [`event_row`] reads them.
 macro_rules! event_cols {
@@ -48,7 +55,7 @@ macro_rules! event_cols {
 /// Columns of `links` in the order [`link_row`] reads them.
 macro_rules! link_cols {
     () => {
-        "connection, jira_id, jira_key, external_id, shadow, version"
+        "connection, jira_id, jira_key, external_id, shadow, pending, version"
     };
 }
 
@@ -117,6 +124,7 @@ fn link_row(row: &SqliteRow) -> StoreResult<Link> {
         jira_key: col(row, "jira_key", &what)?,
         external_id: col(row, "external_id", &what)?,
         shadow: col(row, "shadow", &what)?,
+        pending: col(row, "pending", &what)?,
         version: col(row, "version", &what)?,
     }
     .decode()
@@ -300,26 +308,40 @@ impl SqliteStore {
         .transpose()
     }
 
-    /// Updates the link if the stored version is the one the caller read, inserts it if
-    /// there is none; anything else is a conflict.
-    async fn upsert_link(conn: &mut SqliteConnection, link: &Link, now: &str) -> StoreResult<()> {
-        let shadow = to_json("shadow", &link.shadow)?;
+    /// Replaces the link's Jira key, shadow, pending writes and version if the stored
+    /// version is `link.version - 1`; says whether it did.
+    async fn update_link(
+        conn: &mut SqliteConnection,
+        link: &Link,
+        shadow: &str,
+        now: &str,
+    ) -> StoreResult<bool> {
+        let pending = to_json("pending", &link.pending)?;
         let updated = sqlx::query(
-            "UPDATE links SET jira_key = $1, shadow = $2, version = $3, updated_at = $4
+            "UPDATE links SET jira_key = $1, shadow = $2, version = $3, updated_at = $4,
+                              pending = $9
              WHERE connection = $5 AND jira_id = $6 AND external_id = $7 AND version = $8",
         )
         .bind(&link.jira_key)
-        .bind(&shadow)
+        .bind(shadow)
         .bind(link.version)
         .bind(now)
         .bind(&link.connection)
         .bind(&link.jira_id)
         .bind(&link.external_id)
         .bind(link.version.saturating_sub(1))
-        .execute(&mut *conn)
+        .bind(&pending)
+        .execute(conn)
         .await?
         .rows_affected();
-        if updated == 1 {
+        Ok(updated == 1)
+    }
+
+    /// Updates the link if the stored version is the one the caller read, inserts it if
+    /// there is none; anything else is a conflict.
+    async fn upsert_link(conn: &mut SqliteConnection, link: &Link, now: &str) -> StoreResult<()> {
+        let shadow = to_json("shadow", &link.shadow)?;
+        if Self::update_link(&mut *conn, link, &shadow, now).await? {
             return Ok(());
         }
         if let Some(stored) = Self::link_by_jira_id(conn, &link.connection, &link.jira_id).await? {
@@ -340,10 +362,11 @@ impl SqliteStore {
         shadow: &str,
         now: &str,
     ) -> StoreResult<bool> {
+        let pending = to_json("pending", &link.pending)?;
         let n = sqlx::query(
             "INSERT INTO links (connection, jira_id, jira_key, external_id, shadow, version,
-                                created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $7)
+                                created_at, updated_at, pending)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8)
              ON CONFLICT DO NOTHING",
         )
         .bind(&link.connection)
@@ -353,6 +376,7 @@ impl SqliteStore {
         .bind(shadow)
         .bind(link.version)
         .bind(now)
+        .bind(&pending)
         .execute(conn)
         .await?
         .rows_affected();
@@ -802,6 +826,18 @@ impl Store for SqliteStore {
             locks.entry(connection.to_string()).or_default().clone()
         };
         Ok(ConnectionLock::new(lock.lock_owned().await))
+    }
+
+    async fn save_link(&self, link: &Link) -> StoreResult<()> {
+        let shadow = to_json("shadow", &link.shadow)?;
+        let now = ts(Utc::now());
+        let _w = self.write.lock().await;
+        let mut conn = self.pool.acquire().await?;
+        if Self::update_link(&mut conn, link, &shadow, &now).await? {
+            return Ok(());
+        }
+        let stored = Self::link_by_jira_id(&mut conn, &link.connection, &link.jira_id).await?;
+        Err(link_not_saved(link, stored.as_ref()))
     }
 
     async fn insert_link(&self, link: &Link) -> StoreResult<Result<(), Link>> {
