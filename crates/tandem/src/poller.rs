@@ -190,6 +190,7 @@ pub fn differs_from_shadow(conn: &ConnectionRuntime, side: Side, item: &Item, li
         target_values: None,
         target_ts: None,
         shadow: &link.shadow,
+        pending: &link.pending,
         mapping: &conn.mapping,
         policy: conn.policy,
     });

@@ -523,6 +523,7 @@ async fn prepare(
                             jira_key: jira.key.clone(),
                             external_id: external.id.clone(),
                             shadow: seeded_shadow(conn, &jira, &external),
+                            pending: Default::default(),
                             version: 0,
                         };
                         match store.insert_link(&new).await? {
@@ -603,9 +604,13 @@ fn dry_run_one(conn: &ConnectionRuntime, w: Work, summary: &mut Summary) {
         } => {
             let mut jira = *jira;
             let mut external = *external;
-            let (mut shadow, new) = match link {
-                Some(l) => (l.shadow, false),
-                None => (seeded_shadow(conn, &jira, &external), true),
+            let (mut shadow, pending, new) = match link {
+                Some(l) => (l.shadow, l.pending, false),
+                None => (
+                    seeded_shadow(conn, &jira, &external),
+                    Default::default(),
+                    true,
+                ),
             };
             if new {
                 summary.linked += 1;
@@ -633,6 +638,7 @@ fn dry_run_one(conn: &ConnectionRuntime, w: Work, summary: &mut Summary) {
                     target_values: Some(&target.fields),
                     target_ts: target.updated,
                     shadow: &shadow,
+                    pending: &pending,
                     mapping: &conn.mapping,
                     policy: conn.policy,
                 });
@@ -644,9 +650,7 @@ fn dry_run_one(conn: &ConnectionRuntime, w: Work, summary: &mut Summary) {
                     any = true;
                     continue;
                 }
-                for (k, e) in &plan.shadow_updates {
-                    shadow.set(k.clone(), e.clone());
-                }
+                plan.apply_shadow(&mut shadow);
                 if plan.writes.is_empty() {
                     continue;
                 }
@@ -821,6 +825,7 @@ mod tests {
             jira_key: Some("T-1".into()),
             external_id: "E1".into(),
             shadow: Shadow::default(),
+            pending: Default::default(),
             version: 1,
         };
         let jira = vec![

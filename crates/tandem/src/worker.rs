@@ -11,8 +11,10 @@
 //!    created cannot race into creating a second twin, even on another instance;
 //! 2. reads the twin's current values and runs the pure planning step (echo suppression,
 //!    stale-state protection, conflict policy);
-//! 3. applies all changed fields in one write, then records shadow, audit rows and the
-//!    event's outcome in one store transaction.
+//! 3. stores the planned values in the link as *pending* ([`Store::save_link`]), applies all
+//!    changed fields in one write, then records shadow, audit rows and the event's outcome in
+//!    one store transaction (which clears the pending values). A write whose answer was lost
+//!    is thus recognised on the twin by the retry as Tandem's own.
 //!
 //! Transient failures are retried on the backoff schedule (honouring `Retry-After`);
 //! permanent ones and exhausted retries become dead letters with a comment on the Jira issue.
@@ -619,6 +621,7 @@ impl Engine {
                 jira_key,
                 external_id,
                 shadow: Default::default(),
+                pending: Default::default(),
                 version: 0,
             };
             let link = match self.store.insert_link(&link).await? {
@@ -684,6 +687,7 @@ impl Engine {
             jira_key,
             external_id: external_id.clone(),
             shadow: Default::default(),
+            pending: Default::default(),
             version: 0,
         };
         // Store the link before anything else can fail, so a retry or an echo finds it and
@@ -753,6 +757,7 @@ impl Engine {
                 target_values: None,
                 target_ts: None,
                 shadow: &link.shadow,
+                pending: &link.pending,
                 mapping: &conn.mapping,
                 policy: conn.policy,
             })
@@ -783,10 +788,21 @@ impl Engine {
             against_shadow = shadow_plan(&values, ts);
         }
         if against_shadow.writes.is_empty() && against_shadow.errors.is_empty() {
+            // The echo of a pending write (its answer was lost) shows that it landed: it
+            // becomes the synced state.
+            let landed = against_shadow.landed;
+            let link = (!landed.is_empty()).then(|| {
+                for (key, entry) in landed {
+                    link.pending.0.remove(&key);
+                    link.shadow.set(key, entry);
+                }
+                link.version += 1;
+                link
+            });
             self.finish(
                 queued,
                 EventStatus::Done,
-                None,
+                link,
                 Vec::new(),
                 "nothing to write (echo or stale)",
             )
@@ -806,6 +822,7 @@ impl Engine {
             target_values: Some(&twin.fields),
             target_ts: twin.updated,
             shadow: &link.shadow,
+            pending: &link.pending,
             mapping: &conn.mapping,
             policy: conn.policy,
         });
@@ -816,6 +833,16 @@ impl Engine {
             return Err(Failure::Permanent(err.to_string()));
         }
         if !plan.writes.is_empty() {
+            // Write-ahead: the planned values are stored as pending first. If the write goes
+            // through but its answer is lost, the retry finds them on the twin and knows them
+            // for its own, instead of taking them for an edit made there (at the twin's
+            // `updated`, which a later edit may have moved) and letting them win a conflict.
+            for (key, entry) in &plan.landed {
+                link.shadow.set(key.clone(), entry.clone());
+            }
+            link.pending = plan.pending_writes();
+            link.version += 1;
+            self.store.save_link(&link).await?;
             target.update(&target_id, &plan.writes).await?;
         }
         let audit = audit_rows(
@@ -827,10 +854,12 @@ impl Engine {
             &twin.fields,
         );
         let writes = plan.writes.len();
-        let changed = !plan.shadow_updates.is_empty();
-        for (key, entry) in plan.shadow_updates {
-            link.shadow.set(key, entry);
-        }
+        // The twin was read, so every pending write has been judged (landed or not): the
+        // answered writes and what was learnt go into the shadow, and nothing stays pending.
+        let changed =
+            !plan.shadow_updates.is_empty() || !plan.landed.is_empty() || !link.pending.is_empty();
+        plan.apply_shadow(&mut link.shadow);
+        link.pending = Default::default();
         if link.jira_key.is_none() && event.source == Side::Jira {
             link.jira_key = event.item_key.clone();
         }
