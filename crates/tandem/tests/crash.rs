@@ -13,7 +13,6 @@ use rand::Rng;
 use reliability::*;
 use std::collections::HashMap;
 use std::time::Duration;
-use tandem::store::EventStatus;
 
 #[ignore = "flaky, about 1 run in 4: a twin created just before a SIGKILL is linked by discovery with no shadow, and the value from before the create can win (docs/RELIABILITY.md, Open); run with --include-ignored"]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -95,36 +94,10 @@ async fn sigkill_at_random_moments_loses_and_duplicates_nothing() {
         "every planned kill happened"
     );
 
-    let left = converge(Duration::from_secs(120), || {
-        problems(&jira, &external, &load)
-    })
-    .await;
-    assert!(left.is_empty(), "not converged:\n{}", left.join("\n"));
     let store = tandem::store::open(&format!("sqlite://{}", db.display()))
         .await
         .expect("open the store read-side");
-    let mut quiet = 0;
-    for _ in 0..240 {
-        let depth = store.queue_depth().await.unwrap();
-        let busy: i64 = depth
-            .iter()
-            .filter(|(_, s, _)| matches!(s, EventStatus::Pending | EventStatus::Leased))
-            .map(|(_, _, n)| *n)
-            .sum();
-        quiet = if busy == 0 { quiet + 1 } else { 0 };
-        if quiet >= 3 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-    assert!(quiet >= 3, "the queue did not drain");
-    let left = problems(&jira, &external, &load);
-    assert!(left.is_empty(), "after quiet:\n{}", left.join("\n"));
-    let w = writes(&jira, &external);
-    let dupes = write_problems(&w, &load);
-    assert!(dupes.is_empty(), "{}", dupes.join("\n"));
-    let dead = store.list_dead_letters(None, 50).await.unwrap();
-    assert!(dead.is_empty(), "dead letters: {dead:?}");
+    let w = assert_converged_and_clean(&jira, &external, &load, store.as_ref()).await;
     assert!(instance.alive(), "tandem serve died on its own");
     eprintln!(
         "{}",

@@ -13,7 +13,6 @@ mod reliability;
 use reliability::*;
 use std::collections::HashMap;
 use std::time::Duration;
-use tandem::store::EventStatus;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "known bug, see docs/RELIABILITY.md Open: a write whose answer was lost is later read on the twin as an edit made there, and can be written back (run with --include-ignored)"]
@@ -77,36 +76,10 @@ async fn thirty_percent_faults_on_both_sides_converge_without_duplicates() {
     jira.faults().clear();
     external.faults().clear();
 
-    let left = converge(Duration::from_secs(120), || {
-        problems(&jira, &external, &load)
-    })
-    .await;
-    assert!(left.is_empty(), "not converged:\n{}", left.join("\n"));
     let store = tandem::store::open(&format!("sqlite://{}", db.display()))
         .await
         .expect("open the store read-side");
-    let mut quiet = 0;
-    for _ in 0..240 {
-        let depth = store.queue_depth().await.unwrap();
-        let busy: i64 = depth
-            .iter()
-            .filter(|(_, s, _)| matches!(s, EventStatus::Pending | EventStatus::Leased))
-            .map(|(_, _, n)| *n)
-            .sum();
-        quiet = if busy == 0 { quiet + 1 } else { 0 };
-        if quiet >= 3 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-    assert!(quiet >= 3, "the queue did not drain");
-    let left = problems(&jira, &external, &load);
-    assert!(left.is_empty(), "after quiet:\n{}", left.join("\n"));
-    let w = writes(&jira, &external);
-    let dupes = write_problems(&w, &load);
-    assert!(dupes.is_empty(), "{}", dupes.join("\n"));
-    let dead = store.list_dead_letters(None, 50).await.unwrap();
-    assert!(dead.is_empty(), "dead letters: {dead:?}");
+    let w = assert_converged_and_clean(&jira, &external, &load, store.as_ref()).await;
     eprintln!(
         "{}",
         summary(

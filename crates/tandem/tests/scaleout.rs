@@ -11,7 +11,6 @@ mod reliability;
 use reliability::*;
 use std::collections::HashMap;
 use std::time::Duration;
-use tandem::store::EventStatus;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_instances_share_one_postgres_and_survive_losing_one() {
@@ -95,33 +94,7 @@ async fn three_instances_share_one_postgres_and_survive_losing_one() {
     );
     assert_eq!(load.edits, total_edits, "the load generator could not edit");
 
-    let left = converge(Duration::from_secs(120), || {
-        problems(&jira, &external, &load)
-    })
-    .await;
-    assert!(left.is_empty(), "not converged:\n{}", left.join("\n"));
-    // Quiet: nothing pending or leased, twice in a row (echoes may still be arriving).
-    let mut quiet = 0;
-    for _ in 0..240 {
-        let depth = store.queue_depth().await.unwrap();
-        let busy: i64 = depth
-            .iter()
-            .filter(|(_, s, _)| matches!(s, EventStatus::Pending | EventStatus::Leased))
-            .map(|(_, _, n)| *n)
-            .sum();
-        quiet = if busy == 0 { quiet + 1 } else { 0 };
-        if quiet >= 3 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-    assert!(quiet >= 3, "the queue did not drain");
-
-    let left = problems(&jira, &external, &load);
-    assert!(left.is_empty(), "after quiet:\n{}", left.join("\n"));
-    let w = writes(&jira, &external);
-    let dupes = write_problems(&w, &load);
-    assert!(dupes.is_empty(), "{}", dupes.join("\n"));
+    let w = assert_converged_and_clean(&jira, &external, &load, store.as_ref()).await;
     assert!(
         w.total <= load.edits + load.creates * 2,
         "{} writes for {} edits and {} creates",
@@ -129,8 +102,6 @@ async fn three_instances_share_one_postgres_and_survive_losing_one() {
         load.edits,
         load.creates
     );
-    let dead = store.list_dead_letters(None, 50).await.unwrap();
-    assert!(dead.is_empty(), "dead letters: {dead:?}");
     assert!(
         instances[0].alive() && instances[2].alive(),
         "a survivor crashed"

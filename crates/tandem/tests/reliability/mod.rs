@@ -628,6 +628,43 @@ pub async fn converge(limit: Duration, mut check: impl FnMut() -> Vec<String>) -
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }
+/// The end of every reliability run: wait until both sides hold every last edit and the
+/// queue has drained, then check that nothing was written twice or back to its own side and
+/// that no event was parked as a dead letter. Returns the writes, for the summary line.
+pub async fn assert_converged_and_clean(
+    jira: &JiraSandbox,
+    external: &ExternalSandbox,
+    load: &Load,
+    store: &dyn tandem::store::Store,
+) -> Writes {
+    use tandem::store::EventStatus;
+    let left = converge(Duration::from_secs(120), || problems(jira, external, load)).await;
+    assert!(left.is_empty(), "not converged:\n{}", left.join("\n"));
+    // Quiet: nothing pending or leased, three times in a row (echoes may still be arriving).
+    let mut quiet = 0;
+    for _ in 0..240 {
+        let depth = store.queue_depth().await.unwrap();
+        let busy: i64 = depth
+            .iter()
+            .filter(|(_, s, _)| matches!(s, EventStatus::Pending | EventStatus::Leased))
+            .map(|(_, _, n)| *n)
+            .sum();
+        quiet = if busy == 0 { quiet + 1 } else { 0 };
+        if quiet >= 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert!(quiet >= 3, "the queue did not drain");
+    let left = problems(jira, external, load);
+    assert!(left.is_empty(), "after quiet:\n{}", left.join("\n"));
+    let w = writes(jira, external);
+    let dupes = write_problems(&w, load);
+    assert!(dupes.is_empty(), "{}", dupes.join("\n"));
+    let dead = store.list_dead_letters(None, 50).await.unwrap();
+    assert!(dead.is_empty(), "dead letters: {dead:?}");
+    w
+}
 
 /// Summary line for the test output (and docs/RELIABILITY.md).
 pub fn summary(name: &str, load: &Load, w: &Writes, extra: &HashMap<&str, usize>) -> String {
