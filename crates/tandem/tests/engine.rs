@@ -253,12 +253,20 @@ async fn concurrent_edits_converge_on_the_later_one() {
     quiesce(&w).await;
 
     // Both sides edit the summary at almost the same moment; the external edit is later.
+    // The external system answers slowly, so Tandem reads the twin after both edits and
+    // sees a conflict. (Without latency Tandem may read the twin before the external edit
+    // and write after it: no API offers a conditional write, so that edit is overwritten and
+    // both sides converge on the earlier one. docs/RELIABILITY.md records this window.)
+    w.external
+        .faults()
+        .set_latency(std::time::Duration::from_millis(100));
     w.jira
         .user_edit_issue(&key, json!({"summary": "Jira says"}));
     tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     w.external
         .user_edit(&ext_id, vec![(1001, "Outside says".into())]);
     quiesce(&w).await;
+    w.external.faults().clear();
     let jira_summary = w.jira.issue(&key).unwrap()["fields"]["summary"].clone();
     let ext_summary = ext_field(&w.external.item(&ext_id).unwrap(), 1001);
     assert_eq!(jira_summary, json!("Outside says"));
