@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 use tandem_core::mapping::{ConflictPolicy, Mapping};
 use tandem_core::plan::{PlanInput, plan_create, plan_update};
 use tandem_core::retry::RetryPolicy;
-use tandem_core::{ChangeEvent, ChangeKind, Link, Side};
+use tandem_core::{ChangeEvent, ChangeKind, Link, Shadow, Side};
 use tokio::sync::{Mutex, Notify, Semaphore};
 use tracing::{debug, info, warn};
 
@@ -472,6 +472,24 @@ impl Engine {
         Ok(moved)
     }
 
+    /// The shadow a pair found by discovery starts with: the values of a create Tandem
+    /// recorded for either item (see `Store::record_create`), else nothing.
+    async fn recorded_creates(
+        &self,
+        conn: &ConnectionRuntime,
+        jira_id: &str,
+        external_id: &str,
+    ) -> Result<Shadow, Failure> {
+        let mut shadow = Shadow::default();
+        for (side, id) in [(Side::Jira, jira_id), (Side::External, external_id)] {
+            if let Some(recorded) = self.store.recorded_create(&conn.name, side, id).await? {
+                debug!(connection = %conn.name, side = %side, item = %id, "linked pair starts from a recorded create");
+                shadow.0.extend(recorded.0);
+            }
+        }
+        Ok(shadow)
+    }
+
     /// An external twin that an earlier attempt at this event created, found by the Jira key
     /// it records (the seed's `sourceIssueId`). Creates are not idempotent: an attempt whose
     /// answer was lost, or whose worker was killed before the link was stored, has made a twin
@@ -615,12 +633,18 @@ impl Engine {
                 Side::Jira => (item.id.clone(), item.key.clone(), other_id),
                 Side::External => (other_id, None, item.id.clone()),
             };
+            // If Tandem created one of the two (its answer lost, or the process killed before
+            // the link was stored), the values it created it with are the pair's last synced
+            // state: a later edit on the twin then reads as an edit, not as a disagreement
+            // for the conflict policy to settle by the items' `updated` times (which
+            // unrelated edits and Tandem's own link-field write move).
+            let shadow = self.recorded_creates(conn, &jira_id, &external_id).await?;
             let link = Link {
                 connection: conn.name.clone(),
                 jira_id,
                 jira_key,
                 external_id,
-                shadow: Default::default(),
+                shadow,
                 pending: Default::default(),
                 version: 0,
             };
@@ -675,6 +699,21 @@ impl Engine {
             Side::Jira => item.key.clone().unwrap_or_else(|| item.id.clone()),
             Side::External => item.id.clone(),
         };
+        let mut created_shadow = Shadow::default();
+        for (key, entry) in &plan.shadow_updates {
+            created_shadow.set(key.clone(), entry.clone());
+        }
+        // Recorded before the call: if its answer is lost, the twin found later by discovery
+        // starts from these values (see `recorded_creates`).
+        self.store
+            .record_create(
+                &conn.name,
+                event.source,
+                &item.id,
+                &created_shadow,
+                Utc::now(),
+            )
+            .await?;
         let created = target.create(&plan.writes, Some(&source_ref)).await?;
         metrics::counter!("tandem_twins_created_total", "connection" => conn.name.clone(), "side" => target_side.to_string()).increment(1);
         let (jira_id, jira_key, external_id) = match event.source {
@@ -686,12 +725,13 @@ impl Engine {
             jira_id: jira_id.clone(),
             jira_key,
             external_id: external_id.clone(),
-            shadow: Default::default(),
+            shadow: created_shadow,
             pending: Default::default(),
             version: 0,
         };
-        // Store the link before anything else can fail, so a retry or an echo finds it and
-        // never creates a second twin.
+        // Store the link, with the created values as its shadow, before anything else can
+        // fail, so a retry or an echo finds it (and what was created) and never creates a
+        // second twin.
         if let Err(existing) = self.store.insert_link(&link).await? {
             warn!(connection = %conn.name, jira = %existing.jira_id, external = %existing.external_id, "link appeared concurrently");
             link = existing;

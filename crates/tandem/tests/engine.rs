@@ -274,6 +274,56 @@ async fn concurrent_edits_converge_on_the_later_one() {
     w.stop().await;
 }
 
+/// A create whose answer is lost still made the twin. When the retry finds it, the values it
+/// was created with count as synced: an edit made on the twin meanwhile is an edit, and wins
+/// over the Jira issue even though Jira's `updated` is later (an unmapped field changed).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_edit_on_a_twin_whose_create_answer_was_lost_is_kept() {
+    let w = world(Options {
+        poll_interval: Some("300ms"),
+        max_attempts: 100,
+        ..Options::default()
+    })
+    .await;
+    // The create lands but its answer is lost, and the twin's webhooks never arrive.
+    w.external.faults().set_lost_response_rate(1.0);
+    w.external.faults().set_webhook_drop_rate(1.0);
+    let key = w.jira.user_create_issue(
+        "TEST",
+        json!({"summary": "Answer lost", "customfield_123456": "as created"}),
+    );
+    let twin = eventually("twin", || w.twins_of(&key).into_iter().next()).await;
+    let ext_id = twin["id"].as_str().unwrap().to_string();
+    // Keep Tandem's retries failing while someone edits the twin, then Jira's unmapped
+    // labels (which moves Jira's `updated` past the twin's edit).
+    w.external.faults().set_lost_response_rate(0.0);
+    w.external.faults().set_error_rate(1.0);
+    w.external
+        .user_edit(&ext_id, vec![(1004, "edited on the twin".into())]);
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    w.jira
+        .user_edit_issue(&key, json!({"labels": ["unmapped"]}));
+    w.external.faults().clear();
+
+    eventually("the twin's edit in Jira", || {
+        (w.jira.issue(&key)?["fields"]["customfield_123456"] == json!("edited on the twin"))
+            .then_some(())
+    })
+    .await;
+    quiesce(&w).await;
+    let twins = w.twins_of(&key);
+    assert_eq!(twins.len(), 1, "one twin: {twins:?}");
+    assert_eq!(
+        ext_field(&twins[0], 1004).as_deref(),
+        Some("edited on the twin")
+    );
+    assert_eq!(
+        w.jira.issue(&key).unwrap()["fields"]["customfield_123456"],
+        json!("edited on the twin")
+    );
+    w.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_readiness_and_metrics_tell_what_happened() {
     let w = world(Options::default()).await;

@@ -15,7 +15,6 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "known bug, see docs/RELIABILITY.md Open: a write whose answer was lost is later read on the twin as an edit made there, and can be written back (run with --include-ignored)"]
 async fn thirty_percent_faults_on_both_sides_converge_without_duplicates() {
     init_logging();
     let total_edits = env_num("TANDEM_FAULTS_EDITS", if soak() { 3000 } else { 300 });

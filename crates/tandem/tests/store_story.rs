@@ -16,7 +16,9 @@ use tandem::store::{
     self, AuditEntry, Completion, Enqueued, EventFilter, EventStatus, Store, StoreError,
     drop_postgres_schema, open_postgres_in_schema,
 };
-use tandem_core::{ChangeEvent, ChangeKind, EventOrigin, FieldValue, Link, ShadowEntry, Side};
+use tandem_core::{
+    ChangeEvent, ChangeKind, EventOrigin, FieldValue, Link, Shadow, ShadowEntry, Side,
+};
 
 const LEASE: Duration = Duration::from_secs(30);
 
@@ -381,6 +383,36 @@ async fn story(store: Arc<dyn Store>) {
     let mut dup_jira = fresh.clone();
     dup_jira.external_id = "ext-50".into();
     assert_eq!(s.insert_link(&dup_jira).await.unwrap(), Err(fresh.clone()));
+    // --- recorded creates: kept until a link holds the item -----------------------------------
+    let mut created = Shadow::default();
+    created.set(
+        "summary|1001",
+        ShadowEntry {
+            value: FieldValue::Text("as created".into()),
+            source_ts: t(60),
+            source: Side::Jira,
+        },
+    );
+    assert_eq!(s.recorded_create("c1", Side::Jira, "10002").await, Ok(None));
+    s.record_create("c1", Side::Jira, "10002", &Shadow::default(), t(60))
+        .await
+        .unwrap();
+    s.record_create("c1", Side::Jira, "10002", &created, t(61))
+        .await
+        .unwrap();
+    s.record_create("c2", Side::Jira, "10002", &created, t(61))
+        .await
+        .unwrap();
+    assert_eq!(
+        s.recorded_create("c1", Side::Jira, "10002").await,
+        Ok(Some(created.clone())),
+        "a second record replaces the first"
+    );
+    assert_eq!(
+        s.recorded_create("c1", Side::External, "10002").await,
+        Ok(None),
+        "records are per side"
+    );
     let second_link = Link {
         connection: "c1".into(),
         jira_id: "10002".into(),
@@ -391,6 +423,16 @@ async fn story(store: Arc<dyn Store>) {
         version: 0,
     };
     assert_eq!(s.insert_link(&second_link).await.unwrap(), Ok(()));
+    assert_eq!(
+        s.recorded_create("c1", Side::Jira, "10002").await,
+        Ok(None),
+        "the stored link holds what the record was kept for"
+    );
+    assert_eq!(
+        s.recorded_create("c2", Side::Jira, "10002").await,
+        Ok(Some(created)),
+        "another connection's record stays"
+    );
     let other_conn_link = Link {
         connection: "c2".into(),
         ..fresh.clone()

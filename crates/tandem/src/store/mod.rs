@@ -454,9 +454,34 @@ pub trait Store: Send + Sync + 'static {
     /// from being overwritten.
     async fn save_link(&self, link: &Link) -> StoreResult<()>;
 
-    /// Inserts a new link; `Ok(Err(existing))` when its Jira id or external id is already
-    /// linked in that connection (nothing written).
+    /// Inserts a new link and forgets the recorded creates of its two items;
+    /// `Ok(Err(existing))` when its Jira id or external id is already linked in that
+    /// connection (nothing written).
     async fn insert_link(&self, link: &Link) -> StoreResult<Result<(), Link>>;
+
+    /// Records the values a twin create is about to send, keyed by the item it copies
+    /// (`source` side, `item_id`), before the create call; replaces an earlier record. A
+    /// create is not idempotent and its answer can be lost, or the process killed before the
+    /// link is stored: the twin is then found later by discovery, and
+    /// [`Store::recorded_create`] gives the link the shadow of what the create wrote, so
+    /// later edits on the twin are told from the values it was created with. Forgotten by
+    /// [`Store::insert_link`] once a link holds either item.
+    async fn record_create(
+        &self,
+        connection: &str,
+        source: Side,
+        item_id: &str,
+        values: &Shadow,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()>;
+
+    /// The values recorded by [`Store::record_create`] for the item, if any.
+    async fn recorded_create(
+        &self,
+        connection: &str,
+        source: Side,
+        item_id: &str,
+    ) -> StoreResult<Option<Shadow>>;
 
     /// Links in the order they were made (stable pages while new links are added).
     async fn list_links(
@@ -530,6 +555,19 @@ impl EventRow {
 pub(crate) fn decode_event(id: i64, payload: &str) -> StoreResult<ChangeEvent> {
     serde_json::from_str(payload)
         .map_err(|e| StoreError::Corrupt(format!("event {id}: payload is not a change event: {e}")))
+}
+
+pub(crate) fn decode_recorded_create(
+    connection: &str,
+    source: Side,
+    item_id: &str,
+    shadow: &str,
+) -> StoreResult<Shadow> {
+    serde_json::from_str(shadow).map_err(|e| {
+        StoreError::Corrupt(format!(
+            "recorded create of {source} item {item_id:?} in {connection}: not valid: {e}"
+        ))
+    })
 }
 
 pub(crate) fn decode_status(id: i64, status: &str) -> StoreResult<EventStatus> {

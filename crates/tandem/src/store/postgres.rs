@@ -9,7 +9,8 @@
 use super::{
     AuditEntry, AuditRow, Completion, ConnectionLock, DeadLetter, Enqueued, EventFilter, EventRow,
     EventStatus, LinkRow, QueuedEvent, Store, StoreError, StoreResult, check_completion,
-    decode_event, decode_status, lease_expiry, link_conflict, link_not_saved, redact_url, to_json,
+    decode_event, decode_recorded_create, decode_status, lease_expiry, link_conflict,
+    link_not_saved, redact_url, to_json,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -19,7 +20,7 @@ use sqlx::{ColumnIndex, Connection, Decode, Postgres, Row, Type};
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
-use tandem_core::{ChangeEvent, Link, Side};
+use tandem_core::{ChangeEvent, Link, Shadow, Side};
 
 /// Schema steps, applied in order; a version is never edited once released, only added to.
 const MIGRATIONS: &[(i64, &str, &str)] = &[
@@ -32,6 +33,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         2,
         "link pending",
         include_str!("../../migrations/postgres/0002_link_pending.sql"),
+    ),
+    (
+        3,
+        "recorded creates",
+        include_str!("../../migrations/postgres/0003_recorded_creates.sql"),
     ),
 ];
 
@@ -859,6 +865,7 @@ impl Store for PgStore {
         let shadow = to_json("shadow", &link.shadow)?;
         let mut conn = self.pool.acquire().await?;
         if Self::insert_link_row(&mut conn, link, &shadow, Utc::now()).await? {
+            forget_recorded_creates(&mut conn, link).await?;
             return Ok(Ok(()));
         }
         let existing = sqlx::query(concat!(
@@ -876,6 +883,51 @@ impl Store for PgStore {
             Some(existing) => Ok(Err(existing)),
             None => Err(link_conflict(link, None)),
         }
+    }
+
+    async fn record_create(
+        &self,
+        connection: &str,
+        source: Side,
+        item_id: &str,
+        values: &Shadow,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        let shadow = to_json("recorded create", values)?;
+        sqlx::query(
+            "INSERT INTO recorded_creates (connection, source_side, item_id, shadow, recorded_at)
+             VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (connection, source_side, item_id)
+             DO UPDATE SET shadow = excluded.shadow, recorded_at = excluded.recorded_at",
+        )
+        .bind(connection)
+        .bind(source.as_str())
+        .bind(item_id)
+        .bind(&shadow)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn recorded_create(
+        &self,
+        connection: &str,
+        source: Side,
+        item_id: &str,
+    ) -> StoreResult<Option<Shadow>> {
+        let shadow: Option<String> = sqlx::query_scalar(
+            "SELECT shadow FROM recorded_creates
+             WHERE connection = $1 AND source_side = $2 AND item_id = $3",
+        )
+        .bind(connection)
+        .bind(source.as_str())
+        .bind(item_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        shadow
+            .map(|s| decode_recorded_create(connection, source, item_id, &s))
+            .transpose()
     }
 
     async fn list_links(
@@ -955,6 +1007,22 @@ impl Store for PgStore {
         .await?;
         Ok(())
     }
+}
+
+/// Forgets the recorded creates of both items of a link that has just been stored: the link
+/// now holds what they were kept for.
+async fn forget_recorded_creates(conn: &mut PgConnection, link: &Link) -> StoreResult<()> {
+    sqlx::query(
+        "DELETE FROM recorded_creates WHERE connection = $1
+           AND ((source_side = 'jira' AND item_id = $2)
+             OR (source_side = 'external' AND item_id = $3))",
+    )
+    .bind(&link.connection)
+    .bind(&link.jira_id)
+    .bind(&link.external_id)
+    .execute(conn)
+    .await?;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -13,7 +13,8 @@
 use super::{
     AuditEntry, AuditRow, Completion, ConnectionLock, DeadLetter, Enqueued, EventFilter, EventRow,
     EventStatus, LinkRow, QueuedEvent, Store, StoreError, StoreResult, check_completion,
-    decode_event, decode_status, lease_expiry, link_conflict, link_not_saved, to_json,
+    decode_event, decode_recorded_create, decode_status, lease_expiry, link_conflict,
+    link_not_saved, to_json,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -27,7 +28,7 @@ use std::path::Path;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
-use tandem_core::{ChangeEvent, Link, Side};
+use tandem_core::{ChangeEvent, Link, Shadow, Side};
 use tokio::sync::Mutex;
 
 /// Schema steps, applied in order; a version is never edited once released, only added to.
@@ -41,6 +42,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         2,
         "link pending",
         include_str!("../../migrations/sqlite/0002_link_pending.sql"),
+    ),
+    (
+        3,
+        "recorded creates",
+        include_str!("../../migrations/sqlite/0003_recorded_creates.sql"),
     ),
 ];
 
@@ -846,6 +852,7 @@ impl Store for SqliteStore {
         let _w = self.write.lock().await;
         let mut conn = self.pool.acquire().await?;
         if Self::insert_link_row(&mut conn, link, &shadow, &now).await? {
+            forget_recorded_creates(&mut conn, link).await?;
             return Ok(Ok(()));
         }
         let existing = sqlx::query(concat!(
@@ -863,6 +870,52 @@ impl Store for SqliteStore {
             Some(existing) => Ok(Err(existing)),
             None => Err(link_conflict(link, None)),
         }
+    }
+
+    async fn record_create(
+        &self,
+        connection: &str,
+        source: Side,
+        item_id: &str,
+        values: &Shadow,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        let shadow = to_json("recorded create", values)?;
+        let _w = self.write.lock().await;
+        sqlx::query(
+            "INSERT INTO recorded_creates (connection, source_side, item_id, shadow, recorded_at)
+             VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (connection, source_side, item_id)
+             DO UPDATE SET shadow = excluded.shadow, recorded_at = excluded.recorded_at",
+        )
+        .bind(connection)
+        .bind(source.as_str())
+        .bind(item_id)
+        .bind(&shadow)
+        .bind(ts(now))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn recorded_create(
+        &self,
+        connection: &str,
+        source: Side,
+        item_id: &str,
+    ) -> StoreResult<Option<Shadow>> {
+        let shadow: Option<String> = sqlx::query_scalar(
+            "SELECT shadow FROM recorded_creates
+             WHERE connection = $1 AND source_side = $2 AND item_id = $3",
+        )
+        .bind(connection)
+        .bind(source.as_str())
+        .bind(item_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        shadow
+            .map(|s| decode_recorded_create(connection, source, item_id, &s))
+            .transpose()
     }
 
     async fn list_links(
@@ -942,6 +995,22 @@ impl Store for SqliteStore {
         .await?;
         Ok(())
     }
+}
+
+/// Forgets the recorded creates of both items of a link that has just been stored: the link
+/// now holds what they were kept for.
+async fn forget_recorded_creates(conn: &mut SqliteConnection, link: &Link) -> StoreResult<()> {
+    sqlx::query(
+        "DELETE FROM recorded_creates WHERE connection = $1
+           AND ((source_side = 'jira' AND item_id = $2)
+             OR (source_side = 'external' AND item_id = $3))",
+    )
+    .bind(&link.connection)
+    .bind(&link.jira_id)
+    .bind(&link.external_id)
+    .execute(conn)
+    .await?;
+    Ok(())
 }
 
 #[cfg(test)]

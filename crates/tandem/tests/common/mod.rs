@@ -39,6 +39,8 @@ pub struct Options {
     pub serve: bool,
     /// `[worker] lease_seconds`.
     pub lease_seconds: u64,
+    /// `[worker] max_attempts`.
+    pub max_attempts: u32,
 }
 
 impl Default for Options {
@@ -50,6 +52,7 @@ impl Default for Options {
             poll_interval: None,
             serve: true,
             lease_seconds: 30,
+            max_attempts: 4,
         }
     }
 }
@@ -85,7 +88,7 @@ admin_token = "admin-token"
 url = "sqlite://tandem.db"
 [worker]
 concurrency = 4
-max_attempts = 4
+max_attempts = {max_attempts}
 backoff_base_ms = 50
 backoff_cap_ms = 400
 lease_seconds = {lease}
@@ -112,6 +115,7 @@ webhook_token = "ext-hook-token"
 "#,
         extra = opts.connection_extra,
         lease = opts.lease_seconds,
+        max_attempts = opts.max_attempts,
         poll = opts
             .poll_interval
             .map(|p| format!("poll_interval = \"{p}\""))
