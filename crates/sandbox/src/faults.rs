@@ -20,6 +20,8 @@ struct Settings {
     rate_limit_rate: f64,
     drop_rate: f64,
     lost_response_rate: f64,
+    slow_answer_rate: f64,
+    slow_answer_delay: Duration,
     webhook_drop_rate: f64,
     webhook_duplicate_rate: f64,
     webhook_reorder: bool,
@@ -45,6 +47,9 @@ pub(crate) enum ApiFault {
     /// Handle the request, then close the connection instead of answering (the write
     /// happened but the client cannot know: the case that makes retried creates dangerous).
     LoseResponse,
+    /// Handle the request, then hold the answer back for the given time: a client with a
+    /// shorter timeout gives up on a write that happened.
+    SlowAnswer(Duration),
 }
 
 /// What the webhook fault layer decided for one delivery.
@@ -101,6 +106,14 @@ impl Faults {
     pub fn set_lost_response_rate(&self, rate: f64) {
         self.with(|s| s.lost_response_rate = clamp(rate));
     }
+    /// Share of API requests that are handled (state changes) but answered only after
+    /// `delay`: with a client timeout shorter than that, a timed-out write that landed.
+    pub fn set_slow_answers(&self, rate: f64, delay: Duration) {
+        self.with(|s| {
+            s.slow_answer_rate = clamp(rate);
+            s.slow_answer_delay = delay;
+        });
+    }
     /// Share of webhook deliveries silently never sent.
     pub fn set_webhook_drop_rate(&self, rate: f64) {
         self.with(|s| s.webhook_drop_rate = clamp(rate));
@@ -133,6 +146,8 @@ impl Faults {
             ApiFault::RateLimited
         } else if roll(s.lost_response_rate) {
             ApiFault::LoseResponse
+        } else if roll(s.slow_answer_rate) {
+            ApiFault::SlowAnswer(s.slow_answer_delay)
         } else {
             ApiFault::None
         }

@@ -29,6 +29,9 @@ pub struct RecordedRequest {
     /// The status sent, or [`STATUS_DROPPED`] / [`STATUS_LOST_RESPONSE`] when a fault closed
     /// the connection instead (before handling / after handling).
     pub status: u16,
+    /// The answer was held back by the slow-answer fault (see
+    /// [`Faults::set_slow_answers`]); the request was handled, whatever the client saw.
+    pub slow: bool,
 }
 
 async fn wait_for_ctrl_c() {

@@ -247,6 +247,7 @@ pub(crate) async fn log_and_faults(
         query: parts.uri.query().map(str::to_string),
         body: json_body,
         status: 0,
+        slow: false,
     };
     let req = Request::from_parts(parts, Body::from(bytes));
 
@@ -256,7 +257,7 @@ pub(crate) async fn log_and_faults(
     }
     let fault = layer.faults.decide_api();
     let response = match fault {
-        ApiFault::None | ApiFault::LoseResponse => next.run(req).await,
+        ApiFault::None | ApiFault::LoseResponse | ApiFault::SlowAnswer(_) => next.run(req).await,
         ApiFault::ServerError => {
             let body = serde_json::json!({
                 "errorMessages": ["Internal server error (sandbox fault injection)."],
@@ -281,6 +282,14 @@ pub(crate) async fn log_and_faults(
     } else {
         response.status().as_u16()
     };
+    if let ApiFault::SlowAnswer(delay) = fault {
+        // Logged before the wait: a client that gives up may close the connection, and the
+        // request was handled either way.
+        record.slow = true;
+        layer.log.push(record);
+        tokio::time::sleep(delay).await;
+        return response;
+    }
     layer.log.push(record);
     response
 }

@@ -691,15 +691,32 @@ async fn faults_errors_drops_and_request_log() {
     assert!(t.elapsed() >= Duration::from_millis(150));
     sb.faults().clear();
 
+    // A slow answer: a client that stops waiting sees a timeout, but the write happened.
+    sb.faults()
+        .set_slow_answers(1.0, Duration::from_millis(400));
+    let result = j
+        .http
+        .post(format!("{}/rest/api/3/issue", j.base))
+        .header("authorization", &j.auth)
+        .timeout(Duration::from_millis(100))
+        .json(&json!({"fields": {"project": {"key": "TEST"}, "issuetype": {"name": "Task"}, "summary": "late"}}))
+        .send()
+        .await;
+    assert!(result.as_ref().is_err_and(|e| e.is_timeout()), "{result:?}");
+    assert_eq!(sb.issues().len(), 2);
+    sb.faults().clear();
+
     let log = sb.request_log();
     let posts: Vec<_> = log
         .iter()
         .filter(|r| r.method == "POST" && r.path == "/rest/api/3/issue")
         .collect();
-    assert_eq!(posts.len(), 2);
+    assert_eq!(posts.len(), 3);
     assert_eq!(posts[0].status, tandem_sandbox::STATUS_DROPPED);
     assert_eq!(posts[1].status, tandem_sandbox::STATUS_LOST_RESPONSE);
     assert_eq!(posts[1].body["fields"]["summary"], "ghost");
+    assert_eq!((posts[2].status, posts[2].slow), (201, true));
+    assert!(!posts[1].slow);
     sb.shutdown().await;
 }
 

@@ -123,7 +123,7 @@ pub async fn start(
                 redact_url(&config.storage.url)
             )
         })?;
-    let http = http_client()?;
+    let http = http_client(&config)?;
     let mut connections = HashMap::new();
     for conn in &config.connections {
         let runtime = connection_runtime(conn, &http).await?;
@@ -192,11 +192,13 @@ pub async fn start(
     })
 }
 
-/// The HTTP client every connector shares (pool, timeouts, user agent).
-pub(crate) fn http_client() -> reqwest::Result<reqwest::Client> {
+/// The HTTP client every connector shares (pool, timeouts, user agent); `[worker]
+/// request_timeout_ms` bounds each call.
+pub(crate) fn http_client(config: &Config) -> reqwest::Result<reqwest::Client> {
+    let timeout = config.worker.request_timeout();
     reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .connect_timeout(Duration::from_secs(10))
+        .timeout(timeout)
+        .connect_timeout(timeout.min(Duration::from_secs(10)))
         .user_agent(concat!("tandem/", env!("CARGO_PKG_VERSION")))
         .build()
 }

@@ -1186,6 +1186,7 @@ mod tests {
             query: None,
             body: Value::Null,
             status: 200,
+            slow: false,
         };
         let log = [
             req("POST", "/rest/api/3/search/jql"),

@@ -263,6 +263,23 @@ pub struct WorkerConfig {
     /// is picked up again after this. Default 60.
     #[serde(default = "default_lease_seconds")]
     pub lease_seconds: u64,
+    /// How long one call to Jira or the external system may take, in milliseconds, before
+    /// it counts as failed (transient: the event is retried). Default: 30000, or half the
+    /// lease when that is shorter (see [`WorkerConfig::request_timeout`]).
+    #[serde(default)]
+    pub request_timeout_ms: Option<u64>,
+}
+
+impl WorkerConfig {
+    /// The per-call timeout: `request_timeout_ms` when set, else 30 s or half the lease,
+    /// whichever is shorter (a call still running when the lease ends lets another worker
+    /// take the event).
+    pub fn request_timeout(&self) -> Duration {
+        match self.request_timeout_ms {
+            Some(ms) => Duration::from_millis(ms.max(1)),
+            None => Duration::from_millis(30_000.min(self.lease_seconds.max(1) * 500)),
+        }
+    }
 }
 
 impl Default for WorkerConfig {
@@ -273,6 +290,7 @@ impl Default for WorkerConfig {
             backoff_base_ms: default_backoff_base_ms(),
             backoff_cap_ms: default_backoff_cap_ms(),
             lease_seconds: default_lease_seconds(),
+            request_timeout_ms: None,
         }
     }
 }
@@ -1185,6 +1203,21 @@ fn check_semantics(
     if w.lease_seconds == 0 {
         issue("worker.lease_seconds", "must be at least 1".into());
     }
+    if w.request_timeout_ms == Some(0) {
+        issue("worker.request_timeout_ms", "must be at least 1".into());
+    } else if let Some(ms) = w.request_timeout_ms
+        && w.lease_seconds > 0
+        && ms >= w.lease_seconds.saturating_mul(1000)
+    {
+        // A call still running when the lease ends lets another worker take the event.
+        issue(
+            "worker.request_timeout_ms",
+            format!(
+                "{ms} ms is not shorter than the lease (lease_seconds = {})",
+                w.lease_seconds
+            ),
+        );
+    }
     if w.backoff_base_ms > w.backoff_cap_ms {
         issue(
             "worker.backoff_base_ms",
@@ -1916,6 +1949,34 @@ auth = { type = "basic", username = "sync", password = "${EXT_PASSWORD}" }
             Some(line_of(&text, "[connection.jira]"))
         );
         assert_eq!(err.issues[3].line, Some(line_of(&text, "name = \"Seed!\"")));
+    }
+
+    #[test]
+    fn request_timeout_defaults_to_30_s_and_must_be_shorter_than_the_lease() {
+        let default = load(VALID).unwrap().worker;
+        assert_eq!(default.request_timeout(), Duration::from_secs(30));
+        let short_lease = format!("{VALID}\n[worker]\nlease_seconds = 20\n");
+        assert_eq!(
+            load(&short_lease).unwrap().worker.request_timeout(),
+            Duration::from_secs(10),
+            "half the lease when that is shorter"
+        );
+        let short = format!("{VALID}\n[worker]\nlease_seconds = 5\nrequest_timeout_ms = 500\n");
+        assert_eq!(
+            load(&short).unwrap().worker.request_timeout(),
+            Duration::from_millis(500)
+        );
+        let long = format!("{VALID}\n[worker]\nlease_seconds = 5\nrequest_timeout_ms = 5000\n");
+        let issue = one_issue(&long);
+        assert_eq!(issue.key, "worker.request_timeout_ms");
+        assert!(
+            issue
+                .message
+                .contains("5000 ms is not shorter than the lease"),
+            "{issue}"
+        );
+        let zero = format!("{VALID}\n[worker]\nrequest_timeout_ms = 0\n");
+        assert_eq!(one_issue(&zero).key, "worker.request_timeout_ms");
     }
 
     #[test]

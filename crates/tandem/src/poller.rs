@@ -120,12 +120,18 @@ pub async fn poll_once(
     let store = engine.store.as_ref();
     let started = Utc::now();
     // No cursor yet: start one interval back. History is `tandem sync`'s job, not the poller's.
+    // That starting point is stored before the first listing: if the listing fails, the next
+    // poll must start from it again, not from one interval before *its* own start, or the
+    // items changed while the remote system was failing would never be listed.
     let mut cursor = match store.get_cursor(&conn.name, side).await? {
-        Some(text) => parse_cursor(&text).unwrap_or_else(|| {
-            warn!(connection = %conn.name, %side, cursor = %text, "unreadable poll cursor; starting one interval back");
-            started - chrono_duration(interval)
-        }),
-        None => started - chrono_duration(interval),
+        Some(text) => match parse_cursor(&text) {
+            Some(cursor) => cursor,
+            None => {
+                warn!(connection = %conn.name, %side, cursor = %text, "unreadable poll cursor; starting one interval back");
+                start_cursor(store, conn, side, started, interval).await?
+            }
+        },
+        None => start_cursor(store, conn, side, started, interval).await?,
     };
     let since = cursor - chrono_duration(OVERLAP);
     let connector = conn.side(side);
@@ -177,6 +183,21 @@ pub async fn poll_once(
         info!(connection = %conn.name, %side, listed = stats.listed, queued = stats.queued, "poll found changes");
     }
     Ok(stats)
+}
+
+/// Stores and returns the cursor a side starts from when it has none: one interval back.
+async fn start_cursor(
+    store: &dyn crate::store::Store,
+    conn: &ConnectionRuntime,
+    side: Side,
+    started: DateTime<Utc>,
+    interval: Duration,
+) -> Result<DateTime<Utc>, PollError> {
+    let cursor = started - chrono_duration(interval);
+    store
+        .set_cursor(&conn.name, side, &format_cursor(cursor), started)
+        .await?;
+    Ok(cursor)
 }
 
 /// True when `item` holds a value that differs from what the link last synced, i.e. the

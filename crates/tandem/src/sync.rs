@@ -168,7 +168,7 @@ pub async fn run(
         );
     }
     let store = open_store(&config.storage.url, opts.dry_run).await?;
-    let http = app::http_client()?;
+    let http = app::http_client(config)?;
     // The engine gets every configured connection, not only the selected one: it claims any
     // due event in the store, and one of another connection must be processed, not refused.
     let mut runtimes = HashMap::new();

@@ -34,6 +34,48 @@ async fn within<T>(
     }
 }
 
+/// The poller's first listings fail (the system is down as Tandem starts) while an item is
+/// created and its webhook is lost: once listing works, the item is still found, because the
+/// starting point of a side without a cursor is stored by the first attempt, not recomputed
+/// (one interval back) by every later one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn items_changed_while_the_first_polls_fail_are_still_found() {
+    let w = world(Options {
+        poll_interval: Some("1s"),
+        ..Options::default()
+    })
+    .await;
+    // Before the first poll (one interval after start).
+    w.external.faults().set_error_rate(1.0);
+    w.external.faults().set_webhook_drop_rate(1.0);
+    let made = w
+        .external
+        .user_create(vec![(1001, "Made while down".into())]);
+    // Longer than interval + overlap (3 s), so a start recomputed by each poll would skip it.
+    tokio::time::sleep(Duration::from_millis(4500)).await;
+    let failed_lists = w
+        .external
+        .request_log()
+        .iter()
+        .filter(|r| r.method == "GET" && r.path == "/API/issues" && r.status == 500)
+        .count();
+    assert!(failed_lists >= 3, "{failed_lists} failed listings");
+    w.external.faults().set_error_rate(0.0);
+    let link_field = w.jira.external_id_field().to_string();
+    within(
+        "the item made while down reaches Jira",
+        Duration::from_secs(10),
+        || {
+            w.jira
+                .issues()
+                .into_iter()
+                .find(|i| i["fields"][&link_field] == json!(made))
+        },
+    )
+    .await;
+    w.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_every_webhook_lost_edits_on_both_sides_still_converge_by_polling() {
     let w = world(Options {
