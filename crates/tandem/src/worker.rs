@@ -294,7 +294,12 @@ impl Engine {
             ("side", event.source.to_string()),
         ];
         let result = match self.connections.get(&event.connection) {
-            Some(conn) => self.handle(conn, &queued).await,
+            // The lease is renewed while the event is worked on, so slow remote calls do not
+            // let another worker take it over midway (the heartbeat never finishes first).
+            Some(conn) => tokio::select! {
+                result = self.handle(conn, &queued) => result,
+                () = self.keep_lease(id) => Err(Failure::LeaseLost),
+            },
             None => Err(Failure::Permanent(format!(
                 "connection `{}` is not configured",
                 event.connection
@@ -360,6 +365,29 @@ impl Engine {
             Err(Failure::Permanent(reason)) => {
                 metrics::counter!("tandem_events_failed_total", &labels).increment(1);
                 self.dead_letter(&queued, &reason).await;
+            }
+        }
+    }
+
+    /// Renews the lease on event `id` every third of the lease for as long as it is polled.
+    /// Once the lease turns out lost it stops renewing and waits forever: the work finds out
+    /// itself when it records its outcome (`StoreError::LeaseLost`).
+    async fn keep_lease(&self, id: i64) {
+        let every = (self.settings.lease / 3).max(Duration::from_millis(100));
+        loop {
+            tokio::time::sleep(every).await;
+            match self
+                .store
+                .extend_lease(id, &self.settings.owner, Utc::now(), self.settings.lease)
+                .await
+            {
+                Ok(true) => {}
+                Ok(false) => {
+                    debug!(event = id, "lease no longer held; not renewing it");
+                    std::future::pending::<()>().await;
+                }
+                // A store hiccup: the next beat tries again, well within the lease.
+                Err(e) => warn!(event = id, error = %e, "could not renew the lease"),
             }
         }
     }

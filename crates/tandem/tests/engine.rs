@@ -324,6 +324,60 @@ async fn an_edit_on_a_twin_whose_create_answer_was_lost_is_kept() {
     w.stop().await;
 }
 
+/// An event whose remote calls take longer than the lease keeps its lease (the worker renews
+/// it): no second worker picks it up halfway and repeats its reads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_event_keeps_its_lease_and_is_worked_on_once() {
+    let w = world(Options {
+        lease_seconds: 2,
+        ..Options::default()
+    })
+    .await;
+    let key = w
+        .jira
+        .user_create_issue("TEST", json!({"summary": "Quick"}));
+    let twin = eventually("twin", || w.twins_of(&key).into_iter().next()).await;
+    let ext_id = twin["id"].as_str().unwrap().to_string();
+    quiesce(&w).await;
+    let twin_path = format!("/API/issue/{ext_id}");
+    let calls_on_twin = || {
+        w.external
+            .request_log()
+            .into_iter()
+            .filter(|r| r.path == twin_path)
+            .map(|r| r.method)
+            .collect::<Vec<_>>()
+    };
+    let before = calls_on_twin().len();
+
+    // Three calls of 800 ms each (read the Jira issue, read the twin, write): 2.4 s, longer
+    // than the 2 s lease.
+    w.jira
+        .faults()
+        .set_latency(std::time::Duration::from_millis(800));
+    w.external
+        .faults()
+        .set_latency(std::time::Duration::from_millis(800));
+    w.jira.user_edit_issue(&key, json!({"summary": "Slow"}));
+    eventually("the slow edit outside", || {
+        w.external
+            .item(&ext_id)
+            .filter(|i| ext_field(i, 1001).as_deref() == Some("Slow"))
+    })
+    .await;
+    quiesce(&w).await;
+    // A second worker that took the event over would still be in its slow calls.
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    w.jira.faults().clear();
+    w.external.faults().clear();
+    assert_eq!(
+        calls_on_twin()[before..],
+        ["GET", "POST"],
+        "one read and one write of the twin"
+    );
+    w.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_readiness_and_metrics_tell_what_happened() {
     let w = world(Options::default()).await;

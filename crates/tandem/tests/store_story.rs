@@ -598,6 +598,42 @@ async fn story(store: Arc<dyn Store>) {
         .await
         .unwrap();
     assert_eq!(ids(&c1_done), vec![after_dead.id(), b1.id()]);
+
+    // --- extend_lease: a worker still busy keeps its event --------------------------------
+    let slow = s
+        .enqueue(&event("c3", Side::Jira, "30001", "jira:30001:1"), t(200))
+        .await
+        .unwrap();
+    // (An earlier c1 event whose lease ran out is claimed alongside; only `slow` matters.)
+    let claimed_ids = |q: Vec<store::QueuedEvent>| ids(&q);
+    assert!(claimed_ids(s.claim_due("w6", t(200), LEASE, 10).await.unwrap()).contains(&slow.id()));
+    assert_eq!(
+        s.extend_lease(slow.id(), "w6", t(220), LEASE).await,
+        Ok(true)
+    );
+    assert_eq!(
+        s.extend_lease(slow.id(), "w7", t(220), LEASE).await,
+        Ok(false),
+        "only the holder renews"
+    );
+    assert!(
+        !claimed_ids(s.claim_due("w7", t(240), LEASE, 10).await.unwrap()).contains(&slow.id()),
+        "renewed until t(250)"
+    );
+    assert!(claimed_ids(s.claim_due("w7", t(251), LEASE, 10).await.unwrap()).contains(&slow.id()));
+    assert_eq!(
+        s.extend_lease(slow.id(), "w6", t(252), LEASE).await,
+        Ok(false),
+        "taken over: the old holder cannot renew"
+    );
+    s.complete(slow.id(), "w7", Completion::done(), t(253))
+        .await
+        .unwrap();
+    assert_eq!(
+        s.extend_lease(slow.id(), "w7", t(254), LEASE).await,
+        Ok(false),
+        "a finished event has no lease"
+    );
 }
 
 fn postgres_url(test: &str) -> Option<String> {

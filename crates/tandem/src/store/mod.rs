@@ -355,6 +355,17 @@ pub trait Store: Send + Sync + 'static {
         limit: u32,
     ) -> StoreResult<Vec<QueuedEvent>>;
 
+    /// Pushes the lease on an event `owner` still holds to `now + lease`, so a long piece of
+    /// work (slow remote calls, retries inside one attempt) is not taken over by another
+    /// worker while it runs. `Ok(false)` when `owner` no longer holds it.
+    async fn extend_lease(
+        &self,
+        event_id: i64,
+        owner: &str,
+        now: DateTime<Utc>,
+        lease: Duration,
+    ) -> StoreResult<bool>;
+
     /// Records the outcome of a leased event in one transaction: status, link and shadow,
     /// audit rows. [`StoreError::LeaseLost`] (nothing written) when `owner` no longer holds
     /// the lease; [`StoreError::Conflict`] (nothing written) on a stale link version.

@@ -619,6 +619,27 @@ impl Store for PgStore {
         })
     }
 
+    async fn extend_lease(
+        &self,
+        event_id: i64,
+        owner: &str,
+        now: DateTime<Utc>,
+        lease: Duration,
+    ) -> StoreResult<bool> {
+        let expires = lease_expiry(now, lease)?;
+        let extended = sqlx::query(
+            "UPDATE events SET lease_expires_at = $1, updated_at = $2
+             WHERE id = $3 AND status = 'leased' AND lease_owner = $4",
+        )
+        .bind(expires)
+        .bind(now)
+        .bind(event_id)
+        .bind(owner)
+        .execute(&self.pool)
+        .await?;
+        Ok(extended.rows_affected() > 0)
+    }
+
     async fn move_to_key(
         &self,
         event_id: i64,

@@ -610,6 +610,28 @@ impl Store for SqliteStore {
         })
     }
 
+    async fn extend_lease(
+        &self,
+        event_id: i64,
+        owner: &str,
+        now: DateTime<Utc>,
+        lease: Duration,
+    ) -> StoreResult<bool> {
+        let expires = ts(lease_expiry(now, lease)?);
+        let _w = self.write.lock().await;
+        let extended = sqlx::query(
+            "UPDATE events SET lease_expires_at = $1, updated_at = $2
+             WHERE id = $3 AND status = 'leased' AND lease_owner = $4",
+        )
+        .bind(expires)
+        .bind(ts(now))
+        .bind(event_id)
+        .bind(owner)
+        .execute(&self.pool)
+        .await?;
+        Ok(extended.rows_affected() > 0)
+    }
+
     async fn move_to_key(
         &self,
         event_id: i64,
