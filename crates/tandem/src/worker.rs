@@ -727,10 +727,7 @@ impl Engine {
             Side::Jira => item.key.clone().unwrap_or_else(|| item.id.clone()),
             Side::External => item.id.clone(),
         };
-        let mut created_shadow = Shadow::default();
-        for (key, entry) in &plan.shadow_updates {
-            created_shadow.set(key.clone(), entry.clone());
-        }
+        let created_shadow = Shadow(plan.shadow_updates.clone());
         // Recorded before the call: if its answer is lost, the twin found later by discovery
         // starts from these values (see `recorded_creates`).
         self.store
