@@ -72,6 +72,10 @@ pub struct BenchOptions {
     pub latency_edits: usize,
     /// Edits issued at once for the throughput phase (both directions).
     pub throughput_edits: usize,
+    /// Webhook deliveries sent straight at Tandem for the ingest phase.
+    pub ingest_deliveries: usize,
+    /// Senders making those deliveries at the same time.
+    pub ingest_senders: usize,
     /// Progress lines on stderr.
     #[serde(skip)]
     pub progress: bool,
@@ -84,6 +88,8 @@ impl BenchOptions {
             links: 10,
             latency_edits: 20,
             throughput_edits: 40,
+            ingest_deliveries: 200,
+            ingest_senders: 8,
             progress: false,
         }
     }
@@ -94,6 +100,8 @@ impl BenchOptions {
             links: 200,
             latency_edits: 250,
             throughput_edits: 1000,
+            ingest_deliveries: 5000,
+            ingest_senders: 32,
             progress: false,
         }
     }
@@ -205,6 +213,22 @@ pub struct Throughput {
     pub calls_per_edit: Calls,
 }
 
+/// Webhook ingest: deliveries sent straight at Tandem's webhook route by concurrent senders.
+/// Each is answered `202` only once its event is durably queued (SQLite, fsync on), so this is
+/// the rate at which Tandem can take changes in, while its worker processes them.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Ingest {
+    pub deliveries: usize,
+    pub senders: usize,
+    /// Answered `202 Accepted`.
+    pub accepted: usize,
+    pub seconds: f64,
+    /// Accepted deliveries per second.
+    pub per_sec: f64,
+    /// Time from sending a delivery to its answer.
+    pub latency_ms: Option<Stats>,
+}
+
 /// Peak resident memory of the whole process (sandboxes and driver included) during a run.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct Memory {
@@ -224,6 +248,8 @@ pub struct StrategyReport {
     pub jira_to_external: Direction,
     pub external_to_jira: Direction,
     pub throughput: Throughput,
+    /// Tandem only: the seed's scripts have no durable queue to measure.
+    pub ingest: Option<Ingest>,
     /// Links whose two sides do not both hold the last edit once everything is quiet.
     pub lost_edits: usize,
     /// Whether every phase ended quiet (no queued work, no request for 300 ms).
@@ -410,7 +436,31 @@ async fn run_strategy(kind: Kind, opts: &BenchOptions) -> anyhow::Result<Strateg
     world.quiet().await;
     let setup_seconds = started.elapsed().as_secs_f64();
 
-    let result = measure(&mut world, opts, name).await;
+    let mut result = measure(&mut world, opts, name).await;
+    // Last, so its events (all echoes of the items' current state) cannot disturb the
+    // measured phases.
+    let ingest = match (&result, &world.engine) {
+        (Ok(_), Engine::Tandem(running)) => {
+            progress(
+                opts,
+                &format!(
+                    "{name}: ingest, {} webhooks from {} senders",
+                    opts.ingest_deliveries, opts.ingest_senders
+                ),
+            );
+            match ingest(running, &world.pairs, opts).await {
+                Ok(i) => {
+                    world.quiet().await;
+                    Some(i)
+                }
+                Err(e) => {
+                    result = Err(e);
+                    None
+                }
+            }
+        }
+        _ => None,
+    };
     let ping_pong_stopped = match &world.engine {
         Engine::Seed(seed) => seed.stop(),
         Engine::Tandem(_) => 0,
@@ -428,6 +478,7 @@ async fn run_strategy(kind: Kind, opts: &BenchOptions) -> anyhow::Result<Strateg
         jira_to_external: j2e,
         external_to_jira: e2j,
         throughput,
+        ingest,
         lost_edits,
         quiesced,
         ping_pong_stopped,
@@ -480,6 +531,84 @@ async fn measure(world: &mut World, opts: &BenchOptions, name: &str) -> anyhow::
         .filter(|r| !(200..300).contains(&r.status))
         .count();
     Ok((j2e, e2j, throughput, lost, world.quiesced, failed))
+}
+
+/// Sends `opts.ingest_deliveries` external-system webhooks at Tandem from
+/// `opts.ingest_senders` concurrent senders, each naming a linked item with a summary it does
+/// not hold (as a late delivery would: Tandem queues it, re-reads the item, finds its
+/// current state already synced and writes nothing, so the pairs stay as the measured
+/// phases left them).
+async fn ingest(
+    running: &app::Running,
+    pairs: &[Pair],
+    opts: &BenchOptions,
+) -> anyhow::Result<Ingest> {
+    let conn = running
+        .config
+        .connections
+        .first()
+        .context("the example defines no connection")?;
+    let token = match &conn.external {
+        crate::config::ExternalConfig::Rest(rest) => {
+            rest.webhook_token.as_ref().map(|s| s.expose().to_string())
+        }
+        crate::config::ExternalConfig::Jira(_) => None,
+    };
+    let url = format!("http://{}/webhooks/{}/external", running.addr, conn.name);
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(opts.ingest_senders)
+        .build()?;
+    let ext_ids: Arc<Vec<String>> = Arc::new(pairs.iter().map(|p| p.ext_id.clone()).collect());
+    let senders = opts.ingest_senders.max(1);
+    let started = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for sender in 0..senders {
+        let (client, url, token, ext_ids) =
+            (client.clone(), url.clone(), token.clone(), ext_ids.clone());
+        let deliveries = opts.ingest_deliveries;
+        tasks.spawn(async move {
+            let mut answers = Vec::new();
+            for n in (sender..deliveries).step_by(senders) {
+                let Some(ext_id) = ext_ids.get(n % ext_ids.len().max(1)) else {
+                    break;
+                };
+                let body = json!({
+                    "sourceIssueId": ext_id,
+                    "fields": [{"fieldName": "Summary", "fieldId": 1001, "value": format!("late delivery {n}")}],
+                });
+                let mut req = client
+                    .post(&url)
+                    .header("X-Delivery-Id", format!("bench-ingest-{n}"))
+                    .json(&body);
+                if let Some(t) = &token {
+                    req = req.bearer_auth(t);
+                }
+                let sent = Instant::now();
+                let status = req.send().await.map(|r| r.status().as_u16()).unwrap_or(0);
+                answers.push((status, sent.elapsed().as_secs_f64() * 1000.0));
+            }
+            answers
+        });
+    }
+    let mut answers = Vec::with_capacity(opts.ingest_deliveries);
+    while let Some(done) = tasks.join_next().await {
+        answers.extend(done?);
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    let accepted = answers.iter().filter(|(status, _)| *status == 202).count();
+    let latencies: Vec<f64> = answers.iter().map(|(_, ms)| *ms).collect();
+    Ok(Ingest {
+        deliveries: answers.len(),
+        senders,
+        accepted,
+        seconds,
+        per_sec: if seconds > 0.0 {
+            accepted as f64 / seconds
+        } else {
+            0.0
+        },
+        latency_ms: Stats::of(&latencies),
+    })
 }
 
 impl World {
@@ -971,8 +1100,8 @@ pub fn render(report: &Report) -> String {
     let _ = writeln!(
         out,
         "{} linked pairs; latency: {} edits each way, one at a time; throughput: {} edits at once; \
-         every edit changes 2 mapped fields",
-        o.links, o.latency_edits, o.throughput_edits
+         every edit changes 2 mapped fields; ingest: {} webhooks from {} senders",
+        o.links, o.latency_edits, o.throughput_edits, o.ingest_deliveries, o.ingest_senders
     );
     let _ = writeln!(out);
     let _ = writeln!(
@@ -1063,6 +1192,27 @@ pub fn render(report: &Report) -> String {
         format!("{}/{}", t.throughput.links_landed, t.throughput.links),
         format!("{}/{}", s.throughput.links_landed, s.throughput.links),
     );
+    let ingest = |r: &StrategyReport| match &r.ingest {
+        Some(i) => [
+            format!("{:.0}", i.per_sec),
+            i.latency_ms
+                .map(|l| format!("{:.1} / {:.1} ms", l.median, l.p99))
+                .unwrap_or_else(|| "-".into()),
+            format!("{}/{}", i.accepted, i.deliveries),
+        ],
+        None => ["-".into(), "-".into(), "-".into()],
+    };
+    let (ti, si) = (ingest(t), ingest(s));
+    for (k, title) in [
+        "webhook ingest (202 per second)",
+        "webhook ingest, answer median / p99",
+        "webhook ingest, accepted",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let _ = writeln!(out, "{:<50} {:>14} {:>14}", title, ti[k], si[k]);
+    }
     let rw = |c: &Calls| format!("{:.2} / {:.2}", c.reads, c.writes);
     for (title, td, sd) in [
         ("Jira → external", &t.jira_to_external, &s.jira_to_external),

@@ -28,9 +28,19 @@ async fn quick_bench_lands_every_edit_with_one_write_and_silent_echoes() {
     );
     assert_eq!(t.lost_edits, 0, "both sides hold every last edit\n{table}");
     assert_eq!(t.failed_calls, 0, "{table}");
+    // Every webhook sent straight at Tandem is durably queued and answered 202; they name
+    // items' current state late, so nothing is lost or written by them either.
+    let ingest = t.ingest.expect("Tandem's ingest is measured");
+    assert_eq!(ingest.deliveries, opts.ingest_deliveries);
+    assert_eq!(ingest.accepted, ingest.deliveries, "{table}");
+    assert!(table.contains("webhook ingest (202 per second)"), "{table}");
 
     // The seed's scripts search and write once per field, and write back on every echo.
     let s = &report.seed;
+    assert!(
+        s.ingest.is_none(),
+        "the seed's scripts have no queue to measure"
+    );
     assert!(s.calls_per_change() > t.calls_per_change(), "{table}");
     assert!(s.writes_per_change() > t.writes_per_change(), "{table}");
     assert!(s.jira_to_external.echo_writes() > 0.0, "{table}");
