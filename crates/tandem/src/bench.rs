@@ -72,6 +72,10 @@ pub struct BenchOptions {
     pub latency_edits: usize,
     /// Edits issued at once for the throughput phase (both directions).
     pub throughput_edits: usize,
+    /// Offered rate of the steady phase, edits per second.
+    pub steady_rate: u32,
+    /// Edits made at that rate.
+    pub steady_edits: usize,
     /// Webhook deliveries sent straight at Tandem for the ingest phase.
     pub ingest_deliveries: usize,
     /// Senders making those deliveries at the same time.
@@ -88,6 +92,8 @@ impl BenchOptions {
             links: 10,
             latency_edits: 20,
             throughput_edits: 40,
+            steady_rate: 100,
+            steady_edits: 40,
             ingest_deliveries: 200,
             ingest_senders: 8,
             progress: false,
@@ -100,6 +106,8 @@ impl BenchOptions {
             links: 200,
             latency_edits: 250,
             throughput_edits: 1000,
+            steady_rate: 200,
+            steady_edits: 2000,
             ingest_deliveries: 5000,
             ingest_senders: 32,
             progress: false,
@@ -112,6 +120,7 @@ impl BenchOptions {
 pub struct Stats {
     pub median: f64,
     pub p90: f64,
+    pub p95: f64,
     pub p99: f64,
     pub max: f64,
 }
@@ -130,6 +139,7 @@ impl Stats {
         Some(Stats {
             median: rank(0.5),
             p90: rank(0.9),
+            p95: rank(0.95),
             p99: rank(0.99),
             max: rank(1.0),
         })
@@ -213,6 +223,22 @@ pub struct Throughput {
     pub calls_per_edit: Calls,
 }
 
+/// Edits made at a steady offered rate over every link (even links edited in Jira, odd ones
+/// outside), each timed until both its values are visible on the other side.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Steady {
+    /// Offered rate, edits per second.
+    pub rate: u32,
+    pub edits: usize,
+    /// Edits seen on the other side.
+    pub landed: usize,
+    /// Edits overwritten by the next edit of the same link before they were seen (not timed).
+    pub superseded: usize,
+    /// The rate actually achieved by the edit loop (below `rate` when the driver fell behind).
+    pub achieved_rate: f64,
+    pub latency_ms: Option<Stats>,
+}
+
 /// Webhook ingest: deliveries sent straight at Tandem's webhook route by concurrent senders.
 /// Each is answered `202` only once its event is durably queued (SQLite, fsync on), so this is
 /// the rate at which Tandem can take changes in, while its worker processes them.
@@ -248,6 +274,7 @@ pub struct StrategyReport {
     pub jira_to_external: Direction,
     pub external_to_jira: Direction,
     pub throughput: Throughput,
+    pub steady: Steady,
     /// Tandem only: the seed's scripts have no durable queue to measure.
     pub ingest: Option<Ingest>,
     /// Links whose two sides do not both hold the last edit once everything is quiet.
@@ -471,13 +498,14 @@ async fn run_strategy(kind: Kind, opts: &BenchOptions) -> anyhow::Result<Strateg
     shutdown_jira(world.jira).await;
     world.external.shutdown().await;
     let _ = std::fs::remove_dir_all(&dir);
-    let (j2e, e2j, throughput, lost_edits, quiesced, failed_calls) = result?;
+    let (j2e, e2j, throughput, steady, lost_edits, quiesced, failed_calls) = result?;
     Ok(StrategyReport {
         name,
         setup_seconds,
         jira_to_external: j2e,
         external_to_jira: e2j,
         throughput,
+        steady,
         ingest,
         lost_edits,
         quiesced,
@@ -491,7 +519,7 @@ async fn run_strategy(kind: Kind, opts: &BenchOptions) -> anyhow::Result<Strateg
     })
 }
 
-type Measured = (Direction, Direction, Throughput, usize, bool, usize);
+type Measured = (Direction, Direction, Throughput, Steady, usize, bool, usize);
 
 async fn measure(world: &mut World, opts: &BenchOptions, name: &str) -> anyhow::Result<Measured> {
     let jira_start = world.jira.request_log().len();
@@ -520,6 +548,14 @@ async fn measure(world: &mut World, opts: &BenchOptions, name: &str) -> anyhow::
         ),
     );
     let throughput = world.throughput(opts.throughput_edits).await;
+    progress(
+        opts,
+        &format!(
+            "{name}: steady, {} edits at {} per second",
+            opts.steady_edits, opts.steady_rate
+        ),
+    );
+    let steady = world.steady(opts.steady_rate, opts.steady_edits).await;
     let lost = world.lost_edits();
     let jira_log = world.jira.request_log();
     let ext_log = world.external.request_log();
@@ -530,7 +566,7 @@ async fn measure(world: &mut World, opts: &BenchOptions, name: &str) -> anyhow::
         .chain(ext_log.get(ext_start..).unwrap_or_default())
         .filter(|r| !(200..300).contains(&r.status))
         .count();
-    Ok((j2e, e2j, throughput, lost, world.quiesced, failed))
+    Ok((j2e, e2j, throughput, steady, lost, world.quiesced, failed))
 }
 
 /// Sends `opts.ingest_deliveries` external-system webhooks at Tandem from
@@ -779,6 +815,67 @@ impl World {
             ping_pongs,
             other_side: Calls::count(&other_side, counted),
             edited_side: Calls::count(&edited_side, counted),
+        }
+    }
+
+    /// `edits` edits at `rate` per second over every link (even links in Jira, odd ones
+    /// outside), each timed until both its values show on the other side, while later edits
+    /// keep coming: latency under a steady load rather than on an idle system.
+    async fn steady(&mut self, rate: u32, edits: usize) -> Steady {
+        self.budget(PER_EDIT_WEBHOOKS * edits);
+        let n = self.pairs.len();
+        let rate = rate.max(1);
+        let interval = Duration::from_secs_f64(1.0 / f64::from(rate));
+        // Edits issued and not yet seen: (link, side edited, when).
+        let mut outstanding: Vec<(usize, From, Instant)> = Vec::new();
+        let mut samples = Vec::with_capacity(edits);
+        let mut superseded = 0;
+        let started = Instant::now();
+        let mut issued = 0;
+        let mut last_issued = started;
+        let deadline = started + interval * edits as u32 + EDIT_TIMEOUT;
+        while (issued < edits || !outstanding.is_empty()) && Instant::now() < deadline {
+            // Every edit whose time has come (several when the driver fell behind).
+            while issued < edits && started + interval * issued as u32 <= Instant::now() {
+                let i = issued % n;
+                let from = if i.is_multiple_of(2) {
+                    From::Jira
+                } else {
+                    From::External
+                };
+                let before = outstanding.len();
+                outstanding.retain(|(link, _, _)| *link != i);
+                superseded += before - outstanding.len();
+                self.edit(i, from, &format!("st-{issued}"));
+                last_issued = Instant::now();
+                outstanding.push((i, from, last_issued));
+                issued += 1;
+            }
+            let now = Instant::now();
+            outstanding.retain(|(i, from, at)| {
+                if self.shows(*i, other(*from)) {
+                    samples.push((now - *at).as_secs_f64() * 1000.0);
+                    false
+                } else {
+                    true
+                }
+            });
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        // The first edit goes out at `started`.
+        let issue_time = (last_issued - started).as_secs_f64();
+        self.quiet().await;
+        Steady {
+            rate,
+            edits: issued,
+            landed: samples.len(),
+            superseded,
+            achieved_rate: if issue_time > 0.0 {
+                issued.saturating_sub(1) as f64 / issue_time
+            } else {
+                0.0
+            },
+            latency_ms: Stats::of(&samples),
         }
     }
 
@@ -1100,8 +1197,14 @@ pub fn render(report: &Report) -> String {
     let _ = writeln!(
         out,
         "{} linked pairs; latency: {} edits each way, one at a time; throughput: {} edits at once; \
-         every edit changes 2 mapped fields; ingest: {} webhooks from {} senders",
-        o.links, o.latency_edits, o.throughput_edits, o.ingest_deliveries, o.ingest_senders
+         every edit changes 2 mapped fields; steady: {} edits at {}/s; ingest: {} webhooks from {} senders",
+        o.links,
+        o.latency_edits,
+        o.throughput_edits,
+        o.steady_edits,
+        o.steady_rate,
+        o.ingest_deliveries,
+        o.ingest_senders
     );
     let _ = writeln!(out);
     let _ = writeln!(
@@ -1192,6 +1295,44 @@ pub fn render(report: &Report) -> String {
         format!("{}/{}", t.throughput.links_landed, t.throughput.links),
         format!("{}/{}", s.throughput.links_landed, s.throughput.links),
     );
+    let steady = |r: &StrategyReport| {
+        let st = &r.steady;
+        let l = st.latency_ms;
+        let f = |pick: fn(&Stats) -> f64| {
+            l.map(|l| format!("{:.1} ms", pick(&l)))
+                .unwrap_or_else(|| "-".into())
+        };
+        [
+            format!("{:.0}/s", st.achieved_rate),
+            f(|l| l.median),
+            f(|l| l.p95),
+            f(|l| l.p99),
+            f(|l| l.max),
+            format!("{}/{} ({} superseded)", st.landed, st.edits, st.superseded),
+        ]
+    };
+    let (ts, ss) = (steady(t), steady(s));
+    for (k, title) in [
+        format!("steady {}/s: rate achieved", t.steady.rate),
+        "steady: latency median".to_string(),
+        "steady: latency p95".to_string(),
+        "steady: latency p99".to_string(),
+        "steady: latency max".to_string(),
+        "steady: landed".to_string(),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let r = if k == 1 {
+            match (t.steady.latency_ms, s.steady.latency_ms) {
+                (Some(a), Some(b)) => ratio(div(b.median, a.median)),
+                _ => "-".into(),
+            }
+        } else {
+            String::new()
+        };
+        let _ = writeln!(out, "{:<50} {:>14} {:>14} {:>14}", title, ts[k], ss[k], r);
+    }
     let ingest = |r: &StrategyReport| match &r.ingest {
         Some(i) => [
             format!("{:.0}", i.per_sec),

@@ -28,6 +28,15 @@ async fn quick_bench_lands_every_edit_with_one_write_and_silent_echoes() {
     );
     assert_eq!(t.lost_edits, 0, "both sides hold every last edit\n{table}");
     assert_eq!(t.failed_calls, 0, "{table}");
+    // Under a steady rate every edit lands, unless the next edit of its link overwrote it
+    // first.
+    assert_eq!(t.steady.edits, opts.steady_edits);
+    assert_eq!(
+        t.steady.landed + t.steady.superseded,
+        t.steady.edits,
+        "{table}"
+    );
+    assert!(t.steady.latency_ms.is_some(), "{table}");
     // Every webhook sent straight at Tandem is durably queued and answered 202; they name
     // items' current state late, so nothing is lost or written by them either.
     let ingest = t.ingest.expect("Tandem's ingest is measured");
