@@ -271,6 +271,9 @@ pub struct Memory {
 pub struct StrategyReport {
     pub name: &'static str,
     pub setup_seconds: f64,
+    /// Tandem only: requests per linked pair while creating the twins in the setup (the
+    /// seed's pairs are made by hand, as the guide assumes).
+    pub calls_per_create: Option<Calls>,
     pub jira_to_external: Direction,
     pub external_to_jira: Direction,
     pub throughput: Throughput,
@@ -462,6 +465,11 @@ async fn run_strategy(kind: Kind, opts: &BenchOptions) -> anyhow::Result<Strateg
     };
     world.quiet().await;
     let setup_seconds = started.elapsed().as_secs_f64();
+    let calls_per_create = matches!(kind, Kind::Tandem).then(|| {
+        let mut setup = world.jira.request_log();
+        setup.extend(world.external.request_log());
+        Calls::count(&setup, world.pairs.len())
+    });
 
     let mut result = measure(&mut world, opts, name).await;
     // Last, so its events (all echoes of the items' current state) cannot disturb the
@@ -502,6 +510,7 @@ async fn run_strategy(kind: Kind, opts: &BenchOptions) -> anyhow::Result<Strateg
     Ok(StrategyReport {
         name,
         setup_seconds,
+        calls_per_create,
         jira_to_external: j2e,
         external_to_jira: e2j,
         throughput,
@@ -1435,6 +1444,19 @@ pub fn render(report: &Report) -> String {
         "peak RSS during the run (whole process)",
         kb(&t.memory, t.memory.peak_kb),
         kb(&s.memory, s.memory.peak_kb)
+    );
+    let _ = writeln!(
+        out,
+        "{:<50} {:>14} {:>14}",
+        "calls per twin created (r / w)",
+        t.calls_per_create
+            .as_ref()
+            .map(rw)
+            .unwrap_or_else(|| "-".into()),
+        s.calls_per_create
+            .as_ref()
+            .map(rw)
+            .unwrap_or_else(|| "-".into())
     );
     let _ = writeln!(
         out,

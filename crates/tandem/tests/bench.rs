@@ -28,6 +28,13 @@ async fn quick_bench_lands_every_edit_with_one_write_and_silent_echoes() {
     );
     assert_eq!(t.lost_edits, 0, "both sides hold every last edit\n{table}");
     assert_eq!(t.failed_calls, 0, "{table}");
+    // A twin costs one create outside and the External ID written into Jira.
+    let create = t.calls_per_create.expect("Tandem's creates are counted");
+    assert_eq!(create.writes, 2.0, "{table}");
+    assert!(
+        create.reads >= 1.0,
+        "the issue is read before its twin is made\n{table}"
+    );
     // Under a steady rate every edit lands, unless the next edit of its link overwrote it
     // first.
     assert_eq!(t.steady.edits, opts.steady_edits);
