@@ -448,6 +448,16 @@ impl ExternalSandbox {
         self.inner.log.snapshot()
     }
 
+    /// The requests received from the `start`-th on (see [`Self::request_count`]).
+    pub fn requests_since(&self, start: usize) -> Vec<RecordedRequest> {
+        self.inner.log.since(start)
+    }
+
+    /// How many requests were received so far, without copying the log.
+    pub fn request_count(&self) -> usize {
+        self.inner.log.len()
+    }
+
     /// Create an item as a person using the external system would; sends the webhook.
     pub fn user_create(&self, fields: Vec<(u64, String)>) -> String {
         self.inner

@@ -193,10 +193,16 @@ pub(crate) struct RequestLog {
 
 impl RequestLog {
     pub fn snapshot(&self) -> Vec<RecordedRequest> {
-        self.entries
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        self.since(0)
+    }
+    /// The requests from the `start`-th on (cloning only those: a long log's bodies are
+    /// costly to copy, and a benchmark polling it would measure its own copying).
+    pub fn since(&self, start: usize) -> Vec<RecordedRequest> {
+        let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        entries.get(start..).unwrap_or_default().to_vec()
+    }
+    pub fn len(&self) -> usize {
+        self.entries.lock().unwrap_or_else(|e| e.into_inner()).len()
     }
     fn push(&self, r: RecordedRequest) {
         self.entries

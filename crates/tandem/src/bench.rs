@@ -466,8 +466,8 @@ async fn run_strategy(kind: Kind, opts: &BenchOptions) -> anyhow::Result<Strateg
     world.quiet().await;
     let setup_seconds = started.elapsed().as_secs_f64();
     let calls_per_create = matches!(kind, Kind::Tandem).then(|| {
-        let mut setup = world.jira.request_log();
-        setup.extend(world.external.request_log());
+        let mut setup = world.jira.requests_since(0);
+        setup.extend(world.external.requests_since(0));
         Calls::count(&setup, world.pairs.len())
     });
 
@@ -531,8 +531,8 @@ async fn run_strategy(kind: Kind, opts: &BenchOptions) -> anyhow::Result<Strateg
 type Measured = (Direction, Direction, Throughput, Steady, usize, bool, usize);
 
 async fn measure(world: &mut World, opts: &BenchOptions, name: &str) -> anyhow::Result<Measured> {
-    let jira_start = world.jira.request_log().len();
-    let ext_start = world.external.request_log().len();
+    let jira_start = world.jira.request_count();
+    let ext_start = world.external.request_count();
     progress(
         opts,
         &format!(
@@ -566,13 +566,11 @@ async fn measure(world: &mut World, opts: &BenchOptions, name: &str) -> anyhow::
     );
     let steady = world.steady(opts.steady_rate, opts.steady_edits).await;
     let lost = world.lost_edits();
-    let jira_log = world.jira.request_log();
-    let ext_log = world.external.request_log();
-    let failed = jira_log
-        .get(jira_start..)
-        .unwrap_or_default()
+    let failed = world
+        .jira
+        .requests_since(jira_start)
         .iter()
-        .chain(ext_log.get(ext_start..).unwrap_or_default())
+        .chain(&world.external.requests_since(ext_start))
         .filter(|r| !(200..300).contains(&r.status))
         .count();
     Ok((j2e, e2j, throughput, steady, lost, world.quiesced, failed))
@@ -668,8 +666,8 @@ impl World {
             tokio::time::sleep(every).await;
             let (busy, seen) = self.engine.activity().await;
             let now = (
-                self.jira.request_log().len(),
-                self.external.request_log().len(),
+                self.jira.request_count(),
+                self.external.request_count(),
                 seen,
             );
             if busy == 0 && last == Some(now) {
@@ -772,8 +770,8 @@ impl World {
         for n in 0..edits {
             // Round-robin over the links.
             let i = n % self.pairs.len();
-            let jira_start = self.jira.request_log().len();
-            let ext_start = self.external.request_log().len();
+            let jira_start = self.jira.request_count();
+            let ext_start = self.external.request_count();
             let dropped = self.dropped();
             self.budget(PER_EDIT_WEBHOOKS);
             let started = Instant::now();
@@ -804,16 +802,14 @@ impl World {
                 ping_pongs += 1;
                 continue;
             }
-            let jira_log = self.jira.request_log();
-            let ext_log = self.external.request_log();
-            let jira_reqs = jira_log.get(jira_start..).unwrap_or_default();
-            let ext_reqs = ext_log.get(ext_start..).unwrap_or_default();
+            let jira_reqs = self.jira.requests_since(jira_start);
+            let ext_reqs = self.external.requests_since(ext_start);
             let (o, e) = match from {
                 From::Jira => (ext_reqs, jira_reqs),
                 From::External => (jira_reqs, ext_reqs),
             };
-            other_side.extend_from_slice(o);
-            edited_side.extend_from_slice(e);
+            other_side.extend(o);
+            edited_side.extend(e);
         }
         self.quiet().await;
         let counted = edits - ping_pongs;
@@ -892,8 +888,8 @@ impl World {
     /// time until each link shows its last value on the other side.
     async fn throughput(&mut self, edits: usize) -> Throughput {
         self.budget(PER_EDIT_WEBHOOKS * edits);
-        let jira_start = self.jira.request_log().len();
-        let ext_start = self.external.request_log().len();
+        let jira_start = self.jira.request_count();
+        let ext_start = self.external.request_count();
         let n = self.pairs.len();
         let from = |i: usize| {
             if i.is_multiple_of(2) {
@@ -927,18 +923,8 @@ impl World {
         }
         let seconds = finished.as_secs_f64();
         self.quiet().await;
-        let mut requests: Vec<RecordedRequest> = self
-            .jira
-            .request_log()
-            .get(jira_start..)
-            .unwrap_or_default()
-            .to_vec();
-        requests.extend_from_slice(
-            self.external
-                .request_log()
-                .get(ext_start..)
-                .unwrap_or_default(),
-        );
+        let mut requests = self.jira.requests_since(jira_start);
+        requests.extend(self.external.requests_since(ext_start));
         Throughput {
             edits,
             links,
@@ -978,8 +964,8 @@ impl Still {
         }
         let (busy, seen) = world.engine.activity().await;
         let now = (
-            world.jira.request_log().len(),
-            world.external.request_log().len(),
+            world.jira.request_count(),
+            world.external.request_count(),
             seen,
         );
         if busy != 0 || self.last != Some(now) {

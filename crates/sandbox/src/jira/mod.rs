@@ -1030,6 +1030,16 @@ impl JiraSandbox {
         self.inner.log.snapshot()
     }
 
+    /// The requests received from the `start`-th on (see [`Self::request_count`]).
+    pub fn requests_since(&self, start: usize) -> Vec<RecordedRequest> {
+        self.inner.log.since(start)
+    }
+
+    /// How many requests were received so far, without copying the log.
+    pub fn request_count(&self) -> usize {
+        self.inner.log.len()
+    }
+
     /// Comments on an issue in v3 shape (ADF bodies).
     pub fn comments(&self, key: &str) -> Vec<Value> {
         let st = self.inner.lock();
