@@ -316,6 +316,8 @@ pub struct Ratios {
 /// A whole run.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Report {
+    /// Tandem's store: `sqlite`, or the PostgreSQL URL without its password.
+    pub store: String,
     pub date: String,
     pub build: &'static str,
     pub cpus: usize,
@@ -325,13 +327,31 @@ pub struct Report {
     pub ratios: Ratios,
 }
 
-/// Runs the benchmark: Tandem first, then the seed baseline, each on fresh sandboxes.
+/// Runs the benchmark: Tandem first (on SQLite in a scratch folder), then the seed baseline,
+/// each on fresh sandboxes.
 pub async fn run(opts: BenchOptions) -> anyhow::Result<Report> {
+    run_on(opts, None).await
+}
+
+/// [`run`], with Tandem's store on the PostgreSQL database at `postgres_url` when given
+/// (`tandem bench --store URL`). The run gets a fresh schema there, dropped afterwards.
+pub async fn run_on(opts: BenchOptions, postgres_url: Option<&str>) -> anyhow::Result<Report> {
     if opts.links == 0 {
         bail!("the benchmark needs at least one link");
     }
-    let tandem = run_strategy(Kind::Tandem, &opts).await?;
-    let seed = run_strategy(Kind::Seed, &opts).await?;
+    let (tandem, store) = match postgres_url {
+        None => (
+            run_strategy(Kind::Tandem, &opts, None).await?,
+            "sqlite".to_string(),
+        ),
+        Some(url) => {
+            let schema = BenchSchema::create(url).await?;
+            let result = run_strategy(Kind::Tandem, &opts, Some(&schema.url)).await;
+            schema.drop().await;
+            (result?, crate::store::redact_url(url))
+        }
+    };
+    let seed = run_strategy(Kind::Seed, &opts, None).await?;
     let ratio = |a: f64, b: f64| (b > 0.0 && a.is_finite()).then(|| a / b);
     let median = |d: &Direction| d.latency_ms.map(|s| s.median).unwrap_or(f64::NAN);
     let ratios = Ratios {
@@ -351,6 +371,7 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<Report> {
         ),
     };
     Ok(Report {
+        store,
         date: chrono::Utc::now().format("%Y-%m-%d %H:%M UTC").to_string(),
         build: if cfg!(debug_assertions) {
             "debug"
@@ -447,7 +468,11 @@ fn progress(opts: &BenchOptions, what: &str) {
     }
 }
 
-async fn run_strategy(kind: Kind, opts: &BenchOptions) -> anyhow::Result<StrategyReport> {
+async fn run_strategy(
+    kind: Kind,
+    opts: &BenchOptions,
+    store_url: Option<&str>,
+) -> anyhow::Result<StrategyReport> {
     let name = match kind {
         Kind::Tandem => "tandem",
         Kind::Seed => "seed",
@@ -460,7 +485,7 @@ async fn run_strategy(kind: Kind, opts: &BenchOptions) -> anyhow::Result<Strateg
     );
     let started = Instant::now();
     let mut world = match kind {
-        Kind::Tandem => tandem_world(opts.links).await?,
+        Kind::Tandem => tandem_world(opts.links, store_url).await?,
         Kind::Seed => seed_world(opts.links).await?,
     };
     world.quiet().await;
@@ -1020,13 +1045,25 @@ fn scratch_dir() -> anyhow::Result<PathBuf> {
 
 /// Tandem with `links` pairs made the way users get them: issues created in Jira, twins
 /// created outside by Tandem, which writes the twin's id into Jira's "External ID".
-async fn tandem_world(links: usize) -> anyhow::Result<World> {
+async fn tandem_world(links: usize, store_url: Option<&str>) -> anyhow::Result<World> {
     let jira = JiraSandbox::start(JiraSandboxConfig::default()).await?;
     let external = ExternalSandbox::start(ExternalSandboxConfig::default()).await?;
     let dir = scratch_dir()?;
     // The bundled example; polling is pushed out to an hour so that the request counts are
     // those of webhook-driven propagation alone.
     let config_path = demo::write_seed_config(&dir, &jira, &external, Some("1h"))?;
+    if let Some(url) = store_url {
+        let text = std::fs::read_to_string(&config_path)?;
+        let sqlite = "url = \"sqlite://tandem.db\"";
+        if !text.contains(sqlite) {
+            bail!("the bundled example config no longer names its SQLite store as {sqlite}");
+        }
+        let toml_url = toml_string(url);
+        std::fs::write(
+            &config_path,
+            text.replace(sqlite, &format!("url = {toml_url}")),
+        )?;
+    }
     let (running, _) = demo::start_seed_tandem(&config_path, &jira, &external).await?;
     let link_field = jira.external_id_field().to_string();
     let mut keys = Vec::with_capacity(links);
@@ -1081,6 +1118,58 @@ async fn tandem_world(links: usize) -> anyhow::Result<World> {
         });
     }
     Ok(world)
+}
+
+/// A TOML basic string holding `s`.
+fn toml_string(s: &str) -> String {
+    serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into())
+}
+
+/// A fresh schema in the user's PostgreSQL database for one run, reached through the URL's
+/// startup options (`options=-c search_path=…`, which sqlx passes to the server), so Tandem
+/// needs no setting of its own for it.
+struct BenchSchema {
+    pool: sqlx::PgPool,
+    name: String,
+    url: String,
+}
+
+impl BenchSchema {
+    async fn create(url: &str) -> anyhow::Result<Self> {
+        if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            bail!(
+                "--store takes a PostgreSQL URL (postgres://user@host/db), got {}",
+                crate::store::redact_url(url)
+            );
+        }
+        let pool = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(1)
+            .connect(url)
+            .await
+            .with_context(|| format!("cannot connect to {}", crate::store::redact_url(url)))?;
+        let name = format!(
+            "tandem_bench_{}_{}",
+            std::process::id(),
+            rand::random::<u32>()
+        );
+        sqlx::query(&format!("CREATE SCHEMA {name}"))
+            .execute(&pool)
+            .await
+            .with_context(|| format!("cannot create schema {name}"))?;
+        let sep = if url.contains('?') { '&' } else { '?' };
+        let url = format!("{url}{sep}options=-c%20search_path%3D{name}");
+        Ok(BenchSchema { pool, name, url })
+    }
+
+    async fn drop(self) {
+        if let Err(e) = sqlx::query(&format!("DROP SCHEMA {} CASCADE", self.name))
+            .execute(&self.pool)
+            .await
+        {
+            tracing::warn!(schema = %self.name, error = %e, "could not drop the bench schema");
+        }
+        self.pool.close().await;
+    }
 }
 
 /// The seed baseline with `links` pairs made as the guide assumes they exist: an item in the
@@ -1183,11 +1272,12 @@ pub fn render(report: &Report) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "tandem bench — {}, {} build, {} CPU{}",
+        "tandem bench — {}, {} build, {} CPU{}, Tandem's store: {}",
         report.date,
         report.build,
         report.cpus,
-        if report.cpus == 1 { "" } else { "s" }
+        if report.cpus == 1 { "" } else { "s" },
+        report.store
     );
     let _ = writeln!(
         out,

@@ -98,6 +98,10 @@ enum Command {
         /// Print results as JSON.
         #[arg(long)]
         json: bool,
+        /// Run Tandem on this PostgreSQL database (a fresh schema, dropped afterwards)
+        /// instead of SQLite.
+        #[arg(long, value_name = "POSTGRES_URL")]
+        store: Option<String>,
     },
 }
 
@@ -218,7 +222,7 @@ async fn main() -> ExitCode {
                         },
                 },
         } => cmd_jira_webhook_register(&config.config, &connection, &url).await,
-        Command::Bench { quick, json } => cmd_bench(quick, json).await,
+        Command::Bench { quick, json, store } => cmd_bench(quick, json, store.as_deref()).await,
     };
     match result {
         Ok(code) => code,
@@ -604,7 +608,7 @@ async fn cmd_jira_webhook_register(
     }
 }
 
-async fn cmd_bench(quick: bool, json: bool) -> anyhow::Result<ExitCode> {
+async fn cmd_bench(quick: bool, json: bool, store: Option<&str>) -> anyhow::Result<ExitCode> {
     // The bench prints its own figures; logs only for warnings unless RUST_LOG says otherwise.
     if std::env::var_os("RUST_LOG").is_none() {
         let _ = tracing_subscriber::fmt()
@@ -618,7 +622,7 @@ async fn cmd_bench(quick: bool, json: bool) -> anyhow::Result<ExitCode> {
         tandem::bench::BenchOptions::full()
     };
     opts.progress = !json;
-    let report = tandem::bench::run(opts).await?;
+    let report = tandem::bench::run_on(opts, store).await?;
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {

@@ -70,3 +70,39 @@ async fn quick_bench_lands_every_edit_with_one_write_and_silent_echoes() {
     );
     assert!(table.contains("seed ÷ Tandem"));
 }
+
+/// `tandem bench --store URL`: the same run with Tandem on PostgreSQL, in a schema of its own
+/// that is gone afterwards. Runs when `TANDEM_TEST_POSTGRES_URL` is set (CI sets it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quick_bench_runs_tandem_on_postgres_and_cleans_up() {
+    let Ok(url) = std::env::var("TANDEM_TEST_POSTGRES_URL") else {
+        eprintln!("TANDEM_TEST_POSTGRES_URL not set; skipping");
+        return;
+    };
+    let opts = BenchOptions::quick();
+    let report = tandem::bench::run_on(opts, Some(&url))
+        .await
+        .expect("the bench runs on PostgreSQL");
+    let table = tandem::bench::render(&report);
+    let t = &report.tandem;
+    assert!(report.store.starts_with("postgres"), "{}", report.store);
+    assert!(table.contains("Tandem's store: postgres"), "{table}");
+    for d in [&t.jira_to_external, &t.external_to_jira] {
+        assert_eq!(d.landed, d.edits, "{table}");
+        assert_eq!(d.other_side.writes, 1.0, "{table}");
+    }
+    assert_eq!(t.throughput.links_landed, t.throughput.links, "{table}");
+    assert_eq!(t.lost_edits, 0, "{table}");
+    let ingest = t.ingest.expect("ingest measured");
+    assert_eq!(ingest.accepted, ingest.deliveries, "{table}");
+
+    let pool = sqlx::PgPool::connect(&url).await.expect("connect");
+    let left: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM information_schema.schemata WHERE schema_name LIKE $1",
+    )
+    .bind(format!("tandem_bench_{}_%", std::process::id()))
+    .fetch_one(&pool)
+    .await
+    .expect("count schemas");
+    assert_eq!(left, 0, "the run's schema is dropped");
+}
