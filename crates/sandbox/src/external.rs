@@ -78,6 +78,8 @@ struct ExtState {
     items: BTreeMap<u64, Item>,
     next: u64,
     last_time: DateTime<Utc>,
+    /// How far this system's clock runs ahead of the wall clock (see `advance_clock`).
+    clock_offset: chrono::Duration,
     webhook_url: Option<String>,
     webhook_token: Option<String>,
     rate: RateWindow,
@@ -210,7 +212,7 @@ impl Inner {
         };
         let creating = id.is_none();
         let now = {
-            let now = chrono::SubsecRound::trunc_subsecs(Utc::now(), 3);
+            let now = chrono::SubsecRound::trunc_subsecs(Utc::now() + st.clock_offset, 3);
             let t = if now > st.last_time {
                 now
             } else {
@@ -405,6 +407,7 @@ impl ExternalSandbox {
                 items: BTreeMap::new(),
                 next: 0,
                 last_time: chrono::SubsecRound::trunc_subsecs(Utc::now(), 3),
+                clock_offset: chrono::Duration::zero(),
                 webhook_url: cfg.webhook_url.clone(),
                 webhook_token: cfg.webhook_token.clone(),
                 rate: RateWindow::default(),
@@ -456,6 +459,15 @@ impl ExternalSandbox {
     /// How many requests were received so far, without copying the log.
     pub fn request_count(&self) -> usize {
         self.inner.log.len()
+    }
+
+    /// Moves this system's clock ahead of the wall clock by `by` (on top of earlier moves):
+    /// the `updated` times it gives from now on are that much later, as on a host whose
+    /// clock runs ahead of Tandem's.
+    pub fn advance_clock(&self, by: std::time::Duration) {
+        let mut st = self.inner.state.lock().unwrap_or_else(|e| e.into_inner());
+        let by = chrono::Duration::from_std(by).unwrap_or(chrono::Duration::zero());
+        st.clock_offset = st.clock_offset.checked_add(&by).unwrap_or(st.clock_offset);
     }
 
     /// Create an item as a person using the external system would; sends the webhook.

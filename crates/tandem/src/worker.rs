@@ -834,7 +834,18 @@ impl Engine {
         }
         let mut against_shadow = shadow_plan(&values, ts);
         let read_source = fetched_source.is_none() && !event.needs_fetch;
-        if read_source && !(against_shadow.writes.is_empty() && against_shadow.errors.is_empty()) {
+        // A delivery judged older than the synced edit is read again too: its time may come
+        // from another clock than the shadow's (the seed's webhooks carry none, so it is the
+        // arrival time here), and a later edit must not be dropped on a clock difference.
+        // Echoes (equal to the shadow) still cost nothing.
+        let looks_stale = against_shadow
+            .with_outcome(tandem_core::plan::Outcome::Stale)
+            .next()
+            .is_some();
+        if read_source
+            && (looks_stale
+                || !(against_shadow.writes.is_empty() && against_shadow.errors.is_empty()))
+        {
             // A delivered snapshot is not enough to write on: it may be an old state arriving
             // late or out of order (an earlier edit, or the echo of an earlier write of ours,
             // which the shadow no longer recognises), and its time may be only the arrival

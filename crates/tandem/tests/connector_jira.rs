@@ -588,7 +588,23 @@ async fn webhook_payloads_by_hand_shapes_and_fallbacks() {
         e.fields.keys().cloned().collect::<Vec<_>>(),
         vec!["labels".to_string(), "summary".to_string()]
     );
-    assert_eq!(e.source_ts.timestamp_millis(), 1_728_376_683_790);
+    // The issue's own `updated` (the clock a re-read shows) wins over the delivery's
+    // `timestamp`, which is the fallback.
+    assert_eq!(e.source_ts.to_rfc3339(), "2025-01-31T10:15:30+00:00");
+    let mut no_updated = body.clone();
+    no_updated["issue"]["fields"]
+        .as_object_mut()
+        .expect("fields")
+        .remove("updated");
+    let without = c
+        .parse_webhook(
+            "conn",
+            &h,
+            &serde_json::to_vec(&no_updated).expect("json"),
+            now,
+        )
+        .expect("parsed");
+    assert_eq!(without[0].source_ts.timestamp_millis(), 1_728_376_683_790);
     // Without a delivery id the key is the body's digest: same body, same key.
     let again = c.parse_webhook("conn", &h, &bytes, now).expect("parsed");
     assert_eq!(again[0].idempotency_key, e.idempotency_key);

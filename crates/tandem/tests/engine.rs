@@ -378,6 +378,68 @@ async fn a_slow_event_keeps_its_lease_and_is_worked_on_once() {
     w.stop().await;
 }
 
+/// A burst of edits faster than one per millisecond: the last edit of every issue reaches its
+/// twin. (Jira's `updated` then runs ahead of the wall clock, and a delivery's time must be
+/// read from the issue's own `updated`, the clock Tandem's re-reads see, or later edits
+/// look older than the synced one and are dropped as stale.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_edits_ends_with_every_last_edit_on_the_twin() {
+    let w = world(Options::default()).await;
+    let keys: Vec<String> = (0..10)
+        .map(|i| {
+            w.jira
+                .user_create_issue("TEST", json!({"summary": format!("burst {i}")}))
+        })
+        .collect();
+    for key in &keys {
+        eventually("twin", || w.twins_of(key).into_iter().next()).await;
+    }
+    quiesce(&w).await;
+    for round in 0..100 {
+        for key in &keys {
+            w.jira
+                .user_edit_issue(key, json!({"summary": format!("{key} edit {round}")}));
+        }
+    }
+    quiesce(&w).await;
+    let behind: Vec<String> = keys
+        .iter()
+        .filter_map(|key| {
+            let twin = w.twins_of(key).into_iter().next()?;
+            let value = ext_field(&twin, 1001).unwrap_or_default();
+            (value != format!("{key} edit 99")).then(|| format!("{key}: {value}"))
+        })
+        .collect();
+    assert!(behind.is_empty(), "twins behind their issue: {behind:?}");
+    w.stop().await;
+}
+
+/// The seed's webhooks carry no time, so Tandem times them on arrival, by its own clock. With
+/// the external system's clock a minute ahead, the synced edit's time (the item's
+/// `updated`) is later than any arrival: a later edit must still get through, not be
+/// dropped as older than the synced one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn edits_outside_get_through_when_the_external_clock_runs_ahead() {
+    let w = world(Options::default()).await;
+    w.external.advance_clock(std::time::Duration::from_secs(60));
+    let key = w
+        .jira
+        .user_create_issue("TEST", json!({"summary": "Clocks"}));
+    let twin = eventually("twin", || w.twins_of(&key).into_iter().next()).await;
+    let ext_id = twin["id"].as_str().unwrap().to_string();
+    quiesce(&w).await;
+    for n in 0..3 {
+        let value = format!("edited outside {n}");
+        w.external.user_edit(&ext_id, vec![(1001, value.clone())]);
+        eventually("the edit in Jira", || {
+            (w.jira.issue(&key)?["fields"]["summary"] == json!(value)).then_some(())
+        })
+        .await;
+        quiesce(&w).await;
+    }
+    w.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_readiness_and_metrics_tell_what_happened() {
     let w = world(Options::default()).await;

@@ -639,14 +639,19 @@ impl Connector for JiraConnector {
         if values.is_empty() && !needs_fetch {
             return Ok(Vec::new());
         }
+        // The issue's own `updated` first: it is the clock a re-read of the issue shows,
+        // which is what the shadow's times come from. The delivery's `timestamp` is when the
+        // event fired, close to but not the same as `updated` (under a burst of edits they
+        // drift apart), and comparing the two would make a later edit look older than the
+        // synced one.
         let source_ts = d
-            .timestamp_ms
-            .and_then(|ms| Utc.timestamp_millis_opt(ms).single())
+            .fields
+            .get("updated")
+            .and_then(Value::as_str)
+            .and_then(fields::parse_jira_datetime)
             .or_else(|| {
-                d.fields
-                    .get("updated")
-                    .and_then(Value::as_str)
-                    .and_then(fields::parse_jira_datetime)
+                d.timestamp_ms
+                    .and_then(|ms| Utc.timestamp_millis_opt(ms).single())
             })
             .unwrap_or(now);
         let delivery_id = headers
