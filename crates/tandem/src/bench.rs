@@ -616,12 +616,7 @@ async fn ingest(
         .connections
         .first()
         .context("the example defines no connection")?;
-    let token = match &conn.external {
-        crate::config::ExternalConfig::Rest(rest) => {
-            rest.webhook_token.as_ref().map(|s| s.expose().to_string())
-        }
-        crate::config::ExternalConfig::Jira(_) => None,
-    };
+    let token = demo::external_webhook_token(conn);
     let url = format!("http://{}/webhooks/{}/external", running.addr, conn.name);
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(opts.ingest_senders)

@@ -178,6 +178,16 @@ pub(crate) fn write_seed_config(
     Ok(path)
 }
 
+/// The token the connection's external system sends on its webhooks, if it has one.
+pub(crate) fn external_webhook_token(conn: &crate::config::ConnectionConfig) -> Option<String> {
+    match &conn.external {
+        crate::config::ExternalConfig::Rest(rest) => {
+            rest.webhook_token.as_ref().map(|s| s.expose().to_string())
+        }
+        crate::config::ExternalConfig::Jira(_) => None,
+    }
+}
+
 /// Loads the seed config written by [`write_seed_config`], starts Tandem on loopback, and
 /// points both sandboxes' webhooks at it. Returns Tandem and its base URL.
 pub(crate) async fn start_seed_tandem(
@@ -204,12 +214,7 @@ pub(crate) async fn start_seed_tandem(
         &format!("{base}/webhooks/{}/jira", conn.name),
         jira_secret.as_deref(),
     );
-    let ext_token = match &conn.external {
-        crate::config::ExternalConfig::Rest(rest) => {
-            rest.webhook_token.as_ref().map(|s| s.expose().to_string())
-        }
-        crate::config::ExternalConfig::Jira(_) => None,
-    };
+    let ext_token = external_webhook_token(conn);
     external.set_webhook(
         &format!("{base}/webhooks/{}/external", conn.name),
         ext_token.as_deref(),
