@@ -490,6 +490,10 @@ impl Engine {
     /// the link's key and given back to the queue, to run in order with the link's events.
     async fn moved_to_link_key(&self, queued: &QueuedEvent, link: &Link) -> Result<bool, Failure> {
         let key = ordering_key(&queued.event, Some(link));
+        if key == queued.ordering_key {
+            // Already under the link's key (the usual case): no write needed to find out.
+            return Ok(false);
+        }
         let moved = self
             .store
             .move_to_key(queued.id, &self.settings.owner, &key, Utc::now())
@@ -811,6 +815,12 @@ impl Engine {
         let target = conn.side(target_side);
         let target_id = link.id_on(target_side).to_string();
 
+        // Taken before the item is read: the later events of this item queued by then are
+        // carried by that read and settled with this one (see `Completion::covers_through`).
+        let mut covers_through = None;
+        if fetched_source.is_none() && event.needs_fetch {
+            covers_through = Some(self.store.newest_event_id().await?);
+        }
         let (mut values, mut ts) = self.source_values(conn, event, fetched_source).await?;
         // First against the shadow alone: an echo of Tandem's own write, or an old state,
         // needs no write, so it costs no remote call at all.
@@ -852,6 +862,7 @@ impl Engine {
             // time (the seed's webhook carries none), which would make an old value look new
             // and bounce it back and forth. The item as it is now, with its own `updated`,
             // is what gets planned; an old snapshot then turns out an echo or stale.
+            covers_through = Some(self.store.newest_event_id().await?);
             let item = conn
                 .side(event.source)
                 .fetch(link.id_on(event.source))
@@ -875,12 +886,13 @@ impl Engine {
                 link.version += 1;
                 link
             });
-            self.finish(
+            self.finish_covering(
                 queued,
                 EventStatus::Done,
                 link,
                 Vec::new(),
                 "nothing to write (echo or stale)",
+                covers_through,
             )
             .await?;
             return Ok(Outcome::Applied { writes: 0 });
@@ -950,7 +962,7 @@ impl Engine {
         } else {
             "applied"
         };
-        self.finish(queued, EventStatus::Done, link, audit, note)
+        self.finish_covering(queued, EventStatus::Done, link, audit, note, covers_through)
             .await?;
         Ok(Outcome::Applied { writes })
     }
@@ -987,6 +999,21 @@ impl Engine {
         audit: Vec<AuditEntry>,
         note: &str,
     ) -> Result<Outcome, Failure> {
+        self.finish_covering(queued, status, link, audit, note, None)
+            .await
+    }
+
+    /// [`Self::finish`], also settling the item's later events that a fresh read of it
+    /// carried (`covers_through`: the newest event id before that read).
+    async fn finish_covering(
+        &self,
+        queued: &QueuedEvent,
+        status: EventStatus,
+        link: Option<Link>,
+        audit: Vec<AuditEntry>,
+        note: &str,
+        covers_through: Option<i64>,
+    ) -> Result<Outcome, Failure> {
         let writes = audit.len();
         self.store
             .complete(
@@ -999,6 +1026,7 @@ impl Engine {
                     // The note is kept in the event's `last_error` column: only reasons for
                     // ignoring belong there, not "applied".
                     note: (status == EventStatus::Ignored).then(|| note.to_string()),
+                    covers_through,
                 },
                 Utc::now(),
             )

@@ -188,6 +188,7 @@ async fn story(store: Arc<dyn Store>) {
             audit(a1.id(), "priority", Some("Low"), "High"),
         ],
         note: None,
+        covers_through: None,
     };
     assert_eq!(
         s.complete(a1.id(), "w1", outcome.clone(), t(32)).await,
@@ -268,6 +269,7 @@ async fn story(store: Arc<dyn Store>) {
         link: Some(stale),
         audit: vec![audit(a2.id(), "summary", Some("hello"), "stale")],
         note: None,
+        covers_through: None,
     };
     assert!(matches!(
         s.complete(a2.id(), "w2", stale_outcome, t(34)).await,
@@ -1016,4 +1018,198 @@ async fn concurrent_claims_postgres() {
     };
     // Two pools, as two `tandem serve` instances would have.
     in_postgres(&url, "conc", 2, |stores, _| concurrent_claims(stores)).await;
+}
+
+/// Many outcomes recorded at once, some refused: each refused one leaves nothing behind (its
+/// event stays leased, no audit row), and the accepted ones are all kept. On SQLite the
+/// writes of concurrent callers share transactions (group commit), so this is what shows
+/// that one caller's failure midway is undone alone.
+async fn concurrent_outcomes_fail_alone(store: Arc<dyn Store>) {
+    const EVENTS: usize = 120;
+    let now = Utc::now();
+    let stored = Link {
+        connection: "gc".into(),
+        jira_id: "20001".into(),
+        jira_key: Some("TEST-20001".into()),
+        external_id: "ext-20001".into(),
+        shadow: Default::default(),
+        pending: Default::default(),
+        version: 3,
+    };
+    assert_eq!(store.insert_link(&stored).await.unwrap(), Ok(()));
+    let mut ids = Vec::new();
+    for n in 0..EVENTS {
+        let ev = event("gc", Side::Jira, &format!("item-{n}"), &format!("gc-{n}"));
+        ids.push(store.enqueue(&ev, now).await.unwrap().id());
+    }
+    let claimed = store
+        .claim_due("gc-worker", now, LEASE, EVENTS as u32)
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), EVENTS);
+
+    let mut answers = Vec::new();
+    for (n, id) in ids.iter().copied().enumerate() {
+        let store = store.clone();
+        let mut completion = Completion::done();
+        let mut row = audit(id, &format!("f{n}"), None, "written");
+        row.connection = "gc".into();
+        completion.audit.push(row);
+        if n % 2 == 1 {
+            // A stale version: refused after the event's own row was already updated.
+            let mut stale = stored.clone();
+            stale.version = 2;
+            completion.link = Some(stale);
+        }
+        answers.push(tokio::spawn(async move {
+            store.complete(id, "gc-worker", completion, now).await
+        }));
+    }
+    for (n, answer) in answers.into_iter().enumerate() {
+        let answer = answer.await.unwrap();
+        if n % 2 == 1 {
+            assert!(
+                matches!(answer, Err(StoreError::Conflict(_))),
+                "event {n}: {answer:?}"
+            );
+        } else {
+            assert_eq!(answer, Ok(()), "event {n}");
+        }
+    }
+    for (n, id) in ids.iter().enumerate() {
+        let ev = store.get_event(*id).await.unwrap().unwrap();
+        let expected = if n % 2 == 1 {
+            EventStatus::Leased
+        } else {
+            EventStatus::Done
+        };
+        assert_eq!(ev.status, expected, "event {n}");
+    }
+    let audit_rows = store.list_audit(Some("gc"), 1000).await.unwrap();
+    let mut fields: Vec<String> = audit_rows.into_iter().map(|a| a.field).collect();
+    fields.sort();
+    let mut expected: Vec<String> = (0..EVENTS).step_by(2).map(|n| format!("f{n}")).collect();
+    expected.sort();
+    assert_eq!(fields, expected, "audit rows of accepted outcomes only");
+    let link = store.link_by_item("gc", Side::Jira, "20001").await.unwrap();
+    assert_eq!(link, Some(stored), "the link is untouched");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_outcomes_fail_alone_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("gc.db").display());
+    concurrent_outcomes_fail_alone(store::open(&url).await.unwrap()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_outcomes_fail_alone_postgres() {
+    let Some(url) = postgres_url("concurrent_outcomes_fail_alone_postgres") else {
+        return;
+    };
+    in_postgres(&url, "gcfail", 1, |stores, _| {
+        concurrent_outcomes_fail_alone(stores[0].clone())
+    })
+    .await;
+}
+
+/// An outcome that covers the item's later events (its worker read the item after they were
+/// queued) settles exactly those: same item, side and ordering key, queued no later than the
+/// read, not comments.
+async fn a_fresh_read_settles_the_events_it_carried(store: Arc<dyn Store>) {
+    let now = Utc::now();
+    let key = "cov:link:30001";
+    let queue = |item: &str, side: Side, idem: &str, kind: ChangeKind| {
+        let mut ev = event("cov", side, item, idem);
+        ev.kind = kind;
+        ev
+    };
+    let mut queued = Vec::new();
+    for ev in [
+        queue("30001", Side::Jira, "cov-1", ChangeKind::Updated),
+        queue("30001", Side::Jira, "cov-2", ChangeKind::Updated),
+        queue("30001", Side::Jira, "cov-3", ChangeKind::Commented),
+        queue("ext-30001", Side::External, "cov-4", ChangeKind::Updated),
+        queue("30001", Side::Jira, "cov-5", ChangeKind::Updated),
+    ] {
+        queued.push(store.enqueue_with_key(&ev, key, now).await.unwrap().id());
+    }
+    // The worker's read happened after the first four were queued, before the fifth.
+    let horizon = queued[3];
+    let claimed = store.claim_due("cov-w", now, LEASE, 10).await.unwrap();
+    assert_eq!(
+        ids(&claimed),
+        vec![queued[0]],
+        "one event of the key at a time"
+    );
+    let late = queue("30001", Side::Jira, "cov-6", ChangeKind::Updated);
+    let late = store.enqueue_with_key(&late, key, now).await.unwrap().id();
+    assert_eq!(store.newest_event_id().await.unwrap(), late);
+    store
+        .complete(
+            queued[0],
+            "cov-w",
+            Completion {
+                covers_through: Some(horizon),
+                ..Completion::done()
+            },
+            now,
+        )
+        .await
+        .unwrap();
+    let status = |id: i64| {
+        let store = store.clone();
+        async move { store.get_event(id).await.unwrap().unwrap() }
+    };
+    let carried = status(queued[1]).await;
+    assert_eq!(carried.status, EventStatus::Done);
+    assert!(
+        carried
+            .last_error
+            .as_deref()
+            .is_some_and(|n| n.contains(&format!("event {}", queued[0]))),
+        "{:?}",
+        carried.last_error
+    );
+    assert_eq!(
+        status(queued[2]).await.status,
+        EventStatus::Pending,
+        "a comment"
+    );
+    assert_eq!(
+        status(queued[3]).await.status,
+        EventStatus::Pending,
+        "the other side"
+    );
+    assert_eq!(
+        status(queued[4]).await.status,
+        EventStatus::Pending,
+        "after the read"
+    );
+    assert_eq!(
+        status(late).await.status,
+        EventStatus::Pending,
+        "after the read"
+    );
+    // What is left is claimed in order as usual.
+    let next = store.claim_due("cov-w", now, LEASE, 10).await.unwrap();
+    assert_eq!(ids(&next), vec![queued[2]]);
+}
+
+#[tokio::test]
+async fn a_fresh_read_settles_the_events_it_carried_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("cov.db").display());
+    a_fresh_read_settles_the_events_it_carried(store::open(&url).await.unwrap()).await;
+}
+
+#[tokio::test]
+async fn a_fresh_read_settles_the_events_it_carried_postgres() {
+    let Some(url) = postgres_url("a_fresh_read_settles_the_events_it_carried_postgres") else {
+        return;
+    };
+    in_postgres(&url, "cov", 1, |stores, _| {
+        a_fresh_read_settles_the_events_it_carried(stores[0].clone())
+    })
+    .await;
 }

@@ -170,6 +170,8 @@ impl FromStr for EventStatus {
 pub struct QueuedEvent {
     pub id: i64,
     pub event: ChangeEvent,
+    /// The key it is serialised under (see [`Store::claim_due`]).
+    pub ordering_key: String,
     pub status: EventStatus,
     /// Failed attempts so far (claims do not count; retries and dead letters do).
     pub attempts: u32,
@@ -235,6 +237,12 @@ pub struct Completion {
     pub audit: Vec<AuditEntry>,
     /// Kept in the event's `last_error` column (why it was ignored).
     pub note: Option<String>,
+    /// Set when the item was read afresh after every event up to this id had been queued:
+    /// that read carried the changes of the item's later events still waiting behind this
+    /// one (same connection, ordering key, side and item; comments excepted), so they are
+    /// settled as done here instead of each costing a claim, a read and an outcome. A burst
+    /// of edits to one item is then carried by one read and at most one write.
+    pub covers_through: Option<i64>,
 }
 
 impl Completion {
@@ -245,6 +253,7 @@ impl Completion {
             link: None,
             audit: Vec::new(),
             note: None,
+            covers_through: None,
         }
     }
 
@@ -255,6 +264,7 @@ impl Completion {
             link: None,
             audit: Vec::new(),
             note: Some(reason.into()),
+            covers_through: None,
         }
     }
 }
@@ -379,6 +389,12 @@ pub trait Store: Send + Sync + 'static {
         c: Completion,
         now: DateTime<Utc>,
     ) -> StoreResult<()>;
+
+    /// The id of the newest event queued so far (0 when none): taken before reading an item,
+    /// it bounds the events that read covers ([`Completion::covers_through`]). Ids grow with
+    /// the order events began to be queued, so every event at or below it was sent, and its
+    /// change made, before the read.
+    async fn newest_event_id(&self) -> StoreResult<i64>;
 
     /// Gives the event back for another attempt at `next_at`: attempts + 1, status pending,
     /// lease cleared, `error` kept. Returns the attempts so far.
@@ -530,6 +546,7 @@ pub trait Store: Send + Sync + 'static {
 pub(crate) struct EventRow {
     pub id: i64,
     pub payload: String,
+    pub ordering_key: String,
     pub status: String,
     pub attempts: i64,
     pub next_attempt_at: DateTime<Utc>,
@@ -546,6 +563,7 @@ impl EventRow {
         Ok(QueuedEvent {
             id,
             event: decode_event(id, &self.payload)?,
+            ordering_key: self.ordering_key,
             status: decode_status(id, &self.status)?,
             attempts: u32::try_from(self.attempts).map_err(|_| {
                 StoreError::Corrupt(format!(
@@ -685,6 +703,11 @@ pub(crate) fn lease_expiry(now: DateTime<Utc>, lease: Duration) -> StoreResult<D
 
 /// Checks a completion before any write, so a programming error cannot mark an event with a
 /// status the queue does not expect after a claim.
+/// What an event settled by another event's read says in `last_error`.
+pub(crate) fn covered_note(by: i64) -> String {
+    format!("carried by event {by}, which read the item after this one arrived")
+}
+
 pub(crate) fn check_completion(c: &Completion) -> StoreResult<()> {
     match c.status {
         EventStatus::Done | EventStatus::Ignored => Ok(()),
@@ -753,6 +776,7 @@ mod tests {
         let row = EventRow {
             id: 42,
             payload: "{not json".into(),
+            ordering_key: "c:jira:1".into(),
             status: "pending".into(),
             attempts: 0,
             next_attempt_at: Utc::now(),

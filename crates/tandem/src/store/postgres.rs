@@ -9,7 +9,7 @@
 use super::{
     AuditEntry, AuditRow, Completion, ConnectionLock, DeadLetter, Enqueued, EventFilter, EventRow,
     EventStatus, LinkRow, QueuedEvent, Store, StoreError, StoreResult, check_completion,
-    decode_event, decode_recorded_create, decode_status, lease_expiry, link_conflict,
+    covered_note, decode_event, decode_recorded_create, decode_status, lease_expiry, link_conflict,
     link_not_saved, redact_url, to_json,
 };
 use async_trait::async_trait;
@@ -88,7 +88,7 @@ impl Drop for PgAdvisoryLock {
 /// Columns of `events` in the order [`event_row`] reads them.
 macro_rules! event_cols {
     () => {
-        "id, payload, status, attempts, next_attempt_at, lease_owner, lease_expires_at, \
+        "id, payload, ordering_key, status, attempts, next_attempt_at, lease_owner, lease_expires_at, \
          last_error, received_at, updated_at"
     };
 }
@@ -161,6 +161,7 @@ fn event_row(row: &PgRow) -> StoreResult<QueuedEvent> {
     EventRow {
         id,
         payload: col(row, "payload", &what)?,
+        ordering_key: col(row, "ordering_key", &what)?,
         status: col(row, "status", &what)?,
         attempts: i64::from(col::<i32>(row, "attempts", &what)?),
         next_attempt_at: col(row, "next_attempt_at", &what)?,
@@ -579,6 +580,23 @@ impl Store for PgStore {
         if owned != 1 {
             return Err(StoreError::LeaseLost { event_id });
         }
+        if let Some(through) = c.covers_through {
+            sqlx::query(
+                "UPDATE events
+                 SET status = 'done', last_error = $1, updated_at = $2
+                 WHERE status = 'pending' AND id > $3 AND id <= $4
+                   AND (connection, ordering_key, source, item_id) =
+                       (SELECT connection, ordering_key, source, item_id
+                        FROM events WHERE id = $3)
+                   AND (payload::jsonb ->> 'kind') <> 'commented'",
+            )
+            .bind(covered_note(event_id))
+            .bind(now)
+            .bind(event_id)
+            .bind(through)
+            .execute(&mut *tx)
+            .await?;
+        }
         if let Some(link) = &c.link {
             Self::upsert_link(&mut tx, link, now).await?;
         }
@@ -587,6 +605,13 @@ impl Store for PgStore {
         }
         tx.commit().await?;
         Ok(())
+    }
+
+    async fn newest_event_id(&self) -> StoreResult<i64> {
+        let newest: Option<i64> = sqlx::query_scalar("SELECT MAX(id) FROM events")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(newest.unwrap_or(0))
     }
 
     async fn retry_later(

@@ -13,7 +13,7 @@
 use super::{
     AuditEntry, AuditRow, Completion, ConnectionLock, DeadLetter, Enqueued, EventFilter, EventRow,
     EventStatus, LinkRow, QueuedEvent, Store, StoreError, StoreResult, check_completion,
-    decode_event, decode_recorded_create, decode_status, lease_expiry, link_conflict,
+    covered_note, decode_event, decode_recorded_create, decode_status, lease_expiry, link_conflict,
     link_not_saved, to_json,
 };
 use async_trait::async_trait;
@@ -30,6 +30,10 @@ use std::sync::Arc;
 use std::time::Duration;
 use tandem_core::{ChangeEvent, Link, Shadow, Side};
 use tokio::sync::Mutex;
+
+mod writer;
+
+use writer::Writer;
 
 /// Schema steps, applied in order; a version is never edited once released, only added to.
 const MIGRATIONS: &[(i64, &str, &str)] = &[
@@ -53,7 +57,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
 /// Columns of `events` in the order [`event_row`] reads them.
 macro_rules! event_cols {
     () => {
-        "id, payload, status, attempts, next_attempt_at, lease_owner, lease_expires_at, \
+        "id, payload, ordering_key, status, attempts, next_attempt_at, lease_owner, lease_expires_at, \
          last_error, received_at, updated_at"
     };
 }
@@ -68,8 +72,12 @@ macro_rules! link_cols {
 pub(crate) struct SqliteStore {
     pool: SqlitePool,
     /// Serialises this process's write transactions, so they wait on each other here rather
-    /// than in SQLite's busy handler, which polls with sleeps.
-    write: Mutex<()>,
+    /// than in SQLite's busy handler, which polls with sleeps. The group-commit [`Writer`]
+    /// holds it for each of its batches.
+    write: Arc<Mutex<()>>,
+    /// Runs the frequent writes (enqueue, claim, outcome, lease and link updates) in shared
+    /// transactions, one fsync for many (see [`writer`]).
+    writer: Writer,
     /// [`Store::lock_connection`]'s locks, one per connection name. In-process only: one
     /// SQLite file serves one `tandem serve` (several instances need PostgreSQL).
     connection_locks: std::sync::Mutex<HashMap<String, Arc<Mutex<()>>>>,
@@ -110,6 +118,7 @@ fn event_row(row: &SqliteRow) -> StoreResult<QueuedEvent> {
     EventRow {
         id,
         payload: col(row, "payload", &what)?,
+        ordering_key: col(row, "ordering_key", &what)?,
         status: col(row, "status", &what)?,
         attempts: col(row, "attempts", &what)?,
         next_attempt_at: time("next_attempt_at")?,
@@ -215,12 +224,17 @@ impl SqliteStore {
             // connections are all that helps.
             SqlitePoolOptions::new()
                 .max_connections(4)
+                // A local file has no connection to lose between uses; the check would
+                // only cost every statement a round trip to the connection's thread.
+                .test_before_acquire(false)
                 .connect_with(opts)
                 .await?
         };
+        let write = Arc::new(Mutex::new(()));
         let store = SqliteStore {
+            writer: Writer::start(pool.clone(), write.clone()),
             pool,
-            write: Mutex::new(()),
+            write,
             connection_locks: std::sync::Mutex::new(HashMap::new()),
         };
         store.migrate().await?;
@@ -441,38 +455,47 @@ impl Store for SqliteStore {
     ) -> StoreResult<Enqueued> {
         let payload = to_json("change event", ev)?;
         let now = ts(now);
-        let inserted: Option<i64> = {
-            let _w = self.write.lock().await;
-            sqlx::query_scalar(
-                "INSERT INTO events (connection, idempotency_key, ordering_key, source, item_id,
-                                     payload, status, attempts, next_attempt_at, received_at,
-                                     updated_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, 'pending', 0, $7, $7, $7)
-                 ON CONFLICT (connection, idempotency_key) DO NOTHING
-                 RETURNING id",
-            )
-            .bind(&ev.connection)
-            .bind(&ev.idempotency_key)
-            .bind(ordering_key)
-            .bind(ev.source.as_str())
-            .bind(&ev.item_id)
-            .bind(&payload)
-            .bind(&now)
-            .fetch_optional(&self.pool)
-            .await?
-        };
-        if let Some(id) = inserted {
-            return Ok(Enqueued::New(id));
-        }
-        // Rows are never deleted, so the row that made the insert a no-op is still there.
-        let id: i64 = sqlx::query_scalar(
-            "SELECT id FROM events WHERE connection = $1 AND idempotency_key = $2",
-        )
-        .bind(&ev.connection)
-        .bind(&ev.idempotency_key)
-        .fetch_one(&self.pool)
-        .await?;
-        Ok(Enqueued::Duplicate(id))
+        let connection = ev.connection.clone();
+        let idempotency_key = ev.idempotency_key.clone();
+        let ordering_key = ordering_key.to_string();
+        let source = ev.source.as_str();
+        let item_id = ev.item_id.clone();
+        self.writer
+            .write(false, move |conn| {
+                Box::pin(async move {
+                    let inserted: Option<i64> = sqlx::query_scalar(
+                        "INSERT INTO events (connection, idempotency_key, ordering_key, source,
+                                             item_id, payload, status, attempts, next_attempt_at,
+                                             received_at, updated_at)
+                         VALUES ($1, $2, $3, $4, $5, $6, 'pending', 0, $7, $7, $7)
+                         ON CONFLICT (connection, idempotency_key) DO NOTHING
+                         RETURNING id",
+                    )
+                    .bind(&connection)
+                    .bind(&idempotency_key)
+                    .bind(&ordering_key)
+                    .bind(source)
+                    .bind(&item_id)
+                    .bind(&payload)
+                    .bind(&now)
+                    .fetch_optional(&mut *conn)
+                    .await?;
+                    if let Some(id) = inserted {
+                        return Ok(Enqueued::New(id));
+                    }
+                    // Rows are never deleted, so the row that made the insert a no-op is
+                    // still there (perhaps written earlier in this same batch).
+                    let id: i64 = sqlx::query_scalar(
+                        "SELECT id FROM events WHERE connection = $1 AND idempotency_key = $2",
+                    )
+                    .bind(&connection)
+                    .bind(&idempotency_key)
+                    .fetch_one(&mut *conn)
+                    .await?;
+                    Ok(Enqueued::Duplicate(id))
+                })
+            })
+            .await
     }
 
     async fn claim_due(
@@ -487,14 +510,18 @@ impl Store for SqliteStore {
         }
         let expires = ts(lease_expiry(now, lease)?);
         let now = ts(now);
+        let lease_owner = owner.to_string();
+        let claim_now = now.clone();
         // One statement, so it holds the write lock from its first read to its last write.
-        let rows = {
-            let _w = self.write.lock().await;
-            sqlx::query(concat!(
-                // `heads`: the oldest unfinished event of every key, read in one pass over
-                // the partial index; only those can be claimed, so a deep backlog on a few
-                // keys costs one index scan rather than a lookup per queued event.
-                "WITH heads AS (
+        let claimed = self
+            .writer
+            .write(false, move |conn| {
+                Box::pin(async move {
+                    let rows = sqlx::query(concat!(
+                        // `heads`: the oldest unfinished event of every key, read in one pass over
+                        // the partial index; only those can be claimed, so a deep backlog on a few
+                        // keys costs one index scan rather than a lookup per queued event.
+                        "WITH heads AS (
                      SELECT ordering_key, MIN(id) AS id FROM events
                      WHERE status IN ('pending', 'leased')
                      GROUP BY ordering_key
@@ -515,24 +542,35 @@ impl Store for SqliteStore {
                      ORDER BY e.id
                      LIMIT $4)
                  RETURNING ",
-                event_cols!()
-            ))
-            .bind(owner)
-            .bind(&expires)
-            .bind(&now)
-            .bind(i64::from(limit))
-            .fetch_all(&self.pool)
-            .await?
-        };
-        let mut out = Vec::with_capacity(rows.len());
-        for row in &rows {
-            match event_row(row) {
+                        event_cols!()
+                    ))
+                    .bind(&lease_owner)
+                    .bind(&expires)
+                    .bind(&claim_now)
+                    .bind(i64::from(limit))
+                    .fetch_all(&mut *conn)
+                    .await?;
+                    // Decoded here: rows borrow the connection; unreadable ones are set aside.
+                    let mut claimed = Vec::with_capacity(rows.len());
+                    for row in &rows {
+                        match event_row(row) {
+                            Ok(ev) => claimed.push(Ok(ev)),
+                            Err(StoreError::Corrupt(why)) => {
+                                let id: i64 = row.try_get("id")?;
+                                claimed.push(Err((id, why)));
+                            }
+                            Err(e) => return Err(e),
+                        }
+                    }
+                    Ok(claimed)
+                })
+            })
+            .await?;
+        let mut out = Vec::with_capacity(claimed.len());
+        for ev in claimed {
+            match ev {
                 Ok(ev) => out.push(ev),
-                Err(StoreError::Corrupt(why)) => {
-                    let id: i64 = row.try_get("id")?;
-                    self.quarantine(id, owner, &why, &now).await?;
-                }
-                Err(e) => return Err(e),
+                Err((id, why)) => self.quarantine(id, owner, &why, &now).await?,
             }
         }
         // RETURNING gives no order guarantee; callers expect arrival order.
@@ -549,34 +587,62 @@ impl Store for SqliteStore {
     ) -> StoreResult<()> {
         check_completion(&c)?;
         let now = ts(now);
-        let _w = self.write.lock().await;
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let owned = sqlx::query(
-            "UPDATE events
-             SET status = $1, lease_owner = NULL, lease_expires_at = NULL, last_error = $2,
-                 updated_at = $3
-             WHERE id = $4 AND status = 'leased' AND lease_owner = $5",
-        )
-        .bind(c.status.as_str())
-        .bind(&c.note)
-        .bind(&now)
-        .bind(event_id)
-        .bind(owner)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if owned != 1 {
-            // Dropping `tx` rolls back; nothing was written.
-            return Err(StoreError::LeaseLost { event_id });
-        }
-        if let Some(link) = &c.link {
-            Self::upsert_link(&mut tx, link, &now).await?;
-        }
-        for a in &c.audit {
-            Self::insert_audit(&mut tx, a, event_id).await?;
-        }
-        tx.commit().await?;
-        Ok(())
+        let owner = owner.to_string();
+        // Several statements: the writer runs them in a savepoint, undone together on error.
+        self.writer
+            .write(true, move |conn| {
+                Box::pin(async move {
+                    let owned = sqlx::query(
+                        "UPDATE events
+                         SET status = $1, lease_owner = NULL, lease_expires_at = NULL,
+                             last_error = $2, updated_at = $3
+                         WHERE id = $4 AND status = 'leased' AND lease_owner = $5",
+                    )
+                    .bind(c.status.as_str())
+                    .bind(&c.note)
+                    .bind(&now)
+                    .bind(event_id)
+                    .bind(&owner)
+                    .execute(&mut *conn)
+                    .await?
+                    .rows_affected();
+                    if owned != 1 {
+                        return Err(StoreError::LeaseLost { event_id });
+                    }
+                    if let Some(through) = c.covers_through {
+                        sqlx::query(
+                            "UPDATE events
+                             SET status = 'done', last_error = $1, updated_at = $2
+                             WHERE status = 'pending' AND id > $3 AND id <= $4
+                               AND (connection, ordering_key, source, item_id) =
+                                   (SELECT connection, ordering_key, source, item_id
+                                    FROM events WHERE id = $3)
+                               AND json_extract(payload, '$.kind') <> 'commented'",
+                        )
+                        .bind(covered_note(event_id))
+                        .bind(&now)
+                        .bind(event_id)
+                        .bind(through)
+                        .execute(&mut *conn)
+                        .await?;
+                    }
+                    if let Some(link) = &c.link {
+                        Self::upsert_link(&mut *conn, link, &now).await?;
+                    }
+                    for a in &c.audit {
+                        Self::insert_audit(&mut *conn, a, event_id).await?;
+                    }
+                    Ok(())
+                })
+            })
+            .await
+    }
+
+    async fn newest_event_id(&self) -> StoreResult<i64> {
+        let newest: Option<i64> = sqlx::query_scalar("SELECT MAX(id) FROM events")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(newest.unwrap_or(0))
     }
 
     async fn retry_later(
@@ -587,21 +653,30 @@ impl Store for SqliteStore {
         error: &str,
         now: DateTime<Utc>,
     ) -> StoreResult<u32> {
-        let _w = self.write.lock().await;
-        let attempts: Option<i64> = sqlx::query_scalar(
-            "UPDATE events
-             SET status = 'pending', attempts = attempts + 1, next_attempt_at = $1,
-                 last_error = $2, lease_owner = NULL, lease_expires_at = NULL, updated_at = $3
-             WHERE id = $4 AND status = 'leased' AND lease_owner = $5
-             RETURNING attempts",
-        )
-        .bind(ts(next_at))
-        .bind(error)
-        .bind(ts(now))
-        .bind(event_id)
-        .bind(owner)
-        .fetch_optional(&self.pool)
-        .await?;
+        let (next_at, now) = (ts(next_at), ts(now));
+        let (error, owner) = (error.to_string(), owner.to_string());
+        let attempts: Option<i64> = self
+            .writer
+            .write(false, move |conn| {
+                Box::pin(async move {
+                    Ok(sqlx::query_scalar(
+                        "UPDATE events
+                         SET status = 'pending', attempts = attempts + 1, next_attempt_at = $1,
+                             last_error = $2, lease_owner = NULL, lease_expires_at = NULL,
+                             updated_at = $3
+                         WHERE id = $4 AND status = 'leased' AND lease_owner = $5
+                         RETURNING attempts",
+                    )
+                    .bind(&next_at)
+                    .bind(&error)
+                    .bind(&now)
+                    .bind(event_id)
+                    .bind(&owner)
+                    .fetch_optional(conn)
+                    .await?)
+                })
+            })
+            .await?;
         let attempts = attempts.ok_or(StoreError::LeaseLost { event_id })?;
         u32::try_from(attempts).map_err(|_| {
             StoreError::Corrupt(format!(
@@ -618,18 +693,24 @@ impl Store for SqliteStore {
         lease: Duration,
     ) -> StoreResult<bool> {
         let expires = ts(lease_expiry(now, lease)?);
-        let _w = self.write.lock().await;
-        let extended = sqlx::query(
-            "UPDATE events SET lease_expires_at = $1, updated_at = $2
-             WHERE id = $3 AND status = 'leased' AND lease_owner = $4",
-        )
-        .bind(expires)
-        .bind(ts(now))
-        .bind(event_id)
-        .bind(owner)
-        .execute(&self.pool)
-        .await?;
-        Ok(extended.rows_affected() > 0)
+        let (now, owner) = (ts(now), owner.to_string());
+        self.writer
+            .write(false, move |conn| {
+                Box::pin(async move {
+                    let extended = sqlx::query(
+                        "UPDATE events SET lease_expires_at = $1, updated_at = $2
+                         WHERE id = $3 AND status = 'leased' AND lease_owner = $4",
+                    )
+                    .bind(&expires)
+                    .bind(&now)
+                    .bind(event_id)
+                    .bind(&owner)
+                    .execute(conn)
+                    .await?;
+                    Ok(extended.rows_affected() > 0)
+                })
+            })
+            .await
     }
 
     async fn move_to_key(
@@ -639,20 +720,27 @@ impl Store for SqliteStore {
         ordering_key: &str,
         now: DateTime<Utc>,
     ) -> StoreResult<bool> {
-        let _w = self.write.lock().await;
-        let moved = sqlx::query(
-            "UPDATE events
-             SET ordering_key = $1, status = 'pending', next_attempt_at = $2,
-                 lease_owner = NULL, lease_expires_at = NULL, updated_at = $2
-             WHERE id = $3 AND status = 'leased' AND lease_owner = $4 AND ordering_key <> $1",
-        )
-        .bind(ordering_key)
-        .bind(ts(now))
-        .bind(event_id)
-        .bind(owner)
-        .execute(&self.pool)
-        .await?;
-        Ok(moved.rows_affected() > 0)
+        let (now, owner, ordering_key) = (ts(now), owner.to_string(), ordering_key.to_string());
+        self.writer
+            .write(false, move |conn| {
+                Box::pin(async move {
+                    let moved = sqlx::query(
+                        "UPDATE events
+                         SET ordering_key = $1, status = 'pending', next_attempt_at = $2,
+                             lease_owner = NULL, lease_expires_at = NULL, updated_at = $2
+                         WHERE id = $3 AND status = 'leased' AND lease_owner = $4
+                           AND ordering_key <> $1",
+                    )
+                    .bind(&ordering_key)
+                    .bind(&now)
+                    .bind(event_id)
+                    .bind(&owner)
+                    .execute(conn)
+                    .await?;
+                    Ok(moved.rows_affected() > 0)
+                })
+            })
+            .await
     }
 
     async fn dead_letter(
@@ -859,13 +947,20 @@ impl Store for SqliteStore {
     async fn save_link(&self, link: &Link) -> StoreResult<()> {
         let shadow = to_json("shadow", &link.shadow)?;
         let now = ts(Utc::now());
-        let _w = self.write.lock().await;
-        let mut conn = self.pool.acquire().await?;
-        if Self::update_link(&mut conn, link, &shadow, &now).await? {
-            return Ok(());
-        }
-        let stored = Self::link_by_jira_id(&mut conn, &link.connection, &link.jira_id).await?;
-        Err(link_not_saved(link, stored.as_ref()))
+        let link = link.clone();
+        // One write; the read after it only explains a refusal.
+        self.writer
+            .write(false, move |conn| {
+                Box::pin(async move {
+                    if Self::update_link(&mut *conn, &link, &shadow, &now).await? {
+                        return Ok(());
+                    }
+                    let stored =
+                        Self::link_by_jira_id(conn, &link.connection, &link.jira_id).await?;
+                    Err(link_not_saved(&link, stored.as_ref()))
+                })
+            })
+            .await
     }
 
     async fn insert_link(&self, link: &Link) -> StoreResult<Result<(), Link>> {

@@ -1,0 +1,237 @@
+//! Group commit for the SQLite store: one task runs the process's writes, and the writes that
+//! arrived while the previous commit was on its way to disk go into the next transaction
+//! together, so many callers share one fsync.
+//!
+//! Why: with `synchronous=FULL` every commit waits for an fsync of the WAL, and SQLite takes
+//! one writer at a time. One transaction per write capped the store at the disk's fsync rate
+//! (about 4,800 a second on the machine in `docs/BENCHMARKS.md`) shared by every webhook
+//! accepted, event claimed and outcome recorded. Batching needs no waiting: a batch is simply
+//! whatever queued up during the last commit, so an idle store commits a lone write at once and
+//! a busy one commits hundreds per fsync.
+//!
+//! What a caller sees does not change:
+//! - **Durable before answered.** A caller hears its result only after the transaction holding
+//!   its write committed; if the commit fails, every caller of the batch gets the error and none
+//!   of their writes happened.
+//! - **Atomic per caller.** A write of several statements runs inside its own `SAVEPOINT` and,
+//!   when it fails, is rolled back alone; the others of its batch still commit. A write of one
+//!   statement needs no savepoint: SQLite undoes a failed statement by itself.
+//! - **Serialised.** The writes of a batch run one after another on one connection, in the order
+//!   they were queued, exactly as they did under the old per-write lock.
+
+use super::super::{StoreError, StoreResult};
+use sqlx::sqlite::{SqliteConnection, SqlitePool};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use tokio::sync::{Mutex, mpsc, oneshot};
+
+/// What a write returns: a future borrowing the batch's connection.
+pub(crate) type WriteFuture<'c, T> = Pin<Box<dyn Future<Output = StoreResult<T>> + Send + 'c>>;
+
+/// Hands a write's result to its caller once the batch's commit is known.
+type Deliver = Box<dyn FnOnce(StoreResult<()>) + Send>;
+
+/// A queued write, type-erased. Called with the batch's connection (or the error that kept the
+/// batch from starting), it runs the write and says whether it succeeded.
+type Job = Box<
+    dyn for<'c> FnOnce(
+            Result<&'c mut SqliteConnection, StoreError>,
+        ) -> Pin<Box<dyn Future<Output = (bool, Deliver)> + Send + 'c>>
+        + Send,
+>;
+
+struct Queued {
+    job: Job,
+    /// More than one statement: run it inside a savepoint of its own.
+    savepoint: bool,
+}
+
+/// Most writes in one transaction: bounds how long the first caller of a batch waits on the
+/// others (a few milliseconds of statements at most).
+const MAX_BATCH: usize = 256;
+
+/// The handle callers queue writes on; the task behind it stops when the handle is dropped.
+pub(crate) struct Writer {
+    jobs: mpsc::Sender<Queued>,
+}
+
+fn writer_gone() -> StoreError {
+    StoreError::Db("the store's writer has stopped; the write was not made".into())
+}
+
+impl Writer {
+    /// Starts the writing task. `lock` is the store's write lock: the task holds it for each
+    /// batch, so the writes that do not go through here (migrations, maintenance) still take
+    /// turns with it.
+    pub(crate) fn start(pool: SqlitePool, lock: Arc<Mutex<()>>) -> Writer {
+        // Bounded, so a flood of callers waits here rather than growing memory without end.
+        let (jobs, queue) = mpsc::channel(4 * MAX_BATCH);
+        tokio::spawn(run(pool, lock, queue));
+        Writer { jobs }
+    }
+
+    /// Runs `write` in the next batch and returns its result once that batch has committed.
+    /// `several_statements`: the write runs inside its own savepoint, so a failure midway
+    /// undoes its earlier statements without touching the rest of the batch.
+    pub(crate) async fn write<T, F>(&self, several_statements: bool, write: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: for<'c> FnOnce(&'c mut SqliteConnection) -> WriteFuture<'c, T> + Send + 'static,
+    {
+        let (answer, answered) = oneshot::channel::<StoreResult<T>>();
+        let job: Job = Box::new(move |conn| {
+            Box::pin(async move {
+                let result = match conn {
+                    Ok(conn) => write(conn).await,
+                    Err(e) => Err(e),
+                };
+                let ok = result.is_ok();
+                let deliver: Deliver = Box::new(move |committed: StoreResult<()>| {
+                    // The caller may have gone (its request was cancelled); nothing to do then.
+                    let _ = answer.send(committed.and(result));
+                });
+                (ok, deliver)
+            })
+        });
+        self.jobs
+            .send(Queued {
+                job,
+                savepoint: several_statements,
+            })
+            .await
+            .map_err(|_| writer_gone())?;
+        answered.await.map_err(|_| writer_gone())?
+    }
+}
+
+async fn run(pool: SqlitePool, lock: Arc<Mutex<()>>, mut queue: mpsc::Receiver<Queued>) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while let Some(first) = queue.recv().await {
+        batch.push(first);
+        while batch.len() < MAX_BATCH {
+            match queue.try_recv() {
+                Ok(next) => batch.push(next),
+                Err(_) => break,
+            }
+        }
+        metrics::histogram!("tandem_store_writes_per_commit").record(batch.len() as f64);
+        let _turn = lock.lock().await;
+        commit_batch(&pool, &mut batch).await;
+    }
+}
+
+/// A write with nothing queued beside it runs exactly as it would without the writer: one
+/// statement in SQLite's own autocommit, several in one transaction. The savepoint and the
+/// extra round trips to the connection's thread would only add latency to an idle store.
+async fn commit_alone(pool: &SqlitePool, queued: Queued) {
+    if !queued.savepoint {
+        match pool.acquire().await {
+            Ok(mut conn) => {
+                let (_, deliver) = (queued.job)(Ok(&mut *conn)).await;
+                deliver(Ok(()));
+            }
+            Err(e) => {
+                let e = StoreError::from(e);
+                let (_, deliver) = (queued.job)(Err(e.clone())).await;
+                deliver(Err(e));
+            }
+        }
+        return;
+    }
+    match pool.begin_with("BEGIN IMMEDIATE").await {
+        Ok(mut tx) => {
+            let (ok, deliver) = (queued.job)(Ok(&mut *tx)).await;
+            // A failed write is rolled back whole by dropping the transaction; its caller
+            // hears its own error.
+            let committed = if ok {
+                tx.commit().await.map_err(StoreError::from)
+            } else {
+                Ok(())
+            };
+            deliver(committed);
+        }
+        Err(e) => {
+            let e = StoreError::from(e);
+            let (_, deliver) = (queued.job)(Err(e.clone())).await;
+            deliver(Err(e));
+        }
+    }
+}
+
+/// One control statement on the batch's connection. Boxed: the future of an `Executor` call
+/// on a reborrowed connection is not `Send` for every lifetime, which `tokio::spawn` needs.
+fn run_sql<'c>(
+    conn: &'c mut SqliteConnection,
+    sql: &'static str,
+) -> Pin<Box<dyn Future<Output = Result<(), sqlx::Error>> + Send + 'c>> {
+    Box::pin(async move { sqlx::query(sql).execute(conn).await.map(|_| ()) })
+}
+
+/// Runs and commits one batch, then answers every caller in it.
+async fn commit_batch(pool: &SqlitePool, batch: &mut Vec<Queued>) {
+    if batch.len() == 1
+        && let Some(queued) = batch.pop()
+    {
+        return commit_alone(pool, queued).await;
+    }
+    let mut delivers: Vec<Deliver> = Vec::with_capacity(batch.len());
+    let mut jobs = batch.drain(..);
+    let mut tx = match pool.begin_with("BEGIN IMMEDIATE").await {
+        Ok(tx) => tx,
+        Err(e) => {
+            let e = StoreError::from(e);
+            for queued in jobs {
+                let (_, deliver) = (queued.job)(Err(e.clone())).await;
+                deliver(Err(e.clone()));
+            }
+            return;
+        }
+    };
+    // Set when a failed write could not be undone alone: the whole batch is then abandoned.
+    let mut broken: Option<StoreError> = None;
+    for queued in jobs.by_ref() {
+        if queued.savepoint
+            && let Err(e) = run_sql(&mut tx, "SAVEPOINT write").await
+        {
+            let e = StoreError::from(e);
+            let (_, deliver) = (queued.job)(Err(e.clone())).await;
+            delivers.push(deliver);
+            broken = Some(e);
+            break;
+        }
+        let (ok, deliver) = (queued.job)(Ok(&mut *tx)).await;
+        delivers.push(deliver);
+        let close: &[&'static str] = match (queued.savepoint, ok) {
+            (true, true) => &["RELEASE write"],
+            (true, false) => &["ROLLBACK TO write", "RELEASE write"],
+            // One statement: SQLite already undid it if it failed.
+            (false, _) => &[],
+        };
+        for sql in close {
+            if let Err(e) = run_sql(&mut tx, sql).await {
+                broken = Some(e.into());
+                break;
+            }
+        }
+        if broken.is_some() {
+            break;
+        }
+    }
+    let committed = match broken {
+        Some(e) => {
+            // The writes not run yet hear the same error without running.
+            for queued in jobs {
+                let (_, deliver) = (queued.job)(Err(e.clone())).await;
+                delivers.push(deliver);
+            }
+            // Dropping the transaction rolls every write of the batch back.
+            drop(tx);
+            Err(e)
+        }
+        None => tx.commit().await.map_err(StoreError::from),
+    };
+    for deliver in delivers {
+        deliver(committed.clone());
+    }
+}
