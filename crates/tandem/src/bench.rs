@@ -38,7 +38,10 @@ use tandem_sandbox::{
     ExternalSandbox, ExternalSandboxConfig, JiraSandbox, JiraSandboxConfig, RecordedRequest,
 };
 
+mod engine_memory;
 mod seed;
+
+pub use engine_memory::EngineMemory;
 
 /// The bundled mapping as (external field id, Jira field id), for the seed baseline, which
 /// reads its mapping as a plain table like the guide's `mappingScript.incl`.
@@ -80,6 +83,13 @@ pub struct BenchOptions {
     pub ingest_deliveries: usize,
     /// Senders making those deliveries at the same time.
     pub ingest_senders: usize,
+    /// Links in the store of the engine-memory phase (run only when the bench is given the
+    /// `tandem` binary to start, see [`run_with`]).
+    pub memory_links: usize,
+    /// Issues created in Jira during that phase's load.
+    pub memory_creates: usize,
+    /// Edits to each of those issues, made at once.
+    pub memory_edits_per_issue: usize,
     /// Progress lines on stderr.
     #[serde(skip)]
     pub progress: bool,
@@ -96,6 +106,9 @@ impl BenchOptions {
             steady_edits: 40,
             ingest_deliveries: 200,
             ingest_senders: 8,
+            memory_links: 1000,
+            memory_creates: 10,
+            memory_edits_per_issue: 3,
             progress: false,
         }
     }
@@ -110,6 +123,9 @@ impl BenchOptions {
             steady_edits: 2000,
             ingest_deliveries: 5000,
             ingest_senders: 32,
+            memory_links: 100_000,
+            memory_creates: 200,
+            memory_edits_per_issue: 10,
             progress: false,
         }
     }
@@ -325,6 +341,8 @@ pub struct Report {
     pub tandem: StrategyReport,
     pub seed: StrategyReport,
     pub ratios: Ratios,
+    /// `tandem serve` on its own, with a large store (SQLite runs given the binary only).
+    pub engine_memory: Option<EngineMemory>,
 }
 
 /// Runs the benchmark: Tandem first (on SQLite in a scratch folder), then the seed baseline,
@@ -336,6 +354,17 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<Report> {
 /// [`run`], with Tandem's store on the PostgreSQL database at `postgres_url` when given
 /// (`tandem bench --store URL`). The run gets a fresh schema there, dropped afterwards.
 pub async fn run_on(opts: BenchOptions, postgres_url: Option<&str>) -> anyhow::Result<Report> {
+    run_with(opts, postgres_url, None).await
+}
+
+/// [`run_on`], plus the engine-memory phase when `engine` names the `tandem` binary to start
+/// as `tandem serve` (`tandem bench` passes itself). Skipped with `--store`: its store is
+/// filled with SQL written for SQLite.
+pub async fn run_with(
+    opts: BenchOptions,
+    postgres_url: Option<&str>,
+    engine: Option<&std::path::Path>,
+) -> anyhow::Result<Report> {
     if opts.links == 0 {
         bail!("the benchmark needs at least one link");
     }
@@ -352,6 +381,29 @@ pub async fn run_on(opts: BenchOptions, postgres_url: Option<&str>) -> anyhow::R
         }
     };
     let seed = run_strategy(Kind::Seed, &opts, None).await?;
+    let engine_memory = match (engine, postgres_url) {
+        (Some(binary), None) => {
+            progress(
+                &opts,
+                &format!(
+                    "engine memory: tandem serve with {} links in its store, {} creates, {} edits",
+                    opts.memory_links,
+                    opts.memory_creates,
+                    opts.memory_creates * opts.memory_edits_per_issue
+                ),
+            );
+            Some(
+                engine_memory::measure(
+                    binary,
+                    opts.memory_links,
+                    opts.memory_creates,
+                    opts.memory_edits_per_issue,
+                )
+                .await?,
+            )
+        }
+        _ => None,
+    };
     let ratio = |a: f64, b: f64| (b > 0.0 && a.is_finite()).then(|| a / b);
     let median = |d: &Direction| d.latency_ms.map(|s| s.median).unwrap_or(f64::NAN);
     let ratios = Ratios {
@@ -385,6 +437,7 @@ pub async fn run_on(opts: BenchOptions, postgres_url: Option<&str>) -> anyhow::R
         tandem,
         seed,
         ratios,
+        engine_memory,
     })
 }
 
@@ -1253,6 +1306,11 @@ fn reset_peak_rss() -> bool {
 /// A `kB` line of `/proc/self/status` (Linux only; `None` elsewhere).
 fn proc_status_kb(key: &str) -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status_kb(&status, key)
+}
+
+/// A `kB` line of a `/proc/<pid>/status` text.
+fn status_kb(status: &str, key: &str) -> Option<u64> {
     status.lines().find_map(|line| {
         let rest = line.strip_prefix(key)?.strip_prefix(':')?;
         rest.split_whitespace().next()?.parse().ok()
@@ -1536,6 +1594,31 @@ pub fn render(report: &Report) -> String {
         format!("{:.2} s", t.setup_seconds),
         format!("{:.2} s", s.setup_seconds)
     );
+    if let Some(m) = &report.engine_memory {
+        let mib =
+            |v: Option<u64>| v.map_or("-".into(), |kb| format!("{:.1} MiB", kb as f64 / 1024.0));
+        let _ = writeln!(
+            out,
+            "\nengine alone (tandem serve, its own process), {} links in its store:",
+            m.links_in_store
+        );
+        let _ = writeln!(out, "{:<50} {:>14}", "RSS, ready and idle", mib(m.idle_kb));
+        let _ = writeln!(
+            out,
+            "{:<50} {:>14}",
+            format!(
+                "peak RSS, {} creates + {} edits at once",
+                m.creates, m.edits
+            ),
+            mib(m.peak_kb)
+        );
+        let _ = writeln!(
+            out,
+            "{:<50} {:>14}",
+            "links holding their last edit, load time",
+            format!("{}/{}, {:.2} s", m.links_landed, m.creates, m.load_seconds)
+        );
+    }
     if !t.quiesced || !s.quiesced {
         let _ = writeln!(
             out,

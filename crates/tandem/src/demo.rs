@@ -205,6 +205,18 @@ pub(crate) async fn start_seed_tandem(
         .connections
         .first()
         .context("the example defines no connection")?;
+    point_sandbox_webhooks(conn, &base, jira, external);
+    Ok((running, base))
+}
+
+/// Points both sandboxes' webhooks at the Tandem listening at `base`, with the connection's
+/// Jira secret and external token.
+pub(crate) fn point_sandbox_webhooks(
+    conn: &crate::config::ConnectionConfig,
+    base: &str,
+    jira: &JiraSandbox,
+    external: &ExternalSandbox,
+) {
     let jira_secret = conn
         .jira
         .webhook_secret
@@ -219,5 +231,4 @@ pub(crate) async fn start_seed_tandem(
         &format!("{base}/webhooks/{}/external", conn.name),
         ext_token.as_deref(),
     );
-    Ok((running, base))
 }

@@ -622,7 +622,9 @@ async fn cmd_bench(quick: bool, json: bool, store: Option<&str>) -> anyhow::Resu
         tandem::bench::BenchOptions::full()
     };
     opts.progress = !json;
-    let report = tandem::bench::run_on(opts, store).await?;
+    // The engine-memory phase starts this same binary as `tandem serve`.
+    let binary = std::env::current_exe().ok();
+    let report = tandem::bench::run_with(opts, store, binary.as_deref()).await?;
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
@@ -633,7 +635,11 @@ async fn cmd_bench(quick: bool, json: bool, store: Option<&str>) -> anyhow::Resu
     let all_landed = t.jira_to_external.landed == t.jira_to_external.edits
         && t.external_to_jira.landed == t.external_to_jira.edits
         && t.throughput.links_landed == t.throughput.links
-        && t.lost_edits == 0;
+        && t.lost_edits == 0
+        && report
+            .engine_memory
+            .as_ref()
+            .is_none_or(|m| m.links_landed == m.creates);
     Ok(if all_landed {
         ExitCode::SUCCESS
     } else {

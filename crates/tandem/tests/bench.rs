@@ -1,7 +1,7 @@
 //! `tandem bench --quick` through the library: the structural facts a user reads off the
 //! table. No figure about time is checked — only that edits landed and calls were counted.
 
-use tandem::bench::{BenchOptions, run};
+use tandem::bench::{BenchOptions, run_with};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn quick_bench_lands_every_edit_with_one_write_and_silent_echoes() {
@@ -9,7 +9,11 @@ async fn quick_bench_lands_every_edit_with_one_write_and_silent_echoes() {
         progress: true,
         ..BenchOptions::quick()
     };
-    let report = run(opts).await.expect("the bench runs");
+    // Given the binary, the bench also starts `tandem serve` on its own to measure its memory.
+    let binary = std::path::Path::new(env!("CARGO_BIN_EXE_tandem"));
+    let report = run_with(opts, None, Some(binary))
+        .await
+        .expect("the bench runs");
     let t = &report.tandem;
     let table = tandem::bench::render(&report);
 
@@ -69,6 +73,22 @@ async fn quick_bench_lands_every_edit_with_one_write_and_silent_echoes() {
         serde_json::json!(1.0)
     );
     assert!(table.contains("seed ÷ Tandem"));
+
+    // The engine alone, with its store holding the links: its RSS is read from its own
+    // process, and the twins it made under load all hold their last edit.
+    let memory = report
+        .engine_memory
+        .as_ref()
+        .expect("the engine's memory is measured");
+    assert_eq!(memory.links_in_store, opts.memory_links);
+    assert_eq!(memory.creates, opts.memory_creates);
+    assert_eq!(memory.links_landed, memory.creates, "{table}");
+    let (idle, peak) = (
+        memory.idle_kb.expect("idle RSS"),
+        memory.peak_kb.expect("peak RSS"),
+    );
+    assert!(idle > 0 && peak >= idle, "{table}");
+    assert!(table.contains("RSS, ready and idle"), "{table}");
 }
 
 /// `tandem bench --store URL`: the same run with Tandem on PostgreSQL, in a schema of its own
