@@ -703,6 +703,26 @@ pub(crate) fn lease_expiry(now: DateTime<Utc>, lease: Duration) -> StoreResult<D
 
 /// Checks a completion before any write, so a programming error cannot mark an event with a
 /// status the queue does not expect after a claim.
+/// The statement that settles the events a fresh read carried (see
+/// [`Completion::covers_through`]), the same on both backends but for how each reads the
+/// payload's `kind`: `$1` note, `$2` now, `$3` the completed event, `$4` the newest id before
+/// the read.
+macro_rules! settle_carried_sql {
+    ($payload_kind:literal) => {
+        concat!(
+            "UPDATE events
+             SET status = 'done', last_error = $1, updated_at = $2
+             WHERE status = 'pending' AND id > $3 AND id <= $4
+               AND (connection, ordering_key, source, item_id) =
+                   (SELECT connection, ordering_key, source, item_id FROM events WHERE id = $3)
+               AND ",
+            $payload_kind,
+            " <> 'commented'"
+        )
+    };
+}
+pub(crate) use settle_carried_sql;
+
 /// What an event settled by another event's read says in `last_error`.
 pub(crate) fn covered_note(by: i64) -> String {
     format!("carried by event {by}, which read the item after this one arrived")

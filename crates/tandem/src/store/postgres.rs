@@ -581,21 +581,13 @@ impl Store for PgStore {
             return Err(StoreError::LeaseLost { event_id });
         }
         if let Some(through) = c.covers_through {
-            sqlx::query(
-                "UPDATE events
-                 SET status = 'done', last_error = $1, updated_at = $2
-                 WHERE status = 'pending' AND id > $3 AND id <= $4
-                   AND (connection, ordering_key, source, item_id) =
-                       (SELECT connection, ordering_key, source, item_id
-                        FROM events WHERE id = $3)
-                   AND (payload::jsonb ->> 'kind') <> 'commented'",
-            )
-            .bind(covered_note(event_id))
-            .bind(now)
-            .bind(event_id)
-            .bind(through)
-            .execute(&mut *tx)
-            .await?;
+            sqlx::query(super::settle_carried_sql!("(payload::jsonb ->> 'kind')"))
+                .bind(covered_note(event_id))
+                .bind(now)
+                .bind(event_id)
+                .bind(through)
+                .execute(&mut *tx)
+                .await?;
         }
         if let Some(link) = &c.link {
             Self::upsert_link(&mut tx, link, now).await?;

@@ -610,15 +610,9 @@ impl Store for SqliteStore {
                         return Err(StoreError::LeaseLost { event_id });
                     }
                     if let Some(through) = c.covers_through {
-                        sqlx::query(
-                            "UPDATE events
-                             SET status = 'done', last_error = $1, updated_at = $2
-                             WHERE status = 'pending' AND id > $3 AND id <= $4
-                               AND (connection, ordering_key, source, item_id) =
-                                   (SELECT connection, ordering_key, source, item_id
-                                    FROM events WHERE id = $3)
-                               AND json_extract(payload, '$.kind') <> 'commented'",
-                        )
+                        sqlx::query(super::settle_carried_sql!(
+                            "json_extract(payload, '$.kind')"
+                        ))
                         .bind(covered_note(event_id))
                         .bind(&now)
                         .bind(event_id)
