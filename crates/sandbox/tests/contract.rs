@@ -1,7 +1,7 @@
 //! Contract test: every `/rest/api/3` endpoint the Jira sandbox serves is called with a
 //! request the Atlassian OpenAPI spec accepts, and the response body is validated against the
 //! spec's schema for that status. Nothing is hand-copied: schemas come from
-//! `shared/jira/jira-cloud-platform.openapi.json`, which sits beside the repository.
+//! `vendor/openapi/jira-cloud-platform.openapi.json`, vendored in the repository.
 //!
 //! Which routes are served is not taken on trust either: every `/rest/api/3` operation of the
 //! spec is probed, and any the sandbox answers (anything but its "no such endpoint" 404 or a

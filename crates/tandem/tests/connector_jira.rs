@@ -2,7 +2,7 @@
 //! REST v2), plus a tiny in-test server for catalogues the sandbox does not have.
 //!
 //! The request contract test at the end replays a whole session and validates every request
-//! the client sent against Atlassian's OpenAPI spec (`shared/jira/…openapi.json`).
+//! the client sent against Atlassian's OpenAPI spec (`vendor/openapi/jira-cloud-platform.openapi.json`).
 
 mod common;
 #[path = "../../sandbox/tests/support/openapi.rs"]

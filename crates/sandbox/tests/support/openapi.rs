@@ -2,7 +2,8 @@
 //! (`crates/sandbox/tests/contract.rs`) and the Jira connector's request contract
 //! (`crates/tandem/tests/connector_jira.rs`), which include this file with `#[path]`.
 //!
-//! The spec is read from `shared/jira/jira-cloud-platform.openapi.json`, beside the repository.
+//! The spec is vendored at `vendor/openapi/jira-cloud-platform.openapi.json` (where it came
+//! from and how to refresh it: `vendor/openapi/README.md`).
 //! OpenAPI 3.0 schemas are not quite JSON Schema, so they are translated first: `nullable: true`
 //! becomes a `null` alternative, and the OpenAPI-only keywords (`example`, `xml`,
 //! `discriminator`, `externalDocs`) are dropped. Formats are not asserted.
@@ -16,7 +17,7 @@ use serde_json::{Map, Value, json};
 fn spec_path() -> PathBuf {
     // Both crates sit at `crates/<name>`, so the path is the same from either.
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/jira/jira-cloud-platform.openapi.json")
+        .join("../../vendor/openapi/jira-cloud-platform.openapi.json")
 }
 
 /// The parsed spec, read once.
@@ -26,8 +27,8 @@ pub fn spec() -> &'static Value {
         let path = spec_path();
         let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
             panic!(
-                "the Jira OpenAPI spec is missing at {} ({e}); the contract test needs the \
-                 `shared/` folder checked out beside the repository",
+                "the Jira OpenAPI spec is missing at {} ({e}); it is vendored in the \
+                 repository (vendor/openapi/README.md)",
                 path.display()
             )
         });
