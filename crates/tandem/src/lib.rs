@@ -1,19 +1,13 @@
 //! Tandem: keeps a Jira site and another system in step, both ways, within seconds.
 //!
-//! The library behind the `tandem` binary. A change flows
-//! `webhook / poll → server (verify, parse, 202) → store (durable queue) → worker (plan, write)`;
-//! see `docs/ARCHITECTURE.md` for the whole picture.
+//! The library of the `tandem` binary: the engine (`tandem-engine`, re-exported here module
+//! by module, so `tandem::worker` and `tandem_engine::worker` are the same thing) plus what
+//! only the binary needs: the demo, the benchmark harness and the fuzz target bodies, which
+//! run the engine against the sandboxes (`tandem-sandbox`).
 
-pub mod app;
+pub use tandem_engine::{app, config, connector, poller, secret, server, store, sync, worker};
+
 pub mod bench;
-pub mod config;
-pub mod connector;
 pub mod demo;
 #[doc(hidden)]
 pub mod fuzzing;
-pub mod poller;
-pub mod secret;
-pub mod server;
-pub mod store;
-pub mod sync;
-pub mod worker;

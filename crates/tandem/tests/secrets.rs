@@ -400,7 +400,7 @@ async fn no_secret_reaches_logs_answers_admin_api_metrics_or_cli() {
 
 /// The router's routes, read from its source so a new route cannot skip this table.
 fn routes_in_source() -> Vec<String> {
-    let src = include_str!("../src/server/mod.rs");
+    let src = include_str!("../../engine/src/server/mod.rs");
     src.split(".route(\"")
         .skip(1)
         .filter_map(|s| s.split('"').next())
@@ -507,22 +507,22 @@ fn credential_checks_are_constant_time() {
     assert!(!s.matches(format!("{WEBHOOK_TOKEN}0").as_bytes()));
 
     let code = |src: &'static str| src.split("#[cfg(test)]").next().unwrap_or(src);
-    let secret_rs = code(include_str!("../src/secret.rs"));
+    let secret_rs = code(include_str!("../../engine/src/secret.rs"));
     assert!(
         secret_rs.contains("ct_eq"),
         "Secret::matches uses subtle's ct_eq"
     );
-    let admin = code(include_str!("../src/server/api.rs"));
+    let admin = code(include_str!("../../engine/src/server/api.rs"));
     assert!(
         admin.contains("token.matches("),
         "the admin token check uses Secret::matches"
     );
-    let bearer = code(include_str!("../src/connector/rest/webhook.rs"));
+    let bearer = code(include_str!("../../engine/src/connector/rest/webhook.rs"));
     assert!(
         bearer.contains("token.matches("),
         "the webhook bearer check uses Secret::matches"
     );
-    let hmac = code(include_str!("../src/connector/jira/webhook.rs"));
+    let hmac = code(include_str!("../../engine/src/connector/jira/webhook.rs"));
     assert!(
         hmac.contains(".verify_slice("),
         "the HMAC is checked with verify_slice"
@@ -533,17 +533,17 @@ fn credential_checks_are_constant_time() {
         ("server/api.rs", admin),
         (
             "server/webhooks.rs",
-            code(include_str!("../src/server/webhooks.rs")),
+            code(include_str!("../../engine/src/server/webhooks.rs")),
         ),
         ("rest/webhook.rs", bearer),
         ("jira/webhook.rs", hmac),
         (
             "jira/mod.rs",
-            code(include_str!("../src/connector/jira/mod.rs")),
+            code(include_str!("../../engine/src/connector/jira/mod.rs")),
         ),
         (
             "rest/mod.rs",
-            code(include_str!("../src/connector/rest/mod.rs")),
+            code(include_str!("../../engine/src/connector/rest/mod.rs")),
         ),
     ] {
         for line in src.lines() {

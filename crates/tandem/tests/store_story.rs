@@ -719,10 +719,12 @@ async fn links_stored_before_pending_writes_still_read() {
     let raw = sqlx::SqlitePool::connect(&format!("{url}?mode=rwc"))
         .await
         .unwrap();
-    sqlx::raw_sql(include_str!("../migrations/sqlite/0001_initial.sql"))
-        .execute(&raw)
-        .await
-        .unwrap();
+    sqlx::raw_sql(include_str!(
+        "../../engine/migrations/sqlite/0001_initial.sql"
+    ))
+    .execute(&raw)
+    .await
+    .unwrap();
     sqlx::raw_sql(
         r#"CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL,
                                          applied_at TEXT NOT NULL);
