@@ -13,7 +13,6 @@ use common::{Options, World};
 use serde_json::{Value, json};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
-use tandem::app;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -23,26 +22,11 @@ const TOKEN: &str = "ext-hook-token";
 
 /// A Tandem whose `[server]` section also holds `server_keys`.
 async fn tandem_with(server_keys: &str) -> World {
-    let mut world = common::world(Options {
-        serve: false,
+    common::world(Options {
+        server_extra: server_keys.to_string(),
         ..Options::default()
     })
-    .await;
-    let path = world.config_path();
-    let text = std::fs::read_to_string(&path).unwrap();
-    let text = text.replacen("[server]\n", &format!("[server]\n{server_keys}\n"), 1);
-    std::fs::write(&path, text).unwrap();
-    let config = tandem::config::load(&path).expect("config loads");
-    let running = app::start(
-        config,
-        "127.0.0.1:0".parse().unwrap(),
-        app::metrics_handle(),
-    )
     .await
-    .expect("tandem starts");
-    world.base = format!("http://{}", running.addr);
-    world.tandem = Some(running);
-    world
 }
 
 fn addr(world: &World) -> SocketAddr {

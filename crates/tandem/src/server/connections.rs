@@ -333,9 +333,19 @@ impl LimitedStream {
         }
     }
 
-    fn wrote(&mut self, n: usize) {
-        if n > 0 {
-            self.client_sent.store(false, Ordering::Relaxed);
+    /// What a write of the inner stream came to, with the deadline applied.
+    fn after_write(
+        &mut self,
+        cx: &mut Context<'_>,
+        written: Poll<io::Result<usize>>,
+    ) -> Poll<io::Result<usize>> {
+        match written {
+            Poll::Pending => self.wait_or_time_out(cx),
+            Poll::Ready(Ok(n)) if n > 0 => {
+                self.client_sent.store(false, Ordering::Relaxed);
+                Poll::Ready(Ok(n))
+            }
+            ready => ready,
         }
     }
 }
@@ -361,15 +371,8 @@ impl AsyncWrite for LimitedStream {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        match Pin::new(&mut self.inner).poll_write(cx, buf) {
-            Poll::Pending => self.wait_or_time_out(cx),
-            Poll::Ready(result) => {
-                if let Ok(n) = result {
-                    self.wrote(n);
-                }
-                Poll::Ready(result)
-            }
-        }
+        let written = Pin::new(&mut self.inner).poll_write(cx, buf);
+        self.after_write(cx, written)
     }
 
     fn poll_write_vectored(
@@ -377,15 +380,8 @@ impl AsyncWrite for LimitedStream {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        match Pin::new(&mut self.inner).poll_write_vectored(cx, bufs) {
-            Poll::Pending => self.wait_or_time_out(cx),
-            Poll::Ready(result) => {
-                if let Ok(n) = result {
-                    self.wrote(n);
-                }
-                Poll::Ready(result)
-            }
-        }
+        let written = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        self.after_write(cx, written)
     }
 
     fn is_write_vectored(&self) -> bool {
