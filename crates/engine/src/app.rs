@@ -6,7 +6,7 @@
 use crate::config::{Config, ConnectionConfig};
 use crate::connector::jira::dynamic::{self, DynamicWebhook};
 use crate::connector::{self, Connector, ConnectorContext};
-use crate::server::{AppState, router};
+use crate::server::{AppState, connections, router};
 use crate::worker::{ConnectionRuntime, CreateRules, Engine, Scope, WorkerSettings};
 use anyhow::Context;
 use metrics_exporter_prometheus::PrometheusHandle;
@@ -139,6 +139,7 @@ pub async fn start(
     let state = Arc::new(AppState {
         engine: engine.clone(),
         max_body_bytes: config.server.max_body_bytes,
+        body_read_timeout: config.server.body_read_timeout,
         admin_token: config.server.admin_token.clone(),
         metrics,
     });
@@ -149,17 +150,15 @@ pub async fn start(
     let (stop, stopped) = watch::channel(false);
 
     let mut server_stop = stopped.clone();
-    let server = tokio::spawn(async move {
-        let app = router(state);
-        let result = axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = server_stop.wait_for(|s| *s).await;
-            })
-            .await;
-        if let Err(e) = result {
-            warn!(error = %e, "HTTP server stopped with an error");
-        }
-    });
+    let limits = connections::Limits::from_config(&config.server);
+    let server = tokio::spawn(connections::serve(
+        listener,
+        router(state),
+        limits,
+        async move {
+            let _ = server_stop.wait_for(|s| *s).await;
+        },
+    ));
     let poller = crate::poller::spawn(
         engine.clone(),
         config

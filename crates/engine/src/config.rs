@@ -156,6 +156,29 @@ pub struct ServerConfig {
     /// Default 1 MiB.
     #[serde(default = "default_max_body_bytes")]
     pub max_body_bytes: usize,
+    /// How long a client has to send a request's whole header, counted from when the
+    /// connection opens or its previous answer was sent; so it also closes idle keep-alive
+    /// connections. Default 10 s.
+    #[serde(
+        default = "default_header_read_timeout",
+        deserialize_with = "de_duration"
+    )]
+    pub header_read_timeout: Duration,
+    /// How long a client has to send a request's whole body once its header has arrived;
+    /// a late body gets `408`. Default 30 s.
+    #[serde(
+        default = "default_body_read_timeout",
+        deserialize_with = "de_duration"
+    )]
+    pub body_read_timeout: Duration,
+    /// How long an answer may wait for a client that does not read it (one that pipelines
+    /// requests and never reads the answers, say) before the connection is closed. Default 30 s.
+    #[serde(default = "default_write_timeout", deserialize_with = "de_duration")]
+    pub write_timeout: Duration,
+    /// Connections served at once; one more is answered `503` with `Retry-After` and closed.
+    /// Default 512, well under the usual open-file limit of 1024.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
 }
 
 impl Default for ServerConfig {
@@ -164,15 +187,35 @@ impl Default for ServerConfig {
             listen: default_listen(),
             admin_token: None,
             max_body_bytes: default_max_body_bytes(),
+            header_read_timeout: default_header_read_timeout(),
+            body_read_timeout: default_body_read_timeout(),
+            write_timeout: default_write_timeout(),
+            max_connections: default_max_connections(),
         }
     }
 }
+
+/// Largest `server.max_connections`: the connection cap is a semaphore whose permits are
+/// all taken back at shutdown in one `u32` request.
+pub const MAX_CONNECTIONS_LIMIT: usize = 1_000_000;
 
 fn default_listen() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 8080))
 }
 fn default_max_body_bytes() -> usize {
     1024 * 1024
+}
+fn default_header_read_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+fn default_body_read_timeout() -> Duration {
+    Duration::from_secs(30)
+}
+fn default_write_timeout() -> Duration {
+    Duration::from_secs(30)
+}
+fn default_max_connections() -> usize {
+    512
 }
 
 /// `[storage]`
@@ -1227,8 +1270,32 @@ fn check_semantics(
             ),
         );
     }
-    if config.server.max_body_bytes == 0 {
+    let server = &config.server;
+    if server.max_body_bytes == 0 {
         issue("server.max_body_bytes", "must be at least 1".into());
+    }
+    for (key, timeout) in [
+        ("server.header_read_timeout", server.header_read_timeout),
+        ("server.body_read_timeout", server.body_read_timeout),
+        ("server.write_timeout", server.write_timeout),
+    ] {
+        // "0" means "off" elsewhere; here off would let one slow client hold a connection
+        // for ever, so it is refused rather than honoured.
+        if timeout.is_zero() {
+            issue(
+                key,
+                "must be longer than 0: without it a client that stops sending holds its connection for ever".into(),
+            );
+        }
+    }
+    if !(1..=MAX_CONNECTIONS_LIMIT).contains(&server.max_connections) {
+        issue(
+            "server.max_connections",
+            format!(
+                "{} is out of range: expected 1 to {MAX_CONNECTIONS_LIMIT}",
+                server.max_connections
+            ),
+        );
     }
 
     let dir = config_dir(&config.path).to_path_buf();
@@ -1871,6 +1938,51 @@ auth = { type = "basic", username = "sync", password = "${EXT_PASSWORD}" }
         let issue = one_issue(&text);
         assert_eq!(issue.key, "server.max_body_bytes");
         assert_eq!(issue.line, Some(line_of(&text, "max_body_bytes")));
+    }
+
+    #[test]
+    fn server_limits_have_safe_defaults_and_refuse_off_or_out_of_range() {
+        let c = load(VALID).unwrap();
+        assert_eq!(c.server.header_read_timeout, Duration::from_secs(10));
+        assert_eq!(c.server.body_read_timeout, Duration::from_secs(30));
+        assert_eq!(c.server.write_timeout, Duration::from_secs(30));
+        assert_eq!(c.server.max_connections, 512);
+
+        let text = VALID.replace(
+            "[server]\n",
+            "[server]\nheader_read_timeout = \"2s\"\nbody_read_timeout = \"1500ms\"\nwrite_timeout = \"1m\"\nmax_connections = 64\n",
+        );
+        let c = load(&text).unwrap();
+        assert_eq!(c.server.header_read_timeout, Duration::from_secs(2));
+        assert_eq!(c.server.body_read_timeout, Duration::from_millis(1500));
+        assert_eq!(c.server.write_timeout, Duration::from_secs(60));
+        assert_eq!(c.server.max_connections, 64);
+
+        for key in ["header_read_timeout", "body_read_timeout", "write_timeout"] {
+            let text = VALID.replace("[server]\n", &format!("[server]\n{key} = \"0\"\n"));
+            let issue = one_issue(&text);
+            assert_eq!(issue.key, format!("server.{key}"));
+            assert_eq!(issue.line, Some(line_of(&text, key)), "{issue}");
+            assert!(issue.message.contains("longer than 0"), "{issue}");
+        }
+        let text = VALID.replace("[server]\n", "[server]\nbody_read_timeout = \"soon\"\n");
+        let issue = one_issue(&text);
+        assert_eq!(issue.key, "server.body_read_timeout");
+        assert!(issue.message.contains("invalid duration `soon`"), "{issue}");
+        for bad in ["0", "1000001"] {
+            let text = VALID.replace(
+                "[server]\n",
+                &format!("[server]\nmax_connections = {bad}\n"),
+            );
+            let issue = one_issue(&text);
+            assert_eq!(issue.key, "server.max_connections");
+            assert_eq!(
+                issue.line,
+                Some(line_of(&text, "max_connections")),
+                "{issue}"
+            );
+            assert!(issue.message.contains("expected 1 to 1000000"), "{issue}");
+        }
     }
 
     #[test]

@@ -337,34 +337,44 @@ async fn cmd_serve(config_path: &Path, log_format: LogFormat) -> anyhow::Result<
     };
     let listen = config.server.listen;
     let metrics = tandem::app::metrics_handle();
+    // Before the "listening" line: a SIGTERM sent as soon as that line appears must stop
+    // Tandem cleanly, not kill it with the signal's default action.
+    let stop = shutdown_signal();
     let running = tandem::app::start(config, listen, metrics).await?;
     println!("tandem listening on http://{}", running.addr);
-    shutdown_signal().await;
+    stop.await;
     tracing::info!("shutting down: no new work, finishing or releasing events in flight");
     running.shutdown().await;
     Ok(ExitCode::SUCCESS)
 }
 
-/// Resolves on SIGTERM or Ctrl-C.
-async fn shutdown_signal() {
+/// Resolves on SIGTERM or Ctrl-C. The handlers are installed when this is called (not when
+/// the future is first polled), so a signal arriving in between is not lost.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = term.recv() => {}
-                    _ = tokio::signal::ctrl_c() => {}
+        let term = signal(SignalKind::terminate());
+        let interrupt = signal(SignalKind::interrupt());
+        async move {
+            match (term, interrupt) {
+                (Ok(mut term), Ok(mut interrupt)) => {
+                    tokio::select! {
+                        _ = term.recv() => {}
+                        _ = interrupt.recv() => {}
+                    }
                 }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
+                _ => {
+                    let _ = tokio::signal::ctrl_c().await;
+                }
             }
         }
     }
     #[cfg(not(unix))]
     {
-        let _ = tokio::signal::ctrl_c().await;
+        async {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }
 

@@ -1,5 +1,5 @@
 //! `tandem serve` as a user runs it: a child process with a config file, answering on its
-//! port, and stopping cleanly (exit 0) on SIGTERM.
+//! port, and stopping cleanly (exit 0) on SIGTERM, even with a slow client connected.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -54,12 +54,22 @@ async fn serve_answers_and_exits_zero_on_sigterm() {
     let ready = reqwest::get(format!("{base}/readyz")).await.unwrap();
     assert_eq!(ready.status(), 200);
 
+    // A client that sent half a header and nothing since must not keep the process alive:
+    // the server closes it when its header timeout or the shutdown grace (10 s) runs out.
+    let mut half_sent =
+        std::net::TcpStream::connect(base.strip_prefix("http://").unwrap()).unwrap();
+    std::io::Write::write_all(
+        &mut half_sent,
+        b"POST /webhooks/seed/jira HTTP/1.1\r\nHost: t",
+    )
+    .unwrap();
+
     let status = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
         .unwrap();
     assert!(status.success());
-    let deadline = Instant::now() + Duration::from_secs(15);
+    let deadline = Instant::now() + Duration::from_secs(60);
     let exit = loop {
         if let Some(exit) = child.try_wait().unwrap() {
             break exit;
@@ -71,6 +81,7 @@ async fn serve_answers_and_exits_zero_on_sigterm() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     assert!(exit.success(), "exit status {exit:?}");
+    drop(half_sent);
     // Logs are JSON lines, as asked for with --log-format json.
     let mut logs = String::new();
     std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut logs).unwrap();

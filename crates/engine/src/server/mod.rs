@@ -2,26 +2,32 @@
 //!
 //! [`router`] builds the whole axum application from shared state, so tests can drive it
 //! over a real socket or call it directly. Receivers answer as soon as an event is durably
-//! queued (`202`); all remote work happens later in the workers.
+//! queued (`202`); all remote work happens later in the workers. [`connections`] serves it
+//! over TCP with the timeouts and the connection cap of `[server]`.
 
 pub mod api;
+pub mod connections;
 mod webhooks;
 
 use crate::secret::Secret;
 use crate::worker::Engine;
 use axum::Router;
-use axum::http::StatusCode;
+use axum::body::{Body, Bytes, to_bytes};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use metrics_exporter_prometheus::PrometheusHandle;
 use serde_json::json;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// State shared by every handler.
 pub struct AppState {
     pub engine: Arc<Engine>,
     /// Largest accepted webhook body, in bytes (`server.max_body_bytes`).
     pub max_body_bytes: usize,
+    /// Longest wait for a body once its header has arrived (`server.body_read_timeout`).
+    pub body_read_timeout: Duration,
     /// Bearer token for `/api/v1` and the dashboard; without one those routes stay closed.
     pub admin_token: Option<Secret>,
     /// Renders `/metrics`; `None` when no recorder is installed (tests).
@@ -49,6 +55,39 @@ pub fn router(state: Arc<AppState>) -> Router {
 /// A JSON error body `{"error": ...}` with the given status.
 pub(crate) fn error(status: StatusCode, message: impl Into<String>) -> Response {
     (status, axum::Json(json!({ "error": message.into() }))).into_response()
+}
+
+/// Reads a request body whole, within `server.max_body_bytes` and `server.body_read_timeout`.
+/// Every handler that reads a body goes through here, so no client can hold a connection by
+/// promising a body it never sends. On `Err` the answer is ready to return.
+pub(crate) async fn read_body(state: &AppState, body: Body) -> Result<Bytes, Response> {
+    let limit = state.max_body_bytes;
+    match tokio::time::timeout(state.body_read_timeout, to_bytes(body, limit)).await {
+        Ok(Ok(bytes)) => Ok(bytes),
+        Ok(Err(_)) => Err(too_large(limit)),
+        Err(_) => {
+            metrics::counter!("tandem_http_timeouts_total", "phase" => "body").increment(1);
+            let mut answer = error(
+                StatusCode::REQUEST_TIMEOUT,
+                format!(
+                    "the request body did not arrive in full within {:?} (server.body_read_timeout)",
+                    state.body_read_timeout
+                ),
+            );
+            // The rest of the body may still come; the connection cannot be reused.
+            answer
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            Err(answer)
+        }
+    }
+}
+
+pub(crate) fn too_large(limit: usize) -> Response {
+    error(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        format!("request body is larger than the limit of {limit} bytes (server.max_body_bytes)"),
+    )
 }
 
 async fn not_found() -> Response {

@@ -5,10 +5,10 @@
 //! bad credentials, `404` unknown connection or side, `413` too large, `415` not JSON,
 //! `422` wrong shape (naming the JSON path). No remote call happens here.
 
-use super::{AppState, error};
+use super::{AppState, error, read_body, too_large};
 use crate::connector::WebhookError;
 use crate::store::Enqueued;
-use axum::body::{Body, to_bytes};
+use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -69,9 +69,9 @@ pub(super) async fn receive(
             ),
         );
     }
-    let bytes = match to_bytes(body, state.max_body_bytes).await {
+    let bytes = match read_body(&state, body).await {
         Ok(b) => b,
-        Err(_) => return too_large(state.max_body_bytes),
+        Err(answer) => return answer,
     };
 
     let events = match conn
@@ -148,13 +148,6 @@ fn is_json(content_type: &str) -> bool {
         .to_ascii_lowercase();
     essence == "application/json"
         || (essence.starts_with("application/") && essence.ends_with("+json"))
-}
-
-fn too_large(limit: usize) -> Response {
-    error(
-        StatusCode::PAYLOAD_TOO_LARGE,
-        format!("request body is larger than the limit of {limit} bytes (server.max_body_bytes)"),
-    )
 }
 
 /// Echoes at most 80 characters of a caller's input back in an error.

@@ -41,6 +41,8 @@ pub struct Options {
     pub lease_seconds: u64,
     /// `[worker] max_attempts`.
     pub max_attempts: u32,
+    /// Extra lines for the `[server]` table.
+    pub server_extra: String,
 }
 
 impl Default for Options {
@@ -53,6 +55,7 @@ impl Default for Options {
             serve: true,
             lease_seconds: 30,
             max_attempts: 4,
+            server_extra: String::new(),
         }
     }
 }
@@ -84,6 +87,7 @@ pub async fn world(opts: Options) -> World {
         r#"
 [server]
 admin_token = "admin-token"
+{server_extra}
 [storage]
 url = "sqlite://tandem.db"
 [worker]
@@ -114,6 +118,7 @@ auth = {{ type = "basic", username = "external", password = "external-secret" }}
 webhook_token = "ext-hook-token"
 "#,
         extra = opts.connection_extra,
+        server_extra = opts.server_extra,
         lease = opts.lease_seconds,
         max_attempts = opts.max_attempts,
         poll = opts
