@@ -168,3 +168,40 @@ fn a_missing_config_file_is_a_clear_error() {
         "{stderr}"
     );
 }
+
+#[test]
+fn broken_pointers_paths_and_since_forms_are_refused_at_their_lines() {
+    let file = fixture("bad-pointers.toml");
+    let out = check(&file, &[]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let at = "connection[0].external";
+    for (needle, key, message) in [
+        (
+            "read = \"/priority~2id\"",
+            format!("{at}.fields[1].read"),
+            "`/priority~2id` is not a JSON Pointer: `~2` is not an escape",
+        ),
+        (
+            "read = \"$.custom_fields",
+            format!("{at}.fields[2].read"),
+            "invalid JSONPath",
+        ),
+        (
+            "id_pointer = \"/id~\"",
+            format!("{at}.operations.list_changed.id_pointer"),
+            "`/id~` is not a JSON Pointer: `~` is not an escape",
+        ),
+        (
+            "since_format",
+            format!("{at}.operations.list_changed.since_format"),
+            "`iso8601` is not a since_format",
+        ),
+    ] {
+        let expected = format!("{file}:{}: {key}: {message}", line_of(&file, needle));
+        assert!(
+            stderr.contains(&expected),
+            "expected `{expected}` in:\n{stderr}"
+        );
+    }
+}
