@@ -29,16 +29,21 @@ impl RestConnector {
         let mut read: Vec<Value> = Vec::new();
         let mut first_id = None;
         if let Some(op) = &ops.list_changed {
+            // "Since now" first: cheap, and it proves the URL and the credentials.
             let mut listed = Vec::new();
-            for days in LOOKBACK_DAYS {
-                match self.list_raw(op, Utc::now() - Duration::days(days)).await {
+            let now = Utc::now();
+            let since = std::iter::once(now).chain(LOOKBACK_DAYS.map(|d| now - Duration::days(d)));
+            for since in since {
+                match self.list_raw(op, since).await {
                     Ok(items) if items.is_empty() => continue,
                     Ok(items) => {
                         listed = items;
                         break;
                     }
-                    // Already reported by the listing probe.
-                    Err(_) => return,
+                    Err(e) => {
+                        report.problems.push(e.to_string());
+                        return;
+                    }
                 }
             }
             let Some(first) = listed.first() else {
@@ -108,7 +113,7 @@ impl RestConnector {
                 // No `[[fields]]` entry: the default place, reported at the `fields` list.
                 None => ("fields".to_string(), " (its default place)".to_string()),
             };
-            let spec = place.read.spec();
+            let spec = &place.read_spec;
             if found.is_empty() {
                 problem(
                     &key,

@@ -37,14 +37,6 @@ impl Reader {
         }
     }
 
-    /// The text this reader was parsed from, for messages.
-    pub fn spec(&self) -> String {
-        match self {
-            Reader::Pointer(p) => p.clone(),
-            Reader::Path(path) => path.to_string(),
-        }
-    }
-
     /// The value at this place in `item`; the first match for a JSONPath.
     pub fn read<'a>(&self, item: &'a Value) -> Option<&'a Value> {
         match self {

@@ -43,6 +43,8 @@ use tandem_core::{ChangeEvent, ChangeKind, EventOrigin, FieldValue, Side};
 #[derive(Debug, Clone)]
 struct FieldPlace {
     read: Reader,
+    /// `read` as configured, for messages.
+    read_spec: String,
     /// JSON Pointer inside the `{{fields}}` object; `None` when the field is read-only.
     write: Option<String>,
     /// Its `[[fields]]` entry; `None` when the field sits at its default place.
@@ -121,6 +123,7 @@ impl RestConnector {
                 f.id.clone(),
                 FieldPlace {
                     read,
+                    read_spec: f.read.trim().to_string(),
                     write,
                     entry: Some(entry),
                 },
@@ -129,6 +132,7 @@ impl RestConnector {
         for id in ctx.mapping.fields_on(ctx.side) {
             places.entry(id.to_string()).or_insert_with(|| FieldPlace {
                 read: Reader::Pointer(default_pointer(id)),
+                read_spec: default_pointer(id),
                 write: Some(default_pointer(id)),
                 entry: None,
             });
@@ -746,17 +750,15 @@ impl Connector for RestConnector {
                 .fields
                 .push(format!("{fid} → {}", self.field_name(fid)));
         }
-        // A listing since "now" is cheap and proves the URL and the credentials.
-        let probe = match &self.format {
-            Format::Seed => true,
-            Format::Custom(ops) => ops.list_changed.is_some(),
-        };
-        if probe && let Err(e) = self.changed_since(Utc::now(), None).await {
-            report.problems.push(e.to_string());
-            return report;
-        }
-        if let Format::Custom(ops) = &self.format {
-            self.check_pointers(ops, &mut report).await;
+        match &self.format {
+            // A listing since "now" is cheap and proves the URL and the credentials.
+            Format::Seed => {
+                if let Err(e) = self.changed_since(Utc::now(), None).await {
+                    report.problems.push(e.to_string());
+                }
+            }
+            // The same listing, then every configured pointer tried on real items.
+            Format::Custom(ops) => self.check_pointers(ops, &mut report).await,
         }
         report
     }
