@@ -200,6 +200,11 @@ fn broken_pointers_paths_and_since_forms_are_refused_at_their_lines() {
             format!("{at}.operations.list_changed.since_format"),
             "`iso8601` is not a since_format",
         ),
+        (
+            "since_overlap",
+            format!("{at}.operations.list_changed.since_overlap"),
+            "invalid duration `5 seconds`",
+        ),
     ] {
         let expected = format!("{file}:{}: {key}: {message}", line_of(&file, needle));
         assert!(

@@ -658,9 +658,10 @@ fn redmine_mapping() -> Mapping {
     }
 }
 
-/// The `updated_on` filter value of each listing the sandbox received, decoded.
-fn listed_since(sb: &ExternalSandbox) -> Vec<(String, u16)> {
-    sb.request_log()
+/// The `updated_on` filter of each listing the sandbox received from its `start`-th request
+/// on, decoded, with the status it answered.
+fn listed_since(sb: &ExternalSandbox, start: usize) -> Vec<(String, u16)> {
+    sb.requests_since(start)
         .into_iter()
         .filter(|r| r.method == "GET" && r.path == "/issues.json")
         .map(|r| {
@@ -707,7 +708,7 @@ async fn since_is_written_in_the_form_a_strict_tracker_accepts() {
     let updated = page.items[0].updated.expect("updated_on");
     let same_second = secs.changed_since(updated + ChronoDuration::milliseconds(999), None);
     assert_eq!(same_second.await.expect("listing").items.len(), 1);
-    let (value, status) = listed_since(&sb).pop().expect("a listing");
+    let (value, status) = listed_since(&sb, 0).pop().expect("a listing");
     assert_eq!(status, 200);
     assert_eq!(
         value,
@@ -742,7 +743,7 @@ async fn since_is_written_in_the_form_a_strict_tracker_accepts() {
             .len(),
         1
     );
-    let (value, _) = listed_since(&sb).pop().expect("a listing");
+    let (value, _) = listed_since(&sb, 0).pop().expect("a listing");
     let expected =
         (now - ChronoDuration::seconds(30)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     assert_eq!(value, format!(">={expected}"));
@@ -762,7 +763,7 @@ async fn since_is_written_in_the_form_a_strict_tracker_accepts() {
             .len(),
         1
     );
-    let (value, status) = listed_since(&sb).pop().expect("a listing");
+    let (value, status) = listed_since(&sb, 0).pop().expect("a listing");
     assert_eq!(status, 200);
     assert_eq!(
         value,
@@ -786,26 +787,19 @@ async fn since_is_written_in_the_form_a_strict_tracker_accepts() {
         );
         // The sandbox, like Redmine, refuses numbers; what matters is what was sent.
         let _ = c.changed_since(since, None).await;
-        let (value, _) = listed_since(&sb).pop().expect("a listing");
+        let (value, _) = listed_since(&sb, 0).pop().expect("a listing");
         assert_eq!(value, format!(">={expected}"), "{form}");
     }
     sb.shutdown().await;
 }
 
-/// Listings (request index, `updated_on` filter as a time) from the `start`-th request on.
+/// The `{since}` of each listing from the `start`-th request on, each one accepted and in
+/// whole seconds.
 fn listings_since(sb: &ExternalSandbox, start: usize) -> Vec<chrono::DateTime<Utc>> {
-    sb.requests_since(start)
+    listed_since(sb, start)
         .into_iter()
-        .filter(|r| r.method == "GET" && r.path == "/issues.json")
-        .map(|r| {
-            assert_eq!(r.status, 200, "a listing was refused: {:?}", r.query);
-            let query = r.query.unwrap_or_default();
-            let url = reqwest::Url::parse(&format!("http://sandbox/?{query}")).expect("query");
-            let value = url
-                .query_pairs()
-                .find(|(k, _)| k == "updated_on")
-                .map(|(_, v)| v.into_owned())
-                .unwrap_or_default();
+        .map(|(value, status)| {
+            assert_eq!(status, 200, "a listing was refused: {value}");
             let time = value.strip_prefix(">=").expect("a >= filter");
             assert!(!time.contains('.'), "fractional seconds sent: {time}");
             chrono::DateTime::parse_from_rfc3339(time)

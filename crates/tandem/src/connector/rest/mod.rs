@@ -115,9 +115,9 @@ impl RestConnector {
                 .map_err(|e| anyhow::anyhow!("rest: field `{}`: read {e}", f.id))?;
             let write = f.write_pointer().map(str::to_string);
             if let Some(w) = &write
-                && !(w.is_empty() || w.starts_with('/'))
+                && let Err(e) = fields::check_pointer(w)
             {
-                anyhow::bail!("rest: field `{}`: write `{w}` is not a JSON Pointer", f.id);
+                anyhow::bail!("rest: field `{}`: write {e}", f.id);
             }
             places.insert(
                 f.id.clone(),

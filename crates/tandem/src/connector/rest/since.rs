@@ -56,12 +56,14 @@ impl SinceFormat {
         }
     }
 
-    /// `since`, moved back by `overlap`, in this form (UTC).
+    /// `since`, moved back by `overlap`, in this form (UTC). The overlap never moves it before
+    /// 1970: a bulk sync lists from the Unix epoch, and `-5` is no time a system accepts.
     pub fn render(&self, since: DateTime<Utc>, overlap: Duration) -> String {
+        let floor = since.min(DateTime::UNIX_EPOCH);
         let since = chrono::Duration::from_std(overlap)
             .ok()
             .and_then(|o| since.checked_sub_signed(o))
-            .unwrap_or(DateTime::<Utc>::MIN_UTC);
+            .map_or(floor, |t| t.max(floor));
         match self {
             SinceFormat::Rfc3339Millis => since.to_rfc3339_opts(SecondsFormat::Millis, true),
             // `Secs` truncates the fraction: 10:07:11.999 is written 10:07:11, never 10:07:12.
@@ -104,8 +106,10 @@ mod tests {
                 .contains("`iso`")
         );
         assert!(SinceFormat::parse(Some("%Y-%Q")).is_err());
-        // A huge overlap cannot panic.
+        // A huge overlap cannot panic, and stops at the Unix epoch.
         let far = SinceFormat::Unix.render(at(), Duration::from_secs(u64::MAX));
-        assert!(far.starts_with('-'), "{far}");
+        assert_eq!(far, "0");
+        let epoch = SinceFormat::Rfc3339.render(DateTime::UNIX_EPOCH, Duration::from_secs(5));
+        assert_eq!(epoch, "1970-01-01T00:00:00Z");
     }
 }
