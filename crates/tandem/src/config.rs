@@ -652,6 +652,16 @@ impl KeyLines {
             message: message.into(),
         }
     }
+
+    /// [`Self::issue`] as text; just `key: message` for a table that was not read from a file.
+    pub fn describe(&self, key: &str, message: impl Into<String>) -> String {
+        let issue = self.issue(key, message);
+        if self.file.as_os_str().is_empty() {
+            format!("{}: {}", issue.key, issue.message)
+        } else {
+            issue.to_string()
+        }
+    }
 }
 
 /// How Tandem authenticates to a REST system.

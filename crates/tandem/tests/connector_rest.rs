@@ -537,6 +537,22 @@ async fn custom_api_with_pointers_and_jsonpath_round_trips() {
     assert_eq!(ev[0].fields["subject"], text("New subject"));
     assert_eq!(ev[0].fields["due"], date(2025, 8, 1));
     assert!(!ev[0].fields.contains_key("tags"));
+
+    // `check` tries every pointer on the listed and fetched ticket.
+    let report = c.check().await;
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
+    let typo = DESK_CONFIG
+        .replace("BASE", &base)
+        .replace("read = \"/priority\"", "read = \"/priorty\"");
+    let report = connector(&rest_config(&typo), desk_mapping()).check().await;
+    assert_eq!(
+        report.problems,
+        vec![
+            "fields[1].read: field `priority`: `/priorty` finds nothing in the 2 items read (set \
+             the field on an item and check again if it is only empty)"
+                .to_string()
+        ]
+    );
 }
 
 #[tokio::test]

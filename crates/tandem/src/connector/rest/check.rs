@@ -22,9 +22,7 @@ impl RestConnector {
     /// nothing in them.
     pub(super) async fn check_pointers(&self, ops: &RestOperations, report: &mut CheckReport) {
         let mut problem = |key: &str, message: String| {
-            report
-                .problems
-                .push(self.key_lines.issue(key, message).to_string());
+            report.problems.push(self.key_lines.describe(key, message));
         };
         let mut read: Vec<Value> = Vec::new();
         let mut first_id = None;
