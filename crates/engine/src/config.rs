@@ -658,6 +658,53 @@ pub struct RestConfig {
     /// `[[connection.external.fields]]`: where each external field lives (custom format).
     #[serde(default)]
     pub fields: Vec<RestField>,
+    /// Where each key of this table sits in the file, so that problems found only when the
+    /// system is contacted (`tandem check` reading a real item) are reported at their line.
+    #[serde(skip)]
+    pub key_lines: KeyLines,
+}
+
+/// The lines of the keys under one table, kept after loading. Keys are relative to the table
+/// (`operations.fetch.item_pointer`, `fields[2].read`).
+#[derive(Debug, Clone, Default)]
+pub struct KeyLines {
+    file: PathBuf,
+    /// The table's own key path (`connection[0].external`).
+    prefix: String,
+    lines: std::collections::BTreeMap<String, usize>,
+}
+
+impl KeyLines {
+    /// A problem at `key`, located at its line, or at its nearest parent's when the key is not
+    /// in the file (a default applies); displayed as `file:line: key: message`.
+    pub fn issue(&self, key: &str, message: impl Into<String>) -> ConfigIssue {
+        let mut at = key;
+        let line = loop {
+            if let Some(line) = self.lines.get(at) {
+                break Some(*line);
+            }
+            match at.rfind(['.', '[']) {
+                Some(cut) => at = &at[..cut],
+                None => break None,
+            }
+        };
+        ConfigIssue {
+            file: self.file.clone(),
+            line,
+            key: join_key(&self.prefix, key),
+            message: message.into(),
+        }
+    }
+
+    /// [`Self::issue`] as text; just `key: message` for a table that was not read from a file.
+    pub fn describe(&self, key: &str, message: impl Into<String>) -> String {
+        let issue = self.issue(key, message);
+        if self.file.as_os_str().is_empty() {
+            format!("{}: {}", issue.key, issue.message)
+        } else {
+            issue.to_string()
+        }
+    }
 }
 
 /// How Tandem authenticates to a REST system.
@@ -730,7 +777,8 @@ pub struct RestOperations {
     /// Reads one item (`{id}` in the path); needed for `webhook_payload = "id_only"` and polls.
     #[serde(default)]
     pub fetch: Option<RestOperation>,
-    /// Lists items changed since `{since}` (RFC 3339); needs `items_pointer` and `id_pointer`.
+    /// Lists items changed since `{since}` (see `since_format`); needs `items_pointer` and
+    /// `id_pointer`.
     #[serde(default)]
     pub list_changed: Option<RestOperation>,
 }
@@ -758,6 +806,26 @@ pub struct RestOperation {
     /// JSON Pointer to each listed item's update time (list_changed).
     #[serde(default)]
     pub updated_pointer: Option<String>,
+    /// How `{since}` is written (list_changed): `rfc3339_millis` (default,
+    /// `2026-12-02T10:07:11.139Z`), `rfc3339` (whole seconds), `unix`, `unix_millis`, or a
+    /// strftime pattern (UTC). Forms without milliseconds round down.
+    #[serde(default)]
+    pub since_format: Option<String>,
+    /// How far `{since}` is moved back before it is written (list_changed), e.g. `"5s"`, for
+    /// systems whose listing shows an item some time after its update time. Re-listed items
+    /// cost no writes. Default `"0"`.
+    #[serde(default)]
+    pub since_overlap: Option<String>,
+}
+
+impl RestOperation {
+    /// `since_overlap` as a duration (zero when unset; validated when the config loads).
+    pub fn since_overlap(&self) -> Duration {
+        self.since_overlap
+            .as_deref()
+            .and_then(|t| parse_duration(t).ok())
+            .unwrap_or(Duration::ZERO)
+    }
 }
 
 /// HTTP methods a REST operation may use.
@@ -1158,6 +1226,24 @@ impl<'t> SpanIndex<'t> {
         }
     }
 
+    /// The lines of every key under `prefix`, relative to it (see [`KeyLines`]).
+    fn key_lines(&self, prefix: &str, file: &Path) -> KeyLines {
+        let inside = format!("{prefix}.");
+        let lines = self
+            .entries
+            .iter()
+            .filter_map(|(path, (key, _))| {
+                let rel = path.strip_prefix(&inside)?;
+                Some((rel.to_string(), mapping::line_at(self.text, key.start)))
+            })
+            .collect();
+        KeyLines {
+            file: file.to_path_buf(),
+            prefix: prefix.to_string(),
+            lines,
+        }
+    }
+
     /// The key path an error span belongs to: the innermost entry whose key or value
     /// contains it. serde's "unknown field `x`" errors may carry the span of the enclosing
     /// table (internally tagged enums buffer their content), so the named key is then looked
@@ -1408,7 +1494,7 @@ fn check_semantics(
                     .into(),
             );
         }
-        match &conn.external {
+        match &mut conn.external {
             ExternalConfig::Jira(j) => {
                 check_jira(j, &format!("{at}.external"), &mut issue);
                 if j.dynamic_webhook_url.is_some() {
@@ -1419,6 +1505,7 @@ fn check_semantics(
                 }
             }
             ExternalConfig::Rest(r) => {
+                r.key_lines = spans.key_lines(&format!("{at}.external"), &config.path);
                 check_rest(r, conn.create, &format!("{at}.external"), &mut issue)
             }
         }
@@ -1525,11 +1612,8 @@ fn check_jira(j: &JiraConfig, at: &str, issue: &mut impl FnMut(&str, String)) {
 }
 
 fn check_pointer(p: &str, key: &str, issue: &mut impl FnMut(&str, String)) {
-    if !(p.is_empty() || p.starts_with('/')) {
-        issue(
-            key,
-            format!("`{p}` is not a JSON Pointer: it must be empty or start with `/`"),
-        );
+    if let Err(msg) = crate::connector::rest::fields::check_pointer(p) {
+        issue(key, msg);
     }
 }
 
@@ -1588,6 +1672,25 @@ fn check_rest(
                 ] {
                     if let Some(p) = p {
                         check_pointer(p, &format!("{k}.{pk}"), issue);
+                    }
+                }
+                if name == "list_changed" {
+                    if let Err(msg) = crate::connector::rest::since::SinceFormat::parse(
+                        op.since_format.as_deref(),
+                    ) {
+                        issue(&format!("{k}.since_format"), msg);
+                    }
+                    if let Some(Err(msg)) = op.since_overlap.as_deref().map(parse_duration) {
+                        issue(&format!("{k}.since_overlap"), msg);
+                    }
+                } else {
+                    for (key, present) in [
+                        ("since_format", op.since_format.is_some()),
+                        ("since_overlap", op.since_overlap.is_some()),
+                    ] {
+                        if present {
+                            issue(&format!("{k}.{key}"), "only used by `list_changed`".into());
+                        }
                     }
                 }
                 if let Some(body) = &op.body
@@ -1660,12 +1763,12 @@ fn check_rest(
                         format!("field `{}` is already described by fields[{prev}]", f.id),
                     );
                 }
-                if f.read.starts_with('$') {
-                    if let Err(e) = serde_json_path::JsonPath::parse(&f.read) {
+                if f.read.trim_start().starts_with('$') {
+                    if let Err(e) = serde_json_path::JsonPath::parse(f.read.trim()) {
                         issue(&format!("{k}.read"), format!("invalid JSONPath: {e}"));
                     }
                 } else {
-                    check_pointer(&f.read, &format!("{k}.read"), issue);
+                    check_pointer(f.read.trim(), &format!("{k}.read"), issue);
                 }
                 match &f.write {
                     Some(w) => check_pointer(w, &format!("{k}.write"), issue),

@@ -1,6 +1,12 @@
 //! The external-system sandbox: the seed's example API (`/API/issue`, `_externalData`
 //! bodies, Basic auth) with an item store, an `updatedSince` listing for pollers, and
 //! outgoing webhooks (Bearer token, stable `X-Delivery-Id`) for every change.
+//!
+//! The same items are also served the way Redmine's REST API serves issues (`/issues.json`,
+//! `/issues/{id}.json`, each field a custom field, `updated_on` in whole seconds), for the
+//! generic connector's `format = "custom"`. Like Redmine, its listing filter
+//! `updated_on=>=…` refuses a time with fractional seconds: `422 {"errors":["Updated is
+//! invalid"]}`.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -268,6 +274,8 @@ fn router(inner: S) -> Router {
         .route("/API/issue", post(create))
         .route("/API/issue/{id}", post(update).get(fetch))
         .route("/API/issues", get(list))
+        .route("/issues.json", get(redmine_list).post(redmine_create))
+        .route("/issues/{file}", get(redmine_fetch).put(redmine_update))
         .fallback(|| async { ExtError(StatusCode::NOT_FOUND, "no such endpoint".into()) })
         .layer(middleware::from_fn_with_state(inner.clone(), auth_and_rate))
         .layer(middleware::from_fn_with_state(
@@ -380,6 +388,190 @@ async fn list(
     items.sort_by(|a, b| a.updated.cmp(&b.updated).then(a.id.cmp(&b.id)));
     let list: Vec<Value> = items.iter().map(|i| i.json()).collect();
     Ok(axum::Json(json!({ "issues": list })).into_response())
+}
+
+// ---- the Redmine-style view ------------------------------------------------------------------
+
+/// Redmine keeps `updated_on` in whole seconds.
+fn redmine_time(t: DateTime<Utc>) -> DateTime<Utc> {
+    chrono::SubsecRound::trunc_subsecs(t, 0)
+}
+
+impl Item {
+    /// The item as Redmine's `GET /issues/{id}.json` shows an issue.
+    fn redmine_json(&self, n: u64) -> Value {
+        json!({
+            "id": n,
+            "project": {"id": 1, "name": "Sandbox"},
+            "tracker": {"id": 1, "name": "Task"},
+            "custom_fields": self.fields.iter().map(|(id, (name, value))| json!({
+                "id": id, "name": name, "value": value,
+            })).collect::<Vec<_>>(),
+            "updated_on": redmine_time(self.updated).to_rfc3339_opts(SecondsFormat::Secs, true),
+        })
+    }
+}
+
+/// Redmine's error shape: `{"errors": ["..."]}`.
+fn redmine_error(status: StatusCode, msg: &str) -> Response {
+    (status, axum::Json(json!({ "errors": [msg] }))).into_response()
+}
+
+/// `/issues/{id}.json` → the item number.
+fn redmine_number(file: &str) -> Option<u64> {
+    file.strip_suffix(".json")?.parse().ok()
+}
+
+/// The filter of `updated_on=>=…`: a date, or a date and time in whole seconds with `Z` or an
+/// offset, as Redmine's query validation accepts.
+fn redmine_since(value: &str) -> Option<DateTime<Utc>> {
+    let v = value.strip_prefix(">=")?;
+    if let Ok(d) = chrono::NaiveDate::parse_from_str(v, "%Y-%m-%d")
+        && v.len() == 10
+    {
+        return Some(d.and_hms_opt(0, 0, 0)?.and_utc());
+    }
+    // Redmine's pattern has no fraction: `\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(Z|[+-]\d{2}:?\d{2})`.
+    if v.contains('.') {
+        return None;
+    }
+    DateTime::parse_from_rfc3339(v)
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
+}
+
+/// `custom_field_values: {"id": "value"}` or `custom_fields: [{"id", "value"}]` of an issue
+/// body, as Redmine takes them.
+/// Errors are `(status, message)` for [`redmine_error`].
+fn redmine_fields(body: &Bytes) -> Result<Vec<FieldIn>, (StatusCode, String)> {
+    let invalid = |m: &str| (StatusCode::UNPROCESSABLE_ENTITY, m.to_string());
+    let v: Value = serde_json::from_slice(body)
+        .map_err(|_| (StatusCode::BAD_REQUEST, "invalid JSON".to_string()))?;
+    let issue = v
+        .get("issue")
+        .and_then(Value::as_object)
+        .ok_or_else(|| invalid("issue is missing"))?;
+    let mut pairs: Vec<(String, &Value)> = Vec::new();
+    if let Some(map) = issue.get("custom_field_values").and_then(Value::as_object) {
+        pairs.extend(map.iter().map(|(k, v)| (k.clone(), v)));
+    }
+    if let Some(list) = issue.get("custom_fields").and_then(Value::as_array) {
+        for f in list {
+            let id = f
+                .get("id")
+                .map(|i| i.to_string().trim_matches('"').to_string());
+            pairs.push((
+                id.unwrap_or_default(),
+                f.get("value").unwrap_or(&Value::Null),
+            ));
+        }
+    }
+    let mut out = Vec::new();
+    for (id, value) in pairs {
+        let id: u64 = id
+            .parse()
+            .map_err(|_| invalid(&format!("Custom field {id} is invalid")))?;
+        let value = match value {
+            Value::String(s) => s.clone(),
+            Value::Null => String::new(),
+            Value::Number(n) => n.to_string(),
+            _ => return Err(invalid(&format!("Custom field {id} is invalid"))),
+        };
+        out.push(FieldIn {
+            id,
+            name: None,
+            value,
+        });
+    }
+    Ok(out)
+}
+
+async fn redmine_list(State(inner): State<S>, Query(q): Query<Vec<(String, String)>>) -> Response {
+    let param = |k: &str| q.iter().find(|(key, _)| key == k).map(|(_, v)| v.as_str());
+    let since = match param("updated_on") {
+        None => None,
+        Some(v) => match redmine_since(v) {
+            Some(t) => Some(t),
+            None => return redmine_error(StatusCode::UNPROCESSABLE_ENTITY, "Updated is invalid"),
+        },
+    };
+    let limit = param("limit")
+        .and_then(|l| l.parse::<usize>().ok())
+        .unwrap_or(25)
+        .clamp(1, 100);
+    let offset = param("offset")
+        .and_then(|o| o.parse::<usize>().ok())
+        .unwrap_or(0);
+    let st = inner.lock();
+    let mut items: Vec<(u64, &Item)> = st
+        .items
+        .iter()
+        .map(|(n, i)| (*n, i))
+        .filter(|(_, i)| since.is_none_or(|s| redmine_time(i.updated) >= s))
+        .collect();
+    // Redmine sorts by id, newest first, unless told `sort=updated_on[:desc]`.
+    match param("sort") {
+        Some("updated_on") => items.sort_by_key(|(n, i)| (redmine_time(i.updated), *n)),
+        Some("updated_on:desc") => {
+            items.sort_by_key(|(n, i)| std::cmp::Reverse((redmine_time(i.updated), *n)))
+        }
+        _ => items.sort_by_key(|(n, _)| std::cmp::Reverse(*n)),
+    }
+    let total = items.len();
+    let page: Vec<Value> = items
+        .into_iter()
+        .skip(offset)
+        .take(limit)
+        .map(|(n, i)| i.redmine_json(n))
+        .collect();
+    axum::Json(json!({"issues": page, "total_count": total, "offset": offset, "limit": limit}))
+        .into_response()
+}
+
+async fn redmine_fetch(State(inner): State<S>, Path(file): Path<String>) -> Response {
+    let st = inner.lock();
+    match redmine_number(&file).and_then(|n| Some((n, st.items.get(&n)?))) {
+        Some((n, item)) => axum::Json(json!({ "issue": item.redmine_json(n) })).into_response(),
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
+async fn redmine_create(State(inner): State<S>, body: Bytes) -> Response {
+    let fields = match redmine_fields(&body) {
+        Ok(f) => f,
+        Err((status, msg)) => return redmine_error(status, &msg),
+    };
+    let Some(n) = inner
+        .upsert(None, None, fields)
+        .as_deref()
+        .and_then(item_number)
+    else {
+        return redmine_error(StatusCode::INTERNAL_SERVER_ERROR, "create failed");
+    };
+    let st = inner.lock();
+    match st.items.get(&n) {
+        Some(item) => (
+            StatusCode::CREATED,
+            axum::Json(json!({ "issue": item.redmine_json(n) })),
+        )
+            .into_response(),
+        None => redmine_error(StatusCode::INTERNAL_SERVER_ERROR, "create failed"),
+    }
+}
+
+/// Redmine answers an update with `204 No Content`.
+async fn redmine_update(State(inner): State<S>, Path(file): Path<String>, body: Bytes) -> Response {
+    let Some(n) = redmine_number(&file) else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    let fields = match redmine_fields(&body) {
+        Ok(f) => f,
+        Err((status, msg)) => return redmine_error(status, &msg),
+    };
+    match inner.upsert(Some(&format!("EXT-{n}")), None, fields) {
+        Some(_) => StatusCode::NO_CONTENT.into_response(),
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
 }
 
 /// A running external-system sandbox.

@@ -1,5 +1,6 @@
 //! The external-system sandbox over real HTTP: the seed's `_externalData` API, listing for
-//! pollers, auth and body errors, and webhooks with a Bearer token and retries.
+//! pollers, auth and body errors, webhooks with a Bearer token and retries, and the same items
+//! through the Redmine-style API (whole-second `updated_on`, Redmine's 422 for fractions).
 
 mod common;
 
@@ -261,5 +262,71 @@ async fn faults_apply_to_the_external_api() {
     assert!(r.is_err());
     sb.faults().clear();
     assert_eq!(c.get("/API/issues").await.0, 200);
+    sb.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_redmine_view_lists_by_whole_seconds_and_refuses_fractions_like_redmine() {
+    let sb = sandbox(None).await;
+    let c = Client::new(&sb);
+    // Create the Redmine way: custom field values by id; 201 with the issue.
+    let (status, created) = c
+        .post(
+            "/issues.json",
+            json!({"issue": {"custom_field_values": {"1001": "Printer on fire"}}}),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let id = created["issue"]["id"].as_u64().expect("numeric id");
+    let updated_on = created["issue"]["updated_on"].as_str().expect("updated_on");
+    assert!(!updated_on.contains('.'), "whole seconds: {updated_on}");
+    assert_eq!(
+        created["issue"]["custom_fields"],
+        json!([{"id": 1001, "name": "field1001", "value": "Printer on fire"}])
+    );
+
+    // `updated_on=>=` with whole seconds, a date, or an offset lists it.
+    for filter in [
+        format!("%3E%3D{}", updated_on.replace(':', "%3A")),
+        format!("%3E%3D{}", &updated_on[..10]),
+        format!("%3E%3D{}%2B00%3A00", &updated_on[..19].replace(':', "%3A")),
+    ] {
+        let (status, list) = c.get(&format!("/issues.json?updated_on={filter}")).await;
+        assert_eq!(status, 200, "{filter}: {list}");
+        assert_eq!(list["issues"][0]["id"], json!(id), "{filter}");
+        assert_eq!(list["total_count"], json!(1));
+    }
+    // Fractional seconds, or no operator: Redmine's 422.
+    for filter in [
+        format!("%3E%3D{}.139Z", &updated_on[..19]),
+        updated_on.to_string(),
+    ] {
+        let (status, body) = c.get(&format!("/issues.json?updated_on={filter}")).await;
+        assert_eq!(status, 422, "{filter}");
+        assert_eq!(body, json!({"errors": ["Updated is invalid"]}));
+    }
+
+    // Update answers 204; fetch shows the new value.
+    let resp = c
+        .http
+        .put(format!("{}/issues/{id}.json", c.base))
+        .basic_auth(&c.user, Some(&c.pass))
+        .json(&json!({"issue": {"custom_field_values": {"1001": "Printer fixed"}}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 204);
+    let (status, issue) = c.get(&format!("/issues/{id}.json")).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        issue["issue"]["custom_fields"][0]["value"],
+        json!("Printer fixed")
+    );
+    // The seed's view shows the same item.
+    assert_eq!(
+        sb.item(&format!("EXT-{id}")).expect("item")["fields"][0]["value"],
+        json!("Printer fixed")
+    );
+    assert_eq!(c.get("/issues/999.json").await.0, 404);
     sb.shutdown().await;
 }

@@ -417,6 +417,9 @@ async fn cmd_check(config_path: &Path, offline: bool) -> anyhow::Result<ExitCode
             for line in &report.fields {
                 println!("  {line}");
             }
+            for note in &report.notes {
+                println!("  NOTE: {note}");
+            }
             for p in &report.problems {
                 println!("  PROBLEM: {p}");
                 problems += 1;

@@ -1,5 +1,8 @@
-//! `tandem check --offline` as a user runs it: the built binary, the shipped examples and a set
-//! of broken configs, asserting exit codes and the `file:line: ...` messages people act on.
+//! `tandem check` as a user runs it: the built binary, the shipped examples and a set of broken
+//! configs, asserting exit codes and the `file:line: ...` messages people act on; offline, and
+//! online against the sandboxes.
+
+mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -167,4 +170,135 @@ fn a_missing_config_file_is_a_clear_error() {
         stderr.contains("no/such/tandem.toml: cannot read"),
         "{stderr}"
     );
+}
+
+#[test]
+fn broken_pointers_paths_and_since_forms_are_refused_at_their_lines() {
+    let file = fixture("bad-pointers.toml");
+    let out = check(&file, &[]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let at = "connection[0].external";
+    for (needle, key, message) in [
+        (
+            "read = \"/priority~2id\"",
+            format!("{at}.fields[1].read"),
+            "`/priority~2id` is not a JSON Pointer: `~2` is not an escape",
+        ),
+        (
+            "read = \"$.custom_fields",
+            format!("{at}.fields[2].read"),
+            "invalid JSONPath",
+        ),
+        (
+            "id_pointer = \"/id~\"",
+            format!("{at}.operations.list_changed.id_pointer"),
+            "`/id~` is not a JSON Pointer: `~` is not an escape",
+        ),
+        (
+            "since_format",
+            format!("{at}.operations.list_changed.since_format"),
+            "`iso8601` is not a since_format",
+        ),
+        (
+            "since_overlap",
+            format!("{at}.operations.list_changed.since_overlap"),
+            "invalid duration `5 seconds`",
+        ),
+    ] {
+        let expected = format!("{file}:{}: {key}: {message}", line_of(&file, needle));
+        assert!(
+            stderr.contains(&expected),
+            "expected `{expected}` in:\n{stderr}"
+        );
+    }
+}
+
+/// Runs `tandem check --config <path>` (online) and returns (exit code, stdout).
+async fn check_online(path: &Path) -> (Option<i32>, String) {
+    let path = path.to_path_buf();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_tandem"))
+            .args(["check", "--config"])
+            .arg(&path)
+            .env_remove("TANDEM_CONFIG")
+            .output()
+            .expect("run tandem")
+    })
+    .await
+    .expect("join");
+    (
+        out.status.code(),
+        format!("{}{}", text(&out.stdout), text(&out.stderr)),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_online_check_reads_a_real_item_and_names_each_pointer_that_finds_nothing() {
+    let w = common::world(common::Options {
+        external: Some(common::REDMINE.into()),
+        serve: false,
+        ..common::Options::default()
+    })
+    .await;
+    w.external.user_create(vec![
+        (1001, "Printer on fire".into()),
+        (1002, "It smokes".into()),
+        (1003, "2026-12-31".into()),
+        (1004, "ACME-1".into()),
+    ]);
+    let path = w.config_path();
+    let good = std::fs::read_to_string(&path).expect("config");
+
+    // As configured, every pointer finds what it should.
+    let (code, out) = check_online(&path).await;
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("all systems reachable"), "{out}");
+
+    let shown = path.display().to_string();
+    let at = "connection[0].external";
+    for (wrong, right, key, message) in [
+        (
+            "item_pointer = \"/isue\"",
+            "item_pointer = \"/issue\"",
+            "operations.fetch.item_pointer",
+            "`/isue` finds nothing in the answer for item `1` (it has: issue)",
+        ),
+        (
+            "id_pointer = \"/idd\"",
+            "id_pointer = \"/id\"",
+            "operations.list_changed.id_pointer",
+            "`/idd` finds no id in the first listed item (it has: custom_fields, id,",
+        ),
+        (
+            "updated_pointer = \"/updated\"\nsince_format",
+            "updated_pointer = \"/updated_on\"\nsince_format",
+            "operations.list_changed.updated_pointer",
+            "`/updated` finds nothing in the item",
+        ),
+        (
+            "read = \"$.custom_fields[?(@.id==1003)].valeu\"",
+            "read = \"$.custom_fields[?(@.id==1003)].value\"",
+            "fields[2].read",
+            "field `1003`: `$.custom_fields[?(@.id==1003)].valeu` finds nothing in the 2 items read",
+        ),
+    ] {
+        let broken = good.replacen(right, wrong, 1);
+        assert_ne!(broken, good, "{right} not in the config");
+        std::fs::write(&path, &broken).expect("write");
+        let line = broken
+            .lines()
+            .position(|l| l.contains(wrong.lines().next().unwrap_or(wrong)))
+            .expect("line")
+            + 1;
+        // Offline, the pointer is valid syntax: only reading a real item shows it is wrong.
+        let offline = check(&shown, &[]);
+        assert_eq!(offline.status.code(), Some(0), "{}", text(&offline.stderr));
+        let (code, out) = check_online(&path).await;
+        assert_eq!(code, Some(1), "{out}");
+        let expected = format!("PROBLEM: {shown}:{line}: {at}.{key}: {message}");
+        assert!(out.contains(&expected), "expected `{expected}` in:\n{out}");
+    }
+    std::fs::write(&path, &good).expect("write");
+    w.stop().await;
 }

@@ -537,6 +537,22 @@ async fn custom_api_with_pointers_and_jsonpath_round_trips() {
     assert_eq!(ev[0].fields["subject"], text("New subject"));
     assert_eq!(ev[0].fields["due"], date(2025, 8, 1));
     assert!(!ev[0].fields.contains_key("tags"));
+
+    // `check` tries every pointer on the listed and fetched ticket.
+    let report = c.check().await;
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
+    let typo = DESK_CONFIG
+        .replace("BASE", &base)
+        .replace("read = \"/priority\"", "read = \"/priorty\"");
+    let report = connector(&rest_config(&typo), desk_mapping()).check().await;
+    assert_eq!(
+        report.problems,
+        vec![
+            "fields[1].read: field `priority`: `/priorty` finds nothing in the 2 items read (set \
+             the field on an item and check again if it is only empty)"
+                .to_string()
+        ]
+    );
 }
 
 #[tokio::test]
@@ -628,4 +644,301 @@ async fn errors_are_classified_with_the_systems_message_and_no_secret() {
     sb.shutdown().await;
     // Nothing listening any more: transient.
     assert!(s.fetch("EXT-1").await.unwrap_err().is_transient());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Custom format against the sandbox's Redmine-style API: the form of `{since}`
+// ---------------------------------------------------------------------------------------------
+
+/// The `[connection.external]` table of [`common::REDMINE`] as a bare `RestConfig`, with
+/// `since_format` / `since_overlap` replaced by `since` (TOML lines, possibly empty).
+fn redmine_config(base: &str, since: &str) -> RestConfig {
+    let table = common::REDMINE
+        .replace("[connection.external.", "[")
+        .replace("[[connection.external.", "[[")
+        .replace("[connection.external]\ntype = \"rest\"\n", "")
+        .replace("EXT_URL", base)
+        .replace(
+            "since_format = \"rfc3339\"\nsince_overlap = \"5s\"\n",
+            since,
+        );
+    rest_config(&table)
+}
+
+fn redmine_mapping() -> Mapping {
+    Mapping {
+        fields: vec![
+            fm("summary", "1001", FieldType::Text),
+            fm("duedate", "1003", FieldType::Date),
+        ],
+    }
+}
+
+/// The `updated_on` filter of each listing the sandbox received from its `start`-th request
+/// on, decoded, with the status it answered.
+fn listed_since(sb: &ExternalSandbox, start: usize) -> Vec<(String, u16)> {
+    sb.requests_since(start)
+        .into_iter()
+        .filter(|r| r.method == "GET" && r.path == "/issues.json")
+        .map(|r| {
+            let query = r.query.unwrap_or_default();
+            let url = reqwest::Url::parse(&format!("http://sandbox/?{query}")).expect("query");
+            let value = url
+                .query_pairs()
+                .find(|(k, _)| k == "updated_on")
+                .map(|(_, v)| v.into_owned())
+                .unwrap_or_default();
+            (value, r.status)
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn since_is_written_in_the_form_a_strict_tracker_accepts() {
+    let sb = ExternalSandbox::start(ExternalSandboxConfig::default())
+        .await
+        .expect("sandbox");
+    let id = sb.user_create(vec![(1001, "Printer on fire".into())]);
+    let number = id.trim_start_matches("EXT-").to_string();
+    let since = Utc::now() - ChronoDuration::seconds(10);
+
+    // Milliseconds, the default form, are refused the way Redmine refuses them.
+    let millis = connector(&redmine_config(&sb.url(), ""), redmine_mapping());
+    match millis.changed_since(since, None).await {
+        Err(ConnectorError::Permanent { status, message }) => {
+            assert_eq!(status, Some(422));
+            assert!(message.contains("Updated is invalid"), "{message}");
+        }
+        other => panic!("expected the tracker's 422, got {other:?}"),
+    }
+
+    // Whole seconds are listed, rounded down: an item of the same second is not missed.
+    let secs = connector(
+        &redmine_config(&sb.url(), "since_format = \"rfc3339\"\n"),
+        redmine_mapping(),
+    );
+    let page = secs.changed_since(since, None).await.expect("listing");
+    assert_eq!(page.items.len(), 1);
+    assert_eq!(page.items[0].id, number);
+    assert_eq!(page.items[0].fields["1001"], text("Printer on fire"));
+    let updated = page.items[0].updated.expect("updated_on");
+    let same_second = secs.changed_since(updated + ChronoDuration::milliseconds(999), None);
+    assert_eq!(same_second.await.expect("listing").items.len(), 1);
+    let (value, status) = listed_since(&sb, 0).pop().expect("a listing");
+    assert_eq!(status, 200);
+    assert_eq!(
+        value,
+        format!(
+            ">={}",
+            updated.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        )
+    );
+
+    // An overlap moves `{since}` back: a listing from "now" still sees the recent item.
+    let now = Utc::now() + ChronoDuration::seconds(2);
+    assert!(
+        secs.changed_since(now, None)
+            .await
+            .expect("list")
+            .items
+            .is_empty()
+    );
+    let overlap = connector(
+        &redmine_config(
+            &sb.url(),
+            "since_format = \"rfc3339\"\nsince_overlap = \"30s\"\n",
+        ),
+        redmine_mapping(),
+    );
+    assert_eq!(
+        overlap
+            .changed_since(now, None)
+            .await
+            .expect("list")
+            .items
+            .len(),
+        1
+    );
+    let (value, _) = listed_since(&sb, 0).pop().expect("a listing");
+    let expected =
+        (now - ChronoDuration::seconds(30)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    assert_eq!(value, format!(">={expected}"));
+
+    // A strftime pattern with an offset: the `+` reaches the tracker as `+`, not as a space
+    // (which a raw `+` in a query string means), so the listing is accepted.
+    let pattern = connector(
+        &redmine_config(&sb.url(), "since_format = \"%Y-%m-%dT%H:%M:%S+00:00\"\n"),
+        redmine_mapping(),
+    );
+    assert_eq!(
+        pattern
+            .changed_since(since, None)
+            .await
+            .expect("list")
+            .items
+            .len(),
+        1
+    );
+    let (value, status) = listed_since(&sb, 0).pop().expect("a listing");
+    assert_eq!(status, 200);
+    assert_eq!(
+        value,
+        format!(">={}", since.format("%Y-%m-%dT%H:%M:%S+00:00"))
+    );
+    let raw = sb
+        .request_log()
+        .pop()
+        .and_then(|r| r.query)
+        .unwrap_or_default();
+    assert!(raw.contains("%2B00%3A00"), "{raw}");
+
+    // Unix seconds and milliseconds, for systems that filter on numbers.
+    for (form, expected) in [
+        ("unix", since.timestamp().to_string()),
+        ("unix_millis", since.timestamp_millis().to_string()),
+    ] {
+        let c = connector(
+            &redmine_config(&sb.url(), &format!("since_format = \"{form}\"\n")),
+            redmine_mapping(),
+        );
+        // The sandbox, like Redmine, refuses numbers; what matters is what was sent.
+        let _ = c.changed_since(since, None).await;
+        let (value, _) = listed_since(&sb, 0).pop().expect("a listing");
+        assert_eq!(value, format!(">={expected}"), "{form}");
+    }
+    sb.shutdown().await;
+}
+
+/// The `{since}` of each listing from the `start`-th request on, each one accepted and in
+/// whole seconds.
+fn listings_since(sb: &ExternalSandbox, start: usize) -> Vec<chrono::DateTime<Utc>> {
+    listed_since(sb, start)
+        .into_iter()
+        .map(|(value, status)| {
+            assert_eq!(status, 200, "a listing was refused: {value}");
+            let time = value.strip_prefix(">=").expect("a >= filter");
+            assert!(!time.contains('.'), "fractional seconds sent: {time}");
+            chrono::DateTime::parse_from_rfc3339(time)
+                .expect("RFC 3339")
+                .with_timezone(&Utc)
+        })
+        .collect()
+}
+
+/// Tandem's writes to the Redmine-style API (creates and updates).
+fn redmine_writes(sb: &ExternalSandbox) -> usize {
+    sb.request_log()
+        .iter()
+        .filter(|r| {
+            (r.method == "POST" && r.path == "/issues.json")
+                || (r.method == "PUT" && r.path.starts_with("/issues/"))
+        })
+        .count()
+}
+
+/// Waits until the item's current state was listed `n` times from the `start`-th request on.
+async fn relisted(w: &common::World, id: &str, start: usize, n: usize) {
+    let updated = w
+        .external
+        .item(id)
+        .and_then(|i| i["updated"].as_str().map(str::to_string))
+        .expect("item");
+    let updated = chrono::DateTime::parse_from_rfc3339(&updated)
+        .expect("time")
+        .with_timezone(&Utc);
+    let updated = chrono::SubsecRound::trunc_subsecs(updated, 0);
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while listings_since(&w.external, start)
+        .iter()
+        .filter(|since| **since <= updated)
+        .count()
+        < n
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "item {id} not re-listed {n} times"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn polling_a_strict_tracker_with_an_overlap_relists_without_writing_twice() {
+    let w = common::world(common::Options {
+        external: Some(common::REDMINE.into()),
+        poll_interval: Some("1s"),
+        ..common::Options::default()
+    })
+    .await;
+    let ext_id = w.external.user_create(vec![
+        (1001, "Refund request".into()),
+        (1003, "2026-03-01".into()),
+    ]);
+    let number = ext_id.trim_start_matches("EXT-").to_string();
+    let link_field = w.jira.external_id_field().to_string();
+    let issue = common::eventually("Jira twin of the polled item", || {
+        w.jira
+            .issues()
+            .into_iter()
+            .find(|i| i["fields"][&link_field] == json!(number))
+    })
+    .await;
+    let key = issue["key"].as_str().expect("key").to_string();
+    assert_eq!(issue["fields"]["summary"], json!("Refund request"));
+    common::quiesce(&w).await;
+    let jira_writes = w.jira_writes().len();
+    assert_eq!(redmine_writes(&w.external), 0);
+
+    // Re-listed by every poll while the overlap covers it: no second twin, no write.
+    relisted(&w, &ext_id, 0, 3).await;
+    common::quiesce(&w).await;
+    assert_eq!(
+        w.jira_writes().len(),
+        jira_writes,
+        "re-listing wrote to Jira"
+    );
+    assert_eq!(
+        redmine_writes(&w.external),
+        0,
+        "re-listing wrote to Redmine"
+    );
+
+    // An edit in the tracker crosses once, however often the overlap lists it.
+    let start = w.external.request_count();
+    assert!(
+        w.external
+            .user_edit(&ext_id, vec![(1001, "Refund sent".into())])
+    );
+    common::eventually("tracker edit in Jira", || {
+        w.jira
+            .issue(&key)
+            .filter(|i| i["fields"]["summary"] == json!("Refund sent"))
+    })
+    .await;
+    relisted(&w, &ext_id, start, 3).await;
+    common::quiesce(&w).await;
+    assert_eq!(w.jira_writes().len(), jira_writes + 1);
+    assert_eq!(redmine_writes(&w.external), 0);
+
+    // An edit in Jira is written to the tracker once; its echo, listed again and again by
+    // the overlap, costs nothing.
+    w.jira
+        .user_edit_issue(&key, json!({"duedate": "2026-04-01"}));
+    common::eventually("Jira edit in the tracker", || {
+        w.external
+            .item(&ext_id)
+            .filter(|i| common::ext_field(i, 1003).as_deref() == Some("2026-04-01"))
+    })
+    .await;
+    let start = w.external.request_count();
+    relisted(&w, &ext_id, start, 3).await;
+    common::quiesce(&w).await;
+    assert_eq!(redmine_writes(&w.external), 1);
+    assert_eq!(
+        w.jira_writes().len(),
+        jira_writes + 1,
+        "the echo wrote to Jira"
+    );
+    assert_eq!(w.jira.issues().len(), 1, "never a second twin");
+    w.stop().await;
 }

@@ -206,6 +206,8 @@ pub struct CheckReport {
     pub fields: Vec<String>,
     /// Problems found; empty when all is well.
     pub problems: Vec<String>,
+    /// What could not be checked, and why; not problems.
+    pub notes: Vec<String>,
 }
 
 /// One system, as the engine needs it.

@@ -43,6 +43,9 @@ pub struct Options {
     pub max_attempts: u32,
     /// Extra lines for the `[server]` table.
     pub server_extra: String,
+    /// Replaces the `[connection.external]` table (`EXT_URL` stands for the sandbox's URL);
+    /// the sandbox's seed-format webhooks are then not pointed at Tandem. See [`REDMINE`].
+    pub external: Option<String>,
 }
 
 impl Default for Options {
@@ -56,9 +59,76 @@ impl Default for Options {
             lease_seconds: 30,
             max_attempts: 4,
             server_extra: String::new(),
+            external: None,
         }
     }
 }
+
+/// The external system in the seed's format.
+const SEED_EXTERNAL: &str = r#"
+[connection.external]
+type = "rest"
+base_url = "EXT_URL"
+auth = { type = "basic", username = "external", password = "external-secret" }
+webhook_token = "ext-hook-token"
+"#;
+
+/// The external sandbox's Redmine-style API through `format = "custom"`, as a Redmine user
+/// configures it: whole-second `{since}` (Redmine refuses fractions), each field a custom
+/// field. Redmine sends no webhooks, so changes there arrive by polling.
+pub const REDMINE: &str = r#"
+[connection.external]
+type = "rest"
+base_url = "EXT_URL"
+format = "custom"
+auth = { type = "basic", username = "external", password = "external-secret" }
+
+[connection.external.operations.create]
+method = "POST"
+path = "/issues.json"
+body = '{"issue": {{fields}}}'
+id_pointer = "/issue/id"
+
+[connection.external.operations.update]
+method = "PUT"
+path = "/issues/{id}.json"
+body = '{"issue": {{fields}}}'
+
+[connection.external.operations.fetch]
+method = "GET"
+path = "/issues/{id}.json"
+item_pointer = "/issue"
+updated_pointer = "/updated_on"
+
+[connection.external.operations.list_changed]
+method = "GET"
+path = "/issues.json?status_id=*&sort=updated_on&limit=100&updated_on=%3E%3D{since}"
+items_pointer = "/issues"
+id_pointer = "/id"
+updated_pointer = "/updated_on"
+since_format = "rfc3339"
+since_overlap = "5s"
+
+[[connection.external.fields]]
+id = "1001"
+read = "$.custom_fields[?(@.id==1001)].value"
+write = "/custom_field_values/1001"
+
+[[connection.external.fields]]
+id = "1002"
+read = "$.custom_fields[?(@.id==1002)].value"
+write = "/custom_field_values/1002"
+
+[[connection.external.fields]]
+id = "1003"
+read = "$.custom_fields[?(@.id==1003)].value"
+write = "/custom_field_values/1003"
+
+[[connection.external.fields]]
+id = "1004"
+read = "$.custom_fields[?(@.id==1004)].value"
+write = "/custom_field_values/1004"
+"#;
 
 pub async fn world(opts: Options) -> World {
     // RUST_LOG=tandem=debug shows the engine's decisions when a test fails.
@@ -111,11 +181,7 @@ api_token = "sandbox-api-token"
 project = "TEST"
 issue_type = "Task"
 {secret_line}
-[connection.external]
-type = "rest"
-base_url = "{ext_url}"
-auth = {{ type = "basic", username = "external", password = "external-secret" }}
-webhook_token = "ext-hook-token"
+{external}
 "#,
         extra = opts.connection_extra,
         server_extra = opts.server_extra,
@@ -127,7 +193,11 @@ webhook_token = "ext-hook-token"
             .unwrap_or_default(),
         filter = opts.filter,
         jira_url = jira.url(),
-        ext_url = external.url(),
+        external = opts
+            .external
+            .as_deref()
+            .unwrap_or(SEED_EXTERNAL)
+            .replace("EXT_URL", &external.url()),
     );
     let path = dir.path().join("tandem.toml");
     std::fs::write(&path, config).unwrap();
@@ -150,10 +220,12 @@ webhook_token = "ext-hook-token"
     .expect("tandem starts");
     let base = format!("http://{}", running.addr);
     jira.register_webhook(&format!("{base}/webhooks/seed/jira"), opts.jira_secret);
-    external.set_webhook(
-        &format!("{base}/webhooks/seed/external"),
-        Some("ext-hook-token"),
-    );
+    if opts.external.is_none() {
+        external.set_webhook(
+            &format!("{base}/webhooks/seed/external"),
+            Some("ext-hook-token"),
+        );
+    }
     World {
         jira,
         external,

@@ -28,6 +28,7 @@ impl Reader {
                 .map(Reader::Path)
                 .map_err(|e| format!("`{spec}` is not a valid JSONPath: {e}"))
         } else if spec.is_empty() || spec.starts_with('/') {
+            check_pointer(spec)?;
             Ok(Reader::Pointer(spec.to_string()))
         } else {
             Err(format!(
@@ -43,6 +44,31 @@ impl Reader {
             Reader::Path(path) => path.query(item).all().into_iter().next(),
         }
     }
+}
+
+/// Checks RFC 6901 syntax: empty (the whole document) or `/`-separated tokens in which `~` is
+/// only ever followed by `0` (`~`) or `1` (`/`). `serde_json` silently finds nothing at a
+/// pointer with any other escape, so a typo like `~2` would only show as empty values.
+pub fn check_pointer(p: &str) -> Result<(), String> {
+    if p.is_empty() {
+        return Ok(());
+    }
+    if !p.starts_with('/') {
+        return Err(format!(
+            "`{p}` is not a JSON Pointer: it must be empty or start with `/`"
+        ));
+    }
+    let mut chars = p.char_indices().peekable();
+    while let Some((at, c)) = chars.next() {
+        if c == '~' && !matches!(chars.peek(), Some((_, '0' | '1'))) {
+            let escape: String = p[at..].chars().take(2).collect();
+            return Err(format!(
+                "`{p}` is not a JSON Pointer: `{escape}` is not an escape (only `~0` for `~` \
+                 and `~1` for `/` exist)"
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Reads a value from the seed's string form.
@@ -133,6 +159,7 @@ pub fn set_pointer(root: &mut Value, pointer: &str, value: Value) -> Result<(), 
         *root = value;
         return Ok(());
     }
+    check_pointer(pointer)?;
     let Some(rest) = pointer.strip_prefix('/') else {
         return Err(format!("`{pointer}` is not a JSON Pointer"));
     };
@@ -171,6 +198,17 @@ mod tests {
         assert_eq!(p.read(&item), Some(&json!("y")));
         assert!(Reader::parse("$[").is_err());
         assert!(Reader::parse("a.b").is_err());
+        assert!(Reader::parse("/priority~2id").unwrap_err().contains("`~2`"));
+    }
+
+    #[test]
+    fn pointer_escapes_follow_rfc_6901() {
+        for ok in ["", "/", "/a~0b", "/a~1b/c", "/~01", "/é/~1"] {
+            assert_eq!(check_pointer(ok), Ok(()), "{ok}");
+        }
+        for bad in ["a", "/a~", "/a~2b", "/~~0", "/x~é"] {
+            assert!(check_pointer(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

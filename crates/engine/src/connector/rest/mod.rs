@@ -11,19 +11,22 @@
 //! so `set_link` and `find_by_link` do nothing: the store's links are the record. Comments
 //! are a Jira notion here and are skipped.
 
+mod check;
 pub mod client;
 pub mod fields;
+pub mod since;
 pub mod webhook;
 
 use self::client::{RestClient, encode_component};
 use self::fields::Reader;
+use self::since::SinceFormat;
 use super::http::Answer;
 use super::{
     CheckReport, Connector, ConnectorContext, ConnectorError, ConnectorResult, Fields, Item, Page,
     WebhookError,
 };
 use crate::config::{
-    HttpMethod, RestConfig, RestFormat, RestOperation, RestOperations, WebhookPayload,
+    HttpMethod, KeyLines, RestConfig, RestFormat, RestOperation, RestOperations, WebhookPayload,
 };
 use crate::secret::Secret;
 use async_trait::async_trait;
@@ -40,8 +43,12 @@ use tandem_core::{ChangeEvent, ChangeKind, EventOrigin, FieldValue, Side};
 #[derive(Debug, Clone)]
 struct FieldPlace {
     read: Reader,
+    /// `read` as configured, for messages.
+    read_spec: String,
     /// JSON Pointer inside the `{{fields}}` object; `None` when the field is read-only.
     write: Option<String>,
+    /// Its `[[fields]]` entry; `None` when the field sits at its default place.
+    entry: Option<usize>,
 }
 
 #[derive(Debug)]
@@ -61,6 +68,10 @@ pub struct RestConnector {
     webhook_event_pointer: Option<String>,
     /// External field id → where it lives (custom format).
     places: BTreeMap<String, FieldPlace>,
+    /// How `list_changed` writes `{since}` (custom format).
+    since_format: SinceFormat,
+    /// Where the configuration's keys are, for `check`'s messages.
+    key_lines: KeyLines,
     /// Seed format: item id → the `sourceIssueId` (Jira key) last seen on it. The worker
     /// fetches a twin before updating it, so an update can repeat the key the item already
     /// holds instead of overwriting it with the item's own id.
@@ -99,23 +110,40 @@ impl RestConnector {
             }
         };
         let mut places = BTreeMap::new();
-        for f in &cfg.fields {
+        for (entry, f) in cfg.fields.iter().enumerate() {
             let read = Reader::parse(&f.read)
                 .map_err(|e| anyhow::anyhow!("rest: field `{}`: read {e}", f.id))?;
             let write = f.write_pointer().map(str::to_string);
             if let Some(w) = &write
-                && !(w.is_empty() || w.starts_with('/'))
+                && let Err(e) = fields::check_pointer(w)
             {
-                anyhow::bail!("rest: field `{}`: write `{w}` is not a JSON Pointer", f.id);
+                anyhow::bail!("rest: field `{}`: write {e}", f.id);
             }
-            places.insert(f.id.clone(), FieldPlace { read, write });
+            places.insert(
+                f.id.clone(),
+                FieldPlace {
+                    read,
+                    read_spec: f.read.trim().to_string(),
+                    write,
+                    entry: Some(entry),
+                },
+            );
         }
         for id in ctx.mapping.fields_on(ctx.side) {
             places.entry(id.to_string()).or_insert_with(|| FieldPlace {
                 read: Reader::Pointer(default_pointer(id)),
+                read_spec: default_pointer(id),
                 write: Some(default_pointer(id)),
+                entry: None,
             });
         }
+        let since_format = SinceFormat::parse(
+            cfg.operations
+                .as_ref()
+                .and_then(|o| o.list_changed.as_ref())
+                .and_then(|l| l.since_format.as_deref()),
+        )
+        .map_err(|e| anyhow::anyhow!("rest: list_changed.since_format: {e}"))?;
         let (id_ptr, event_ptr) = match &cfg.webhook {
             Some(w) => (w.id_pointer.clone(), w.event_pointer.clone()),
             None => ("/id".to_string(), None),
@@ -130,6 +158,8 @@ impl RestConnector {
             webhook_id_pointer: id_ptr,
             webhook_event_pointer: event_ptr,
             places,
+            since_format,
+            key_lines: cfg.key_lines.clone(),
             source_refs: Mutex::new(HashMap::new()),
         })
     }
@@ -333,6 +363,26 @@ impl RestConnector {
             project: None,
             issue_type: None,
         })
+    }
+
+    /// The items `list_changed` answers for `since`, as JSON.
+    async fn list_raw(
+        &self,
+        op: &RestOperation,
+        since: DateTime<Utc>,
+    ) -> ConnectorResult<Vec<Value>> {
+        let since_text = self.since_format.render(since, op.since_overlap());
+        let mut v = self
+            .run(op, None, Some(&since_text), None)
+            .await?
+            .json("rest: changed items")?;
+        let ptr = op.items_pointer.as_deref().unwrap_or("");
+        match v.pointer_mut(ptr).map(Value::take) {
+            Some(Value::Array(list)) => Ok(list),
+            _ => Err(ConnectorError::permanent(format!(
+                "rest: the listing has no array at items_pointer `{ptr}`"
+            ))),
+        }
     }
 
     fn missing_op(what: &str) -> ConnectorError {
@@ -648,9 +698,9 @@ impl Connector for RestConnector {
         if page.is_some() {
             return Ok(Page::default());
         }
-        let since_text = since.to_rfc3339_opts(SecondsFormat::Millis, true);
         match &self.format {
             Format::Seed => {
+                let since_text = since.to_rfc3339_opts(SecondsFormat::Millis, true);
                 let path = format!("/API/issues?updatedSince={}", encode_component(&since_text));
                 let v = self
                     .client
@@ -671,17 +721,9 @@ impl Connector for RestConnector {
                     .list_changed
                     .as_ref()
                     .ok_or_else(|| Self::missing_op("list_changed"))?;
-                let v = self
-                    .run(op, None, Some(&since_text), None)
+                let items = self
+                    .list_raw(op, since)
                     .await?
-                    .json("rest: changed items")?;
-                let ptr = op.items_pointer.as_deref().unwrap_or("");
-                let list = v.pointer(ptr).and_then(Value::as_array).ok_or_else(|| {
-                    ConnectorError::permanent(format!(
-                        "rest: the listing has no array at items_pointer `{ptr}`"
-                    ))
-                })?;
-                let items = list
                     .iter()
                     .map(|i| self.custom_item(i, None, op))
                     .collect::<ConnectorResult<Vec<_>>>()?;
@@ -708,13 +750,15 @@ impl Connector for RestConnector {
                 .fields
                 .push(format!("{fid} → {}", self.field_name(fid)));
         }
-        // A listing since "now" is cheap and proves the URL and the credentials.
-        let probe = match &self.format {
-            Format::Seed => true,
-            Format::Custom(ops) => ops.list_changed.is_some(),
-        };
-        if probe && let Err(e) = self.changed_since(Utc::now(), None).await {
-            report.problems.push(e.to_string());
+        match &self.format {
+            // A listing since "now" is cheap and proves the URL and the credentials.
+            Format::Seed => {
+                if let Err(e) = self.changed_since(Utc::now(), None).await {
+                    report.problems.push(e.to_string());
+                }
+            }
+            // The same listing, then every configured pointer tried on real items.
+            Format::Custom(ops) => self.check_pointers(ops, &mut report).await,
         }
         report
     }
