@@ -432,7 +432,8 @@ pub trait Store: Send + Sync + 'static {
         now: DateTime<Utc>,
     ) -> StoreResult<()>;
 
-    /// Returns every lease `owner` holds to the queue, due at once (graceful shutdown).
+    /// Returns every lease `owner` holds to the queue, due at once, and forgets its heartbeat
+    /// (graceful shutdown).
     async fn release_leases(&self, owner: &str) -> StoreResult<u64>;
 
     async fn get_event(&self, id: i64) -> StoreResult<Option<QueuedEvent>>;
@@ -502,6 +503,11 @@ pub trait Store: Send + Sync + 'static {
         now: DateTime<Utc>,
     ) -> StoreResult<()>;
 
+    /// Forgets the recorded create of the item: its create was refused, so no twin exists
+    /// for an arriving item to be recognised as.
+    async fn forget_create(&self, connection: &str, source: Side, item_id: &str)
+    -> StoreResult<()>;
+
     /// The values recorded by [`Store::record_create`] for the item, if any.
     async fn recorded_create(
         &self,
@@ -509,6 +515,56 @@ pub trait Store: Send + Sync + 'static {
         source: Side,
         item_id: &str,
     ) -> StoreResult<Option<Shadow>>;
+
+    /// Every recorded create whose twin would be on `target` (copies of items of the other
+    /// side), oldest first. An unlinked item arriving on `target` that holds the values of
+    /// one of them is that create's twin coming back, not a new item (see
+    /// [`RecordedCreate::unreadable`]).
+    async fn recorded_creates_into(
+        &self,
+        connection: &str,
+        target: Side,
+    ) -> StoreResult<Vec<RecordedCreate>>;
+
+    /// Notes that the recorded create of (`source`, `item_id`) took effect but its answer
+    /// could not be read (`reason`), and opens the circuit that stops creating on the other
+    /// side of `connection` ([`Store::create_circuits`]); `config` is the fingerprint of that
+    /// side's configuration, so a changed configuration closes it
+    /// ([`Store::close_create_circuits`]). One transaction; an open circuit keeps its first
+    /// reason.
+    async fn create_unreadable(
+        &self,
+        connection: &str,
+        source: Side,
+        item_id: &str,
+        reason: &str,
+        config: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()>;
+
+    /// The open create circuits, in connection and side order.
+    async fn create_circuits(&self) -> StoreResult<Vec<CreateCircuit>>;
+
+    /// Closes create circuits: those of `connection` (all when `None`) on `side` (both when
+    /// `None`). With `unless_config`, only circuits opened under another configuration (the
+    /// configuration was fixed); without it (an operator's reset) the unreadable creates into
+    /// those sides are also let go, so the items held for them are twinned again. Returns
+    /// how many circuits closed.
+    async fn close_create_circuits(
+        &self,
+        connection: Option<&str>,
+        side: Option<Side>,
+        unless_config: Option<&str>,
+    ) -> StoreResult<u64>;
+
+    /// Notes that lease owner `owner` is alive at `now` (every running engine, every second).
+    async fn heartbeat(&self, owner: &str, now: DateTime<Utc>) -> StoreResult<()>;
+
+    /// Gives back, due at once, every lease held by an owner whose last heartbeat is older
+    /// than `dead_before` (a process that was killed), and forgets those owners. Owners that
+    /// never wrote a heartbeat (an older version) keep their leases until they expire.
+    /// Returns how many leases came back.
+    async fn release_dead_owners(&self, dead_before: DateTime<Utc>) -> StoreResult<u64>;
 
     /// Links in the order they were made (stable pages while new links are added).
     async fn list_links(
@@ -541,6 +597,32 @@ pub trait Store: Send + Sync + 'static {
 
 // ---------------------------------------------------------------------------------------------
 // Shared by both backends: rows as plain values, decoded into domain types without panicking.
+
+/// A create Tandem started, as [`Store::recorded_creates_into`] lists it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordedCreate {
+    /// The side of the item that was copied.
+    pub source: Side,
+    pub item_id: String,
+    /// The values the create sent, keyed by mapping key.
+    pub values: Shadow,
+    /// Set when the create took effect but its answer could not be read: its twin exists and
+    /// nobody knows its id, so until it is recognised no unknown item on the target side is
+    /// twinned (it may be that twin).
+    pub unreadable: Option<String>,
+    pub recorded_at: DateTime<Utc>,
+}
+
+/// Creating on one side of a connection is stopped: a create there took effect but its
+/// answer could not be read.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CreateCircuit {
+    pub connection: String,
+    /// The side where creating is stopped.
+    pub side: Side,
+    pub reason: String,
+    pub opened_at: DateTime<Utc>,
+}
 
 /// An `events` row with timestamps already decoded by the backend.
 pub(crate) struct EventRow {

@@ -7,10 +7,10 @@
 //! ([`open_postgres_in_schema`]) so parallel runs do not collide.
 
 use super::{
-    AuditEntry, AuditRow, Completion, ConnectionLock, DeadLetter, Enqueued, EventFilter, EventRow,
-    EventStatus, LinkRow, QueuedEvent, Store, StoreError, StoreResult, check_completion,
-    covered_note, decode_event, decode_recorded_create, decode_status, lease_expiry, link_conflict,
-    link_not_saved, redact_url, to_json,
+    AuditEntry, AuditRow, Completion, ConnectionLock, CreateCircuit, DeadLetter, Enqueued,
+    EventFilter, EventRow, EventStatus, LinkRow, QueuedEvent, RecordedCreate, Store, StoreError,
+    StoreResult, check_completion, covered_note, decode_event, decode_recorded_create, decode_side,
+    decode_status, lease_expiry, link_conflict, link_not_saved, redact_url, to_json,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -38,6 +38,16 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         3,
         "recorded creates",
         include_str!("../../migrations/postgres/0003_recorded_creates.sql"),
+    ),
+    (
+        4,
+        "lease owners",
+        include_str!("../../migrations/postgres/0004_lease_owners.sql"),
+    ),
+    (
+        5,
+        "unreadable creates",
+        include_str!("../../migrations/postgres/0005_unreadable_creates.sql"),
     ),
 ];
 
@@ -715,6 +725,7 @@ impl Store for PgStore {
     }
 
     async fn release_leases(&self, owner: &str) -> StoreResult<u64> {
+        let mut tx = self.pool.begin().await?;
         let n = sqlx::query(
             "UPDATE events
              SET status = 'pending', lease_owner = NULL, lease_expires_at = NULL, updated_at = $1
@@ -722,9 +733,57 @@ impl Store for PgStore {
         )
         .bind(Utc::now())
         .bind(owner)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?
         .rows_affected();
+        sqlx::query("DELETE FROM lease_owners WHERE owner = $1")
+            .bind(owner)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(n)
+    }
+
+    async fn heartbeat(&self, owner: &str, now: DateTime<Utc>) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO lease_owners (owner, heartbeat_at) VALUES ($1, $2)
+             ON CONFLICT (owner) DO UPDATE SET heartbeat_at = excluded.heartbeat_at",
+        )
+        .bind(owner)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn release_dead_owners(&self, dead_before: DateTime<Utc>) -> StoreResult<u64> {
+        let mut tx = self.pool.begin().await?;
+        // Several instances may run this at once: the owners' rows are locked first, so
+        // one of them releases and forgets a dead owner and the others find nothing.
+        let dead: Vec<String> = sqlx::query_scalar(
+            "SELECT owner FROM lease_owners WHERE heartbeat_at < $1 FOR UPDATE SKIP LOCKED",
+        )
+        .bind(dead_before)
+        .fetch_all(&mut *tx)
+        .await?;
+        if dead.is_empty() {
+            return Ok(0);
+        }
+        let n = sqlx::query(
+            "UPDATE events
+             SET status = 'pending', lease_owner = NULL, lease_expires_at = NULL, updated_at = $2
+             WHERE status = 'leased' AND lease_owner = ANY($1)",
+        )
+        .bind(&dead)
+        .bind(Utc::now())
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        sqlx::query("DELETE FROM lease_owners WHERE owner = ANY($1)")
+            .bind(&dead)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
         Ok(n)
     }
 
@@ -948,6 +1007,24 @@ impl Store for PgStore {
         Ok(())
     }
 
+    async fn forget_create(
+        &self,
+        connection: &str,
+        source: Side,
+        item_id: &str,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "DELETE FROM recorded_creates
+             WHERE connection = $1 AND source_side = $2 AND item_id = $3",
+        )
+        .bind(connection)
+        .bind(source.as_str())
+        .bind(item_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
     async fn recorded_create(
         &self,
         connection: &str,
@@ -966,6 +1043,126 @@ impl Store for PgStore {
         shadow
             .map(|s| decode_recorded_create(connection, source, item_id, &s))
             .transpose()
+    }
+
+    async fn recorded_creates_into(
+        &self,
+        connection: &str,
+        target: Side,
+    ) -> StoreResult<Vec<RecordedCreate>> {
+        let source = target.other();
+        let rows = sqlx::query(
+            "SELECT item_id, shadow, unreadable, recorded_at FROM recorded_creates
+             WHERE connection = $1 AND source_side = $2 ORDER BY recorded_at, item_id",
+        )
+        .bind(connection)
+        .bind(source.as_str())
+        .fetch_all(&self.pool)
+        .await?;
+        let what = || format!("recorded create in {connection}");
+        rows.iter()
+            .map(|row| {
+                let item_id: String = col(row, "item_id", &what)?;
+                let shadow: String = col(row, "shadow", &what)?;
+                Ok(RecordedCreate {
+                    values: decode_recorded_create(connection, source, &item_id, &shadow)?,
+                    unreadable: col(row, "unreadable", &what)?,
+                    recorded_at: col(row, "recorded_at", &what)?,
+                    source,
+                    item_id,
+                })
+            })
+            .collect()
+    }
+
+    async fn create_unreadable(
+        &self,
+        connection: &str,
+        source: Side,
+        item_id: &str,
+        reason: &str,
+        config: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "UPDATE recorded_creates SET unreadable = $4
+             WHERE connection = $1 AND source_side = $2 AND item_id = $3",
+        )
+        .bind(connection)
+        .bind(source.as_str())
+        .bind(item_id)
+        .bind(reason)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO create_circuits (connection, side, config, reason, opened_at)
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (connection, side) DO NOTHING",
+        )
+        .bind(connection)
+        .bind(source.other().as_str())
+        .bind(config)
+        .bind(reason)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn create_circuits(&self) -> StoreResult<Vec<CreateCircuit>> {
+        let rows = sqlx::query(
+            "SELECT connection, side, reason, opened_at FROM create_circuits
+             ORDER BY connection, side",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let what = || "create circuit".to_string();
+        rows.iter()
+            .map(|row| {
+                Ok(CreateCircuit {
+                    connection: col(row, "connection", &what)?,
+                    side: decode_side(&what(), &col::<String>(row, "side", &what)?)?,
+                    reason: col(row, "reason", &what)?,
+                    opened_at: col(row, "opened_at", &what)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn close_create_circuits(
+        &self,
+        connection: Option<&str>,
+        side: Option<Side>,
+        unless_config: Option<&str>,
+    ) -> StoreResult<u64> {
+        let side = side.map(Side::as_str);
+        let mut tx = self.pool.begin().await?;
+        let n = sqlx::query(
+            "DELETE FROM create_circuits
+             WHERE ($1::text IS NULL OR connection = $1) AND ($2::text IS NULL OR side = $2)
+               AND ($3::text IS NULL OR config <> $3)",
+        )
+        .bind(connection)
+        .bind(side)
+        .bind(unless_config)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if unless_config.is_none() {
+            // The creates into that side are copies of the other side's items.
+            sqlx::query(
+                "UPDATE recorded_creates SET unreadable = NULL
+                 WHERE ($1::text IS NULL OR connection = $1)
+                   AND ($2::text IS NULL OR source_side <> $2) AND unreadable IS NOT NULL",
+            )
+            .bind(connection)
+            .bind(side)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(n)
     }
 
     async fn list_links(

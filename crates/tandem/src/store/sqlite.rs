@@ -11,10 +11,10 @@
 //! the claim query compares them directly.
 
 use super::{
-    AuditEntry, AuditRow, Completion, ConnectionLock, DeadLetter, Enqueued, EventFilter, EventRow,
-    EventStatus, LinkRow, QueuedEvent, Store, StoreError, StoreResult, check_completion,
-    covered_note, decode_event, decode_recorded_create, decode_status, lease_expiry, link_conflict,
-    link_not_saved, to_json,
+    AuditEntry, AuditRow, Completion, ConnectionLock, CreateCircuit, DeadLetter, Enqueued,
+    EventFilter, EventRow, EventStatus, LinkRow, QueuedEvent, RecordedCreate, Store, StoreError,
+    StoreResult, check_completion, covered_note, decode_event, decode_recorded_create, decode_side,
+    decode_status, lease_expiry, link_conflict, link_not_saved, to_json,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -51,6 +51,16 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         3,
         "recorded creates",
         include_str!("../../migrations/sqlite/0003_recorded_creates.sql"),
+    ),
+    (
+        4,
+        "lease owners",
+        include_str!("../../migrations/sqlite/0004_lease_owners.sql"),
+    ),
+    (
+        5,
+        "unreadable creates",
+        include_str!("../../migrations/sqlite/0005_unreadable_creates.sql"),
     ),
 ];
 
@@ -777,6 +787,7 @@ impl Store for SqliteStore {
     async fn release_leases(&self, owner: &str) -> StoreResult<u64> {
         let now = ts(Utc::now());
         let _w = self.write.lock().await;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let n = sqlx::query(
             "UPDATE events
              SET status = 'pending', lease_owner = NULL, lease_expires_at = NULL, updated_at = $1
@@ -784,10 +795,63 @@ impl Store for SqliteStore {
         )
         .bind(now)
         .bind(owner)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?
         .rows_affected();
+        sqlx::query("DELETE FROM lease_owners WHERE owner = $1")
+            .bind(owner)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
         Ok(n)
+    }
+
+    async fn heartbeat(&self, owner: &str, now: DateTime<Utc>) -> StoreResult<()> {
+        let owner = owner.to_string();
+        let now = ts(now);
+        self.writer
+            .write(false, move |conn| {
+                Box::pin(async move {
+                    sqlx::query(
+                        "INSERT INTO lease_owners (owner, heartbeat_at) VALUES ($1, $2)
+                         ON CONFLICT (owner) DO UPDATE SET heartbeat_at = excluded.heartbeat_at",
+                    )
+                    .bind(&owner)
+                    .bind(&now)
+                    .execute(&mut *conn)
+                    .await?;
+                    Ok(())
+                })
+            })
+            .await
+    }
+
+    async fn release_dead_owners(&self, dead_before: DateTime<Utc>) -> StoreResult<u64> {
+        let dead_before = ts(dead_before);
+        let now = ts(Utc::now());
+        self.writer
+            .write(true, move |conn| {
+                Box::pin(async move {
+                    let n = sqlx::query(
+                        "UPDATE events
+                         SET status = 'pending', lease_owner = NULL, lease_expires_at = NULL,
+                             updated_at = $2
+                         WHERE status = 'leased' AND lease_owner IN
+                               (SELECT owner FROM lease_owners WHERE heartbeat_at < $1)",
+                    )
+                    .bind(&dead_before)
+                    .bind(&now)
+                    .execute(&mut *conn)
+                    .await?
+                    .rows_affected();
+                    sqlx::query("DELETE FROM lease_owners WHERE heartbeat_at < $1")
+                        .bind(&dead_before)
+                        .execute(&mut *conn)
+                        .await?;
+                    Ok(n)
+                })
+            })
+            .await
     }
 
     async fn get_event(&self, id: i64) -> StoreResult<Option<QueuedEvent>> {
@@ -1009,6 +1073,25 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    async fn forget_create(
+        &self,
+        connection: &str,
+        source: Side,
+        item_id: &str,
+    ) -> StoreResult<()> {
+        let _w = self.write.lock().await;
+        sqlx::query(
+            "DELETE FROM recorded_creates
+             WHERE connection = $1 AND source_side = $2 AND item_id = $3",
+        )
+        .bind(connection)
+        .bind(source.as_str())
+        .bind(item_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
     async fn recorded_create(
         &self,
         connection: &str,
@@ -1027,6 +1110,128 @@ impl Store for SqliteStore {
         shadow
             .map(|s| decode_recorded_create(connection, source, item_id, &s))
             .transpose()
+    }
+
+    async fn recorded_creates_into(
+        &self,
+        connection: &str,
+        target: Side,
+    ) -> StoreResult<Vec<RecordedCreate>> {
+        let source = target.other();
+        let rows = sqlx::query(
+            "SELECT item_id, shadow, unreadable, recorded_at FROM recorded_creates
+             WHERE connection = $1 AND source_side = $2 ORDER BY recorded_at, item_id",
+        )
+        .bind(connection)
+        .bind(source.as_str())
+        .fetch_all(&self.pool)
+        .await?;
+        let what = || format!("recorded create in {connection}");
+        rows.iter()
+            .map(|row| {
+                let item_id: String = col(row, "item_id", &what)?;
+                let shadow: String = col(row, "shadow", &what)?;
+                Ok(RecordedCreate {
+                    values: decode_recorded_create(connection, source, &item_id, &shadow)?,
+                    unreadable: col(row, "unreadable", &what)?,
+                    recorded_at: parse_ts(&what(), &col::<String>(row, "recorded_at", &what)?)?,
+                    source,
+                    item_id,
+                })
+            })
+            .collect()
+    }
+
+    async fn create_unreadable(
+        &self,
+        connection: &str,
+        source: Side,
+        item_id: &str,
+        reason: &str,
+        config: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        let _w = self.write.lock().await;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        sqlx::query(
+            "UPDATE recorded_creates SET unreadable = $4
+             WHERE connection = $1 AND source_side = $2 AND item_id = $3",
+        )
+        .bind(connection)
+        .bind(source.as_str())
+        .bind(item_id)
+        .bind(reason)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO create_circuits (connection, side, config, reason, opened_at)
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (connection, side) DO NOTHING",
+        )
+        .bind(connection)
+        .bind(source.other().as_str())
+        .bind(config)
+        .bind(reason)
+        .bind(ts(now))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn create_circuits(&self) -> StoreResult<Vec<CreateCircuit>> {
+        let rows = sqlx::query(
+            "SELECT connection, side, reason, opened_at FROM create_circuits
+             ORDER BY connection, side",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let what = || "create circuit".to_string();
+        rows.iter()
+            .map(|row| {
+                Ok(CreateCircuit {
+                    connection: col(row, "connection", &what)?,
+                    side: decode_side(&what(), &col::<String>(row, "side", &what)?)?,
+                    reason: col(row, "reason", &what)?,
+                    opened_at: parse_ts(&what(), &col::<String>(row, "opened_at", &what)?)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn close_create_circuits(
+        &self,
+        connection: Option<&str>,
+        side: Option<Side>,
+        unless_config: Option<&str>,
+    ) -> StoreResult<u64> {
+        let side = side.map(Side::as_str);
+        let _w = self.write.lock().await;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let n = sqlx::query(
+            "DELETE FROM create_circuits
+             WHERE ($1 IS NULL OR connection = $1) AND ($2 IS NULL OR side = $2)
+               AND ($3 IS NULL OR config <> $3)",
+        )
+        .bind(connection)
+        .bind(side)
+        .bind(unless_config)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if unless_config.is_none() {
+            // The creates into that side are copies of the other side's items.
+            sqlx::query(
+                "UPDATE recorded_creates SET unreadable = NULL
+                 WHERE ($1 IS NULL OR connection = $1)
+                   AND ($2 IS NULL OR source_side <> $2) AND unreadable IS NOT NULL",
+            )
+            .bind(connection)
+            .bind(side)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(n)
     }
 
     async fn list_links(

@@ -169,7 +169,10 @@ impl Instance {
             .append(true)
             .open(&log)
             .expect("log file");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_tandem"))
+        // `TANDEM_TEST_BIN` runs another build (to measure a change against the one before).
+        let bin = std::env::var("TANDEM_TEST_BIN")
+            .unwrap_or_else(|_| env!("CARGO_BIN_EXE_tandem").to_string());
+        let mut child = Command::new(bin)
             .args(["serve", "--config"])
             .arg(config)
             .env(
