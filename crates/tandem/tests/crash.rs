@@ -38,14 +38,7 @@ async fn sigkill_at_random_moments_loses_and_duplicates_nothing() {
     let log = dir.path().join("tandem.log");
     let mut instance = Instance::start(&config, log.clone());
     proxy.set(0, Some(instance.url.clone()));
-    jira.register_webhook(
-        &format!("{}/webhooks/seed/jira", proxy.url),
-        Some(JIRA_SECRET),
-    );
-    external.set_webhook(
-        &format!("{}/webhooks/seed/external", proxy.url),
-        Some(EXT_TOKEN),
-    );
+    point_webhooks_at(&proxy, &jira, &external);
 
     // Kill points spread at random over the stream (never the same one twice).
     let mut kill_at: Vec<usize> = {
@@ -126,14 +119,7 @@ async fn a_killed_instances_leases_come_back_without_waiting_for_them() {
     let log = dir.path().join("tandem.log");
     let mut instance = Instance::start(&config, log.clone());
     proxy.set(0, Some(instance.url.clone()));
-    jira.register_webhook(
-        &format!("{}/webhooks/seed/jira", proxy.url),
-        Some(JIRA_SECRET),
-    );
-    external.set_webhook(
-        &format!("{}/webhooks/seed/external", proxy.url),
-        Some(EXT_TOKEN),
-    );
+    point_webhooks_at(&proxy, &jira, &external);
     // Every Jira call now takes long: the worker reading the new issue holds its lease.
     jira.faults().set_latency(Duration::from_secs(4));
     let mut load = Load::new();
@@ -197,14 +183,7 @@ async fn convergence_after_sigkills_is_measured() {
     let log = dir.path().join("tandem.log");
     let mut instance = Instance::start(&config, log.clone());
     proxy.set(0, Some(instance.url.clone()));
-    jira.register_webhook(
-        &format!("{}/webhooks/seed/jira", proxy.url),
-        Some(JIRA_SECRET),
-    );
-    external.set_webhook(
-        &format!("{}/webhooks/seed/external", proxy.url),
-        Some(EXT_TOKEN),
-    );
+    point_webhooks_at(&proxy, &jira, &external);
     let mut load = Load::new();
     for i in 0..pairs {
         load.create(&jira, &external, i.is_multiple_of(2));

@@ -268,8 +268,30 @@ read = "/team"
         &self.tandem.as_ref().expect("running").engine.store
     }
 
-    fn base(&self) -> String {
-        format!("http://{}", self.tandem.as_ref().expect("running").addr)
+    /// The text of one of Tandem's own pages, as an operator reads it.
+    async fn get(&self, path: &str) -> String {
+        let addr = self.tandem.as_ref().expect("running").addr;
+        reqwest::Client::new()
+            .get(format!("http://{addr}{path}"))
+            .bearer_auth("admin-token")
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
+    /// A `tandem` command's output (`creates status`, `events list`), as an operator runs it.
+    fn cli(&self, args: &[&str]) -> String {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_tandem"))
+            .args(args)
+            .arg("--config")
+            .arg(self.dir.path().join("tandem.toml"))
+            .output()
+            .expect("tandem creates status runs");
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
     fn tickets(&self) -> Vec<Value> {
@@ -371,15 +393,7 @@ async fn unreadable_creates_make_one_twin(path: Path2) {
         "{}",
         circuits[0].reason
     );
-    let http = reqwest::Client::new();
-    let metrics = http
-        .get(format!("{}/metrics", rig.base()))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = rig.get("/metrics").await;
     assert!(
         metrics
             .lines()
@@ -388,18 +402,16 @@ async fn unreadable_creates_make_one_twin(path: Path2) {
                 && l.ends_with(" 1")),
         "{metrics}"
     );
-    let page = http
-        .get(format!("{}/", rig.base()))
-        .bearer_auth("admin-token")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = rig.get("/").await;
     assert!(
         page.contains("Creating twins on the external side of seed is stopped"),
         "{page}"
+    );
+    let status = rig.cli(&["creates", "status"]);
+    assert!(
+        status.contains("seed / external: creating stopped since")
+            && status.contains("/ticket/idd"),
+        "{status}"
     );
 
     // Tracker → Jira still works: a ticket made by a person gets exactly one Jira twin.
@@ -431,6 +443,11 @@ async fn unreadable_creates_make_one_twin(path: Path2) {
     })
     .await;
     assert_eq!(waiting.event.source, Side::Jira);
+    let listed = rig.cli(&["events", "list", "--status", "pending"]);
+    assert!(
+        listed.contains("creating on the external side of `seed` is stopped"),
+        "{listed}"
+    );
     assert_eq!(rig.copies("Paper jam"), (1, 0));
     assert_eq!(rig.desk_creates(), 2, "nothing created while stopped");
 

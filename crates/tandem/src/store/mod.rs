@@ -783,6 +783,36 @@ pub(crate) fn lease_expiry(now: DateTime<Utc>, lease: Duration) -> StoreResult<D
         .ok_or_else(|| StoreError::InvalidArgument(format!("lease of {lease:?} is too long")))
 }
 
+/// Statements with no dialect in them, run as they are by both backends (SQLite and
+/// PostgreSQL both read `CAST($n AS TEXT)`, which lets PostgreSQL type a parameter that may be
+/// NULL).
+pub(crate) mod shared_sql {
+    pub const HEARTBEAT: &str = "INSERT INTO lease_owners (owner, heartbeat_at) VALUES ($1, $2)
+         ON CONFLICT (owner) DO UPDATE SET heartbeat_at = excluded.heartbeat_at";
+    pub const FORGET_OWNER: &str = "DELETE FROM lease_owners WHERE owner = $1";
+    pub const FORGET_CREATE: &str = "DELETE FROM recorded_creates
+         WHERE connection = $1 AND source_side = $2 AND item_id = $3";
+    pub const MARK_UNREADABLE: &str = "UPDATE recorded_creates SET unreadable = $4
+         WHERE connection = $1 AND source_side = $2 AND item_id = $3";
+    pub const OPEN_CIRCUIT: &str =
+        "INSERT INTO create_circuits (connection, side, config, reason, opened_at)
+         VALUES ($1, $2, $3, $4, $5) ON CONFLICT (connection, side) DO NOTHING";
+    /// `$1` connection, `$2` side (NULL: all), `$3` the configuration to keep (NULL: none).
+    pub const CLOSE_CIRCUITS: &str = "DELETE FROM create_circuits
+         WHERE (CAST($1 AS TEXT) IS NULL OR connection = $1)
+           AND (CAST($2 AS TEXT) IS NULL OR side = $2)
+           AND (CAST($3 AS TEXT) IS NULL OR config <> $3)";
+    /// The creates into side `$2` are copies of the other side's items.
+    pub const LET_GO_UNREADABLE: &str = "UPDATE recorded_creates SET unreadable = NULL
+         WHERE (CAST($1 AS TEXT) IS NULL OR connection = $1)
+           AND (CAST($2 AS TEXT) IS NULL OR source_side <> $2) AND unreadable IS NOT NULL";
+    pub const RECORDED_CREATES_FROM: &str =
+        "SELECT item_id, shadow, unreadable, recorded_at FROM recorded_creates
+         WHERE connection = $1 AND source_side = $2 ORDER BY recorded_at, item_id";
+    pub const CREATE_CIRCUITS: &str = "SELECT connection, side, reason, opened_at
+         FROM create_circuits ORDER BY connection, side";
+}
+
 /// Checks a completion before any write, so a programming error cannot mark an event with a
 /// status the queue does not expect after a claim.
 /// The statement that settles the events a fresh read carried (see

@@ -10,7 +10,7 @@ use super::{
     AuditEntry, AuditRow, Completion, ConnectionLock, CreateCircuit, DeadLetter, Enqueued,
     EventFilter, EventRow, EventStatus, LinkRow, QueuedEvent, RecordedCreate, Store, StoreError,
     StoreResult, check_completion, covered_note, decode_event, decode_recorded_create, decode_side,
-    decode_status, lease_expiry, link_conflict, link_not_saved, redact_url, to_json,
+    decode_status, lease_expiry, link_conflict, link_not_saved, redact_url, shared_sql, to_json,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -736,7 +736,7 @@ impl Store for PgStore {
         .execute(&mut *tx)
         .await?
         .rows_affected();
-        sqlx::query("DELETE FROM lease_owners WHERE owner = $1")
+        sqlx::query(shared_sql::FORGET_OWNER)
             .bind(owner)
             .execute(&mut *tx)
             .await?;
@@ -745,14 +745,11 @@ impl Store for PgStore {
     }
 
     async fn heartbeat(&self, owner: &str, now: DateTime<Utc>) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO lease_owners (owner, heartbeat_at) VALUES ($1, $2)
-             ON CONFLICT (owner) DO UPDATE SET heartbeat_at = excluded.heartbeat_at",
-        )
-        .bind(owner)
-        .bind(now)
-        .execute(&self.pool)
-        .await?;
+        sqlx::query(shared_sql::HEARTBEAT)
+            .bind(owner)
+            .bind(now)
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 
@@ -1013,15 +1010,12 @@ impl Store for PgStore {
         source: Side,
         item_id: &str,
     ) -> StoreResult<()> {
-        sqlx::query(
-            "DELETE FROM recorded_creates
-             WHERE connection = $1 AND source_side = $2 AND item_id = $3",
-        )
-        .bind(connection)
-        .bind(source.as_str())
-        .bind(item_id)
-        .execute(&self.pool)
-        .await?;
+        sqlx::query(shared_sql::FORGET_CREATE)
+            .bind(connection)
+            .bind(source.as_str())
+            .bind(item_id)
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 
@@ -1051,14 +1045,11 @@ impl Store for PgStore {
         target: Side,
     ) -> StoreResult<Vec<RecordedCreate>> {
         let source = target.other();
-        let rows = sqlx::query(
-            "SELECT item_id, shadow, unreadable, recorded_at FROM recorded_creates
-             WHERE connection = $1 AND source_side = $2 ORDER BY recorded_at, item_id",
-        )
-        .bind(connection)
-        .bind(source.as_str())
-        .fetch_all(&self.pool)
-        .await?;
+        let rows = sqlx::query(shared_sql::RECORDED_CREATES_FROM)
+            .bind(connection)
+            .bind(source.as_str())
+            .fetch_all(&self.pool)
+            .await?;
         let what = || format!("recorded create in {connection}");
         rows.iter()
             .map(|row| {
@@ -1085,38 +1076,29 @@ impl Store for PgStore {
         now: DateTime<Utc>,
     ) -> StoreResult<()> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query(
-            "UPDATE recorded_creates SET unreadable = $4
-             WHERE connection = $1 AND source_side = $2 AND item_id = $3",
-        )
-        .bind(connection)
-        .bind(source.as_str())
-        .bind(item_id)
-        .bind(reason)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query(
-            "INSERT INTO create_circuits (connection, side, config, reason, opened_at)
-             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (connection, side) DO NOTHING",
-        )
-        .bind(connection)
-        .bind(source.other().as_str())
-        .bind(config)
-        .bind(reason)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
+        sqlx::query(shared_sql::MARK_UNREADABLE)
+            .bind(connection)
+            .bind(source.as_str())
+            .bind(item_id)
+            .bind(reason)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(shared_sql::OPEN_CIRCUIT)
+            .bind(connection)
+            .bind(source.other().as_str())
+            .bind(config)
+            .bind(reason)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(())
     }
 
     async fn create_circuits(&self) -> StoreResult<Vec<CreateCircuit>> {
-        let rows = sqlx::query(
-            "SELECT connection, side, reason, opened_at FROM create_circuits
-             ORDER BY connection, side",
-        )
-        .fetch_all(&self.pool)
-        .await?;
+        let rows = sqlx::query(shared_sql::CREATE_CIRCUITS)
+            .fetch_all(&self.pool)
+            .await?;
         let what = || "create circuit".to_string();
         rows.iter()
             .map(|row| {
@@ -1138,28 +1120,20 @@ impl Store for PgStore {
     ) -> StoreResult<u64> {
         let side = side.map(Side::as_str);
         let mut tx = self.pool.begin().await?;
-        let n = sqlx::query(
-            "DELETE FROM create_circuits
-             WHERE ($1::text IS NULL OR connection = $1) AND ($2::text IS NULL OR side = $2)
-               AND ($3::text IS NULL OR config <> $3)",
-        )
-        .bind(connection)
-        .bind(side)
-        .bind(unless_config)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if unless_config.is_none() {
-            // The creates into that side are copies of the other side's items.
-            sqlx::query(
-                "UPDATE recorded_creates SET unreadable = NULL
-                 WHERE ($1::text IS NULL OR connection = $1)
-                   AND ($2::text IS NULL OR source_side <> $2) AND unreadable IS NOT NULL",
-            )
+        let n = sqlx::query(shared_sql::CLOSE_CIRCUITS)
             .bind(connection)
             .bind(side)
+            .bind(unless_config)
             .execute(&mut *tx)
-            .await?;
+            .await?
+            .rows_affected();
+        if unless_config.is_none() {
+            // The creates into that side are copies of the other side's items.
+            sqlx::query(shared_sql::LET_GO_UNREADABLE)
+                .bind(connection)
+                .bind(side)
+                .execute(&mut *tx)
+                .await?;
         }
         tx.commit().await?;
         Ok(n)

@@ -14,7 +14,7 @@ use super::{
     AuditEntry, AuditRow, Completion, ConnectionLock, CreateCircuit, DeadLetter, Enqueued,
     EventFilter, EventRow, EventStatus, LinkRow, QueuedEvent, RecordedCreate, Store, StoreError,
     StoreResult, check_completion, covered_note, decode_event, decode_recorded_create, decode_side,
-    decode_status, lease_expiry, link_conflict, link_not_saved, to_json,
+    decode_status, lease_expiry, link_conflict, link_not_saved, shared_sql, to_json,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -798,7 +798,7 @@ impl Store for SqliteStore {
         .execute(&mut *tx)
         .await?
         .rows_affected();
-        sqlx::query("DELETE FROM lease_owners WHERE owner = $1")
+        sqlx::query(shared_sql::FORGET_OWNER)
             .bind(owner)
             .execute(&mut *tx)
             .await?;
@@ -812,14 +812,11 @@ impl Store for SqliteStore {
         self.writer
             .write(false, move |conn| {
                 Box::pin(async move {
-                    sqlx::query(
-                        "INSERT INTO lease_owners (owner, heartbeat_at) VALUES ($1, $2)
-                         ON CONFLICT (owner) DO UPDATE SET heartbeat_at = excluded.heartbeat_at",
-                    )
-                    .bind(&owner)
-                    .bind(&now)
-                    .execute(&mut *conn)
-                    .await?;
+                    sqlx::query(shared_sql::HEARTBEAT)
+                        .bind(&owner)
+                        .bind(&now)
+                        .execute(&mut *conn)
+                        .await?;
                     Ok(())
                 })
             })
@@ -1080,15 +1077,12 @@ impl Store for SqliteStore {
         item_id: &str,
     ) -> StoreResult<()> {
         let _w = self.write.lock().await;
-        sqlx::query(
-            "DELETE FROM recorded_creates
-             WHERE connection = $1 AND source_side = $2 AND item_id = $3",
-        )
-        .bind(connection)
-        .bind(source.as_str())
-        .bind(item_id)
-        .execute(&self.pool)
-        .await?;
+        sqlx::query(shared_sql::FORGET_CREATE)
+            .bind(connection)
+            .bind(source.as_str())
+            .bind(item_id)
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 
@@ -1118,14 +1112,11 @@ impl Store for SqliteStore {
         target: Side,
     ) -> StoreResult<Vec<RecordedCreate>> {
         let source = target.other();
-        let rows = sqlx::query(
-            "SELECT item_id, shadow, unreadable, recorded_at FROM recorded_creates
-             WHERE connection = $1 AND source_side = $2 ORDER BY recorded_at, item_id",
-        )
-        .bind(connection)
-        .bind(source.as_str())
-        .fetch_all(&self.pool)
-        .await?;
+        let rows = sqlx::query(shared_sql::RECORDED_CREATES_FROM)
+            .bind(connection)
+            .bind(source.as_str())
+            .fetch_all(&self.pool)
+            .await?;
         let what = || format!("recorded create in {connection}");
         rows.iter()
             .map(|row| {
@@ -1153,38 +1144,29 @@ impl Store for SqliteStore {
     ) -> StoreResult<()> {
         let _w = self.write.lock().await;
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        sqlx::query(
-            "UPDATE recorded_creates SET unreadable = $4
-             WHERE connection = $1 AND source_side = $2 AND item_id = $3",
-        )
-        .bind(connection)
-        .bind(source.as_str())
-        .bind(item_id)
-        .bind(reason)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query(
-            "INSERT INTO create_circuits (connection, side, config, reason, opened_at)
-             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (connection, side) DO NOTHING",
-        )
-        .bind(connection)
-        .bind(source.other().as_str())
-        .bind(config)
-        .bind(reason)
-        .bind(ts(now))
-        .execute(&mut *tx)
-        .await?;
+        sqlx::query(shared_sql::MARK_UNREADABLE)
+            .bind(connection)
+            .bind(source.as_str())
+            .bind(item_id)
+            .bind(reason)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(shared_sql::OPEN_CIRCUIT)
+            .bind(connection)
+            .bind(source.other().as_str())
+            .bind(config)
+            .bind(reason)
+            .bind(ts(now))
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(())
     }
 
     async fn create_circuits(&self) -> StoreResult<Vec<CreateCircuit>> {
-        let rows = sqlx::query(
-            "SELECT connection, side, reason, opened_at FROM create_circuits
-             ORDER BY connection, side",
-        )
-        .fetch_all(&self.pool)
-        .await?;
+        let rows = sqlx::query(shared_sql::CREATE_CIRCUITS)
+            .fetch_all(&self.pool)
+            .await?;
         let what = || "create circuit".to_string();
         rows.iter()
             .map(|row| {
@@ -1207,28 +1189,20 @@ impl Store for SqliteStore {
         let side = side.map(Side::as_str);
         let _w = self.write.lock().await;
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let n = sqlx::query(
-            "DELETE FROM create_circuits
-             WHERE ($1 IS NULL OR connection = $1) AND ($2 IS NULL OR side = $2)
-               AND ($3 IS NULL OR config <> $3)",
-        )
-        .bind(connection)
-        .bind(side)
-        .bind(unless_config)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if unless_config.is_none() {
-            // The creates into that side are copies of the other side's items.
-            sqlx::query(
-                "UPDATE recorded_creates SET unreadable = NULL
-                 WHERE ($1 IS NULL OR connection = $1)
-                   AND ($2 IS NULL OR source_side <> $2) AND unreadable IS NOT NULL",
-            )
+        let n = sqlx::query(shared_sql::CLOSE_CIRCUITS)
             .bind(connection)
             .bind(side)
+            .bind(unless_config)
             .execute(&mut *tx)
-            .await?;
+            .await?
+            .rows_affected();
+        if unless_config.is_none() {
+            // The creates into that side are copies of the other side's items.
+            sqlx::query(shared_sql::LET_GO_UNREADABLE)
+                .bind(connection)
+                .bind(side)
+                .execute(&mut *tx)
+                .await?;
         }
         tx.commit().await?;
         Ok(n)

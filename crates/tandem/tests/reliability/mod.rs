@@ -301,6 +301,18 @@ async fn forward(
     (StatusCode::SERVICE_UNAVAILABLE, "no instance answered").into_response()
 }
 
+/// Registers both sandboxes' webhooks on the proxy, once, as a user would.
+pub fn point_webhooks_at(proxy: &Proxy, jira: &JiraSandbox, external: &ExternalSandbox) {
+    jira.register_webhook(
+        &format!("{}/webhooks/seed/jira", proxy.url),
+        Some(JIRA_SECRET),
+    );
+    external.set_webhook(
+        &format!("{}/webhooks/seed/external", proxy.url),
+        Some(EXT_TOKEN),
+    );
+}
+
 /// One synced pair as the load generator knows it.
 #[derive(Debug, Clone)]
 pub struct Pair {
