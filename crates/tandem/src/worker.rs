@@ -408,14 +408,11 @@ impl Engine {
     /// their links) would wait for the whole lease (`worker.lease_seconds`, a minute by
     /// default) after a restart. Runs until aborted at shutdown.
     async fn heartbeat(self: Arc<Self>) {
-        let dead_after = chrono::Duration::from_std(OWNER_DEAD_AFTER)
-            .unwrap_or_else(|_| chrono::Duration::seconds(5));
         loop {
-            let now = Utc::now();
-            if let Err(e) = self.store.heartbeat(&self.settings.owner, now).await {
+            if let Err(e) = self.store.heartbeat(&self.settings.owner).await {
                 warn!(error = %e, "could not write the lease owner's heartbeat");
             }
-            match self.store.release_dead_owners(now - dead_after).await {
+            match self.store.release_dead_owners(OWNER_DEAD_AFTER).await {
                 Ok(0) => {}
                 Ok(n) => {
                     info!(released = n, "gave back the leases of a stopped instance");

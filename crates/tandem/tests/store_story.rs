@@ -1226,11 +1226,14 @@ async fn dead_owners_leases_come_back(store: Arc<dyn Store>) {
         let claimed = store.claim_due(owner, t(1), long, 1).await.unwrap();
         assert_eq!(claimed.len(), 1, "{owner} claims one event");
     }
-    store.heartbeat("dead", t(1)).await.unwrap();
-    store.heartbeat("alive", t(1)).await.unwrap();
-    store.heartbeat("alive", t(9)).await.unwrap();
-    // At t(10), with owners taken for dead after 5 s: `dead` last beat 9 s ago.
-    assert_eq!(store.release_dead_owners(t(5)).await.unwrap(), 1);
+    // Heartbeats are timed by the store's clock, so this part runs in real time: `dead`
+    // beats once, `alive` keeps beating, and owners silent for a second count as dead.
+    store.heartbeat("dead").await.unwrap();
+    store.heartbeat("alive").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    store.heartbeat("alive").await.unwrap();
+    let silent = Duration::from_secs(1);
+    assert_eq!(store.release_dead_owners(silent).await.unwrap(), 1);
     let taken = store.claim_due("new", t(10), LEASE, 10).await.unwrap();
     assert_eq!(
         taken
@@ -1241,11 +1244,20 @@ async fn dead_owners_leases_come_back(store: Arc<dyn Store>) {
         "only the dead owner's event is free again, long before its lease ends"
     );
     // Forgotten once released; a graceful stop forgets its own heartbeat too.
-    assert_eq!(store.release_dead_owners(t(5)).await.unwrap(), 0);
+    assert_eq!(store.release_dead_owners(silent).await.unwrap(), 0);
     assert_eq!(store.release_leases("alive").await.unwrap(), 1);
-    store.heartbeat("new", t(10)).await.unwrap();
+    store.heartbeat("new").await.unwrap();
     assert_eq!(
-        store.release_dead_owners(t(60)).await.unwrap(),
+        store
+            .release_dead_owners(Duration::from_secs(3600))
+            .await
+            .unwrap(),
+        0,
+        "nobody is silent for an hour"
+    );
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        store.release_dead_owners(silent).await.unwrap(),
         1,
         "new's lease"
     );

@@ -557,14 +557,18 @@ pub trait Store: Send + Sync + 'static {
         unless_config: Option<&str>,
     ) -> StoreResult<u64>;
 
-    /// Notes that lease owner `owner` is alive at `now` (every running engine, every second).
-    async fn heartbeat(&self, owner: &str, now: DateTime<Utc>) -> StoreResult<()>;
+    /// Notes that lease owner `owner` is alive (every running engine, every second).
+    ///
+    /// Heartbeats are timed by the store's clock (PostgreSQL's `now()`, the one machine's
+    /// clock for SQLite), never by each instance's, so a clock running ahead on one instance
+    /// cannot make the others look dead.
+    async fn heartbeat(&self, owner: &str) -> StoreResult<()>;
 
     /// Gives back, due at once, every lease held by an owner whose last heartbeat is older
-    /// than `dead_before` (a process that was killed), and forgets those owners. Owners that
+    /// than `silent_for` (a process that was killed), and forgets those owners. Owners that
     /// never wrote a heartbeat (an older version) keep their leases until they expire.
     /// Returns how many leases came back.
-    async fn release_dead_owners(&self, dead_before: DateTime<Utc>) -> StoreResult<u64>;
+    async fn release_dead_owners(&self, silent_for: Duration) -> StoreResult<u64>;
 
     /// Links in the order they were made (stable pages while new links are added).
     async fn list_links(
@@ -787,8 +791,6 @@ pub(crate) fn lease_expiry(now: DateTime<Utc>, lease: Duration) -> StoreResult<D
 /// PostgreSQL both read `CAST($n AS TEXT)`, which lets PostgreSQL type a parameter that may be
 /// NULL).
 pub(crate) mod shared_sql {
-    pub const HEARTBEAT: &str = "INSERT INTO lease_owners (owner, heartbeat_at) VALUES ($1, $2)
-         ON CONFLICT (owner) DO UPDATE SET heartbeat_at = excluded.heartbeat_at";
     pub const FORGET_OWNER: &str = "DELETE FROM lease_owners WHERE owner = $1";
     pub const FORGET_CREATE: &str = "DELETE FROM recorded_creates
          WHERE connection = $1 AND source_side = $2 AND item_id = $3";

@@ -744,23 +744,28 @@ impl Store for PgStore {
         Ok(n)
     }
 
-    async fn heartbeat(&self, owner: &str, now: DateTime<Utc>) -> StoreResult<()> {
-        sqlx::query(shared_sql::HEARTBEAT)
-            .bind(owner)
-            .bind(now)
-            .execute(&self.pool)
-            .await?;
+    async fn heartbeat(&self, owner: &str) -> StoreResult<()> {
+        // The server's clock, shared by every instance (see the trait).
+        sqlx::query(
+            "INSERT INTO lease_owners (owner, heartbeat_at) VALUES ($1, now())
+             ON CONFLICT (owner) DO UPDATE SET heartbeat_at = excluded.heartbeat_at",
+        )
+        .bind(owner)
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 
-    async fn release_dead_owners(&self, dead_before: DateTime<Utc>) -> StoreResult<u64> {
+    async fn release_dead_owners(&self, silent_for: Duration) -> StoreResult<u64> {
         let mut tx = self.pool.begin().await?;
         // Several instances may run this at once: the owners' rows are locked first, so
         // one of them releases and forgets a dead owner and the others find nothing.
         let dead: Vec<String> = sqlx::query_scalar(
-            "SELECT owner FROM lease_owners WHERE heartbeat_at < $1 FOR UPDATE SKIP LOCKED",
+            "SELECT owner FROM lease_owners
+             WHERE heartbeat_at < now() - make_interval(secs => $1)
+             FOR UPDATE SKIP LOCKED",
         )
-        .bind(dead_before)
+        .bind(silent_for.as_secs_f64())
         .fetch_all(&mut *tx)
         .await?;
         if dead.is_empty() {

@@ -17,7 +17,7 @@ use super::{
     decode_status, lease_expiry, link_conflict, link_not_saved, shared_sql, to_json,
 };
 use async_trait::async_trait;
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
     SqliteRow, SqliteSynchronous,
@@ -806,26 +806,37 @@ impl Store for SqliteStore {
         Ok(n)
     }
 
-    async fn heartbeat(&self, owner: &str, now: DateTime<Utc>) -> StoreResult<()> {
+    async fn heartbeat(&self, owner: &str) -> StoreResult<()> {
         let owner = owner.to_string();
-        let now = ts(now);
+        let now = ts(Utc::now());
         self.writer
             .write(false, move |conn| {
                 Box::pin(async move {
-                    sqlx::query(shared_sql::HEARTBEAT)
-                        .bind(&owner)
-                        .bind(&now)
-                        .execute(&mut *conn)
-                        .await?;
+                    sqlx::query(
+                        "INSERT INTO lease_owners (owner, heartbeat_at) VALUES ($1, $2)
+                         ON CONFLICT (owner) DO UPDATE SET heartbeat_at = excluded.heartbeat_at",
+                    )
+                    .bind(&owner)
+                    .bind(&now)
+                    .execute(&mut *conn)
+                    .await?;
                     Ok(())
                 })
             })
             .await
     }
 
-    async fn release_dead_owners(&self, dead_before: DateTime<Utc>) -> StoreResult<u64> {
+    async fn release_dead_owners(&self, silent_for: Duration) -> StoreResult<u64> {
+        let now = Utc::now();
+        // Silent for longer than time can count: nobody is that dead.
+        let Some(dead_before) = TimeDelta::from_std(silent_for)
+            .ok()
+            .and_then(|d| now.checked_sub_signed(d))
+        else {
+            return Ok(0);
+        };
         let dead_before = ts(dead_before);
-        let now = ts(Utc::now());
+        let now = ts(now);
         self.writer
             .write(true, move |conn| {
                 Box::pin(async move {
