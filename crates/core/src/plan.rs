@@ -352,6 +352,31 @@ fn canonical(raw: &FieldValue, m: &FieldMapping, side: Side) -> Option<FieldValu
     }
 }
 
+/// Whether an item read from `side` holds every value a create recorded (`created`, keyed
+/// by mapping key, in canonical terms): the item is that create's twin. An empty record
+/// matches nothing, since it cannot tell one item from another.
+pub fn holds_created(
+    values: &BTreeMap<String, FieldValue>,
+    side: Side,
+    created: &Shadow,
+    mapping: &Mapping,
+) -> bool {
+    let mut compared = 0;
+    for m in &mapping.fields {
+        let Some(entry) = created.get(&m.key()) else {
+            continue;
+        };
+        let held = values
+            .get(m.field_on(side))
+            .and_then(|raw| canonical(raw, m, side));
+        if held.as_ref() != Some(&entry.value) {
+            return false;
+        }
+        compared += 1;
+    }
+    compared > 0
+}
+
 /// Plans the creation of a twin: every field that flows from `source` and is present.
 pub fn plan_create(
     source: Side,
@@ -408,6 +433,26 @@ mod tests {
                 due,
             ],
         }
+    }
+
+    #[test]
+    fn a_twin_holds_what_its_create_recorded() {
+        let m = mapping();
+        let jira = values(&[("summary", text("Printer")), ("priority", text("High"))]);
+        let created = Shadow(plan_create(Side::Jira, ts(0), &jira, &m).shadow_updates);
+        // The twin as the other side reads it: its own field ids, the value map applied.
+        let twin = values(&[("1", text("Printer")), ("5", text("3")), ("7", text("x"))]);
+        assert!(holds_created(&twin, Side::External, &created, &m));
+        let edited = values(&[("1", text("Printer!")), ("5", text("3"))]);
+        assert!(!holds_created(&edited, Side::External, &created, &m));
+        let missing = values(&[("1", text("Printer"))]);
+        assert!(!holds_created(&missing, Side::External, &created, &m));
+        assert!(!holds_created(
+            &twin,
+            Side::External,
+            &Shadow::default(),
+            &m
+        ));
     }
 
     fn values(pairs: &[(&str, FieldValue)]) -> BTreeMap<String, FieldValue> {

@@ -105,7 +105,41 @@ pub(crate) async fn connection_runtime(
             projects: conn.filter.projects.clone(),
             issue_types: conn.filter.issue_types.clone(),
         },
+    )
+    .with_fingerprints(
+        fingerprint(&format!("{:?}", conn.jira)),
+        fingerprint(&format!("{:?}", conn.external)),
     ))
+}
+
+/// A short fingerprint of one side's configuration (its `Debug` form, in which secrets are
+/// redacted): a create circuit opened under one configuration is closed once the process
+/// runs with another, since the configuration was presumably fixed.
+fn fingerprint(config: &str) -> String {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::hash::DefaultHasher::new();
+    config.hash(&mut h);
+    format!("{:016x}", h.finish())
+}
+
+/// Closes the create circuits that were opened under another configuration of their side
+/// (see [`crate::store::Store::create_unreadable`]), and says which stay open.
+async fn close_fixed_circuits(engine: &Engine) -> anyhow::Result<()> {
+    for conn in engine.connections.values() {
+        for side in [Side::Jira, Side::External] {
+            let closed = engine
+                .store
+                .close_create_circuits(Some(&conn.name), Some(side), Some(conn.fingerprint(side)))
+                .await?;
+            if closed > 0 {
+                info!(connection = %conn.name, %side, "the side's configuration changed: creating there again");
+            }
+        }
+    }
+    for open in engine.store.create_circuits().await? {
+        warn!(connection = %open.connection, side = %open.side, since = %open.opened_at, reason = %open.reason, "creating twins is stopped on this side until its configuration changes or `tandem creates reset` runs");
+    }
+    Ok(())
 }
 
 /// Opens the store, builds the engine and starts the HTTP server and the workers.
@@ -136,6 +170,9 @@ pub async fn start(
         }
     }
     let engine = Engine::new(store, connections, worker_settings(&config));
+    close_fixed_circuits(&engine)
+        .await
+        .context("cannot read the create circuits from the store")?;
     let state = Arc::new(AppState {
         engine: engine.clone(),
         max_body_bytes: config.server.max_body_bytes,

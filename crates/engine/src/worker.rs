@@ -27,11 +27,20 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tandem_core::mapping::{ConflictPolicy, Mapping};
-use tandem_core::plan::{PlanInput, plan_create, plan_update};
+use tandem_core::plan::{PlanInput, holds_created, plan_create, plan_update};
 use tandem_core::retry::RetryPolicy;
 use tandem_core::{ChangeEvent, ChangeKind, Link, Shadow, Side};
 use tokio::sync::{Mutex, Notify, Semaphore};
 use tracing::{debug, info, warn};
+
+/// How often a running engine tells the store its lease owner is alive.
+pub const HEARTBEAT: Duration = Duration::from_secs(1);
+
+/// A lease owner whose heartbeat is older than this is taken for a stopped process (killed,
+/// or cut off from the store) and its leases are given back. Five beats: a slow store write
+/// does not make a live instance look dead, and a killed one's events come back within a
+/// few seconds instead of a whole lease.
+pub const OWNER_DEAD_AFTER: Duration = Duration::from_secs(5);
 
 /// Which sides may receive newly created twins.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,6 +105,10 @@ pub struct ConnectionRuntime {
     /// Serialises link discovery and twin creation: the echo of a twin being created waits
     /// here and then finds the new link instead of creating a second twin.
     link_lock: Mutex<()>,
+    /// Fingerprints of each side's configuration: a create circuit opened under one is
+    /// closed when the process starts with another (the configuration was fixed).
+    jira_fingerprint: String,
+    external_fingerprint: String,
 }
 
 impl ConnectionRuntime {
@@ -117,6 +130,23 @@ impl ConnectionRuntime {
             create,
             scope,
             link_lock: Mutex::new(()),
+            jira_fingerprint: String::new(),
+            external_fingerprint: String::new(),
+        }
+    }
+
+    /// The same runtime, knowing each side's configuration fingerprint (see
+    /// [`Store::create_unreadable`]).
+    pub fn with_fingerprints(mut self, jira: String, external: String) -> Self {
+        self.jira_fingerprint = jira;
+        self.external_fingerprint = external;
+        self
+    }
+
+    pub fn fingerprint(&self, side: Side) -> &str {
+        match side {
+            Side::Jira => &self.jira_fingerprint,
+            Side::External => &self.external_fingerprint,
         }
     }
 
@@ -227,6 +257,7 @@ impl Engine {
     /// Runs the claim loop until `shutdown` resolves; then waits for events in flight and
     /// releases any lease still held so another instance can take over at once.
     pub async fn run(self: Arc<Self>, shutdown: impl std::future::Future<Output = ()>) {
+        let heartbeat = tokio::spawn(self.clone().heartbeat());
         let permits = Arc::new(Semaphore::new(self.settings.concurrency.max(1)));
         tokio::pin!(shutdown);
         loop {
@@ -277,6 +308,8 @@ impl Engine {
         // Wait for in-flight events: acquiring every permit means all tasks are done.
         let all = self.settings.concurrency.max(1) as u32;
         let _ = tokio::time::timeout(self.settings.lease, permits.acquire_many(all)).await;
+        heartbeat.abort();
+        let _ = heartbeat.await;
         match self.store.release_leases(&self.settings.owner).await {
             Ok(0) => {}
             Ok(n) => info!(released = n, "released leases on shutdown"),
@@ -366,6 +399,28 @@ impl Engine {
                 metrics::counter!("tandem_events_failed_total", &labels).increment(1);
                 self.dead_letter(&queued, &reason).await;
             }
+        }
+    }
+
+    /// Tells the store every [`HEARTBEAT`] that this engine's lease owner is alive, and gives
+    /// back the leases of owners silent for [`OWNER_DEAD_AFTER`]: a killed process cannot
+    /// release its leases, and without this the events it held (and every later event of
+    /// their links) would wait for the whole lease (`worker.lease_seconds`, a minute by
+    /// default) after a restart. Runs until aborted at shutdown.
+    async fn heartbeat(self: Arc<Self>) {
+        loop {
+            if let Err(e) = self.store.heartbeat(&self.settings.owner).await {
+                warn!(error = %e, "could not write the lease owner's heartbeat");
+            }
+            match self.store.release_dead_owners(OWNER_DEAD_AFTER).await {
+                Ok(0) => {}
+                Ok(n) => {
+                    info!(released = n, "gave back the leases of a stopped instance");
+                    self.wake.notify_one();
+                }
+                Err(e) => warn!(error = %e, "could not release the leases of stopped instances"),
+            }
+            tokio::time::sleep(HEARTBEAT).await;
         }
     }
 
@@ -536,7 +591,14 @@ impl Engine {
     ) -> Result<Option<String>, Failure> {
         let lease = chrono::Duration::from_std(self.settings.lease)
             .unwrap_or_else(|_| chrono::Duration::seconds(60));
-        let maybe_attempted = queued.attempts > 0 || Utc::now() - queued.received_at > lease;
+        // A recorded create is the surest sign: any event of the item may follow it (the
+        // item's next edit, not only a retry of the event that created).
+        let recorded = self
+            .store
+            .recorded_create(&conn.name, Side::Jira, &item.id)
+            .await?;
+        let maybe_attempted =
+            queued.attempts > 0 || Utc::now() - queued.received_at > lease || recorded.is_some();
         if !maybe_attempted || !conn.create.allows(Side::External) {
             return Ok(None);
         }
@@ -544,15 +606,27 @@ impl Engine {
         let since = queued.received_at - chrono::Duration::minutes(1);
         let mut page_token: Option<String> = None;
         for _ in 0..100 {
-            let page = conn
+            let page = match conn
                 .external
                 .changed_since(since, page_token.as_deref())
-                .await?;
-            if let Some(found) = page
-                .items
-                .iter()
-                .find(|i| i.link.as_deref().map(str::trim) == Some(key.as_str()))
+                .await
             {
+                Ok(page) => page,
+                // No listing configured (or one that cannot be read): nothing to look in.
+                Err(ConnectorError::Permanent { message, .. }) => {
+                    debug!(connection = %conn.name, error = %message, "cannot list changed items to look for an earlier twin");
+                    return Ok(None);
+                }
+                Err(e) => return Err(e.into()),
+            };
+            // The twin records the Jira key (the seed's `sourceIssueId`), or, where the system
+            // keeps no such reference, holds exactly the values the create sent.
+            if let Some(found) = page.items.iter().find(|i| {
+                i.link.as_deref().map(str::trim) == Some(key.as_str())
+                    || recorded
+                        .as_ref()
+                        .is_some_and(|r| holds_created(&i.fields, Side::External, r, &conn.mapping))
+            }) {
                 info!(connection = %conn.name, jira = %key, external = %found.id, "found the twin an earlier attempt created");
                 return Ok(Some(found.id.clone()));
             }
@@ -660,6 +734,15 @@ impl Engine {
                 },
             },
         };
+        // A create Tandem made whose answer was lost or unreadable: its twin comes back as an
+        // unknown item holding the values the create sent. It is that twin, not a new item.
+        let (discovered, recognised) = match discovered {
+            Some(id) => (Some(id), false),
+            None => match self.recognised_twin(conn, event.source, &item).await? {
+                Some(id) => (Some(id), true),
+                None => (None, false),
+            },
+        };
         if let Some(other_id) = discovered {
             let (jira_id, jira_key, external_id) = match event.source {
                 Side::Jira => (item.id.clone(), item.key.clone(), other_id),
@@ -698,7 +781,12 @@ impl Engine {
                         .await;
                 }
             };
-            info!(connection = %conn.name, jira = %link.jira_id, external = %link.external_id, "linked existing twins");
+            info!(connection = %conn.name, jira = %link.jira_id, external = %link.external_id, recognised, "linked existing twins");
+            if recognised && event.source == Side::External {
+                // The Jira issue was the copied one; nothing else reads it on this path.
+                self.write_link_field(conn, &link.jira_id, &link.external_id)
+                    .await;
+            }
             // A twin found through its own record of the Jira key (an earlier attempt made
             // it) has not had its id written into Jira's link field yet: `apply_to_link`
             // writes it when it reads the Jira issue (see `fill_link_field`).
@@ -719,6 +807,7 @@ impl Engine {
                 .await;
         }
 
+        self.may_create(conn, queued, target_side).await?;
         let (values, ts) = self.source_values(conn, event, Some(&item)).await?;
         let plan = plan_create(event.source, ts, &values, &conn.mapping);
         if let Some(err) = plan.errors.first() {
@@ -743,7 +832,20 @@ impl Engine {
                 Utc::now(),
             )
             .await?;
-        let created = target.create(&plan.writes, Some(&source_ref)).await?;
+        let created = match target.create(&plan.writes, Some(&source_ref)).await {
+            Ok(created) => created,
+            Err(e) if e.took_effect() => {
+                return Err(self.unreadable_create(conn, event, &item, e).await);
+            }
+            Err(e @ ConnectorError::Permanent { .. }) => {
+                // Refused: no twin was made, so none may be recognised later as this one.
+                self.store
+                    .forget_create(&conn.name, event.source, &item.id)
+                    .await?;
+                return Err(e.into());
+            }
+            Err(e) => return Err(e.into()),
+        };
         metrics::counter!("tandem_twins_created_total", "connection" => conn.name.clone(), "side" => target_side.to_string()).increment(1);
         let (jira_id, jira_key, external_id) = match event.source {
             Side::Jira => (item.id.clone(), item.key.clone(), created.id.clone()),
@@ -767,22 +869,7 @@ impl Engine {
         }
         info!(connection = %conn.name, jira = %jira_id, external = %external_id, created_on = %target_side, "created twin");
         if event.source == Side::Jira {
-            // The link is stored, so nothing retries this write later: try it a few times
-            // now (people and other tools read the field to find the twin).
-            let mut delay = Duration::from_millis(100);
-            for attempt in 1..=5 {
-                match conn.jira.set_link(&jira_id, &external_id).await {
-                    Ok(()) => break,
-                    Err(e) if attempt == 5 || matches!(e, ConnectorError::Permanent { .. }) => {
-                        warn!(connection = %conn.name, jira = %jira_id, error = %e, "could not write the link field in Jira");
-                        break;
-                    }
-                    Err(_) => {
-                        tokio::time::sleep(delay).await;
-                        delay *= 2;
-                    }
-                }
-            }
+            self.write_link_field(conn, &jira_id, &external_id).await;
         }
         let audit = audit_rows(
             conn,
@@ -800,6 +887,134 @@ impl Engine {
         self.finish(queued, EventStatus::Done, Some(link), audit, "created twin")
             .await?;
         Ok(Outcome::Applied { writes })
+    }
+
+    /// Writes the external id into the Jira issue's link field right after the pair was
+    /// linked. The link is stored, so nothing retries this write later: it is tried a few
+    /// times now (people and other tools read the field to find the twin), and a pair whose
+    /// field stayed empty gets it when the issue is next read (`fill_link_field`).
+    async fn write_link_field(&self, conn: &ConnectionRuntime, jira_id: &str, external_id: &str) {
+        let mut delay = Duration::from_millis(100);
+        for attempt in 1..=5 {
+            match conn.jira.set_link(jira_id, external_id).await {
+                Ok(()) => break,
+                Err(e) if attempt == 5 || matches!(e, ConnectorError::Permanent { .. }) => {
+                    warn!(connection = %conn.name, jira = %jira_id, error = %e, "could not write the link field in Jira");
+                    break;
+                }
+                Err(_) => {
+                    tokio::time::sleep(delay).await;
+                    delay *= 2;
+                }
+            }
+        }
+    }
+
+    /// The item of the other side that an unlinked `item` (read from `side`) is the twin of:
+    /// the oldest recorded create into `side` whose values it holds. Such a create's answer
+    /// was lost, unreadable, or its process was killed before the link was stored, so the
+    /// twin arrives (webhook or poll) as an unknown item; twinning it again would make a
+    /// second copy of the first item, and the copy's copy would come back in turn.
+    ///
+    /// While a create into `side` took effect unreadably and its twin has not been
+    /// recognised yet, an unknown item there is held (a transient failure naming the
+    /// create): it may be that twin with values changed since, and twinning it would copy
+    /// the first item twice. It goes on once the twin is recognised or an operator resets
+    /// the side (`tandem creates reset`).
+    async fn recognised_twin(
+        &self,
+        conn: &ConnectionRuntime,
+        side: Side,
+        item: &Item,
+    ) -> Result<Option<String>, Failure> {
+        let records = self.store.recorded_creates_into(&conn.name, side).await?;
+        if let Some(r) = records
+            .iter()
+            .find(|r| holds_created(&item.fields, side, &r.values, &conn.mapping))
+        {
+            info!(connection = %conn.name, %side, item = %item.id, twin_of = %r.item_id, "recognised the twin of an earlier create");
+            return Ok(Some(r.item_id.clone()));
+        }
+        if let Some(r) = records.iter().find(|r| r.unreadable.is_some()) {
+            return Err(Failure::Transient {
+                message: format!(
+                    "not twinned yet: this {side} item may be the twin that Tandem created for                      {} item {} at {}, whose answer could not be read ({}); it waits until that                      twin is recognised, or `tandem creates reset --connection {}` lets it go",
+                    r.source,
+                    r.item_id,
+                    r.recorded_at.to_rfc3339(),
+                    r.unreadable.as_deref().unwrap_or_default(),
+                    conn.name
+                ),
+                retry_after: None,
+            });
+        }
+        Ok(None)
+    }
+
+    /// Refuses to create on `target` while its create circuit is open (a create there took
+    /// effect but its answer could not be read): every further create would leave another
+    /// twin nobody can name. The event waits on the retry schedule, saying why.
+    async fn may_create(
+        &self,
+        conn: &ConnectionRuntime,
+        queued: &QueuedEvent,
+        target: Side,
+    ) -> Result<(), Failure> {
+        let circuits = self.store.create_circuits().await?;
+        let Some(open) = circuits
+            .iter()
+            .find(|c| c.connection == conn.name && c.side == target)
+        else {
+            return Ok(());
+        };
+        debug!(event = queued.id, connection = %conn.name, %target, "create circuit open");
+        Err(Failure::Transient {
+            message: format!(
+                "creating on the {target} side of `{}` is stopped since {}: {}. Fix the {target}                  side's create operation and restart, or run `tandem creates reset                  --connection {} --side {target}`",
+                conn.name,
+                open.opened_at.to_rfc3339(),
+                open.reason,
+                conn.name
+            ),
+            retry_after: None,
+        })
+    }
+
+    /// A create that took effect but whose answer could not be read: the twin exists and
+    /// nobody knows its id. The recorded create is marked so (its twin is recognised when it
+    /// comes back, see `recognised_twin`), the target side's create circuit opens, and the
+    /// event waits for the twin to be recognised.
+    async fn unreadable_create(
+        &self,
+        conn: &ConnectionRuntime,
+        event: &ChangeEvent,
+        item: &Item,
+        error: ConnectorError,
+    ) -> Failure {
+        let target = event.source.other();
+        let reason = format!("a create's answer could not be read: {error}");
+        metrics::counter!("tandem_creates_unreadable_total", "connection" => conn.name.clone(), "side" => target.to_string()).increment(1);
+        warn!(connection = %conn.name, side = %target, item = %item.id, %reason, "create took effect but its answer could not be read; creating there is stopped");
+        if let Err(e) = self
+            .store
+            .create_unreadable(
+                &conn.name,
+                event.source,
+                &item.id,
+                &reason,
+                conn.fingerprint(target),
+                Utc::now(),
+            )
+            .await
+        {
+            return e.into();
+        }
+        Failure::Transient {
+            message: format!(
+                "the twin was created on the {target} side but {reason}; waiting for it to be                  recognised when it comes back"
+            ),
+            retry_after: None,
+        }
     }
 
     /// A linked event: compare with the shadow and the twin, write what changed, once.

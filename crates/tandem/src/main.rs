@@ -80,6 +80,11 @@ enum Command {
         #[command(subcommand)]
         command: EventsCommand,
     },
+    /// Show where creating twins is stopped (a create's answer could not be read); reset it.
+    Creates {
+        #[command(subcommand)]
+        command: CreatesCommand,
+    },
     /// Run one sandbox alone, to try mappings without touching production.
     Sandbox {
         #[command(subcommand)]
@@ -102,6 +107,27 @@ enum Command {
         /// instead of SQLite.
         #[arg(long, value_name = "POSTGRES_URL")]
         store: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum CreatesCommand {
+    /// List the sides where creating twins is stopped, and why.
+    Status {
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+    /// Create twins again: closes the circuits and lets go of the items held because they
+    /// might be the twin of an unreadable create (delete or link any such twin first).
+    Reset {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Only this connection (default: all).
+        #[arg(long, value_name = "NAME")]
+        connection: Option<String>,
+        /// Only this side: `jira` or `external` (default: both).
+        #[arg(long, value_name = "SIDE")]
+        side: Option<String>,
     },
 }
 
@@ -200,6 +226,17 @@ async fn main() -> ExitCode {
         Command::Events {
             command: EventsCommand::Retry { config, id, all },
         } => cmd_events_retry(&config.config, id, all).await,
+        Command::Creates {
+            command: CreatesCommand::Status { config },
+        } => cmd_creates(&config.config, None).await,
+        Command::Creates {
+            command:
+                CreatesCommand::Reset {
+                    config,
+                    connection,
+                    side,
+                },
+        } => cmd_creates(&config.config, Some((connection, side))).await,
         Command::Sandbox {
             command: SandboxCommand::Jira { port },
         } => cmd_sandbox_jira(port).await,
@@ -549,6 +586,50 @@ async fn cmd_events_retry(
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// `tandem creates status` (`reset: None`) and `tandem creates reset`.
+async fn cmd_creates(
+    config_path: &Path,
+    reset: Option<(Option<String>, Option<String>)>,
+) -> anyhow::Result<ExitCode> {
+    let config = match load_config(config_path) {
+        Ok(c) => c,
+        Err(code) => return Ok(code),
+    };
+    let store = tandem::store::open(&config.storage.url).await?;
+    if let Some((connection, side)) = reset {
+        let side = match side.as_deref().map(str::parse::<tandem_core::Side>) {
+            None => None,
+            Some(Ok(side)) => Some(side),
+            Some(Err(e)) => {
+                eprintln!("--side: {e}");
+                return Ok(ExitCode::from(2));
+            }
+        };
+        let n = store
+            .close_create_circuits(connection.as_deref(), side, None)
+            .await?;
+        println!(
+            "{n} create circuit{} closed; a running `tandem serve` creates twins there again",
+            if n == 1 { "" } else { "s" }
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    let open = store.create_circuits().await?;
+    if open.is_empty() {
+        println!("creating twins is not stopped anywhere");
+    }
+    for c in open {
+        println!(
+            "{} / {}: creating stopped since {}: {}",
+            c.connection,
+            c.side,
+            c.opened_at.to_rfc3339(),
+            c.reason
+        );
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn cmd_sandbox_jira(port: u16) -> anyhow::Result<ExitCode> {

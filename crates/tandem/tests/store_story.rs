@@ -1215,3 +1215,191 @@ async fn a_fresh_read_settles_the_events_it_carried_postgres() {
     })
     .await;
 }
+
+/// The leases of an owner whose heartbeat stopped (a killed process) come back at once; those
+/// of a live owner, and of an owner that never wrote a heartbeat (an older version), stay.
+async fn dead_owners_leases_come_back(store: Arc<dyn Store>) {
+    let long = Duration::from_secs(600);
+    for (item, owner) in [("1", "dead"), ("2", "alive"), ("3", "old-version")] {
+        store
+            .enqueue(&event("c1", Side::Jira, item, &format!("own-{item}")), t(0))
+            .await
+            .unwrap();
+        let claimed = store.claim_due(owner, t(1), long, 1).await.unwrap();
+        assert_eq!(claimed.len(), 1, "{owner} claims one event");
+    }
+    // Heartbeats are timed by the store's clock, so this part runs in real time: `dead`
+    // beats once, `alive` keeps beating, and owners silent for a second count as dead.
+    store.heartbeat("dead").await.unwrap();
+    store.heartbeat("alive").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    store.heartbeat("alive").await.unwrap();
+    let silent = Duration::from_secs(1);
+    assert_eq!(store.release_dead_owners(silent).await.unwrap(), 1);
+    let taken = store.claim_due("new", t(10), LEASE, 10).await.unwrap();
+    assert_eq!(
+        taken
+            .iter()
+            .map(|e| e.event.item_id.as_str())
+            .collect::<Vec<_>>(),
+        vec!["1"],
+        "only the dead owner's event is free again, long before its lease ends"
+    );
+    // Forgotten once released; a graceful stop forgets its own heartbeat too.
+    assert_eq!(store.release_dead_owners(silent).await.unwrap(), 0);
+    assert_eq!(store.release_leases("alive").await.unwrap(), 1);
+    store.heartbeat("new").await.unwrap();
+    assert_eq!(
+        store
+            .release_dead_owners(Duration::from_secs(3600))
+            .await
+            .unwrap(),
+        0,
+        "nobody is silent for an hour"
+    );
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        store.release_dead_owners(silent).await.unwrap(),
+        1,
+        "new's lease"
+    );
+}
+
+#[tokio::test]
+async fn dead_owners_leases_come_back_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("owners.db").display());
+    dead_owners_leases_come_back(store::open(&url).await.unwrap()).await;
+}
+
+#[tokio::test]
+async fn dead_owners_leases_come_back_postgres() {
+    let Some(url) = postgres_url("dead_owners_leases_come_back_postgres") else {
+        return;
+    };
+    in_postgres(&url, "own", 1, |stores, _| {
+        dead_owners_leases_come_back(stores[0].clone())
+    })
+    .await;
+}
+
+/// An unreadable create: its record says so and is listed for the target side, the side's
+/// circuit opens (shared by every instance on the store), a changed configuration closes it,
+/// an operator's reset also lets go of the held items, and linking the twin forgets it.
+async fn unreadable_creates_open_a_circuit(store: Arc<dyn Store>) {
+    let mut values = Shadow::default();
+    values.set(
+        "summary<->1001",
+        ShadowEntry {
+            value: FieldValue::Text("Printer".into()),
+            source_ts: t(0),
+            source: Side::Jira,
+        },
+    );
+    for item in ["10001", "10002"] {
+        store
+            .record_create("c1", Side::Jira, item, &values, t(1))
+            .await
+            .unwrap();
+    }
+    store
+        .create_unreadable("c1", Side::Jira, "10001", "no id at /idd", "cfg-a", t(2))
+        .await
+        .unwrap();
+    store
+        .create_unreadable("c1", Side::Jira, "10002", "later reason", "cfg-a", t(3))
+        .await
+        .unwrap();
+    let into = store
+        .recorded_creates_into("c1", Side::External)
+        .await
+        .unwrap();
+    assert_eq!(into.len(), 2);
+    assert_eq!(into[0].values, values);
+    assert_eq!(into[0].unreadable.as_deref(), Some("no id at /idd"));
+    assert!(
+        store
+            .recorded_creates_into("c1", Side::Jira)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let open = store.create_circuits().await.unwrap();
+    assert_eq!(open.len(), 1);
+    assert_eq!(
+        (open[0].side, open[0].reason.as_str(), open[0].opened_at),
+        (Side::External, "no id at /idd", t(2)),
+        "the first reason stays"
+    );
+    // The same configuration keeps it open; another one closes it, keeping the marks.
+    assert_eq!(
+        store
+            .close_create_circuits(Some("c1"), Some(Side::External), Some("cfg-a"))
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        store
+            .close_create_circuits(Some("c1"), Some(Side::External), Some("cfg-b"))
+            .await
+            .unwrap(),
+        1
+    );
+    let into = store
+        .recorded_creates_into("c1", Side::External)
+        .await
+        .unwrap();
+    assert!(into.iter().all(|r| r.unreadable.is_some()));
+    // An operator's reset lets the held items go.
+    store
+        .create_unreadable("c1", Side::Jira, "10001", "again", "cfg-b", t(4))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.close_create_circuits(None, None, None).await.unwrap(),
+        1
+    );
+    let into = store
+        .recorded_creates_into("c1", Side::External)
+        .await
+        .unwrap();
+    assert!(into.iter().all(|r| r.unreadable.is_none()), "{into:?}");
+    // Linking the twin forgets the record.
+    let link = Link {
+        connection: "c1".into(),
+        jira_id: "10001".into(),
+        jira_key: None,
+        external_id: "41".into(),
+        shadow: values.clone(),
+        pending: Shadow::default(),
+        version: 0,
+    };
+    store.insert_link(&link).await.unwrap().unwrap();
+    let into = store
+        .recorded_creates_into("c1", Side::External)
+        .await
+        .unwrap();
+    assert_eq!(
+        into.iter().map(|r| r.item_id.as_str()).collect::<Vec<_>>(),
+        vec!["10002"]
+    );
+}
+
+#[tokio::test]
+async fn unreadable_creates_open_a_circuit_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("circuits.db").display());
+    unreadable_creates_open_a_circuit(store::open(&url).await.unwrap()).await;
+}
+
+#[tokio::test]
+async fn unreadable_creates_open_a_circuit_postgres() {
+    let Some(url) = postgres_url("unreadable_creates_open_a_circuit_postgres") else {
+        return;
+    };
+    in_postgres(&url, "circ", 1, |stores, _| {
+        unreadable_creates_open_a_circuit(stores[0].clone())
+    })
+    .await;
+}

@@ -187,6 +187,12 @@ impl ConnectorError {
     pub fn is_transient(&self) -> bool {
         matches!(self, ConnectorError::Transient { .. })
     }
+    /// Whether the failed call took effect all the same: it was answered with a success
+    /// status whose body could not be read (not JSON, or no id where the configuration says).
+    /// A create that failed this way has made an item nobody knows the id of.
+    pub fn took_effect(&self) -> bool {
+        matches!(self, ConnectorError::Permanent { status: Some(s), .. } if (200..300).contains(s))
+    }
     pub fn permanent(message: impl Into<String>) -> Self {
         ConnectorError::Permanent {
             message: message.into(),

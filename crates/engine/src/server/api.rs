@@ -189,9 +189,29 @@ pub(super) async fn dashboard(State(state): State<Arc<AppState>>, headers: Heade
             status
         ));
     }
+    let mut stopped = String::new();
+    for c in state
+        .engine
+        .store
+        .create_circuits()
+        .await
+        .unwrap_or_default()
+    {
+        stopped.push_str(&format!(
+            "<p><strong>Creating twins on the {} side of {} is stopped</strong> since {}: {}. \
+             Fix that side's create operation and restart, or run \
+             <code>tandem creates reset --connection {} --side {}</code>.</p>",
+            c.side,
+            html_escape(&c.connection),
+            c.opened_at.to_rfc3339(),
+            html_escape(&c.reason),
+            html_escape(&c.connection),
+            c.side
+        ));
+    }
     Html(format!(
         "<!doctype html><html><head><title>Tandem</title></head><body>\
-         <h1>Tandem</h1><p>{links} links. Store: {}.</p>\
+         <h1>Tandem</h1><p>{links} links. Store: {}.</p>{stopped}\
          <table><tr><th>connection</th><th>status</th><th>events</th></tr>{rows}</table>\
          <p>JSON: /api/v1/links, /api/v1/events, /api/v1/dead-letters, /api/v1/audit · metrics: /metrics</p>\
          </body></html>",

@@ -131,6 +131,16 @@ async fn metrics(axum::extract::State(state): axum::extract::State<Arc<AppState>
                 .set(count as f64);
         }
     }
+    // So is whether creating is stopped on each side (a create's answer could not be read).
+    if let Ok(open) = state.engine.store.create_circuits().await {
+        for name in state.engine.connections.keys() {
+            for side in [tandem_core::Side::Jira, tandem_core::Side::External] {
+                let is_open = open.iter().any(|c| &c.connection == name && c.side == side);
+                metrics::gauge!("tandem_create_circuit_open", "connection" => name.clone(), "side" => side.to_string())
+                    .set(if is_open { 1.0 } else { 0.0 });
+            }
+        }
+    }
     match &state.metrics {
         Some(handle) => (
             [("content-type", "text/plain; version=0.0.4")],

@@ -432,7 +432,8 @@ pub trait Store: Send + Sync + 'static {
         now: DateTime<Utc>,
     ) -> StoreResult<()>;
 
-    /// Returns every lease `owner` holds to the queue, due at once (graceful shutdown).
+    /// Returns every lease `owner` holds to the queue, due at once, and forgets its heartbeat
+    /// (graceful shutdown).
     async fn release_leases(&self, owner: &str) -> StoreResult<u64>;
 
     async fn get_event(&self, id: i64) -> StoreResult<Option<QueuedEvent>>;
@@ -502,6 +503,11 @@ pub trait Store: Send + Sync + 'static {
         now: DateTime<Utc>,
     ) -> StoreResult<()>;
 
+    /// Forgets the recorded create of the item: its create was refused, so no twin exists
+    /// for an arriving item to be recognised as.
+    async fn forget_create(&self, connection: &str, source: Side, item_id: &str)
+    -> StoreResult<()>;
+
     /// The values recorded by [`Store::record_create`] for the item, if any.
     async fn recorded_create(
         &self,
@@ -509,6 +515,60 @@ pub trait Store: Send + Sync + 'static {
         source: Side,
         item_id: &str,
     ) -> StoreResult<Option<Shadow>>;
+
+    /// Every recorded create whose twin would be on `target` (copies of items of the other
+    /// side), oldest first. An unlinked item arriving on `target` that holds the values of
+    /// one of them is that create's twin coming back, not a new item (see
+    /// [`RecordedCreate::unreadable`]).
+    async fn recorded_creates_into(
+        &self,
+        connection: &str,
+        target: Side,
+    ) -> StoreResult<Vec<RecordedCreate>>;
+
+    /// Notes that the recorded create of (`source`, `item_id`) took effect but its answer
+    /// could not be read (`reason`), and opens the circuit that stops creating on the other
+    /// side of `connection` ([`Store::create_circuits`]); `config` is the fingerprint of that
+    /// side's configuration, so a changed configuration closes it
+    /// ([`Store::close_create_circuits`]). One transaction; an open circuit keeps its first
+    /// reason.
+    async fn create_unreadable(
+        &self,
+        connection: &str,
+        source: Side,
+        item_id: &str,
+        reason: &str,
+        config: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()>;
+
+    /// The open create circuits, in connection and side order.
+    async fn create_circuits(&self) -> StoreResult<Vec<CreateCircuit>>;
+
+    /// Closes create circuits: those of `connection` (all when `None`) on `side` (both when
+    /// `None`). With `unless_config`, only circuits opened under another configuration (the
+    /// configuration was fixed); without it (an operator's reset) the unreadable creates into
+    /// those sides are also let go, so the items held for them are twinned again. Returns
+    /// how many circuits closed.
+    async fn close_create_circuits(
+        &self,
+        connection: Option<&str>,
+        side: Option<Side>,
+        unless_config: Option<&str>,
+    ) -> StoreResult<u64>;
+
+    /// Notes that lease owner `owner` is alive (every running engine, every second).
+    ///
+    /// Heartbeats are timed by the store's clock (PostgreSQL's `now()`, the one machine's
+    /// clock for SQLite), never by each instance's, so a clock running ahead on one instance
+    /// cannot make the others look dead.
+    async fn heartbeat(&self, owner: &str) -> StoreResult<()>;
+
+    /// Gives back, due at once, every lease held by an owner whose last heartbeat is older
+    /// than `silent_for` (a process that was killed), and forgets those owners. Owners that
+    /// never wrote a heartbeat (an older version) keep their leases until they expire.
+    /// Returns how many leases came back.
+    async fn release_dead_owners(&self, silent_for: Duration) -> StoreResult<u64>;
 
     /// Links in the order they were made (stable pages while new links are added).
     async fn list_links(
@@ -541,6 +601,32 @@ pub trait Store: Send + Sync + 'static {
 
 // ---------------------------------------------------------------------------------------------
 // Shared by both backends: rows as plain values, decoded into domain types without panicking.
+
+/// A create Tandem started, as [`Store::recorded_creates_into`] lists it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordedCreate {
+    /// The side of the item that was copied.
+    pub source: Side,
+    pub item_id: String,
+    /// The values the create sent, keyed by mapping key.
+    pub values: Shadow,
+    /// Set when the create took effect but its answer could not be read: its twin exists and
+    /// nobody knows its id, so until it is recognised no unknown item on the target side is
+    /// twinned (it may be that twin).
+    pub unreadable: Option<String>,
+    pub recorded_at: DateTime<Utc>,
+}
+
+/// Creating on one side of a connection is stopped: a create there took effect but its
+/// answer could not be read.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CreateCircuit {
+    pub connection: String,
+    /// The side where creating is stopped.
+    pub side: Side,
+    pub reason: String,
+    pub opened_at: DateTime<Utc>,
+}
 
 /// An `events` row with timestamps already decoded by the backend.
 pub(crate) struct EventRow {
@@ -699,6 +785,34 @@ pub(crate) fn lease_expiry(now: DateTime<Utc>, lease: Duration) -> StoreResult<D
         .ok()
         .and_then(|d| now.checked_add_signed(d))
         .ok_or_else(|| StoreError::InvalidArgument(format!("lease of {lease:?} is too long")))
+}
+
+/// Statements with no dialect in them, run as they are by both backends (SQLite and
+/// PostgreSQL both read `CAST($n AS TEXT)`, which lets PostgreSQL type a parameter that may be
+/// NULL).
+pub(crate) mod shared_sql {
+    pub const FORGET_OWNER: &str = "DELETE FROM lease_owners WHERE owner = $1";
+    pub const FORGET_CREATE: &str = "DELETE FROM recorded_creates
+         WHERE connection = $1 AND source_side = $2 AND item_id = $3";
+    pub const MARK_UNREADABLE: &str = "UPDATE recorded_creates SET unreadable = $4
+         WHERE connection = $1 AND source_side = $2 AND item_id = $3";
+    pub const OPEN_CIRCUIT: &str =
+        "INSERT INTO create_circuits (connection, side, config, reason, opened_at)
+         VALUES ($1, $2, $3, $4, $5) ON CONFLICT (connection, side) DO NOTHING";
+    /// `$1` connection, `$2` side (NULL: all), `$3` the configuration to keep (NULL: none).
+    pub const CLOSE_CIRCUITS: &str = "DELETE FROM create_circuits
+         WHERE (CAST($1 AS TEXT) IS NULL OR connection = $1)
+           AND (CAST($2 AS TEXT) IS NULL OR side = $2)
+           AND (CAST($3 AS TEXT) IS NULL OR config <> $3)";
+    /// The creates into side `$2` are copies of the other side's items.
+    pub const LET_GO_UNREADABLE: &str = "UPDATE recorded_creates SET unreadable = NULL
+         WHERE (CAST($1 AS TEXT) IS NULL OR connection = $1)
+           AND (CAST($2 AS TEXT) IS NULL OR source_side <> $2) AND unreadable IS NOT NULL";
+    pub const RECORDED_CREATES_FROM: &str =
+        "SELECT item_id, shadow, unreadable, recorded_at FROM recorded_creates
+         WHERE connection = $1 AND source_side = $2 ORDER BY recorded_at, item_id";
+    pub const CREATE_CIRCUITS: &str = "SELECT connection, side, reason, opened_at
+         FROM create_circuits ORDER BY connection, side";
 }
 
 /// Checks a completion before any write, so a programming error cannot mark an event with a

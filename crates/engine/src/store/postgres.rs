@@ -7,10 +7,10 @@
 //! ([`open_postgres_in_schema`]) so parallel runs do not collide.
 
 use super::{
-    AuditEntry, AuditRow, Completion, ConnectionLock, DeadLetter, Enqueued, EventFilter, EventRow,
-    EventStatus, LinkRow, QueuedEvent, Store, StoreError, StoreResult, check_completion,
-    covered_note, decode_event, decode_recorded_create, decode_status, lease_expiry, link_conflict,
-    link_not_saved, redact_url, to_json,
+    AuditEntry, AuditRow, Completion, ConnectionLock, CreateCircuit, DeadLetter, Enqueued,
+    EventFilter, EventRow, EventStatus, LinkRow, QueuedEvent, RecordedCreate, Store, StoreError,
+    StoreResult, check_completion, covered_note, decode_event, decode_recorded_create, decode_side,
+    decode_status, lease_expiry, link_conflict, link_not_saved, redact_url, shared_sql, to_json,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -38,6 +38,16 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         3,
         "recorded creates",
         include_str!("../../migrations/postgres/0003_recorded_creates.sql"),
+    ),
+    (
+        4,
+        "lease owners",
+        include_str!("../../migrations/postgres/0004_lease_owners.sql"),
+    ),
+    (
+        5,
+        "unreadable creates",
+        include_str!("../../migrations/postgres/0005_unreadable_creates.sql"),
     ),
 ];
 
@@ -715,6 +725,7 @@ impl Store for PgStore {
     }
 
     async fn release_leases(&self, owner: &str) -> StoreResult<u64> {
+        let mut tx = self.pool.begin().await?;
         let n = sqlx::query(
             "UPDATE events
              SET status = 'pending', lease_owner = NULL, lease_expires_at = NULL, updated_at = $1
@@ -722,9 +733,59 @@ impl Store for PgStore {
         )
         .bind(Utc::now())
         .bind(owner)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?
         .rows_affected();
+        sqlx::query(shared_sql::FORGET_OWNER)
+            .bind(owner)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(n)
+    }
+
+    async fn heartbeat(&self, owner: &str) -> StoreResult<()> {
+        // The server's clock, shared by every instance (see the trait).
+        sqlx::query(
+            "INSERT INTO lease_owners (owner, heartbeat_at) VALUES ($1, now())
+             ON CONFLICT (owner) DO UPDATE SET heartbeat_at = excluded.heartbeat_at",
+        )
+        .bind(owner)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn release_dead_owners(&self, silent_for: Duration) -> StoreResult<u64> {
+        let mut tx = self.pool.begin().await?;
+        // Several instances may run this at once: the owners' rows are locked first, so
+        // one of them releases and forgets a dead owner and the others find nothing.
+        let dead: Vec<String> = sqlx::query_scalar(
+            "SELECT owner FROM lease_owners
+             WHERE heartbeat_at < now() - make_interval(secs => $1)
+             FOR UPDATE SKIP LOCKED",
+        )
+        .bind(silent_for.as_secs_f64())
+        .fetch_all(&mut *tx)
+        .await?;
+        if dead.is_empty() {
+            return Ok(0);
+        }
+        let n = sqlx::query(
+            "UPDATE events
+             SET status = 'pending', lease_owner = NULL, lease_expires_at = NULL, updated_at = $2
+             WHERE status = 'leased' AND lease_owner = ANY($1)",
+        )
+        .bind(&dead)
+        .bind(Utc::now())
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        sqlx::query("DELETE FROM lease_owners WHERE owner = ANY($1)")
+            .bind(&dead)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
         Ok(n)
     }
 
@@ -948,6 +1009,21 @@ impl Store for PgStore {
         Ok(())
     }
 
+    async fn forget_create(
+        &self,
+        connection: &str,
+        source: Side,
+        item_id: &str,
+    ) -> StoreResult<()> {
+        sqlx::query(shared_sql::FORGET_CREATE)
+            .bind(connection)
+            .bind(source.as_str())
+            .bind(item_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     async fn recorded_create(
         &self,
         connection: &str,
@@ -966,6 +1042,106 @@ impl Store for PgStore {
         shadow
             .map(|s| decode_recorded_create(connection, source, item_id, &s))
             .transpose()
+    }
+
+    async fn recorded_creates_into(
+        &self,
+        connection: &str,
+        target: Side,
+    ) -> StoreResult<Vec<RecordedCreate>> {
+        let source = target.other();
+        let rows = sqlx::query(shared_sql::RECORDED_CREATES_FROM)
+            .bind(connection)
+            .bind(source.as_str())
+            .fetch_all(&self.pool)
+            .await?;
+        let what = || format!("recorded create in {connection}");
+        rows.iter()
+            .map(|row| {
+                let item_id: String = col(row, "item_id", &what)?;
+                let shadow: String = col(row, "shadow", &what)?;
+                Ok(RecordedCreate {
+                    values: decode_recorded_create(connection, source, &item_id, &shadow)?,
+                    unreadable: col(row, "unreadable", &what)?,
+                    recorded_at: col(row, "recorded_at", &what)?,
+                    source,
+                    item_id,
+                })
+            })
+            .collect()
+    }
+
+    async fn create_unreadable(
+        &self,
+        connection: &str,
+        source: Side,
+        item_id: &str,
+        reason: &str,
+        config: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(shared_sql::MARK_UNREADABLE)
+            .bind(connection)
+            .bind(source.as_str())
+            .bind(item_id)
+            .bind(reason)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(shared_sql::OPEN_CIRCUIT)
+            .bind(connection)
+            .bind(source.other().as_str())
+            .bind(config)
+            .bind(reason)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn create_circuits(&self) -> StoreResult<Vec<CreateCircuit>> {
+        let rows = sqlx::query(shared_sql::CREATE_CIRCUITS)
+            .fetch_all(&self.pool)
+            .await?;
+        let what = || "create circuit".to_string();
+        rows.iter()
+            .map(|row| {
+                Ok(CreateCircuit {
+                    connection: col(row, "connection", &what)?,
+                    side: decode_side(&what(), &col::<String>(row, "side", &what)?)?,
+                    reason: col(row, "reason", &what)?,
+                    opened_at: col(row, "opened_at", &what)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn close_create_circuits(
+        &self,
+        connection: Option<&str>,
+        side: Option<Side>,
+        unless_config: Option<&str>,
+    ) -> StoreResult<u64> {
+        let side = side.map(Side::as_str);
+        let mut tx = self.pool.begin().await?;
+        let n = sqlx::query(shared_sql::CLOSE_CIRCUITS)
+            .bind(connection)
+            .bind(side)
+            .bind(unless_config)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if unless_config.is_none() {
+            // The creates into that side are copies of the other side's items.
+            sqlx::query(shared_sql::LET_GO_UNREADABLE)
+                .bind(connection)
+                .bind(side)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(n)
     }
 
     async fn list_links(

@@ -11,13 +11,13 @@
 //! the claim query compares them directly.
 
 use super::{
-    AuditEntry, AuditRow, Completion, ConnectionLock, DeadLetter, Enqueued, EventFilter, EventRow,
-    EventStatus, LinkRow, QueuedEvent, Store, StoreError, StoreResult, check_completion,
-    covered_note, decode_event, decode_recorded_create, decode_status, lease_expiry, link_conflict,
-    link_not_saved, to_json,
+    AuditEntry, AuditRow, Completion, ConnectionLock, CreateCircuit, DeadLetter, Enqueued,
+    EventFilter, EventRow, EventStatus, LinkRow, QueuedEvent, RecordedCreate, Store, StoreError,
+    StoreResult, check_completion, covered_note, decode_event, decode_recorded_create, decode_side,
+    decode_status, lease_expiry, link_conflict, link_not_saved, shared_sql, to_json,
 };
 use async_trait::async_trait;
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
     SqliteRow, SqliteSynchronous,
@@ -51,6 +51,16 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         3,
         "recorded creates",
         include_str!("../../migrations/sqlite/0003_recorded_creates.sql"),
+    ),
+    (
+        4,
+        "lease owners",
+        include_str!("../../migrations/sqlite/0004_lease_owners.sql"),
+    ),
+    (
+        5,
+        "unreadable creates",
+        include_str!("../../migrations/sqlite/0005_unreadable_creates.sql"),
     ),
 ];
 
@@ -777,6 +787,7 @@ impl Store for SqliteStore {
     async fn release_leases(&self, owner: &str) -> StoreResult<u64> {
         let now = ts(Utc::now());
         let _w = self.write.lock().await;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let n = sqlx::query(
             "UPDATE events
              SET status = 'pending', lease_owner = NULL, lease_expires_at = NULL, updated_at = $1
@@ -784,10 +795,71 @@ impl Store for SqliteStore {
         )
         .bind(now)
         .bind(owner)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?
         .rows_affected();
+        sqlx::query(shared_sql::FORGET_OWNER)
+            .bind(owner)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
         Ok(n)
+    }
+
+    async fn heartbeat(&self, owner: &str) -> StoreResult<()> {
+        let owner = owner.to_string();
+        let now = ts(Utc::now());
+        self.writer
+            .write(false, move |conn| {
+                Box::pin(async move {
+                    sqlx::query(
+                        "INSERT INTO lease_owners (owner, heartbeat_at) VALUES ($1, $2)
+                         ON CONFLICT (owner) DO UPDATE SET heartbeat_at = excluded.heartbeat_at",
+                    )
+                    .bind(&owner)
+                    .bind(&now)
+                    .execute(&mut *conn)
+                    .await?;
+                    Ok(())
+                })
+            })
+            .await
+    }
+
+    async fn release_dead_owners(&self, silent_for: Duration) -> StoreResult<u64> {
+        let now = Utc::now();
+        // Silent for longer than time can count: nobody is that dead.
+        let Some(dead_before) = TimeDelta::from_std(silent_for)
+            .ok()
+            .and_then(|d| now.checked_sub_signed(d))
+        else {
+            return Ok(0);
+        };
+        let dead_before = ts(dead_before);
+        let now = ts(now);
+        self.writer
+            .write(true, move |conn| {
+                Box::pin(async move {
+                    let n = sqlx::query(
+                        "UPDATE events
+                         SET status = 'pending', lease_owner = NULL, lease_expires_at = NULL,
+                             updated_at = $2
+                         WHERE status = 'leased' AND lease_owner IN
+                               (SELECT owner FROM lease_owners WHERE heartbeat_at < $1)",
+                    )
+                    .bind(&dead_before)
+                    .bind(&now)
+                    .execute(&mut *conn)
+                    .await?
+                    .rows_affected();
+                    sqlx::query("DELETE FROM lease_owners WHERE heartbeat_at < $1")
+                        .bind(&dead_before)
+                        .execute(&mut *conn)
+                        .await?;
+                    Ok(n)
+                })
+            })
+            .await
     }
 
     async fn get_event(&self, id: i64) -> StoreResult<Option<QueuedEvent>> {
@@ -1009,6 +1081,22 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    async fn forget_create(
+        &self,
+        connection: &str,
+        source: Side,
+        item_id: &str,
+    ) -> StoreResult<()> {
+        let _w = self.write.lock().await;
+        sqlx::query(shared_sql::FORGET_CREATE)
+            .bind(connection)
+            .bind(source.as_str())
+            .bind(item_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     async fn recorded_create(
         &self,
         connection: &str,
@@ -1027,6 +1115,108 @@ impl Store for SqliteStore {
         shadow
             .map(|s| decode_recorded_create(connection, source, item_id, &s))
             .transpose()
+    }
+
+    async fn recorded_creates_into(
+        &self,
+        connection: &str,
+        target: Side,
+    ) -> StoreResult<Vec<RecordedCreate>> {
+        let source = target.other();
+        let rows = sqlx::query(shared_sql::RECORDED_CREATES_FROM)
+            .bind(connection)
+            .bind(source.as_str())
+            .fetch_all(&self.pool)
+            .await?;
+        let what = || format!("recorded create in {connection}");
+        rows.iter()
+            .map(|row| {
+                let item_id: String = col(row, "item_id", &what)?;
+                let shadow: String = col(row, "shadow", &what)?;
+                Ok(RecordedCreate {
+                    values: decode_recorded_create(connection, source, &item_id, &shadow)?,
+                    unreadable: col(row, "unreadable", &what)?,
+                    recorded_at: parse_ts(&what(), &col::<String>(row, "recorded_at", &what)?)?,
+                    source,
+                    item_id,
+                })
+            })
+            .collect()
+    }
+
+    async fn create_unreadable(
+        &self,
+        connection: &str,
+        source: Side,
+        item_id: &str,
+        reason: &str,
+        config: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        let _w = self.write.lock().await;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        sqlx::query(shared_sql::MARK_UNREADABLE)
+            .bind(connection)
+            .bind(source.as_str())
+            .bind(item_id)
+            .bind(reason)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(shared_sql::OPEN_CIRCUIT)
+            .bind(connection)
+            .bind(source.other().as_str())
+            .bind(config)
+            .bind(reason)
+            .bind(ts(now))
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn create_circuits(&self) -> StoreResult<Vec<CreateCircuit>> {
+        let rows = sqlx::query(shared_sql::CREATE_CIRCUITS)
+            .fetch_all(&self.pool)
+            .await?;
+        let what = || "create circuit".to_string();
+        rows.iter()
+            .map(|row| {
+                Ok(CreateCircuit {
+                    connection: col(row, "connection", &what)?,
+                    side: decode_side(&what(), &col::<String>(row, "side", &what)?)?,
+                    reason: col(row, "reason", &what)?,
+                    opened_at: parse_ts(&what(), &col::<String>(row, "opened_at", &what)?)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn close_create_circuits(
+        &self,
+        connection: Option<&str>,
+        side: Option<Side>,
+        unless_config: Option<&str>,
+    ) -> StoreResult<u64> {
+        let side = side.map(Side::as_str);
+        let _w = self.write.lock().await;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let n = sqlx::query(shared_sql::CLOSE_CIRCUITS)
+            .bind(connection)
+            .bind(side)
+            .bind(unless_config)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if unless_config.is_none() {
+            // The creates into that side are copies of the other side's items.
+            sqlx::query(shared_sql::LET_GO_UNREADABLE)
+                .bind(connection)
+                .bind(side)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(n)
     }
 
     async fn list_links(

@@ -169,7 +169,10 @@ impl Instance {
             .append(true)
             .open(&log)
             .expect("log file");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_tandem"))
+        // `TANDEM_TEST_BIN` runs another build (to measure a change against the one before).
+        let bin = std::env::var("TANDEM_TEST_BIN")
+            .unwrap_or_else(|_| env!("CARGO_BIN_EXE_tandem").to_string());
+        let mut child = Command::new(bin)
             .args(["serve", "--config"])
             .arg(config)
             .env(
@@ -296,6 +299,18 @@ async fn forward(
         }
     }
     (StatusCode::SERVICE_UNAVAILABLE, "no instance answered").into_response()
+}
+
+/// Registers both sandboxes' webhooks on the proxy, once, as a user would.
+pub fn point_webhooks_at(proxy: &Proxy, jira: &JiraSandbox, external: &ExternalSandbox) {
+    jira.register_webhook(
+        &format!("{}/webhooks/seed/jira", proxy.url),
+        Some(JIRA_SECRET),
+    );
+    external.set_webhook(
+        &format!("{}/webhooks/seed/external", proxy.url),
+        Some(EXT_TOKEN),
+    );
 }
 
 /// One synced pair as the load generator knows it.

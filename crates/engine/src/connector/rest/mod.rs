@@ -617,34 +617,35 @@ impl Connector for RestConnector {
     }
 
     async fn create(&self, values: &Fields, link: Option<&str>) -> ConnectorResult<Item> {
-        let answer = match &self.format {
+        let answered = match &self.format {
             Format::Seed => {
                 let body = self.seed_body(link.unwrap_or(""), values);
                 self.client
                     .call(Method::POST, "/API/issue", Some(&body))
                     .await?
-                    .json("rest: created item")?
             }
             Format::Custom(ops) => {
                 let op = ops
                     .create
                     .as_ref()
                     .ok_or_else(|| Self::missing_op("create"))?;
-                self.run(op, None, None, Some(values))
-                    .await?
-                    .json("rest: created item")?
+                self.run(op, None, None, Some(values)).await?
             }
         };
+        let answer = answered.json("rest: created item")?;
         let pointer = self
             .ops()
             .and_then(|o| o.create.as_ref())
             .and_then(|op| op.id_pointer.clone())
             .unwrap_or_else(|| "/id".to_string());
-        let id = id_text(answer.pointer(&pointer)).ok_or_else(|| {
-            ConnectorError::permanent(format!(
+        // The item was made (a success status): the status goes with the error, so the
+        // worker knows a twin exists that it cannot name (`ConnectorError::took_effect`).
+        let id = id_text(answer.pointer(&pointer)).ok_or_else(|| ConnectorError::Permanent {
+            message: format!(
                 "rest: create answered without an id at `{pointer}`: {}",
                 super::http::quote(&answer.to_string())
-            ))
+            ),
+            status: Some(answered.status.as_u16()),
         })?;
         if let Some(l) = link {
             self.remember_source_ref(&id, l);
