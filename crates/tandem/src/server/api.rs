@@ -115,6 +115,7 @@ pub(super) async fn events(
         limit: q.limit(),
         connection: q.connection,
         status,
+        side: None,
     };
     let events = state.engine.store.list_events(&filter).await;
     store_json(

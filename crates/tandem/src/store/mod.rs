@@ -274,6 +274,8 @@ impl Completion {
 pub struct EventFilter {
     pub connection: Option<String>,
     pub status: Option<EventStatus>,
+    /// The side the event came from.
+    pub side: Option<Side>,
     pub limit: u32,
 }
 
@@ -282,8 +284,99 @@ impl Default for EventFilter {
         EventFilter {
             connection: None,
             status: None,
+            side: None,
             limit: 100,
         }
+    }
+}
+
+/// What an operator does to dead letters from the console.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DeadAction {
+    /// Back to the queue: pending, attempts 0, due at once.
+    Retry,
+    /// Given up on for good: status ignored, with who discarded it as the reason.
+    Discard,
+}
+
+impl DeadAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeadAction::Retry => "retry",
+            DeadAction::Discard => "discard",
+        }
+    }
+}
+
+/// Which dead letters [`Store::resolve_dead`] acts on, and who asked: one event, or every
+/// dead event matching the connection and side given.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadResolution {
+    pub action: DeadAction,
+    pub event_id: Option<i64>,
+    pub connection: Option<String>,
+    pub side: Option<Side>,
+    /// Who did it, as the audit trail shows it (`console:admin`).
+    pub actor: String,
+}
+
+/// One action an operator took, as [`Store::list_operator_actions`] returns it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OperatorAction {
+    pub at: DateTime<Utc>,
+    pub actor: String,
+    pub action: DeadAction,
+    pub connection: Option<String>,
+    pub side: Option<Side>,
+    pub event_id: Option<i64>,
+    /// How many events it changed.
+    pub events: i64,
+}
+
+/// The cheap facts about one recent event the console's overview is computed from (no
+/// payload is decoded).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RecentEvent {
+    pub id: i64,
+    pub connection: String,
+    pub source: Side,
+    pub status: EventStatus,
+    pub last_error: Option<String>,
+    pub received_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A poll cursor and when it last moved.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CursorState {
+    pub connection: String,
+    pub side: Side,
+    pub cursor: String,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// `%text%` for a `LIKE … ESCAPE '\'` that matches `text` literally anywhere.
+pub(crate) fn contains_pattern(text: &str) -> String {
+    let mut p = String::with_capacity(text.len() + 2);
+    p.push('%');
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            p.push('\\');
+        }
+        p.push(c);
+    }
+    p.push('%');
+    p
+}
+
+pub(crate) fn decode_action(what: &str, s: &str) -> StoreResult<DeadAction> {
+    match s {
+        "retry" => Ok(DeadAction::Retry),
+        "discard" => Ok(DeadAction::Discard),
+        other => Err(StoreError::Corrupt(format!(
+            "{what}: unknown action `{other}`"
+        ))),
     }
 }
 
@@ -451,6 +544,40 @@ pub trait Store: Send + Sync + 'static {
     /// `now`. Their dead-letter rows are marked resolved, not deleted, to keep the history.
     /// Returns how many events came back.
     async fn retry_dead(&self, event_id: Option<i64>, now: DateTime<Utc>) -> StoreResult<u64>;
+
+    /// Retries or discards one dead event or every dead event matching the connection and
+    /// side, resolves their dead-letter rows and records who did it in the operator actions,
+    /// all in one transaction. Returns how many events changed (0: nothing matched, and no
+    /// action is recorded).
+    async fn resolve_dead(&self, r: &DeadResolution, now: DateTime<Utc>) -> StoreResult<u64>;
+
+    /// Operator actions, newest first.
+    async fn list_operator_actions(&self, limit: u32) -> StoreResult<Vec<OperatorAction>>;
+
+    /// The newest `limit` events (any status) without their payloads, newest first: what the
+    /// console's overview computes throughput, latency and the last errors from.
+    async fn recent_events(&self, limit: u32) -> StoreResult<Vec<RecentEvent>>;
+
+    /// Every poll cursor.
+    async fn list_cursors(&self) -> StoreResult<Vec<CursorState>>;
+
+    /// Links whose Jira key, Jira id, external id or stored field values contain `text`
+    /// (case-insensitively for ASCII), in the order they were made.
+    async fn search_links(
+        &self,
+        connection: Option<&str>,
+        text: &str,
+        limit: u32,
+        offset: u32,
+    ) -> StoreResult<Vec<Link>>;
+
+    /// One link's audit entries (every field written on either side), oldest first.
+    async fn link_audit(
+        &self,
+        connection: &str,
+        jira_id: &str,
+        limit: u32,
+    ) -> StoreResult<Vec<AuditEntry>>;
 
     /// Event counts by connection and status (only non-zero ones).
     async fn queue_depth(&self) -> StoreResult<Vec<(String, EventStatus, i64)>>;

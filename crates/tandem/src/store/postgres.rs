@@ -7,10 +7,11 @@
 //! ([`open_postgres_in_schema`]) so parallel runs do not collide.
 
 use super::{
-    AuditEntry, AuditRow, Completion, ConnectionLock, DeadLetter, Enqueued, EventFilter, EventRow,
-    EventStatus, LinkRow, QueuedEvent, Store, StoreError, StoreResult, check_completion,
-    covered_note, decode_event, decode_recorded_create, decode_status, lease_expiry, link_conflict,
-    link_not_saved, redact_url, to_json,
+    AuditEntry, AuditRow, Completion, ConnectionLock, CursorState, DeadAction, DeadLetter,
+    DeadResolution, Enqueued, EventFilter, EventRow, EventStatus, LinkRow, OperatorAction,
+    QueuedEvent, RecentEvent, Store, StoreError, StoreResult, check_completion, contains_pattern,
+    covered_note, decode_action, decode_event, decode_recorded_create, decode_side, decode_status,
+    lease_expiry, link_conflict, link_not_saved, redact_url, to_json,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -38,6 +39,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         3,
         "recorded creates",
         include_str!("../../migrations/postgres/0003_recorded_creates.sql"),
+    ),
+    (
+        4,
+        "operator actions",
+        include_str!("../../migrations/postgres/0004_operator_actions.sql"),
     ),
 ];
 
@@ -748,11 +754,13 @@ impl Store for PgStore {
             event_cols!(),
             " FROM events
               WHERE ($1::text IS NULL OR connection = $1) AND ($2::text IS NULL OR status = $2)
+                AND ($4::text IS NULL OR source = $4)
               ORDER BY id DESC LIMIT $3"
         ))
         .bind(&f.connection)
         .bind(f.status.map(EventStatus::as_str))
         .bind(i64::from(f.limit))
+        .bind(f.side.map(Side::as_str))
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(event_row).collect()
@@ -812,6 +820,178 @@ impl Store for PgStore {
         .rows_affected();
         tx.commit().await?;
         Ok(n)
+    }
+
+    async fn resolve_dead(&self, r: &DeadResolution, now: DateTime<Utc>) -> StoreResult<u64> {
+        let side = r.side.map(Side::as_str);
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "UPDATE dead_letters SET resolved_at = $1
+             WHERE resolved_at IS NULL AND event_id IN (
+                 SELECT id FROM events WHERE status = 'dead' AND ($2::bigint IS NULL OR id = $2)
+                   AND ($3::text IS NULL OR connection = $3) AND ($4::text IS NULL OR source = $4))",
+        )
+        .bind(now)
+        .bind(r.event_id)
+        .bind(&r.connection)
+        .bind(side)
+        .execute(&mut *tx)
+        .await?;
+        let (status, note) = match r.action {
+            DeadAction::Retry => ("pending", None),
+            DeadAction::Discard => ("ignored", Some(format!("discarded by {}", r.actor))),
+        };
+        // A retry keeps the last error (it says what failed before); a discard says who.
+        let n = sqlx::query(
+            "UPDATE events
+             SET status = $5, attempts = CASE WHEN $5 = 'pending' THEN 0 ELSE attempts END,
+                 next_attempt_at = $1, lease_owner = NULL, lease_expires_at = NULL,
+                 last_error = COALESCE($6, last_error), updated_at = $1
+             WHERE status = 'dead' AND ($2::bigint IS NULL OR id = $2)
+               AND ($3::text IS NULL OR connection = $3) AND ($4::text IS NULL OR source = $4)",
+        )
+        .bind(now)
+        .bind(r.event_id)
+        .bind(&r.connection)
+        .bind(side)
+        .bind(status)
+        .bind(note)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if n > 0 {
+            sqlx::query(
+                "INSERT INTO operator_actions (at, actor, action, connection, side, event_id, events)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind(now)
+            .bind(&r.actor)
+            .bind(r.action.as_str())
+            .bind(&r.connection)
+            .bind(side)
+            .bind(r.event_id)
+            .bind(i64::try_from(n).unwrap_or(i64::MAX))
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(n)
+    }
+
+    async fn list_operator_actions(&self, limit: u32) -> StoreResult<Vec<OperatorAction>> {
+        let rows = sqlx::query(
+            "SELECT id, at, actor, action, connection, side, event_id, events
+             FROM operator_actions ORDER BY id DESC LIMIT $1",
+        )
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let id: i64 = col(row, "id", &|| "operator action".to_string())?;
+                let what = || format!("operator action {id}");
+                Ok(OperatorAction {
+                    at: col(row, "at", &what)?,
+                    actor: col(row, "actor", &what)?,
+                    action: decode_action(&what(), &col::<String>(row, "action", &what)?)?,
+                    connection: col(row, "connection", &what)?,
+                    side: col::<Option<String>>(row, "side", &what)?
+                        .map(|s| decode_side(&what(), &s))
+                        .transpose()?,
+                    event_id: col(row, "event_id", &what)?,
+                    events: col(row, "events", &what)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn recent_events(&self, limit: u32) -> StoreResult<Vec<RecentEvent>> {
+        let rows = sqlx::query(
+            "SELECT id, connection, source, status, last_error, received_at, updated_at
+             FROM events ORDER BY id DESC LIMIT $1",
+        )
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let id: i64 = col(row, "id", &|| "event row".to_string())?;
+                let what = || format!("event {id}");
+                Ok(RecentEvent {
+                    id,
+                    connection: col(row, "connection", &what)?,
+                    source: decode_side(&what(), &col::<String>(row, "source", &what)?)?,
+                    status: decode_status(id, &col::<String>(row, "status", &what)?)?,
+                    last_error: col(row, "last_error", &what)?,
+                    received_at: col(row, "received_at", &what)?,
+                    updated_at: col(row, "updated_at", &what)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn list_cursors(&self) -> StoreResult<Vec<CursorState>> {
+        let rows = sqlx::query(
+            "SELECT connection, side, cursor, updated_at FROM cursors ORDER BY connection, side",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let what = || "cursor".to_string();
+                Ok(CursorState {
+                    connection: col(row, "connection", &what)?,
+                    side: decode_side(&what(), &col::<String>(row, "side", &what)?)?,
+                    cursor: col(row, "cursor", &what)?,
+                    updated_at: col(row, "updated_at", &what)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn search_links(
+        &self,
+        connection: Option<&str>,
+        text: &str,
+        limit: u32,
+        offset: u32,
+    ) -> StoreResult<Vec<Link>> {
+        // ILIKE: the same case-insensitive match SQLite's LIKE makes.
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            link_cols!(),
+            " FROM links WHERE ($1::text IS NULL OR connection = $1)
+                AND (jira_key ILIKE $2 ESCAPE '\\' OR jira_id ILIKE $2 ESCAPE '\\'
+                     OR external_id ILIKE $2 ESCAPE '\\' OR shadow ILIKE $2 ESCAPE '\\')
+              ORDER BY id LIMIT $3 OFFSET $4"
+        ))
+        .bind(connection)
+        .bind(contains_pattern(text))
+        .bind(i64::from(limit))
+        .bind(i64::from(offset))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(link_row).collect()
+    }
+
+    async fn link_audit(
+        &self,
+        connection: &str,
+        jira_id: &str,
+        limit: u32,
+    ) -> StoreResult<Vec<AuditEntry>> {
+        let rows = sqlx::query(
+            "SELECT id, at, connection, event_id, jira_id, external_id, target, field,
+                    mapping_key, from_value, to_value, actor
+             FROM audit_log WHERE connection = $1 AND jira_id = $2
+             ORDER BY id LIMIT $3",
+        )
+        .bind(connection)
+        .bind(jira_id)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(audit_row).collect()
     }
 
     async fn queue_depth(&self) -> StoreResult<Vec<(String, EventStatus, i64)>> {
