@@ -1,10 +1,11 @@
-//! The HTTP side of `tandem serve`: webhook receivers, health, metrics, admin API, dashboard.
+//! The HTTP side of `tandem serve`: webhook receivers, health, metrics, admin API, console.
 //!
 //! [`router`] builds the whole axum application from shared state, so tests can drive it
 //! over a real socket or call it directly. Receivers answer as soon as an event is durably
 //! queued (`202`); all remote work happens later in the workers.
 
 pub mod api;
+mod console;
 mod webhooks;
 
 use crate::secret::Secret;
@@ -22,7 +23,7 @@ pub struct AppState {
     pub engine: Arc<Engine>,
     /// Largest accepted webhook body, in bytes (`server.max_body_bytes`).
     pub max_body_bytes: usize,
-    /// Bearer token for `/api/v1` and the dashboard; without one those routes stay closed.
+    /// Bearer token for `/api/v1` and the console's sign-in; without one those stay closed.
     pub admin_token: Option<Secret>,
     /// Renders `/metrics`; `None` when no recorder is installed (tests).
     pub metrics: Option<PrometheusHandle>,
@@ -35,7 +36,6 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
-        .route("/", get(api::dashboard))
         .route("/api/v1/links", get(api::links))
         .route("/api/v1/events", get(api::events))
         .route("/api/v1/events/{id}/retry", post(api::retry_event))
@@ -43,7 +43,9 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/audit", get(api::audit))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .with_state(state)
+        .with_state(state.clone())
+        // The operator console: `/`, `/login`, `/links`, `/events`, `/audit`, `/console/…`.
+        .merge(console::router(state))
 }
 
 /// A JSON error body `{"error": ...}` with the given status.
