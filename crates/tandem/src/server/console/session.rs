@@ -87,8 +87,10 @@ impl Sessions {
     /// A new session for `user` and the cookie value that carries it.
     pub fn start(&self, user: &str, now: DateTime<Utc>) -> Option<(Session, String)> {
         let nonce = hex::encode(rand::random::<[u8; 16]>());
-        let expires = now + TimeDelta::hours(SESSION_HOURS);
-        let exp = expires.timestamp().to_string();
+        // Whole seconds: the cookie carries the expiry as a Unix time.
+        let exp_secs = (now + TimeDelta::hours(SESSION_HOURS)).timestamp();
+        let expires = DateTime::from_timestamp(exp_secs, 0)?;
+        let exp = exp_secs.to_string();
         let mac = self.mac(&["session", user, &exp, &nonce])?;
         let value = format!(
             "{user}.{exp}.{nonce}.{}",
