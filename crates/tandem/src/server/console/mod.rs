@@ -613,7 +613,7 @@ async fn timeline_page(
     for (mapping, entry) in &link.shadow.0 {
         current.push_str(&row(&[
             format!("<code>{}</code>", esc(mapping)),
-            esc(&to_text(&entry.value)),
+            esc(&shown(&entry.value)),
             esc(entry.source.as_str()),
             when(&entry.source_ts),
         ]));
@@ -630,16 +630,8 @@ async fn timeline_page(
         rows.push_str(&row(&[
             when(&a.at),
             esc(a.target.as_str()),
-            format!("<code>{}</code>", esc(&a.field)),
-            format!(
-                "<del>{}</del> → <ins>{}</ins>",
-                esc(&a
-                    .from
-                    .as_ref()
-                    .map(to_text)
-                    .unwrap_or_else(|| "(none)".into())),
-                esc(&to_text(&a.to))
-            ),
+            audit_field(a),
+            change(a),
             a.event_id
                 .map(|id| format!("<a href=\"/events/{id}\">{id}</a>"))
                 .unwrap_or_else(|| "–".into()),
@@ -659,6 +651,33 @@ async fn timeline_page(
         "/links",
         &body,
     )
+}
+
+/// A field value as people read it; an empty one says so rather than showing nothing.
+fn shown(v: &tandem_core::FieldValue) -> String {
+    if v.is_empty() {
+        "(empty)".into()
+    } else {
+        to_text(v)
+    }
+}
+
+/// `old → new` for an audit entry.
+fn change(a: &crate::store::AuditEntry) -> String {
+    format!(
+        "<del>{}</del> → <ins>{}</ins>",
+        esc(&a
+            .from
+            .as_ref()
+            .map(shown)
+            .unwrap_or_else(|| "(none)".into())),
+        esc(&shown(&a.to))
+    )
+}
+
+/// The field of an audit entry, by its mapping (both sides' field ids).
+fn audit_field(a: &crate::store::AuditEntry) -> String {
+    format!("<code>{}</code>", esc(&a.mapping_key))
 }
 
 // --- events ---------------------------------------------------------------------------------
@@ -921,7 +940,7 @@ async fn event_page(
     for (name, value) in &e.event.fields {
         fields.push_str(&row(&[
             format!("<code>{}</code>", esc(name)),
-            esc(&to_text(value)),
+            esc(&shown(value)),
         ]));
     }
     body.push_str("<h2>Payload</h2>");
@@ -1067,16 +1086,8 @@ async fn audit_page(State(c): State<Arc<Console>>, headers: HeaderMap) -> Respon
                 esc(&a.external_id)
             ),
             esc(a.target.as_str()),
-            format!("<code>{}</code>", esc(&a.field)),
-            format!(
-                "<del>{}</del> → <ins>{}</ins>",
-                esc(&a
-                    .from
-                    .as_ref()
-                    .map(to_text)
-                    .unwrap_or_else(|| "(none)".into())),
-                esc(&to_text(&a.to))
-            ),
+            audit_field(a),
+            change(a),
             a.event_id
                 .map(|id| format!("<a href=\"/events/{id}\">{id}</a>"))
                 .unwrap_or_else(|| "–".into()),
