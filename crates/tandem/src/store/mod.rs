@@ -370,6 +370,93 @@ pub(crate) fn contains_pattern(text: &str) -> String {
     p
 }
 
+// The console's statements, the same text on both backends (`CAST` rather than PostgreSQL's
+// `::` so SQLite reads them too; it also gives PostgreSQL the parameters' types).
+
+/// Which dead events a [`DeadResolution`] acts on: `$2` event id, `$3` connection, `$4` side,
+/// each `NULL` for any.
+macro_rules! dead_match_sql {
+    () => {
+        "status = 'dead' AND (CAST($2 AS BIGINT) IS NULL OR id = $2)
+         AND (CAST($3 AS TEXT) IS NULL OR connection = $3)
+         AND (CAST($4 AS TEXT) IS NULL OR source = $4)"
+    };
+}
+
+/// Resolves the matching dead letters' rows at `$1` (run before the events change).
+pub(crate) const RESOLVE_DEAD_LETTERS_SQL: &str = concat!(
+    "UPDATE dead_letters SET resolved_at = $1
+     WHERE resolved_at IS NULL AND event_id IN (SELECT id FROM events WHERE ",
+    dead_match_sql!(),
+    ")"
+);
+
+/// Moves the matching dead events to `$5` (pending or ignored) at `$1`; `$6`, when set,
+/// replaces the last error. A retry keeps the error (it says what failed before); a discard
+/// says who discarded it.
+pub(crate) const RESOLVE_DEAD_EVENTS_SQL: &str = concat!(
+    "UPDATE events
+     SET status = $5, attempts = CASE WHEN $5 = 'pending' THEN 0 ELSE attempts END,
+         next_attempt_at = $1, lease_owner = NULL, lease_expires_at = NULL,
+         last_error = COALESCE($6, last_error), updated_at = $1
+     WHERE ",
+    dead_match_sql!()
+);
+
+/// Records an operator action: `$1` at, `$2` actor, `$3` action, `$4` connection, `$5` side,
+/// `$6` event id, `$7` how many events it changed.
+pub(crate) const RECORD_ACTION_SQL: &str =
+    "INSERT INTO operator_actions (at, actor, action, connection, side, event_id, events)
+     VALUES ($1, $2, $3, $4, $5, $6, $7)";
+
+pub(crate) const OPERATOR_ACTIONS_SQL: &str =
+    "SELECT id, at, actor, action, connection, side, event_id, events
+     FROM operator_actions ORDER BY id DESC LIMIT $1";
+
+pub(crate) const RECENT_EVENTS_SQL: &str =
+    "SELECT id, connection, source, status, last_error, received_at, updated_at
+     FROM events ORDER BY id DESC LIMIT $1";
+
+pub(crate) const CURSORS_SQL: &str =
+    "SELECT connection, side, cursor, updated_at FROM cursors ORDER BY connection, side";
+
+pub(crate) const LINK_AUDIT_SQL: &str =
+    "SELECT id, at, connection, event_id, jira_id, external_id, target, field,
+            mapping_key, from_value, to_value, actor
+     FROM audit_log WHERE connection = $1 AND jira_id = $2
+     ORDER BY id LIMIT $3";
+
+/// Links in `$1` (any when `NULL`) with `$2` (a [`contains_pattern`]) in their key, ids or
+/// synced values, `$3` of them from `$4`; `$like` is the case-insensitive LIKE of the dialect.
+macro_rules! search_links_sql {
+    ($cols:expr, $like:literal) => {
+        concat!(
+            "SELECT ",
+            $cols,
+            " FROM links WHERE (CAST($1 AS TEXT) IS NULL OR connection = $1)
+                AND (jira_key ",
+            $like,
+            " $2 ESCAPE '\\' OR jira_id ",
+            $like,
+            " $2 ESCAPE '\\' OR external_id ",
+            $like,
+            " $2 ESCAPE '\\' OR shadow ",
+            $like,
+            " $2 ESCAPE '\\')
+              ORDER BY id LIMIT $3 OFFSET $4"
+        )
+    };
+}
+pub(crate) use search_links_sql;
+
+/// What [`Store::resolve_dead`] sets: the new status and the note replacing the last error.
+pub(crate) fn resolution_outcome(r: &DeadResolution) -> (&'static str, Option<String>) {
+    match r.action {
+        DeadAction::Retry => ("pending", None),
+        DeadAction::Discard => ("ignored", Some(format!("discarded by {}", r.actor))),
+    }
+}
+
 pub(crate) fn decode_action(what: &str, s: &str) -> StoreResult<DeadAction> {
     match s {
         "retry" => Ok(DeadAction::Retry),

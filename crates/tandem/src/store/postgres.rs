@@ -7,11 +7,13 @@
 //! ([`open_postgres_in_schema`]) so parallel runs do not collide.
 
 use super::{
-    AuditEntry, AuditRow, Completion, ConnectionLock, CursorState, DeadAction, DeadLetter,
-    DeadResolution, Enqueued, EventFilter, EventRow, EventStatus, LinkRow, OperatorAction,
-    QueuedEvent, RecentEvent, Store, StoreError, StoreResult, check_completion, contains_pattern,
-    covered_note, decode_action, decode_event, decode_recorded_create, decode_side, decode_status,
-    lease_expiry, link_conflict, link_not_saved, redact_url, to_json,
+    AuditEntry, AuditRow, CURSORS_SQL, Completion, ConnectionLock, CursorState, DeadLetter,
+    DeadResolution, Enqueued, EventFilter, EventRow, EventStatus, LINK_AUDIT_SQL, LinkRow,
+    OPERATOR_ACTIONS_SQL, OperatorAction, QueuedEvent, RECENT_EVENTS_SQL, RECORD_ACTION_SQL,
+    RESOLVE_DEAD_EVENTS_SQL, RESOLVE_DEAD_LETTERS_SQL, RecentEvent, Store, StoreError, StoreResult,
+    check_completion, contains_pattern, covered_note, decode_action, decode_event,
+    decode_recorded_create, decode_side, decode_status, lease_expiry, link_conflict,
+    link_not_saved, redact_url, resolution_outcome, search_links_sql, to_json,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -825,67 +827,45 @@ impl Store for PgStore {
     async fn resolve_dead(&self, r: &DeadResolution, now: DateTime<Utc>) -> StoreResult<u64> {
         let side = r.side.map(Side::as_str);
         let mut tx = self.pool.begin().await?;
-        sqlx::query(
-            "UPDATE dead_letters SET resolved_at = $1
-             WHERE resolved_at IS NULL AND event_id IN (
-                 SELECT id FROM events WHERE status = 'dead' AND ($2::bigint IS NULL OR id = $2)
-                   AND ($3::text IS NULL OR connection = $3) AND ($4::text IS NULL OR source = $4))",
-        )
-        .bind(now)
-        .bind(r.event_id)
-        .bind(&r.connection)
-        .bind(side)
-        .execute(&mut *tx)
-        .await?;
-        let (status, note) = match r.action {
-            DeadAction::Retry => ("pending", None),
-            DeadAction::Discard => ("ignored", Some(format!("discarded by {}", r.actor))),
-        };
-        // A retry keeps the last error (it says what failed before); a discard says who.
-        let n = sqlx::query(
-            "UPDATE events
-             SET status = $5, attempts = CASE WHEN $5 = 'pending' THEN 0 ELSE attempts END,
-                 next_attempt_at = $1, lease_owner = NULL, lease_expires_at = NULL,
-                 last_error = COALESCE($6, last_error), updated_at = $1
-             WHERE status = 'dead' AND ($2::bigint IS NULL OR id = $2)
-               AND ($3::text IS NULL OR connection = $3) AND ($4::text IS NULL OR source = $4)",
-        )
-        .bind(now)
-        .bind(r.event_id)
-        .bind(&r.connection)
-        .bind(side)
-        .bind(status)
-        .bind(note)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if n > 0 {
-            sqlx::query(
-                "INSERT INTO operator_actions (at, actor, action, connection, side, event_id, events)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            )
+        sqlx::query(RESOLVE_DEAD_LETTERS_SQL)
             .bind(now)
-            .bind(&r.actor)
-            .bind(r.action.as_str())
+            .bind(r.event_id)
             .bind(&r.connection)
             .bind(side)
-            .bind(r.event_id)
-            .bind(i64::try_from(n).unwrap_or(i64::MAX))
             .execute(&mut *tx)
             .await?;
+        let (status, note) = resolution_outcome(r);
+        let n = sqlx::query(RESOLVE_DEAD_EVENTS_SQL)
+            .bind(now)
+            .bind(r.event_id)
+            .bind(&r.connection)
+            .bind(side)
+            .bind(status)
+            .bind(note)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if n > 0 {
+            sqlx::query(RECORD_ACTION_SQL)
+                .bind(now)
+                .bind(&r.actor)
+                .bind(r.action.as_str())
+                .bind(&r.connection)
+                .bind(side)
+                .bind(r.event_id)
+                .bind(i64::try_from(n).unwrap_or(i64::MAX))
+                .execute(&mut *tx)
+                .await?;
         }
         tx.commit().await?;
         Ok(n)
     }
 
     async fn list_operator_actions(&self, limit: u32) -> StoreResult<Vec<OperatorAction>> {
-        let rows = sqlx::query(
-            "SELECT id, at, actor, action, connection, side, event_id, events
-             FROM operator_actions ORDER BY id DESC LIMIT $1",
-        )
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await?;
+        let rows = sqlx::query(OPERATOR_ACTIONS_SQL)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter()
             .map(|row| {
                 let id: i64 = col(row, "id", &|| "operator action".to_string())?;
@@ -906,13 +886,10 @@ impl Store for PgStore {
     }
 
     async fn recent_events(&self, limit: u32) -> StoreResult<Vec<RecentEvent>> {
-        let rows = sqlx::query(
-            "SELECT id, connection, source, status, last_error, received_at, updated_at
-             FROM events ORDER BY id DESC LIMIT $1",
-        )
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await?;
+        let rows = sqlx::query(RECENT_EVENTS_SQL)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter()
             .map(|row| {
                 let id: i64 = col(row, "id", &|| "event row".to_string())?;
@@ -931,11 +908,7 @@ impl Store for PgStore {
     }
 
     async fn list_cursors(&self) -> StoreResult<Vec<CursorState>> {
-        let rows = sqlx::query(
-            "SELECT connection, side, cursor, updated_at FROM cursors ORDER BY connection, side",
-        )
-        .fetch_all(&self.pool)
-        .await?;
+        let rows = sqlx::query(CURSORS_SQL).fetch_all(&self.pool).await?;
         rows.iter()
             .map(|row| {
                 let what = || "cursor".to_string();
@@ -957,20 +930,13 @@ impl Store for PgStore {
         offset: u32,
     ) -> StoreResult<Vec<Link>> {
         // ILIKE: the same case-insensitive match SQLite's LIKE makes.
-        let rows = sqlx::query(concat!(
-            "SELECT ",
-            link_cols!(),
-            " FROM links WHERE ($1::text IS NULL OR connection = $1)
-                AND (jira_key ILIKE $2 ESCAPE '\\' OR jira_id ILIKE $2 ESCAPE '\\'
-                     OR external_id ILIKE $2 ESCAPE '\\' OR shadow ILIKE $2 ESCAPE '\\')
-              ORDER BY id LIMIT $3 OFFSET $4"
-        ))
-        .bind(connection)
-        .bind(contains_pattern(text))
-        .bind(i64::from(limit))
-        .bind(i64::from(offset))
-        .fetch_all(&self.pool)
-        .await?;
+        let rows = sqlx::query(search_links_sql!(link_cols!(), "ILIKE"))
+            .bind(connection)
+            .bind(contains_pattern(text))
+            .bind(i64::from(limit))
+            .bind(i64::from(offset))
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter().map(link_row).collect()
     }
 
@@ -980,17 +946,12 @@ impl Store for PgStore {
         jira_id: &str,
         limit: u32,
     ) -> StoreResult<Vec<AuditEntry>> {
-        let rows = sqlx::query(
-            "SELECT id, at, connection, event_id, jira_id, external_id, target, field,
-                    mapping_key, from_value, to_value, actor
-             FROM audit_log WHERE connection = $1 AND jira_id = $2
-             ORDER BY id LIMIT $3",
-        )
-        .bind(connection)
-        .bind(jira_id)
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await?;
+        let rows = sqlx::query(LINK_AUDIT_SQL)
+            .bind(connection)
+            .bind(jira_id)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter().map(audit_row).collect()
     }
 

@@ -11,11 +11,13 @@
 //! the claim query compares them directly.
 
 use super::{
-    AuditEntry, AuditRow, Completion, ConnectionLock, CursorState, DeadAction, DeadLetter,
-    DeadResolution, Enqueued, EventFilter, EventRow, EventStatus, LinkRow, OperatorAction,
-    QueuedEvent, RecentEvent, Store, StoreError, StoreResult, check_completion, contains_pattern,
-    covered_note, decode_action, decode_event, decode_recorded_create, decode_side, decode_status,
-    lease_expiry, link_conflict, link_not_saved, to_json,
+    AuditEntry, AuditRow, CURSORS_SQL, Completion, ConnectionLock, CursorState, DeadLetter,
+    DeadResolution, Enqueued, EventFilter, EventRow, EventStatus, LINK_AUDIT_SQL, LinkRow,
+    OPERATOR_ACTIONS_SQL, OperatorAction, QueuedEvent, RECENT_EVENTS_SQL, RECORD_ACTION_SQL,
+    RESOLVE_DEAD_EVENTS_SQL, RESOLVE_DEAD_LETTERS_SQL, RecentEvent, Store, StoreError, StoreResult,
+    check_completion, contains_pattern, covered_note, decode_action, decode_event,
+    decode_recorded_create, decode_side, decode_status, lease_expiry, link_conflict,
+    link_not_saved, resolution_outcome, search_links_sql, to_json,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -891,67 +893,45 @@ impl Store for SqliteStore {
         let side = r.side.map(Side::as_str);
         let _w = self.write.lock().await;
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        sqlx::query(
-            "UPDATE dead_letters SET resolved_at = $1
-             WHERE resolved_at IS NULL AND event_id IN (
-                 SELECT id FROM events WHERE status = 'dead' AND ($2 IS NULL OR id = $2)
-                   AND ($3 IS NULL OR connection = $3) AND ($4 IS NULL OR source = $4))",
-        )
-        .bind(&now)
-        .bind(r.event_id)
-        .bind(&r.connection)
-        .bind(side)
-        .execute(&mut *tx)
-        .await?;
-        let (status, note) = match r.action {
-            DeadAction::Retry => ("pending", None),
-            DeadAction::Discard => ("ignored", Some(format!("discarded by {}", r.actor))),
-        };
-        // A retry keeps the last error (it says what failed before); a discard says who.
-        let n = sqlx::query(
-            "UPDATE events
-             SET status = $5, attempts = CASE WHEN $5 = 'pending' THEN 0 ELSE attempts END,
-                 next_attempt_at = $1, lease_owner = NULL, lease_expires_at = NULL,
-                 last_error = COALESCE($6, last_error), updated_at = $1
-             WHERE status = 'dead' AND ($2 IS NULL OR id = $2)
-               AND ($3 IS NULL OR connection = $3) AND ($4 IS NULL OR source = $4)",
-        )
-        .bind(&now)
-        .bind(r.event_id)
-        .bind(&r.connection)
-        .bind(side)
-        .bind(status)
-        .bind(note)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if n > 0 {
-            sqlx::query(
-                "INSERT INTO operator_actions (at, actor, action, connection, side, event_id, events)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            )
+        sqlx::query(RESOLVE_DEAD_LETTERS_SQL)
             .bind(&now)
-            .bind(&r.actor)
-            .bind(r.action.as_str())
+            .bind(r.event_id)
             .bind(&r.connection)
             .bind(side)
-            .bind(r.event_id)
-            .bind(i64::try_from(n).unwrap_or(i64::MAX))
             .execute(&mut *tx)
             .await?;
+        let (status, note) = resolution_outcome(r);
+        let n = sqlx::query(RESOLVE_DEAD_EVENTS_SQL)
+            .bind(&now)
+            .bind(r.event_id)
+            .bind(&r.connection)
+            .bind(side)
+            .bind(status)
+            .bind(note)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if n > 0 {
+            sqlx::query(RECORD_ACTION_SQL)
+                .bind(&now)
+                .bind(&r.actor)
+                .bind(r.action.as_str())
+                .bind(&r.connection)
+                .bind(side)
+                .bind(r.event_id)
+                .bind(i64::try_from(n).unwrap_or(i64::MAX))
+                .execute(&mut *tx)
+                .await?;
         }
         tx.commit().await?;
         Ok(n)
     }
 
     async fn list_operator_actions(&self, limit: u32) -> StoreResult<Vec<OperatorAction>> {
-        let rows = sqlx::query(
-            "SELECT id, at, actor, action, connection, side, event_id, events
-             FROM operator_actions ORDER BY id DESC LIMIT $1",
-        )
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await?;
+        let rows = sqlx::query(OPERATOR_ACTIONS_SQL)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter()
             .map(|row| {
                 let id: i64 = col(row, "id", &|| "operator action".to_string())?;
@@ -972,13 +952,10 @@ impl Store for SqliteStore {
     }
 
     async fn recent_events(&self, limit: u32) -> StoreResult<Vec<RecentEvent>> {
-        let rows = sqlx::query(
-            "SELECT id, connection, source, status, last_error, received_at, updated_at
-             FROM events ORDER BY id DESC LIMIT $1",
-        )
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await?;
+        let rows = sqlx::query(RECENT_EVENTS_SQL)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter()
             .map(|row| {
                 let id: i64 = col(row, "id", &|| "event row".to_string())?;
@@ -997,11 +974,7 @@ impl Store for SqliteStore {
     }
 
     async fn list_cursors(&self) -> StoreResult<Vec<CursorState>> {
-        let rows = sqlx::query(
-            "SELECT connection, side, cursor, updated_at FROM cursors ORDER BY connection, side",
-        )
-        .fetch_all(&self.pool)
-        .await?;
+        let rows = sqlx::query(CURSORS_SQL).fetch_all(&self.pool).await?;
         rows.iter()
             .map(|row| {
                 let what = || "cursor".to_string();
@@ -1023,20 +996,13 @@ impl Store for SqliteStore {
         offset: u32,
     ) -> StoreResult<Vec<Link>> {
         // SQLite's LIKE ignores ASCII case already.
-        let rows = sqlx::query(concat!(
-            "SELECT ",
-            link_cols!(),
-            " FROM links WHERE ($1 IS NULL OR connection = $1)
-                AND (jira_key LIKE $2 ESCAPE '\\' OR jira_id LIKE $2 ESCAPE '\\'
-                     OR external_id LIKE $2 ESCAPE '\\' OR shadow LIKE $2 ESCAPE '\\')
-              ORDER BY id LIMIT $3 OFFSET $4"
-        ))
-        .bind(connection)
-        .bind(contains_pattern(text))
-        .bind(i64::from(limit))
-        .bind(i64::from(offset))
-        .fetch_all(&self.pool)
-        .await?;
+        let rows = sqlx::query(search_links_sql!(link_cols!(), "LIKE"))
+            .bind(connection)
+            .bind(contains_pattern(text))
+            .bind(i64::from(limit))
+            .bind(i64::from(offset))
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter().map(link_row).collect()
     }
 
@@ -1046,17 +1012,12 @@ impl Store for SqliteStore {
         jira_id: &str,
         limit: u32,
     ) -> StoreResult<Vec<AuditEntry>> {
-        let rows = sqlx::query(
-            "SELECT id, at, connection, event_id, jira_id, external_id, target, field,
-                    mapping_key, from_value, to_value, actor
-             FROM audit_log WHERE connection = $1 AND jira_id = $2
-             ORDER BY id LIMIT $3",
-        )
-        .bind(connection)
-        .bind(jira_id)
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await?;
+        let rows = sqlx::query(LINK_AUDIT_SQL)
+            .bind(connection)
+            .bind(jira_id)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter().map(audit_row).collect()
     }
 

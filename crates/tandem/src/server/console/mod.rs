@@ -244,15 +244,10 @@ async fn login(
         .user_for_token(f.token.trim())
         .and_then(|user| c.sessions.start(user, Utc::now()));
     match started {
-        Some((_, value)) => {
-            let mut r = Redirect::to("/").into_response();
-            if let Ok(v) =
-                HeaderValue::from_str(&session::set_cookie(&value, session::over_https(&headers)))
-            {
-                r.headers_mut().insert(header::SET_COOKIE, v);
-            }
-            harden(r)
-        }
+        Some((_, value)) => redirect_setting_cookie(
+            "/",
+            &session::set_cookie(&value, session::over_https(&headers)),
+        ),
         None => html_response(
             StatusCode::UNAUTHORIZED,
             login_form(Some("That is not the admin token."), c.sessions.open()),
@@ -276,8 +271,16 @@ async fn logout(
         Err(r) => return *r,
     };
     c.sessions.revoke(&s, Utc::now());
-    let mut r = Redirect::to("/login").into_response();
-    if let Ok(v) = HeaderValue::from_str(&session::clear_cookie(session::over_https(&headers))) {
+    redirect_setting_cookie(
+        "/login",
+        &session::clear_cookie(session::over_https(&headers)),
+    )
+}
+
+/// A `303` to `to` that sets (or clears) the session cookie.
+fn redirect_setting_cookie(to: &str, set_cookie: &str) -> Response {
+    let mut r = Redirect::to(to).into_response();
+    if let Ok(v) = HeaderValue::from_str(set_cookie) {
         r.headers_mut().insert(header::SET_COOKIE, v);
     }
     harden(r)
