@@ -216,13 +216,29 @@ impl Browser {
         }
     }
 
+    /// The text of the first element matching `css`. A page that navigates between finding
+    /// the element and reading it (after a click) makes the element stale: find it again.
     async fn text(&self, css: &str) -> String {
-        let e = self.find(css).await;
-        self.call(reqwest::Method::GET, &format!("/element/{e}/text"), None)
-            .await
-            .as_str()
-            .unwrap_or_default()
-            .to_string()
+        let started = Instant::now();
+        loop {
+            let e = self.find(css).await;
+            let resp = self
+                .http
+                .get(format!("{}/element/{e}/text", self.session))
+                .send()
+                .await
+                .unwrap();
+            let ok = resp.status().is_success();
+            let v: Value = resp.json().await.unwrap_or(Value::Null);
+            if ok {
+                return v["value"].as_str().unwrap_or_default().to_string();
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(15),
+                "cannot read `{css}`: {v}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
     /// Waits until the text of `css` contains `want`.
@@ -395,14 +411,27 @@ async fn an_operator_follows_a_change_and_fixes_a_failure_in_the_browser() {
     w.external.faults().clear();
     b.click(&format!("form[action=\"/events/{dead_id}/retry\"] button"))
         .await;
+    // The form's answer brings the event's page back, no longer dead (navigating away before
+    // it arrives would cancel the retry).
     let started = Instant::now();
+    while b.text("[data-status]").await == "dead" {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "Retry had no effect"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     loop {
-        b.open(&format!("{base}/events/{dead_id}")).await;
         if b.text("[data-status]").await == "done" {
             break;
         }
-        assert!(started.elapsed() < Duration::from_secs(20), "never done");
+        let stored = store.get_event(dead_id).await.unwrap().map(|e| e.status);
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "never done; the store says {stored:?}"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
+        b.open(&format!("{base}/events/{dead_id}")).await;
     }
     b.screenshot("event-retried").await;
     eventually("the retried edit landed", || {
