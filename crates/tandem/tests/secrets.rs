@@ -677,6 +677,13 @@ fn credential_checks_are_constant_time() {
         admin.contains("token.matches("),
         "the admin token check uses Secret::matches"
     );
+    let console = code(include_str!("../src/server/console/session.rs"));
+    for check in ["t.matches(", ".verify_slice(", ".ct_eq("] {
+        assert!(
+            console.contains(check),
+            "the console's sign-in, session and CSRF checks use {check}"
+        );
+    }
     let bearer = code(include_str!("../src/connector/rest/webhook.rs"));
     assert!(
         bearer.contains("token.matches("),
@@ -691,6 +698,11 @@ fn credential_checks_are_constant_time() {
     for (name, src) in [
         ("secret.rs", secret_rs),
         ("server/api.rs", admin),
+        ("server/console/session.rs", console),
+        (
+            "server/console/mod.rs",
+            code(include_str!("../src/server/console/mod.rs")),
+        ),
         (
             "server/webhooks.rs",
             code(include_str!("../src/server/webhooks.rs")),
