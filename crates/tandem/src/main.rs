@@ -539,6 +539,7 @@ async fn cmd_events_list(config_path: &Path, status: Option<&str>) -> anyhow::Re
         .list_events(&tandem::store::EventFilter {
             connection: None,
             status,
+            side: None,
             limit: 200,
         })
         .await?;

@@ -432,6 +432,7 @@ async fn snapshot(w: &World, config: &tandem::config::Config) -> (Vec<Value>, Ve
         .list_events(&tandem::store::EventFilter {
             connection: None,
             status: None,
+            side: None,
             limit: 100_000,
         })
         .await

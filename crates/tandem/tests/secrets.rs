@@ -294,6 +294,79 @@ async fn no_secret_reaches_logs_answers_admin_api_metrics_or_cli() {
         "the dead letter is listed with its reason"
     );
 
+    // Every page of the console, signed in, shows the same data and none of the secrets.
+    let jar = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let signed_in = jar
+        .post(url("/login"))
+        .form(&[("token", ADMIN_TOKEN)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(signed_in.status().as_u16(), 303);
+    let cookie = signed_in.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let json = |body: String| serde_json::from_str::<Value>(&body).unwrap();
+    let dead = json(
+        call(
+            &http,
+            reqwest::Method::GET,
+            &url("/api/v1/dead-letters"),
+            Some(&admin),
+        )
+        .await
+        .1,
+    );
+    let dead_id = dead["dead_letters"][0]["event_id"]
+        .as_i64()
+        .expect("a dead letter");
+    let links = json(
+        call(
+            &http,
+            reqwest::Method::GET,
+            &url("/api/v1/links"),
+            Some(&admin),
+        )
+        .await
+        .1,
+    );
+    let jira_id = links["links"][0]["jira_id"]
+        .as_str()
+        .expect("a link")
+        .to_string();
+    let mut seen_reason = false;
+    for page in [
+        "/".to_string(),
+        "/console/overview.json".into(),
+        "/links".into(),
+        format!("/links?q={key}"),
+        format!("/links/seed/{jira_id}"),
+        "/events".into(),
+        "/events?status=dead".into(),
+        format!("/events/{dead_id}"),
+        "/audit".into(),
+    ] {
+        let resp = jar
+            .get(url(&page))
+            .header("cookie", &cookie)
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        let body = resp.text().await.unwrap();
+        assert_eq!(status, 200, "{page}: {body}");
+        assert_clean(&page, &body);
+        seen_reason |= page.starts_with("/events/") && body.contains("255");
+    }
+    assert!(seen_reason, "the dead letter's page shows why it failed");
+
     // Wrong credentials everywhere, including one secret presented where another belongs:
     // refused, and the answer does not quote either.
     for (method, route, auth) in [
@@ -400,12 +473,18 @@ async fn no_secret_reaches_logs_answers_admin_api_metrics_or_cli() {
 
 /// The router's routes, read from its source so a new route cannot skip this table.
 fn routes_in_source() -> Vec<String> {
-    let src = include_str!("../../engine/src/server/mod.rs");
-    src.split(".route(\"")
-        .skip(1)
-        .filter_map(|s| s.split('"').next())
-        .map(str::to_string)
-        .collect()
+    [
+        include_str!("../../engine/src/server/mod.rs"),
+        include_str!("../../engine/src/server/console/mod.rs"),
+    ]
+    .iter()
+    .flat_map(|src| {
+        src.split(".route(\"")
+            .skip(1)
+            .filter_map(|s| s.split('"').next())
+    })
+    .map(str::to_string)
+    .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -431,7 +510,6 @@ async fn every_route_but_health_and_metrics_refuses_requests_without_credentials
         ("/healthz", "GET", "/healthz", true),
         ("/readyz", "GET", "/readyz", true),
         ("/metrics", "GET", "/metrics", true),
-        ("/", "GET", "/", false),
         ("/api/v1/links", "GET", "/api/v1/links", false),
         ("/api/v1/events", "GET", "/api/v1/events", false),
         (
@@ -446,7 +524,89 @@ async fn every_route_but_health_and_metrics_refuses_requests_without_credentials
     let mut declared = routes_in_source();
     declared.sort();
     declared.dedup();
-    let mut covered: Vec<String> = table.iter().map(|r| r.0.to_string()).collect();
+    // The console: pages send a browser without a session to the sign-in page, actions and
+    // the live JSON answer 401; only the sign-in page and the embedded assets are open.
+    // (route as declared, method, concrete path, status without credentials)
+    let console = [
+        ("/", "GET", "/", 303),
+        ("/login", "GET", "/login", 200),
+        ("/login", "POST", "/login", 401),
+        ("/logout", "POST", "/logout", 401),
+        ("/links", "GET", "/links?q=TEST", 303),
+        (
+            "/links/{connection}/{jira_id}",
+            "GET",
+            "/links/seed/10000",
+            303,
+        ),
+        ("/events", "GET", "/events?status=dead", 303),
+        ("/events/retry-all", "POST", "/events/retry-all", 401),
+        ("/events/{id}", "GET", "/events/1", 303),
+        ("/events/{id}/{action}", "POST", "/events/1/retry", 401),
+        ("/events/{id}/{action}", "POST", "/events/1/discard", 401),
+        ("/audit", "GET", "/audit", 303),
+        (
+            "/console/overview.json",
+            "GET",
+            "/console/overview.json",
+            401,
+        ),
+        ("/console/console.css", "GET", "/console/console.css", 200),
+        ("/console/console.js", "GET", "/console/console.js", 200),
+    ];
+    let no_redirects = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    for (_, method, path, want) in console {
+        for auth in [None, Some(format!("Bearer {WEBHOOK_TOKEN}"))] {
+            let mut req = no_redirects.request(method.parse().unwrap(), url(path));
+            if let Some(a) = &auth {
+                req = req.header("authorization", a);
+            }
+            if method == "POST" {
+                req = req
+                    .header("content-type", "application/x-www-form-urlencoded")
+                    .body("csrf=x&token=nope");
+            }
+            let resp = req.send().await.unwrap();
+            let status = resp.status().as_u16();
+            let location = resp
+                .headers()
+                .get("location")
+                .map(|l| l.to_str().unwrap().to_string());
+            let body = resp.text().await.unwrap();
+            if auth.is_some() && path == "/" {
+                // `/` still answers Bearer requests: a wrong token is refused.
+                assert_eq!(
+                    status, 401,
+                    "{method} {path} with a wrong Bearer token: {body}"
+                );
+                continue;
+            }
+            assert_eq!(status, want, "{method} {path} ({auth:?}): {body}");
+            if want == 303 {
+                assert_eq!(location.as_deref(), Some("/login"), "{path}");
+            }
+            assert_clean(path, &body);
+        }
+    }
+    let (status, body) = call(
+        &http,
+        reqwest::Method::GET,
+        &url("/"),
+        Some(&format!("Bearer {ADMIN_TOKEN}")),
+    )
+    .await;
+    assert_eq!(status, 200, "/ with the admin token: {body}");
+    assert!(body.contains("Overview"), "{body}");
+
+    let mut covered: Vec<String> = table
+        .iter()
+        .map(|r| r.0)
+        .chain(console.iter().map(|r| r.0))
+        .map(str::to_string)
+        .collect();
     covered.sort();
     covered.dedup();
     assert_eq!(
@@ -517,6 +677,13 @@ fn credential_checks_are_constant_time() {
         admin.contains("token.matches("),
         "the admin token check uses Secret::matches"
     );
+    let console = code(include_str!("../../engine/src/server/console/session.rs"));
+    for check in ["t.matches(", ".verify_slice(", ".ct_eq("] {
+        assert!(
+            console.contains(check),
+            "the console's sign-in, session and CSRF checks use {check}"
+        );
+    }
     let bearer = code(include_str!("../../engine/src/connector/rest/webhook.rs"));
     assert!(
         bearer.contains("token.matches("),
@@ -531,6 +698,11 @@ fn credential_checks_are_constant_time() {
     for (name, src) in [
         ("secret.rs", secret_rs),
         ("server/api.rs", admin),
+        ("server/console/session.rs", console),
+        (
+            "server/console/mod.rs",
+            code(include_str!("../../engine/src/server/console/mod.rs")),
+        ),
         (
             "server/webhooks.rs",
             code(include_str!("../../engine/src/server/webhooks.rs")),

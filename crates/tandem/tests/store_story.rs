@@ -13,8 +13,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tandem::store::{
-    self, AuditEntry, Completion, Enqueued, EventFilter, EventStatus, Store, StoreError,
-    drop_postgres_schema, open_postgres_in_schema,
+    self, AuditEntry, Completion, DeadAction, DeadResolution, Enqueued, EventFilter, EventStatus,
+    Store, StoreError, drop_postgres_schema, open_postgres_in_schema,
 };
 use tandem_core::{
     ChangeEvent, ChangeKind, EventOrigin, FieldValue, Link, Shadow, ShadowEntry, Side,
@@ -596,6 +596,7 @@ async fn story(store: Arc<dyn Store>) {
             connection: Some("c1".into()),
             status: Some(EventStatus::Done),
             limit: 2,
+            ..EventFilter::default()
         })
         .await
         .unwrap();
@@ -678,6 +679,264 @@ where
     if let Err(e) = outcome {
         std::panic::resume_unwind(e.into_panic());
     }
+}
+
+/// What the operator console reads and does, against any backend: events filtered by side,
+/// dead letters retried or discarded by filter with who did it recorded, the newest events
+/// without payloads, cursors, link search (literal, case-insensitive, by field value, paged)
+/// and one link's timeline. Starts from an empty store.
+async fn console_story(s: Arc<dyn Store>) {
+    let s = &*s;
+    let a = s
+        .enqueue(&event("c1", Side::Jira, "1", "k-a"), t(0))
+        .await
+        .unwrap();
+    let b = s
+        .enqueue(&event("c1", Side::External, "2", "k-b"), t(1))
+        .await
+        .unwrap();
+    let c = s
+        .enqueue(&event("c2", Side::Jira, "3", "k-c"), t(2))
+        .await
+        .unwrap();
+    let claimed = s.claim_due("w", t(3), LEASE, 10).await.unwrap();
+    assert_eq!(ids(&claimed), vec![a.id(), b.id(), c.id()]);
+    for id in [a.id(), b.id(), c.id()] {
+        s.dead_letter(id, "w", &format!("HTTP 400 on {id}"), t(4))
+            .await
+            .unwrap();
+    }
+    let external = s
+        .list_events(&EventFilter {
+            side: Some(Side::External),
+            ..EventFilter::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        ids(&external),
+        vec![b.id()],
+        "filtered by the side it came from"
+    );
+
+    // Retry-all for a filter: only c1's Jira-side dead letter comes back.
+    let retry_c1_jira = DeadResolution {
+        action: DeadAction::Retry,
+        event_id: None,
+        connection: Some("c1".into()),
+        side: Some(Side::Jira),
+        actor: "console:admin".into(),
+    };
+    assert_eq!(s.resolve_dead(&retry_c1_jira, t(10)).await, Ok(1));
+    let back = s.get_event(a.id()).await.unwrap().unwrap();
+    assert_eq!(
+        (back.status, back.attempts, back.next_attempt_at),
+        (EventStatus::Pending, 0, t(10))
+    );
+    assert_eq!(
+        back.last_error.as_deref(),
+        Some(format!("HTTP 400 on {}", a.id()).as_str())
+    );
+    let open: Vec<i64> = s
+        .list_dead_letters(None, 10)
+        .await
+        .unwrap()
+        .iter()
+        .map(|d| d.event_id)
+        .collect();
+    assert_eq!(open, vec![c.id(), b.id()]);
+
+    // Discard one: ignored for good, with who did it as the reason.
+    let discard_b = DeadResolution {
+        action: DeadAction::Discard,
+        event_id: Some(b.id()),
+        connection: None,
+        side: None,
+        actor: "console:ops".into(),
+    };
+    assert_eq!(s.resolve_dead(&discard_b, t(11)).await, Ok(1));
+    let gone = s.get_event(b.id()).await.unwrap().unwrap();
+    assert_eq!(gone.status, EventStatus::Ignored);
+    assert_eq!(gone.last_error.as_deref(), Some("discarded by console:ops"));
+    assert_eq!(s.list_dead_letters(None, 10).await.unwrap().len(), 1);
+    assert!(
+        s.claim_due("w", t(1000), LEASE, 10)
+            .await
+            .unwrap()
+            .iter()
+            .all(|e| e.id != b.id()),
+        "a discarded event is never claimed"
+    );
+    // Nothing dead matches any more: nothing changes and no action is recorded.
+    assert_eq!(s.resolve_dead(&discard_b, t(12)).await, Ok(0));
+    let actions = s.list_operator_actions(10).await.unwrap();
+    assert_eq!(actions.len(), 2, "{actions:?}");
+    assert_eq!(
+        (
+            actions[0].actor.as_str(),
+            actions[0].action,
+            actions[0].event_id,
+            actions[0].events,
+            actions[0].at
+        ),
+        ("console:ops", DeadAction::Discard, Some(b.id()), 1, t(11))
+    );
+    assert_eq!(
+        (
+            actions[1].action,
+            actions[1].connection.as_deref(),
+            actions[1].side,
+            actions[1].event_id
+        ),
+        (DeadAction::Retry, Some("c1"), Some(Side::Jira), None)
+    );
+
+    // The newest events without payloads.
+    let recent = s.recent_events(2).await.unwrap();
+    assert_eq!(
+        recent.iter().map(|e| e.id).collect::<Vec<_>>(),
+        vec![c.id(), b.id()]
+    );
+    assert_eq!(
+        (
+            recent[0].connection.as_str(),
+            recent[0].source,
+            recent[0].status
+        ),
+        ("c2", Side::Jira, EventStatus::Dead)
+    );
+    assert_eq!((recent[0].received_at, recent[0].updated_at), (t(2), t(4)));
+
+    // Cursors with when they moved.
+    s.set_cursor("c1", Side::External, "page-3", t(20))
+        .await
+        .unwrap();
+    let cursors = s.list_cursors().await.unwrap();
+    assert_eq!(cursors.len(), 1);
+    assert_eq!(
+        (
+            cursors[0].side,
+            cursors[0].cursor.as_str(),
+            cursors[0].updated_at
+        ),
+        (Side::External, "page-3", t(20))
+    );
+
+    // Link search: key (any case), external id taken literally, a field's value; paged.
+    for (n, (key, ext, summary)) in [
+        ("TEST-12", "ext-50%", "Quarterly report"),
+        ("TEST-120", "ext-5000", "Budget"),
+        ("OPS-7", "ticket_9", "quarterly review"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut link = Link {
+            connection: "c1".into(),
+            jira_id: format!("2000{n}"),
+            jira_key: Some(key.into()),
+            external_id: ext.into(),
+            shadow: Default::default(),
+            pending: Default::default(),
+            version: 1,
+        };
+        link.shadow.set(
+            "summary<->summary",
+            ShadowEntry {
+                value: FieldValue::Text(summary.into()),
+                source_ts: t(-60),
+                source: Side::Jira,
+            },
+        );
+        s.insert_link(&link).await.unwrap().unwrap();
+    }
+    let keys = |links: Vec<Link>| -> Vec<String> {
+        links.into_iter().filter_map(|l| l.jira_key).collect()
+    };
+    assert_eq!(
+        keys(s.search_links(None, "test-12", 10, 0).await.unwrap()),
+        ["TEST-12", "TEST-120"]
+    );
+    assert_eq!(
+        keys(s.search_links(None, "test-12", 1, 1).await.unwrap()),
+        ["TEST-120"],
+        "paged"
+    );
+    assert_eq!(
+        keys(s.search_links(None, "50%", 10, 0).await.unwrap()),
+        ["TEST-12"],
+        "% is literal"
+    );
+    assert_eq!(
+        keys(s.search_links(None, "t_9", 10, 0).await.unwrap()),
+        ["OPS-7"]
+    );
+    assert!(
+        s.search_links(None, "t_5", 10, 0).await.unwrap().is_empty(),
+        "_ is literal"
+    );
+    assert_eq!(
+        keys(s.search_links(None, "QUARTERLY", 10, 0).await.unwrap()),
+        ["TEST-12", "OPS-7"],
+        "by a field's value"
+    );
+    assert!(
+        s.search_links(Some("c2"), "TEST", 10, 0)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // One link's timeline: its audit rows only, oldest first.
+    let e = s
+        .enqueue(&event("c1", Side::Jira, "20000", "k-e"), t(30))
+        .await
+        .unwrap();
+    assert_eq!(
+        ids(&s.claim_due("w", t(30), LEASE, 10).await.unwrap()),
+        vec![e.id()],
+        "a is still leased since the check above"
+    );
+    let entry = |jira_id: &str, field: &str, to: &str| AuditEntry {
+        jira_id: jira_id.into(),
+        ..audit(e.id(), field, Some("before"), to)
+    };
+    let outcome = Completion {
+        audit: vec![
+            entry("20000", "summary", "first"),
+            entry("20001", "summary", "elsewhere"),
+            entry("20000", "priority", "second"),
+        ],
+        ..Completion::done()
+    };
+    s.complete(e.id(), "w", outcome, t(31)).await.unwrap();
+    let timeline = s.link_audit("c1", "20000", 10).await.unwrap();
+    assert_eq!(
+        timeline
+            .iter()
+            .map(|a| a.field.as_str())
+            .collect::<Vec<_>>(),
+        ["summary", "priority"]
+    );
+    assert!(s.link_audit("c2", "20000", 10).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn console_story_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("console.db").display());
+    console_story(store::open(&url).await.unwrap()).await;
+}
+
+#[tokio::test]
+async fn console_story_postgres() {
+    let Some(url) = postgres_url("console_story_postgres") else {
+        return;
+    };
+    in_postgres(&url, "console", 1, |mut stores, _| async move {
+        console_story(stores.remove(0)).await;
+    })
+    .await;
 }
 
 #[tokio::test]

@@ -1,4 +1,4 @@
-//! `/api/v1/…` and the dashboard at `/`: links, events, dead letters, audit, replay.
+//! `/api/v1/…`: links, events, dead letters, audit, replay (the console at `/` is in `console`).
 //!
 //! Every route here needs `Authorization: Bearer <server.admin_token>`; without a configured
 //! token they answer 401 and say how to set one, so a fresh install exposes nothing.
@@ -7,7 +7,7 @@ use super::{AppState, error};
 use crate::store::{EventFilter, EventStatus, StoreResult};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -22,7 +22,7 @@ pub(super) struct ListQuery {
 }
 
 /// `Some(rejection)` unless the request carries the admin token.
-fn authorize(state: &AppState, headers: &HeaderMap) -> Option<Response> {
+pub(super) fn authorize(state: &AppState, headers: &HeaderMap) -> Option<Response> {
     let Some(token) = &state.admin_token else {
         return Some(error(
             StatusCode::UNAUTHORIZED,
@@ -115,6 +115,7 @@ pub(super) async fn events(
         limit: q.limit(),
         connection: q.connection,
         status,
+        side: None,
     };
     let events = state.engine.store.list_events(&filter).await;
     store_json(
@@ -174,52 +175,6 @@ pub(super) async fn retry_event(
     }
 }
 
-/// A small read-only page: counts per connection and status, and where to look next.
-pub(super) async fn dashboard(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
-    if let Some(r) = authorize(&state, &headers) {
-        return r;
-    }
-    let depths = state.engine.store.queue_depth().await.unwrap_or_default();
-    let links = state.engine.store.count_links(None).await.unwrap_or(0);
-    let mut rows = String::new();
-    for (connection, status, count) in depths {
-        rows.push_str(&format!(
-            "<tr><td>{}</td><td>{:?}</td><td>{count}</td></tr>",
-            html_escape(&connection),
-            status
-        ));
-    }
-    let mut stopped = String::new();
-    for c in state
-        .engine
-        .store
-        .create_circuits()
-        .await
-        .unwrap_or_default()
-    {
-        stopped.push_str(&format!(
-            "<p><strong>Creating twins on the {} side of {} is stopped</strong> since {}: {}. \
-             Fix that side's create operation and restart, or run \
-             <code>tandem creates reset --connection {} --side {}</code>.</p>",
-            c.side,
-            html_escape(&c.connection),
-            c.opened_at.to_rfc3339(),
-            html_escape(&c.reason),
-            html_escape(&c.connection),
-            c.side
-        ));
-    }
-    Html(format!(
-        "<!doctype html><html><head><title>Tandem</title></head><body>\
-         <h1>Tandem</h1><p>{links} links. Store: {}.</p>{stopped}\
-         <table><tr><th>connection</th><th>status</th><th>events</th></tr>{rows}</table>\
-         <p>JSON: /api/v1/links, /api/v1/events, /api/v1/dead-letters, /api/v1/audit · metrics: /metrics</p>\
-         </body></html>",
-        state.engine.store.backend()
-    ))
-    .into_response()
-}
-
 /// The JSON form of a queued event for the admin API and `tandem events list`.
 pub fn event_json(q: &crate::store::QueuedEvent) -> serde_json::Value {
     json!({
@@ -238,10 +193,4 @@ pub fn event_json(q: &crate::store::QueuedEvent) -> serde_json::Value {
         "received_at": q.received_at,
         "source_ts": q.event.source_ts,
     })
-}
-
-fn html_escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
 }

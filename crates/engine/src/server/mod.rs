@@ -1,4 +1,4 @@
-//! The HTTP side of `tandem serve`: webhook receivers, health, metrics, admin API, dashboard.
+//! The HTTP side of `tandem serve`: webhook receivers, health, metrics, admin API, console.
 //!
 //! [`router`] builds the whole axum application from shared state, so tests can drive it
 //! over a real socket or call it directly. Receivers answer as soon as an event is durably
@@ -7,6 +7,7 @@
 
 pub mod api;
 pub mod connections;
+mod console;
 mod webhooks;
 
 use crate::secret::Secret;
@@ -28,7 +29,7 @@ pub struct AppState {
     pub max_body_bytes: usize,
     /// Longest wait for a body once its header has arrived (`server.body_read_timeout`).
     pub body_read_timeout: Duration,
-    /// Bearer token for `/api/v1` and the dashboard; without one those routes stay closed.
+    /// Bearer token for `/api/v1` and the console's sign-in; without one those stay closed.
     pub admin_token: Option<Secret>,
     /// Renders `/metrics`; `None` when no recorder is installed (tests).
     pub metrics: Option<PrometheusHandle>,
@@ -41,7 +42,6 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
-        .route("/", get(api::dashboard))
         .route("/api/v1/links", get(api::links))
         .route("/api/v1/events", get(api::events))
         .route("/api/v1/events/{id}/retry", post(api::retry_event))
@@ -49,7 +49,9 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/audit", get(api::audit))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .with_state(state)
+        .with_state(state.clone())
+        // The operator console: `/`, `/login`, `/links`, `/events`, `/audit`, `/console/…`.
+        .merge(console::router(state))
 }
 
 /// A JSON error body `{"error": ...}` with the given status.

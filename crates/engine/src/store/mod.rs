@@ -274,6 +274,8 @@ impl Completion {
 pub struct EventFilter {
     pub connection: Option<String>,
     pub status: Option<EventStatus>,
+    /// The side the event came from.
+    pub side: Option<Side>,
     pub limit: u32,
 }
 
@@ -282,8 +284,186 @@ impl Default for EventFilter {
         EventFilter {
             connection: None,
             status: None,
+            side: None,
             limit: 100,
         }
+    }
+}
+
+/// What an operator does to dead letters from the console.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DeadAction {
+    /// Back to the queue: pending, attempts 0, due at once.
+    Retry,
+    /// Given up on for good: status ignored, with who discarded it as the reason.
+    Discard,
+}
+
+impl DeadAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeadAction::Retry => "retry",
+            DeadAction::Discard => "discard",
+        }
+    }
+}
+
+/// Which dead letters [`Store::resolve_dead`] acts on, and who asked: one event, or every
+/// dead event matching the connection and side given.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadResolution {
+    pub action: DeadAction,
+    pub event_id: Option<i64>,
+    pub connection: Option<String>,
+    pub side: Option<Side>,
+    /// Who did it, as the audit trail shows it (`console:admin`).
+    pub actor: String,
+}
+
+/// One action an operator took, as [`Store::list_operator_actions`] returns it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OperatorAction {
+    pub at: DateTime<Utc>,
+    pub actor: String,
+    pub action: DeadAction,
+    pub connection: Option<String>,
+    pub side: Option<Side>,
+    pub event_id: Option<i64>,
+    /// How many events it changed.
+    pub events: i64,
+}
+
+/// The cheap facts about one recent event the console's overview is computed from (no
+/// payload is decoded).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RecentEvent {
+    pub id: i64,
+    pub connection: String,
+    pub source: Side,
+    pub status: EventStatus,
+    pub last_error: Option<String>,
+    pub received_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A poll cursor and when it last moved.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CursorState {
+    pub connection: String,
+    pub side: Side,
+    pub cursor: String,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// `%text%` for a `LIKE … ESCAPE '\'` that matches `text` literally anywhere.
+pub(crate) fn contains_pattern(text: &str) -> String {
+    let mut p = String::with_capacity(text.len() + 2);
+    p.push('%');
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            p.push('\\');
+        }
+        p.push(c);
+    }
+    p.push('%');
+    p
+}
+
+// The console's statements, the same text on both backends (`CAST` rather than PostgreSQL's
+// `::` so SQLite reads them too; it also gives PostgreSQL the parameters' types).
+
+/// Which dead events a [`DeadResolution`] acts on: `$2` event id, `$3` connection, `$4` side,
+/// each `NULL` for any.
+macro_rules! dead_match_sql {
+    () => {
+        "status = 'dead' AND (CAST($2 AS BIGINT) IS NULL OR id = $2)
+         AND (CAST($3 AS TEXT) IS NULL OR connection = $3)
+         AND (CAST($4 AS TEXT) IS NULL OR source = $4)"
+    };
+}
+
+/// Resolves the matching dead letters' rows at `$1` (run before the events change).
+pub(crate) const RESOLVE_DEAD_LETTERS_SQL: &str = concat!(
+    "UPDATE dead_letters SET resolved_at = $1
+     WHERE resolved_at IS NULL AND event_id IN (SELECT id FROM events WHERE ",
+    dead_match_sql!(),
+    ")"
+);
+
+/// Moves the matching dead events to `$5` (pending or ignored) at `$1`; `$6`, when set,
+/// replaces the last error. A retry keeps the error (it says what failed before); a discard
+/// says who discarded it.
+pub(crate) const RESOLVE_DEAD_EVENTS_SQL: &str = concat!(
+    "UPDATE events
+     SET status = $5, attempts = CASE WHEN $5 = 'pending' THEN 0 ELSE attempts END,
+         next_attempt_at = $1, lease_owner = NULL, lease_expires_at = NULL,
+         last_error = COALESCE($6, last_error), updated_at = $1
+     WHERE ",
+    dead_match_sql!()
+);
+
+/// Records an operator action: `$1` at, `$2` actor, `$3` action, `$4` connection, `$5` side,
+/// `$6` event id, `$7` how many events it changed.
+pub(crate) const RECORD_ACTION_SQL: &str =
+    "INSERT INTO operator_actions (at, actor, action, connection, side, event_id, events)
+     VALUES ($1, $2, $3, $4, $5, $6, $7)";
+
+pub(crate) const OPERATOR_ACTIONS_SQL: &str =
+    "SELECT id, at, actor, action, connection, side, event_id, events
+     FROM operator_actions ORDER BY id DESC LIMIT $1";
+
+pub(crate) const RECENT_EVENTS_SQL: &str =
+    "SELECT id, connection, source, status, last_error, received_at, updated_at
+     FROM events ORDER BY id DESC LIMIT $1";
+
+pub(crate) const CURSORS_SQL: &str =
+    "SELECT connection, side, cursor, updated_at FROM cursors ORDER BY connection, side";
+
+pub(crate) const LINK_AUDIT_SQL: &str =
+    "SELECT id, at, connection, event_id, jira_id, external_id, target, field,
+            mapping_key, from_value, to_value, actor
+     FROM audit_log WHERE connection = $1 AND jira_id = $2
+     ORDER BY id LIMIT $3";
+
+/// Links in `$1` (any when `NULL`) with `$2` (a [`contains_pattern`]) in their key, ids or
+/// synced values, `$3` of them from `$4`; `$like` is the case-insensitive LIKE of the dialect.
+macro_rules! search_links_sql {
+    ($cols:expr, $like:literal) => {
+        concat!(
+            "SELECT ",
+            $cols,
+            " FROM links WHERE (CAST($1 AS TEXT) IS NULL OR connection = $1)
+                AND (jira_key ",
+            $like,
+            " $2 ESCAPE '\\' OR jira_id ",
+            $like,
+            " $2 ESCAPE '\\' OR external_id ",
+            $like,
+            " $2 ESCAPE '\\' OR shadow ",
+            $like,
+            " $2 ESCAPE '\\')
+              ORDER BY id LIMIT $3 OFFSET $4"
+        )
+    };
+}
+pub(crate) use search_links_sql;
+
+/// What [`Store::resolve_dead`] sets: the new status and the note replacing the last error.
+pub(crate) fn resolution_outcome(r: &DeadResolution) -> (&'static str, Option<String>) {
+    match r.action {
+        DeadAction::Retry => ("pending", None),
+        DeadAction::Discard => ("ignored", Some(format!("discarded by {}", r.actor))),
+    }
+}
+
+pub(crate) fn decode_action(what: &str, s: &str) -> StoreResult<DeadAction> {
+    match s {
+        "retry" => Ok(DeadAction::Retry),
+        "discard" => Ok(DeadAction::Discard),
+        other => Err(StoreError::Corrupt(format!(
+            "{what}: unknown action `{other}`"
+        ))),
     }
 }
 
@@ -452,6 +632,40 @@ pub trait Store: Send + Sync + 'static {
     /// `now`. Their dead-letter rows are marked resolved, not deleted, to keep the history.
     /// Returns how many events came back.
     async fn retry_dead(&self, event_id: Option<i64>, now: DateTime<Utc>) -> StoreResult<u64>;
+
+    /// Retries or discards one dead event or every dead event matching the connection and
+    /// side, resolves their dead-letter rows and records who did it in the operator actions,
+    /// all in one transaction. Returns how many events changed (0: nothing matched, and no
+    /// action is recorded).
+    async fn resolve_dead(&self, r: &DeadResolution, now: DateTime<Utc>) -> StoreResult<u64>;
+
+    /// Operator actions, newest first.
+    async fn list_operator_actions(&self, limit: u32) -> StoreResult<Vec<OperatorAction>>;
+
+    /// The newest `limit` events (any status) without their payloads, newest first: what the
+    /// console's overview computes throughput, latency and the last errors from.
+    async fn recent_events(&self, limit: u32) -> StoreResult<Vec<RecentEvent>>;
+
+    /// Every poll cursor.
+    async fn list_cursors(&self) -> StoreResult<Vec<CursorState>>;
+
+    /// Links whose Jira key, Jira id, external id or stored field values contain `text`
+    /// (case-insensitively for ASCII), in the order they were made.
+    async fn search_links(
+        &self,
+        connection: Option<&str>,
+        text: &str,
+        limit: u32,
+        offset: u32,
+    ) -> StoreResult<Vec<Link>>;
+
+    /// One link's audit entries (every field written on either side), oldest first.
+    async fn link_audit(
+        &self,
+        connection: &str,
+        jira_id: &str,
+        limit: u32,
+    ) -> StoreResult<Vec<AuditEntry>>;
 
     /// Event counts by connection and status (only non-zero ones).
     async fn queue_depth(&self) -> StoreResult<Vec<(String, EventStatus, i64)>>;

@@ -11,10 +11,14 @@
 //! the claim query compares them directly.
 
 use super::{
-    AuditEntry, AuditRow, Completion, ConnectionLock, CreateCircuit, DeadLetter, Enqueued,
-    EventFilter, EventRow, EventStatus, LinkRow, QueuedEvent, RecordedCreate, Store, StoreError,
-    StoreResult, check_completion, covered_note, decode_event, decode_recorded_create, decode_side,
-    decode_status, lease_expiry, link_conflict, link_not_saved, shared_sql, to_json,
+    AuditEntry, AuditRow, CURSORS_SQL, Completion, ConnectionLock, CreateCircuit, CursorState,
+    DeadLetter, DeadResolution, Enqueued, EventFilter, EventRow, EventStatus, LINK_AUDIT_SQL,
+    LinkRow, OPERATOR_ACTIONS_SQL, OperatorAction, QueuedEvent, RECENT_EVENTS_SQL,
+    RECORD_ACTION_SQL, RESOLVE_DEAD_EVENTS_SQL, RESOLVE_DEAD_LETTERS_SQL, RecentEvent,
+    RecordedCreate, Store, StoreError, StoreResult, check_completion, contains_pattern,
+    covered_note, decode_action, decode_event, decode_recorded_create, decode_side, decode_status,
+    lease_expiry, link_conflict, link_not_saved, resolution_outcome, search_links_sql, shared_sql,
+    to_json,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
@@ -61,6 +65,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         5,
         "unreadable creates",
         include_str!("../../migrations/sqlite/0005_unreadable_creates.sql"),
+    ),
+    (
+        6,
+        "operator actions",
+        include_str!("../../migrations/sqlite/0006_operator_actions.sql"),
     ),
 ];
 
@@ -882,11 +891,13 @@ impl Store for SqliteStore {
             event_cols!(),
             " FROM events
               WHERE ($1 IS NULL OR connection = $1) AND ($2 IS NULL OR status = $2)
+                AND ($4 IS NULL OR source = $4)
               ORDER BY id DESC LIMIT $3"
         ))
         .bind(&f.connection)
         .bind(f.status.map(EventStatus::as_str))
         .bind(i64::from(f.limit))
+        .bind(f.side.map(Side::as_str))
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(event_row).collect()
@@ -948,6 +959,139 @@ impl Store for SqliteStore {
         .rows_affected();
         tx.commit().await?;
         Ok(n)
+    }
+
+    async fn resolve_dead(&self, r: &DeadResolution, now: DateTime<Utc>) -> StoreResult<u64> {
+        let now = ts(now);
+        let side = r.side.map(Side::as_str);
+        let _w = self.write.lock().await;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        sqlx::query(RESOLVE_DEAD_LETTERS_SQL)
+            .bind(&now)
+            .bind(r.event_id)
+            .bind(&r.connection)
+            .bind(side)
+            .execute(&mut *tx)
+            .await?;
+        let (status, note) = resolution_outcome(r);
+        let n = sqlx::query(RESOLVE_DEAD_EVENTS_SQL)
+            .bind(&now)
+            .bind(r.event_id)
+            .bind(&r.connection)
+            .bind(side)
+            .bind(status)
+            .bind(note)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if n > 0 {
+            sqlx::query(RECORD_ACTION_SQL)
+                .bind(&now)
+                .bind(&r.actor)
+                .bind(r.action.as_str())
+                .bind(&r.connection)
+                .bind(side)
+                .bind(r.event_id)
+                .bind(i64::try_from(n).unwrap_or(i64::MAX))
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(n)
+    }
+
+    async fn list_operator_actions(&self, limit: u32) -> StoreResult<Vec<OperatorAction>> {
+        let rows = sqlx::query(OPERATOR_ACTIONS_SQL)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|row| {
+                let id: i64 = col(row, "id", &|| "operator action".to_string())?;
+                let what = || format!("operator action {id}");
+                Ok(OperatorAction {
+                    at: parse_ts(&what(), &col::<String>(row, "at", &what)?)?,
+                    actor: col(row, "actor", &what)?,
+                    action: decode_action(&what(), &col::<String>(row, "action", &what)?)?,
+                    connection: col(row, "connection", &what)?,
+                    side: col::<Option<String>>(row, "side", &what)?
+                        .map(|s| decode_side(&what(), &s))
+                        .transpose()?,
+                    event_id: col(row, "event_id", &what)?,
+                    events: col(row, "events", &what)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn recent_events(&self, limit: u32) -> StoreResult<Vec<RecentEvent>> {
+        let rows = sqlx::query(RECENT_EVENTS_SQL)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|row| {
+                let id: i64 = col(row, "id", &|| "event row".to_string())?;
+                let what = || format!("event {id}");
+                Ok(RecentEvent {
+                    id,
+                    connection: col(row, "connection", &what)?,
+                    source: decode_side(&what(), &col::<String>(row, "source", &what)?)?,
+                    status: decode_status(id, &col::<String>(row, "status", &what)?)?,
+                    last_error: col(row, "last_error", &what)?,
+                    received_at: parse_ts(&what(), &col::<String>(row, "received_at", &what)?)?,
+                    updated_at: parse_ts(&what(), &col::<String>(row, "updated_at", &what)?)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn list_cursors(&self) -> StoreResult<Vec<CursorState>> {
+        let rows = sqlx::query(CURSORS_SQL).fetch_all(&self.pool).await?;
+        rows.iter()
+            .map(|row| {
+                let what = || "cursor".to_string();
+                Ok(CursorState {
+                    connection: col(row, "connection", &what)?,
+                    side: decode_side(&what(), &col::<String>(row, "side", &what)?)?,
+                    cursor: col(row, "cursor", &what)?,
+                    updated_at: parse_ts(&what(), &col::<String>(row, "updated_at", &what)?)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn search_links(
+        &self,
+        connection: Option<&str>,
+        text: &str,
+        limit: u32,
+        offset: u32,
+    ) -> StoreResult<Vec<Link>> {
+        // SQLite's LIKE ignores ASCII case already.
+        let rows = sqlx::query(search_links_sql!(link_cols!(), "LIKE"))
+            .bind(connection)
+            .bind(contains_pattern(text))
+            .bind(i64::from(limit))
+            .bind(i64::from(offset))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(link_row).collect()
+    }
+
+    async fn link_audit(
+        &self,
+        connection: &str,
+        jira_id: &str,
+        limit: u32,
+    ) -> StoreResult<Vec<AuditEntry>> {
+        let rows = sqlx::query(LINK_AUDIT_SQL)
+            .bind(connection)
+            .bind(jira_id)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(audit_row).collect()
     }
 
     async fn queue_depth(&self) -> StoreResult<Vec<(String, EventStatus, i64)>> {

@@ -1,0 +1,265 @@
+//! The operator console's locks, over plain HTTP against a real `tandem serve`: sign-in sets
+//! a hardened session cookie, nothing works without it, an action needs the session's CSRF
+//! token and must come from this origin, a tampered cookie is refused, an action is written
+//! to the audit trail with who did it, and signing out ends the session for good. The JSON
+//! API keeps its Bearer token.
+
+mod common;
+
+use common::{Options, eventually, world};
+use reqwest::redirect::Policy;
+use serde_json::json;
+use tandem::store::{DeadAction, EventStatus};
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(Policy::none())
+        .build()
+        .unwrap()
+}
+
+/// The `name=value` part of the session cookie a sign-in answer sets, and the whole header.
+fn session_cookie(resp: &reqwest::Response) -> (String, String) {
+    let set = resp
+        .headers()
+        .get("set-cookie")
+        .expect("a Set-Cookie header")
+        .to_str()
+        .unwrap()
+        .to_string();
+    (set.split(';').next().unwrap().to_string(), set)
+}
+
+/// The CSRF token of the first form on the page.
+fn csrf_of(page: &str) -> String {
+    let at = page
+        .find("name=\"csrf\" value=\"")
+        .expect("a form with a CSRF token");
+    let rest = &page[at + "name=\"csrf\" value=\"".len()..];
+    rest[..rest.find('"').unwrap()].to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_is_locked_and_its_actions_are_guarded() {
+    let w = world(Options::default()).await;
+    let http = client();
+    let url = |p: &str| format!("{}{p}", w.base);
+    let host = w.base.trim_start_matches("http://").to_string();
+
+    // A dead letter to act on: a summary Jira refuses (longer than 255 characters).
+    let key = w
+        .jira
+        .user_create_issue("TEST", json!({"summary": "Guarded"}));
+    let twin = eventually("twin", || w.twins_of(&key).into_iter().next()).await;
+    let ext_id = twin["id"].as_str().unwrap().to_string();
+    w.external.user_edit(&ext_id, vec![(1001, "x".repeat(300))]);
+    let store = w.engine().store.clone();
+    let mut dead_id = None;
+    for _ in 0..200 {
+        if let Some(d) = store.list_dead_letters(None, 1).await.unwrap().first() {
+            dead_id = Some(d.event_id);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let dead_id = dead_id.expect("a dead letter");
+    let status_of = |id| {
+        let store = store.clone();
+        async move { store.get_event(id).await.unwrap().unwrap().status }
+    };
+
+    // Sign-in: a wrong token sets nothing; the right one sets a hardened cookie.
+    let wrong = http
+        .post(url("/login"))
+        .form(&[("token", "not-the-token")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), 401);
+    assert!(wrong.headers().get("set-cookie").is_none());
+    let from_elsewhere = http
+        .post(url("/login"))
+        .header("origin", "http://evil.example")
+        .form(&[("token", "admin-token")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        from_elsewhere.status(),
+        403,
+        "a sign-in posted by another site"
+    );
+    assert!(from_elsewhere.headers().get("set-cookie").is_none());
+    let signed_in = http
+        .post(url("/login"))
+        .header("origin", format!("http://{host}"))
+        .form(&[("token", "admin-token")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(signed_in.status(), 303);
+    assert_eq!(signed_in.headers()["location"], "/");
+    let (cookie, set) = session_cookie(&signed_in);
+    for attr in ["HttpOnly", "SameSite=Strict", "Path=/", "Max-Age=28800"] {
+        assert!(set.contains(attr), "{attr} in {set}");
+    }
+    assert!(!set.contains("Secure"), "plain HTTP: {set}");
+    let behind_tls = http
+        .post(url("/login"))
+        .header("x-forwarded-proto", "https")
+        .form(&[("token", "admin-token")])
+        .send()
+        .await
+        .unwrap();
+    assert!(session_cookie(&behind_tls).1.contains("; Secure"));
+
+    // The pages open with the cookie.
+    let page = |path: String, cookie: String| {
+        let http = http.clone();
+        let url = url(&path);
+        async move {
+            let r = http.get(url).header("cookie", cookie).send().await.unwrap();
+            let status = r.status().as_u16();
+            let location = r
+                .headers()
+                .get("location")
+                .map(|l| l.to_str().unwrap().to_string());
+            (status, location, r.text().await.unwrap())
+        }
+    };
+    let (status, _, overview) = page("/".into(), cookie.clone()).await;
+    assert_eq!(status, 200);
+    assert!(overview.contains("seed"), "{overview}");
+    let (status, _, event_page) = page(format!("/events/{dead_id}"), cookie.clone()).await;
+    assert_eq!(status, 200);
+    assert!(event_page.contains("Retry") && event_page.contains("Discard"));
+    let csrf = csrf_of(&event_page);
+
+    // A tampered cookie is no session.
+    let mut forged = cookie.clone();
+    let last = forged.pop().unwrap();
+    forged.push(if last == '0' { '1' } else { '0' });
+    assert_eq!(
+        page("/events".into(), forged.clone()).await.1.as_deref(),
+        Some("/login")
+    );
+
+    // Actions: refused without the CSRF token, from another origin or site, with a forged
+    // cookie; the dead letter stays dead through all of them.
+    let act =
+        |path: String, cookie: String, csrf: String, extra: Option<(&'static str, String)>| {
+            let http = http.clone();
+            let url = url(&path);
+            async move {
+                let mut req = http
+                    .post(url)
+                    .header("cookie", cookie)
+                    .form(&[("csrf", csrf)]);
+                if let Some((name, value)) = extra {
+                    req = req.header(name, value);
+                }
+                let r = req.send().await.unwrap();
+                (r.status().as_u16(), r.text().await.unwrap())
+            }
+        };
+    let retry = format!("/events/{dead_id}/retry");
+    let (status, body) = act(retry.clone(), cookie.clone(), String::new(), None).await;
+    assert_eq!(status, 403, "no CSRF token: {body}");
+    let (status, _) = act(retry.clone(), cookie.clone(), "0".repeat(64), None).await;
+    assert_eq!(status, 403, "a wrong CSRF token");
+    let (status, body) = act(
+        retry.clone(),
+        cookie.clone(),
+        csrf.clone(),
+        Some(("origin", "http://evil.example".into())),
+    )
+    .await;
+    assert_eq!(status, 403, "another origin: {body}");
+    let (status, _) = act(
+        retry.clone(),
+        cookie.clone(),
+        csrf.clone(),
+        Some(("sec-fetch-site", "cross-site".into())),
+    )
+    .await;
+    assert_eq!(status, 403, "another site");
+    let (status, _) = act(
+        "/events/retry-all".into(),
+        cookie.clone(),
+        csrf.clone(),
+        Some(("origin", "http://evil.example".into())),
+    )
+    .await;
+    assert_eq!(status, 403, "retry-all from another origin");
+    let (status, _) = act(retry.clone(), forged.clone(), csrf.clone(), None).await;
+    assert_eq!(status, 401, "a forged cookie");
+    assert_eq!(status_of(dead_id).await, EventStatus::Dead);
+    assert!(store.list_operator_actions(10).await.unwrap().is_empty());
+
+    // The same action with everything in order goes through and is audited with who did it.
+    let (status, _) = act(
+        format!("/events/{dead_id}/discard"),
+        cookie.clone(),
+        csrf.clone(),
+        Some(("origin", format!("http://{host}"))),
+    )
+    .await;
+    assert_eq!(status, 303);
+    assert_eq!(status_of(dead_id).await, EventStatus::Ignored);
+    let actions = store.list_operator_actions(10).await.unwrap();
+    assert_eq!(actions.len(), 1);
+    assert_eq!(
+        (
+            actions[0].actor.as_str(),
+            actions[0].action,
+            actions[0].event_id
+        ),
+        ("console:admin", DeadAction::Discard, Some(dead_id))
+    );
+    let (_, _, audit) = page("/audit".into(), cookie.clone()).await;
+    assert!(
+        audit.contains("console:admin") && audit.contains("discard"),
+        "{audit}"
+    );
+
+    // The JSON API still takes the Bearer token, and only it.
+    let api = http
+        .get(url("/api/v1/events"))
+        .header("authorization", "Bearer admin-token")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(api.status(), 200);
+    let api_with_cookie = http
+        .get(url("/api/v1/events"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(api_with_cookie.status(), 401);
+
+    // Sign-out clears the cookie and the old cookie opens nothing afterwards.
+    let (status, _) = act("/logout".into(), cookie.clone(), String::new(), None).await;
+    assert_eq!(status, 403, "signing out needs the CSRF token too");
+    let out = http
+        .post(url("/logout"))
+        .header("cookie", &cookie)
+        .form(&[("csrf", &csrf)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.status(), 303);
+    assert!(session_cookie(&out).1.contains("Max-Age=0"));
+    assert_eq!(
+        page("/".into(), cookie.clone()).await.1.as_deref(),
+        Some("/login")
+    );
+    let json = http
+        .get(url("/console/overview.json"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(json.status(), 401);
+    w.stop().await;
+}
