@@ -76,10 +76,9 @@ impl Bounds {
     pub fn large() -> Self {
         Bounds {
             failed_writes: 1,
-            duplicates: 1,
             delays: 1,
             losses: 1,
-            ..Bounds::edits(2, 1)
+            ..Bounds::edits(1, 1)
         }
     }
 }
