@@ -92,7 +92,10 @@ pub enum Variant {
     /// The planner is not shown the link's pending writes: a write whose answer was lost is
     /// not recognised as Tandem's own when the retry finds it on the twin.
     IgnorePending,
-    /// Discovery and creation run without the connection lock.
+    /// Discovery and creation run without the connection lock. With twins created on the
+    /// external side only, the events of one Jira issue share an ordering key, so in this
+    /// model the lock is not what keeps a second twin away: the checker finds none without
+    /// it either (the lock matters when both sides may create).
     NoConnectionLock,
     /// Remote writes are not preceded by storing them as pending (no write-ahead).
     NoWriteAhead,
