@@ -193,6 +193,7 @@ impl From<ConnectorError> for Failure {
                 retry_after,
             },
             ConnectorError::Permanent { message, .. } => Failure::Permanent(message),
+            ConnectorError::PartlyApplied { message, .. } => Failure::Permanent(message),
         }
     }
 }
@@ -743,7 +744,27 @@ impl Engine {
                 Utc::now(),
             )
             .await?;
-        let created = target.create(&plan.writes, Some(&source_ref)).await?;
+        let (created, refused) = match target.create(&plan.writes, Some(&source_ref)).await {
+            Ok(created) => (created, None),
+            // The twin exists without some of its fields: it is linked like any other, and
+            // the event fails for those fields alone (see `settle_refused`).
+            Err(ConnectorError::PartlyApplied {
+                message,
+                refused,
+                created: Some(created),
+            }) => (*created, Some((message, refused))),
+            Err(e) => return Err(e.into()),
+        };
+        let mut created_shadow = created_shadow;
+        if let Some((_, fields)) = &refused {
+            settle_refused(
+                conn,
+                &mut created_shadow,
+                fields,
+                target_side,
+                &created.fields,
+            );
+        }
         metrics::counter!("tandem_twins_created_total", "connection" => conn.name.clone(), "side" => target_side.to_string()).increment(1);
         let (jira_id, jira_key, external_id) = match event.source {
             Side::Jira => (item.id.clone(), item.key.clone(), created.id.clone()),
@@ -783,6 +804,9 @@ impl Engine {
                     }
                 }
             }
+        }
+        if let Some((message, fields)) = refused {
+            return Err(refused_failure(&message, &fields));
         }
         let audit = audit_rows(
             conn,
@@ -931,7 +955,22 @@ impl Engine {
             link.pending = plan.pending_writes();
             link.version += 1;
             self.store.save_link(&link).await?;
-            target.update(&target_id, &plan.writes).await?;
+            if let Err(e) = target.update(&target_id, &plan.writes).await {
+                let ConnectorError::PartlyApplied {
+                    message, refused, ..
+                } = e
+                else {
+                    return Err(e.into());
+                };
+                // The other fields landed: they become the synced state before the event
+                // fails for the refused ones alone.
+                plan.apply_shadow(&mut link.shadow);
+                settle_refused(conn, &mut link.shadow, &refused, target_side, &twin.fields);
+                link.pending = Default::default();
+                link.version += 1;
+                self.store.save_link(&link).await?;
+                return Err(refused_failure(&message, &refused));
+            }
         }
         let audit = audit_rows(
             conn,
@@ -1071,6 +1110,42 @@ pub async fn enqueue_linked(
     store
         .enqueue_with_key(event, &ordering_key(event, link), now)
         .await
+}
+
+/// Records fields the target refused (Jira: a status no transition reaches) at the value
+/// the target still holds, as if synced long ago: the target's echo of the rest of the
+/// write then is an echo, not an edit to copy back over the source, while the source's
+/// value still differs and is written again when the event is replayed.
+fn settle_refused(
+    conn: &ConnectionRuntime,
+    shadow: &mut Shadow,
+    refused: &[String],
+    target: Side,
+    target_values: &Fields,
+) {
+    for field in refused {
+        for m in conn.mapping.by_field(target, field) {
+            let value = target_values
+                .get(field)
+                .filter(|v| !v.is_empty())
+                .and_then(|v| tandem_core::convert::to_canonical(v, m, target).ok())
+                .unwrap_or(tandem_core::FieldValue::Empty);
+            let entry = tandem_core::link::ShadowEntry {
+                value,
+                source_ts: DateTime::UNIX_EPOCH,
+                source: target,
+            };
+            shadow.set(m.key(), entry);
+        }
+    }
+}
+
+/// The dead letter of an event whose write landed except for `refused`.
+fn refused_failure(message: &str, refused: &[String]) -> Failure {
+    Failure::Permanent(format!(
+        "{message} (only {} failed; the event's other fields were written)",
+        refused.join(", ")
+    ))
 }
 
 /// One audit row per field written.

@@ -181,6 +181,15 @@ pub enum ConnectorError {
         message: String,
         status: Option<u16>,
     },
+    /// The write went through except for the `refused` fields (their names on this side),
+    /// which the system turned down for good (Jira: a status no transition reaches).
+    /// `created` is the new item when the write was a create: it exists, and must be linked.
+    #[error("{message}")]
+    PartlyApplied {
+        message: String,
+        refused: Vec<String>,
+        created: Option<Box<Item>>,
+    },
 }
 
 impl ConnectorError {

@@ -1,0 +1,225 @@
+//! Jira status (workflow) sync end to end: status moves through transitions, found through
+//! the workflow when no single one reaches the target; an unreachable status fails alone;
+//! and a status change costs no echo write on either side.
+
+mod common;
+
+use common::*;
+use serde_json::json;
+use std::time::Duration;
+
+/// Status both ways with the tracker's ids, as a tracker such as Redmine numbers them.
+const STATUS_MAPPING: &str = "jiraField,externalField,direction,type,valueMap\n\
+summary,1001,both,text,\n\
+status,1005,both,option,To Do=1;In Progress=2;Done=5\n";
+
+fn status_world() -> Options {
+    Options {
+        mapping: Some(("fieldMappings.csv", STATUS_MAPPING.to_string())),
+        ..Options::default()
+    }
+}
+
+/// The same in TOML, with the resolution the Done transition's screen asks for, and a
+/// status (`Nirvana`) that no workflow of the site has.
+const STATUS_MAPPING_TOML: &str = r#"
+[[field]]
+jira = "summary"
+external = "1001"
+
+[[field]]
+jira = "status"
+external = "1005"
+type = "option"
+values = { "To Do" = "1", "In Progress" = "2", "Done" = "5", "Nirvana" = "9" }
+transition_fields = { "Done" = { resolution = { name = "Done" } } }
+"#;
+
+fn workflow_world() -> Options {
+    Options {
+        mapping: Some(("fieldMappings.toml", STATUS_MAPPING_TOML.to_string())),
+        max_attempts: 2,
+        ..Options::default()
+    }
+}
+
+async fn dead_letters(w: &World) -> Vec<String> {
+    w.engine()
+        .store
+        .list_dead_letters(None, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|d| d.reason)
+        .collect()
+}
+
+fn jira_issue_of(w: &World, ext_id: &str) -> Option<serde_json::Value> {
+    let link_field = w.jira.external_id_field().to_string();
+    w.jira
+        .issues()
+        .into_iter()
+        .find(|i| i["fields"][&link_field] == json!(ext_id))
+}
+
+/// Items created outside in each status get a Jira twin in that status: no transition when
+/// the new issue already is there, a walk through the workflow (with the resolution the
+/// mapping gives) when no single transition reaches it; and no dead letter.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn items_created_outside_reach_their_status_through_the_workflow() {
+    let w = world(workflow_world()).await;
+    let mut made = Vec::new();
+    for (value, status) in [("1", "To Do"), ("2", "In Progress"), ("5", "Done")] {
+        let before = w.jira_transitions().len();
+        let ext_id = w
+            .external
+            .user_create(vec![(1001, format!("In {status}")), (1005, value.into())]);
+        let issue = eventually(&format!("Jira twin in {status}"), || {
+            jira_issue_of(&w, &ext_id).filter(|i| i["fields"]["status"]["name"] == json!(status))
+        })
+        .await;
+        quiesce(&w).await;
+        // To Do is where issues start; In Progress is one step; Done is two.
+        let expected = match status {
+            "To Do" => 0,
+            "In Progress" => 1,
+            _ => 2,
+        };
+        assert_eq!(
+            w.jira_transitions().len() - before,
+            expected,
+            "transitions to reach {status}"
+        );
+        if status == "Done" {
+            assert_eq!(issue["fields"]["resolution"]["name"], json!("Done"));
+        }
+        made.push((ext_id, issue["key"].as_str().unwrap().to_string()));
+    }
+    assert_eq!(dead_letters(&w).await, Vec::<String>::new());
+
+    // Back from Done to In Progress: Reopen, then Start progress.
+    let (ext_id, key) = &made[2];
+    w.external.user_edit(ext_id, vec![(1005, "2".into())]);
+    eventually("reopened and started", || {
+        jira_status(&w, key).filter(|s| s == "In Progress")
+    })
+    .await;
+    quiesce(&w).await;
+    assert_eq!(dead_letters(&w).await, Vec::<String>::new());
+    w.stop().await;
+}
+
+/// A status no workflow reaches fails alone: the event's other fields are written, the
+/// status becomes a dead letter that names the transitions there are, and the Jira echo of
+/// the rest of the write does not carry Jira's status back over the tracker's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_status_fails_alone() {
+    let w = world(workflow_world()).await;
+    // On create: the twin exists, linked, with its summary.
+    let ext_id = w
+        .external
+        .user_create(vec![(1001, "Lost cause".into()), (1005, "9".into())]);
+    let issue = eventually("Jira twin", || jira_issue_of(&w, &ext_id)).await;
+    let key = issue["key"].as_str().unwrap().to_string();
+    assert_eq!(issue["fields"]["summary"], json!("Lost cause"));
+    quiesce(&w).await;
+    let reasons = dead_letters(&w).await;
+    assert_eq!(reasons.len(), 1, "{reasons:?}");
+    assert!(reasons[0].contains("no status `Nirvana`"), "{}", reasons[0]);
+    assert!(
+        reasons[0].contains("available from `To Do`: Start progress → In Progress"),
+        "{}",
+        reasons[0]
+    );
+    assert_eq!(w.jira.issues().len(), 1, "one twin");
+    let item = w.external.item(&ext_id).unwrap();
+    assert_eq!(
+        ext_field(&item, 1005).as_deref(),
+        Some("9"),
+        "the tracker keeps its status"
+    );
+
+    // On an edit: the summary lands, the status alone fails again.
+    let ext_before = w.external_writes().len();
+    w.external
+        .user_edit(&ext_id, vec![(1001, "Still lost".into())]);
+    eventually("summary in Jira", || {
+        w.jira
+            .issue(&key)
+            .filter(|i| i["fields"]["summary"] == json!("Still lost"))
+    })
+    .await;
+    quiesce(&w).await;
+    assert_eq!(jira_status(&w, &key).as_deref(), Some("To Do"));
+    assert_eq!(dead_letters(&w).await.len(), 2);
+    assert_eq!(
+        w.external_writes().len(),
+        ext_before,
+        "nothing written back to the tracker"
+    );
+    let item = w.external.item(&ext_id).unwrap();
+    assert_eq!(ext_field(&item, 1005).as_deref(), Some("9"));
+    w.stop().await;
+}
+
+fn jira_status(w: &World, key: &str) -> Option<String> {
+    w.jira
+        .issue(key)
+        .and_then(|i| i["fields"]["status"]["name"].as_str().map(str::to_string))
+}
+
+/// A transition made by a person in Jira reaches the tracker with one write, and nothing
+/// follows it: neither the tracker's echo nor the transition's own webhook costs a write.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_jira_transition_reaches_the_tracker_once_and_echoes_nothing() {
+    transition_echo_costs_nothing(world(status_world()).await).await;
+}
+
+/// The same, with the tracker sending no webhooks: its changes (and the echoes of Tandem's
+/// writes) are only seen by polling, as with a tracker that has no webhooks at all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_jira_transition_echoes_nothing_when_the_tracker_is_polled() {
+    let w = world(Options {
+        poll_interval: Some("1s"),
+        ..status_world()
+    })
+    .await;
+    w.external.faults().set_webhook_drop_rate(1.0);
+    transition_echo_costs_nothing(w).await;
+}
+
+async fn transition_echo_costs_nothing(w: World) {
+    let key = w
+        .jira
+        .user_create_issue("TEST", json!({"summary": "Printer on fire"}));
+    let twin = eventually("twin outside", || w.twins_of(&key).into_iter().next()).await;
+    let ext_id = twin["id"].as_str().unwrap().to_string();
+    assert_eq!(ext_field(&twin, 1005).as_deref(), Some("1"));
+    quiesce(&w).await;
+
+    for (status, ext_value) in [("In Progress", "2"), ("Done", "5"), ("To Do", "1")] {
+        let ext_before = w.external_writes().len();
+        let jira_before = w.jira_writes().len() + w.jira_transitions().len();
+        w.jira.user_edit_issue(&key, json!({ "status": status }));
+        eventually(&format!("{status} outside"), || {
+            w.external
+                .item(&ext_id)
+                .filter(|i| ext_field(i, 1005).as_deref() == Some(ext_value))
+        })
+        .await;
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        quiesce(&w).await;
+        assert_eq!(
+            w.external_writes().len() - ext_before,
+            1,
+            "one write outside for the transition to {status}, none after it"
+        );
+        assert_eq!(
+            w.jira_writes().len() + w.jira_transitions().len() - jira_before,
+            0,
+            "no write back into Jira after the transition to {status}"
+        );
+        assert_eq!(jira_status(&w, &key).as_deref(), Some(status));
+    }
+    w.stop().await;
+}
