@@ -223,3 +223,118 @@ async fn transition_echo_costs_nothing(w: World) {
     }
     w.stop().await;
 }
+
+/// One field of every type the sandboxes share, both ways.
+const EVERY_TYPE_MAPPING: &str = "jiraField,externalField,direction,type,valueMap\n\
+summary,1001,both,text,\n\
+description,1002,both,richtext,\n\
+duedate,1003,both,date,\n\
+customfield_10052,1006,both,number,\n\
+customfield_10051,1007,both,option,\n\
+labels,1008,both,labels,\n\
+assignee,1009,both,user,5b10ac8d82e05b22cc7d4ef5=alice;5b10a2844c20165700ede21g=bob\n\
+status,1005,both,option,To Do=1;In Progress=2;Done=5\n";
+
+/// Invariant 3 for every field type: a change made on one side costs exactly one write to
+/// the other and nothing after it, in both directions. (`datetime` and `option_list` have
+/// no editable field in the Jira sandbox's catalogue.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_field_type_echoes_in_either_direction() {
+    let w = world(Options {
+        mapping: Some(("fieldMappings.csv", EVERY_TYPE_MAPPING.to_string())),
+        ..Options::default()
+    })
+    .await;
+    let key = w
+        .jira
+        .user_create_issue("TEST", json!({"summary": "Every type"}));
+    let twin = eventually("twin outside", || w.twins_of(&key).into_iter().next()).await;
+    let ext_id = twin["id"].as_str().unwrap().to_string();
+    quiesce(&w).await;
+    let jira_writes = |w: &World| w.jira_writes().len() + w.jira_transitions().len();
+
+    // (type, Jira field, a Jira edit, external field, an external value)
+    let cases = [
+        (
+            "text",
+            "summary",
+            json!("Renamed in Jira"),
+            1001,
+            "Renamed outside",
+        ),
+        (
+            "richtext",
+            "description",
+            json!("Said in Jira"),
+            1002,
+            "Said outside",
+        ),
+        ("date", "duedate", json!("2026-12-31"), 1003, "2027-01-15"),
+        ("number", "customfield_10052", json!(5), 1006, "8"),
+        (
+            "option",
+            "customfield_10051",
+            json!({"value": "Major"}),
+            1007,
+            "Minor",
+        ),
+        ("labels", "labels", json!(["red", "blue"]), 1008, "green"),
+        (
+            "user",
+            "assignee",
+            json!({"accountId": "5b10ac8d82e05b22cc7d4ef5"}),
+            1009,
+            "bob",
+        ),
+        ("status", "status", json!("In Progress"), 1005, "1"),
+    ];
+    for (ty, jira_field, jira_value, ext_field_id, ext_value) in cases {
+        // Jira → outside.
+        let before = ext_field(&w.external.item(&ext_id).unwrap(), ext_field_id);
+        let (ext_before, jira_before) = (w.external_writes().len(), jira_writes(&w));
+        w.jira
+            .user_edit_issue(&key, json!({ jira_field: jira_value }));
+        eventually(&format!("{ty} outside"), || {
+            w.external
+                .item(&ext_id)
+                .filter(|i| ext_field(i, ext_field_id) != before)
+        })
+        .await;
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        quiesce(&w).await;
+        assert_eq!(
+            (
+                w.external_writes().len() - ext_before,
+                jira_writes(&w) - jira_before
+            ),
+            (1, 0),
+            "{ty}: a Jira edit costs one write outside and none after it"
+        );
+
+        // Outside → Jira.
+        let before = w.jira.issue(&key).unwrap()["fields"][jira_field].clone();
+        let (ext_before, jira_before) = (w.external_writes().len(), jira_writes(&w));
+        w.external
+            .user_edit(&ext_id, vec![(ext_field_id, ext_value.to_string())]);
+        eventually(&format!("{ty} in Jira"), || {
+            w.jira
+                .issue(&key)
+                .filter(|i| i["fields"][jira_field] != before)
+        })
+        .await;
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        quiesce(&w).await;
+        let jira_calls = jira_writes(&w) - jira_before;
+        // A status may take several transitions; every other field is one edit.
+        assert!(
+            ty == "status" && jira_calls >= 1 || jira_calls == 1,
+            "{ty}: {jira_calls} writes to Jira for one edit outside"
+        );
+        assert_eq!(
+            w.external_writes().len() - ext_before,
+            0,
+            "{ty}: an edit outside costs no write back outside"
+        );
+    }
+    w.stop().await;
+}
