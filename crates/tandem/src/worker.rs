@@ -808,7 +808,7 @@ impl Engine {
         if let Some((message, fields)) = refused {
             return Err(refused_failure(&message, &fields));
         }
-        let audit = audit_rows(
+        let mut audit = audit_rows(
             conn,
             Some(queued.id),
             &link,
@@ -816,6 +816,7 @@ impl Engine {
             &plan.writes,
             &BTreeMap::new(),
         );
+        note_how(&mut audit, target.as_ref(), &created.id);
         for (key, entry) in plan.shadow_updates {
             link.shadow.set(key, entry);
         }
@@ -972,7 +973,7 @@ impl Engine {
                 return Err(refused_failure(&message, &refused));
             }
         }
-        let audit = audit_rows(
+        let mut audit = audit_rows(
             conn,
             Some(queued.id),
             &link,
@@ -980,6 +981,7 @@ impl Engine {
             &plan.writes,
             &twin.fields,
         );
+        note_how(&mut audit, target.as_ref(), &target_id);
         let writes = plan.writes.len();
         // The twin was read, so every pending write has been judged (landed or not): the
         // answered writes and what was learnt go into the shadow, and nothing stays pending.
@@ -1146,6 +1148,16 @@ fn refused_failure(message: &str, refused: &[String]) -> Failure {
         "{message} (only {} failed; the event's other fields were written)",
         refused.join(", ")
     ))
+}
+
+/// Says in the audit how a field was written when it took more than its value (the
+/// transitions walked to reach a Jira status): the row's actor reads `tandem (…)`.
+fn note_how(audit: &mut [AuditEntry], target: &dyn Connector, id: &str) {
+    if let Some((field, how)) = target.take_write_note(id)
+        && let Some(row) = audit.iter_mut().find(|a| a.field == field)
+    {
+        row.actor = format!("{} ({how})", row.actor);
+    }
 }
 
 /// One audit row per field written.

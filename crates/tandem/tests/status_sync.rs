@@ -96,6 +96,25 @@ async fn items_created_outside_reach_their_status_through_the_workflow() {
         made.push((ext_id, issue["key"].as_str().unwrap().to_string()));
     }
     assert_eq!(dead_letters(&w).await, Vec::<String>::new());
+    // The audit says how each status was reached.
+    let audit = w.engine().store.list_audit(None, 100).await.unwrap();
+    let status_rows: Vec<&str> = audit
+        .iter()
+        .filter(|a| a.field == "status")
+        .map(|a| a.actor.as_str())
+        .collect();
+    for how in [
+        "tandem (already in `To Do`: no transition)",
+        "tandem (transition To Do → Start progress → In Progress)",
+        "tandem (2 transitions through the workflow: To Do → Start progress → In Progress → Done → Done)",
+    ] {
+        assert!(status_rows.contains(&how), "{how} not in {status_rows:?}");
+    }
+    // The webhooks of each step (intermediate statuses included) are echoes: nothing goes
+    // back to the tracker, which made the items.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    quiesce(&w).await;
+    assert_eq!(w.external_writes().len(), 0, "no write back to the tracker");
 
     // Back from Done to In Progress: Reopen, then Start progress.
     let (ext_id, key) = &made[2];
@@ -104,8 +123,10 @@ async fn items_created_outside_reach_their_status_through_the_workflow() {
         jira_status(&w, key).filter(|s| s == "In Progress")
     })
     .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
     quiesce(&w).await;
     assert_eq!(dead_letters(&w).await, Vec::<String>::new());
+    assert_eq!(w.external_writes().len(), 0, "no write back to the tracker");
     w.stop().await;
 }
 

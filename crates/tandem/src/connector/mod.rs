@@ -266,4 +266,12 @@ pub trait Connector: Send + Sync + 'static {
 
     /// Online check for `tandem check`: credentials, field resolution.
     async fn check(&self) -> CheckReport;
+
+    /// How the last write to item `id` set a field, when it took more than the field's
+    /// value (Jira: the transitions walked to reach a status), as `(field, how)`; taken
+    /// once, for the audit. Events of one item are processed one at a time, so the note
+    /// read after a write is that write's.
+    fn take_write_note(&self, _id: &str) -> Option<(String, String)> {
+        None
+    }
 }

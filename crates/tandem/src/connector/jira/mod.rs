@@ -68,6 +68,8 @@ pub struct JiraConnector {
     resolved: RwLock<Option<Arc<Resolved>>>,
     /// What is known of the site's workflows, for walking issues to a status.
     workflows: workflow::Workflows,
+    /// Issue id → (status field, the walk taken) of its last transition, for the audit.
+    walks: std::sync::Mutex<std::collections::HashMap<String, (String, String)>>,
 }
 
 impl std::fmt::Debug for JiraConnector {
@@ -147,6 +149,7 @@ impl JiraConnector {
             },
             resolved: RwLock::new(None),
             workflows: workflow::Workflows::default(),
+            walks: Default::default(),
         })
     }
 
@@ -384,12 +387,18 @@ impl JiraConnector {
             .workflows
             .walk_to(&self.client, id, target, screens)
             .await?;
-        match walk.steps.len() {
-            0 => tracing::debug!(issue = %id, status = %target, "jira: already in the status"),
-            n => {
-                tracing::info!(issue = %id, transitions = n, path = %walk.describe(), "jira: walked the workflow")
-            }
-        }
+        let note = match walk.steps.len() {
+            0 => format!("already in `{}`: no transition", walk.from),
+            1 => format!("transition {}", walk.describe()),
+            n => format!("{n} transitions through the workflow: {}", walk.describe()),
+        };
+        tracing::info!(issue = %id, status = %target, walk = %note, "jira: status set");
+        match self.walks.lock() {
+            Ok(mut g) => g.insert(id.to_string(), (name.to_string(), note)),
+            Err(p) => p
+                .into_inner()
+                .insert(id.to_string(), (name.to_string(), note)),
+        };
         Ok(())
     }
 
@@ -868,6 +877,13 @@ impl Connector for JiraConnector {
         let id = check_issue_ref(id)?;
         let body = json!({ "body": fields::comment_body(text, self.client.api()) });
         self.client.add_comment(id, &body).await
+    }
+
+    fn take_write_note(&self, id: &str) -> Option<(String, String)> {
+        match self.walks.lock() {
+            Ok(mut g) => g.remove(id),
+            Err(p) => p.into_inner().remove(id),
+        }
     }
 
     async fn check(&self) -> CheckReport {
