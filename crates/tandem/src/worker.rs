@@ -806,7 +806,7 @@ impl Engine {
             }
         }
         if let Some((message, fields)) = refused {
-            return Err(refused_failure(&message, &fields));
+            return Err(refused_failure(&message, &fields, plan.writes.len()));
         }
         let mut audit = audit_rows(
             conn,
@@ -966,11 +966,16 @@ impl Engine {
                 // The other fields landed: they become the synced state before the event
                 // fails for the refused ones alone.
                 plan.apply_shadow(&mut link.shadow);
-                settle_refused(conn, &mut link.shadow, &refused, target_side, &twin.fields);
+                // Read again: a walk that failed midway left the twin somewhere new.
+                let now = match target.fetch(&target_id).await {
+                    Ok(item) => item.fields,
+                    Err(_) => twin.fields.clone(),
+                };
+                settle_refused(conn, &mut link.shadow, &refused, target_side, &now);
                 link.pending = Default::default();
                 link.version += 1;
                 self.store.save_link(&link).await?;
-                return Err(refused_failure(&message, &refused));
+                return Err(refused_failure(&message, &refused, plan.writes.len()));
             }
         }
         let mut audit = audit_rows(
@@ -1142,8 +1147,11 @@ fn settle_refused(
     }
 }
 
-/// The dead letter of an event whose write landed except for `refused`.
-fn refused_failure(message: &str, refused: &[String]) -> Failure {
+/// The dead letter of an event whose write of `written` fields landed except for `refused`.
+fn refused_failure(message: &str, refused: &[String], written: usize) -> Failure {
+    if written <= refused.len() {
+        return Failure::Permanent(message.to_string());
+    }
     Failure::Permanent(format!(
         "{message} (only {} failed; the event's other fields were written)",
         refused.join(", ")

@@ -359,3 +359,43 @@ async fn no_field_type_echoes_in_either_direction() {
     }
     w.stop().await;
 }
+
+/// A walk that stops midway (Done's screen asks for a resolution the CSV mapping cannot
+/// give) fails alone and leaves the issue where it stopped; the webhook of the step it did
+/// take is not copied back over the tracker's value.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_walk_that_stops_midway_writes_nothing_back() {
+    let w = world(Options {
+        max_attempts: 2,
+        ..status_world()
+    })
+    .await;
+    let ext_id = w
+        .external
+        .user_create(vec![(1001, "Halfway".into()), (1005, "1".into())]);
+    let issue = eventually("Jira twin", || jira_issue_of(&w, &ext_id)).await;
+    let key = issue["key"].as_str().unwrap().to_string();
+    quiesce(&w).await;
+    w.external.user_edit(&ext_id, vec![(1005, "5".into())]);
+    eventually("stopped in progress", || {
+        jira_status(&w, &key).filter(|s| s == "In Progress")
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    quiesce(&w).await;
+    let reasons = dead_letters(&w).await;
+    assert_eq!(reasons.len(), 1, "{reasons:?}");
+    assert!(
+        reasons[0].contains("requires `resolution`"),
+        "{}",
+        reasons[0]
+    );
+    assert_eq!(
+        w.external_writes().len(),
+        0,
+        "nothing written back to the tracker"
+    );
+    let item = w.external.item(&ext_id).unwrap();
+    assert_eq!(ext_field(&item, 1005).as_deref(), Some("5"));
+    w.stop().await;
+}

@@ -402,15 +402,9 @@ impl JiraConnector {
         Ok(())
     }
 
-    /// A status that could not be set after the other `written` fields were: that failure
-    /// alone, as [`ConnectorError::PartlyApplied`]. With nothing else written it is the
-    /// plain error.
-    fn status_refused(
-        e: ConnectorError,
-        field: String,
-        written: bool,
-        created: Option<Item>,
-    ) -> ConnectorError {
+    /// A status that could not be set for good: that failure alone, as
+    /// [`ConnectorError::PartlyApplied`] (the other fields of the write, if any, landed).
+    fn status_refused(e: ConnectorError, field: String, created: Option<Item>) -> ConnectorError {
         match e {
             // A created issue must be linked whatever went wrong after: retrying the create
             // would make a second one.
@@ -419,7 +413,9 @@ impl JiraConnector {
                 refused: vec![field],
                 created: created.map(Box::new),
             },
-            ConnectorError::Permanent { message, .. } if written => ConnectorError::PartlyApplied {
+            // Even with no other field written, a walk that stopped midway has moved the
+            // issue: the engine must learn where it stands, so it is reported the same.
+            ConnectorError::Permanent { message, .. } => ConnectorError::PartlyApplied {
                 message,
                 refused: vec![field],
                 created: None,
@@ -775,7 +771,7 @@ impl Connector for JiraConnector {
                         item.fields.insert(name.clone(), v);
                     }
                 }
-                return Err(Self::status_refused(e, name, true, Some(item)));
+                return Err(Self::status_refused(e, name, Some(item)));
             }
         }
         Ok(item)
@@ -793,7 +789,7 @@ impl Connector for JiraConnector {
         if let Some((name, target)) = status {
             self.transition_to(id, &name, &target)
                 .await
-                .map_err(|e| Self::status_refused(e, name, !body_fields.is_empty(), None))?;
+                .map_err(|e| Self::status_refused(e, name, None))?;
         }
         Ok(())
     }
