@@ -232,6 +232,11 @@ pub struct FieldMapping {
     pub default: Option<String>,
     /// Overrides the connection's conflict policy for this field.
     pub conflict: Option<ConflictPolicy>,
+    /// For Jira's status: the fields a transition's screen asks for, by the status the
+    /// transition leads to (`"Done" → {"resolution": {"name": "Done"}}`), sent as the
+    /// transition request's `fields`, in Jira's JSON.
+    #[serde(default)]
+    pub transition_fields: BTreeMap<String, serde_json::Value>,
     pub location: Location,
 }
 
@@ -246,6 +251,7 @@ impl FieldMapping {
             value_map: Vec::new(),
             default: None,
             conflict: None,
+            transition_fields: BTreeMap::new(),
             location: Location::default(),
         }
     }
@@ -696,6 +702,10 @@ pub struct FieldMappingSpec {
     pub default: Option<String>,
     #[serde(default)]
     pub conflict: Option<String>,
+    /// Jira status only: `{ "Done" = { resolution = { name = "Done" } } }`, the fields sent
+    /// with the transition into each named status.
+    #[serde(default)]
+    pub transition_fields: BTreeMap<String, serde_json::Value>,
 }
 
 impl FieldMappingSpec {
@@ -705,6 +715,20 @@ impl FieldMappingSpec {
         let mut m = FieldMapping::new(self.jira.trim(), self.external.trim());
         m.location = location.clone();
         m.value_map = self.values;
+        for (status, fields) in self.transition_fields {
+            if fields.is_object() {
+                m.transition_fields
+                    .insert(status.trim().to_string(), fields);
+            } else {
+                errors.push(MappingError::new(
+                    location.clone(),
+                    format!(
+                        "transition_fields.{status}: expected a table of Jira fields, e.g. \
+                         {{ resolution = {{ name = \"Done\" }} }}"
+                    ),
+                ));
+            }
+        }
         // `default = ""` means "no default", as an empty CSV cell does.
         m.default = self.default.filter(|d| !d.trim().is_empty());
         if let Some(d) = &self.direction {

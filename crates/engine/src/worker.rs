@@ -223,6 +223,7 @@ impl From<ConnectorError> for Failure {
                 retry_after,
             },
             ConnectorError::Permanent { message, .. } => Failure::Permanent(message),
+            ConnectorError::PartlyApplied { message, .. } => Failure::Permanent(message),
         }
     }
 }
@@ -832,8 +833,15 @@ impl Engine {
                 Utc::now(),
             )
             .await?;
-        let created = match target.create(&plan.writes, Some(&source_ref)).await {
-            Ok(created) => created,
+        let (created, refused) = match target.create(&plan.writes, Some(&source_ref)).await {
+            Ok(created) => (created, None),
+            // The twin exists without some of its fields: it is linked like any other, and
+            // the event fails for those fields alone (see `settle_refused`).
+            Err(ConnectorError::PartlyApplied {
+                message,
+                refused,
+                created: Some(created),
+            }) => (*created, Some((message, refused))),
             Err(e) if e.took_effect() => {
                 return Err(self.unreadable_create(conn, event, &item, e).await);
             }
@@ -846,6 +854,16 @@ impl Engine {
             }
             Err(e) => return Err(e.into()),
         };
+        let mut created_shadow = created_shadow;
+        if let Some((_, fields)) = &refused {
+            settle_refused(
+                conn,
+                &mut created_shadow,
+                fields,
+                target_side,
+                &created.fields,
+            );
+        }
         metrics::counter!("tandem_twins_created_total", "connection" => conn.name.clone(), "side" => target_side.to_string()).increment(1);
         let (jira_id, jira_key, external_id) = match event.source {
             Side::Jira => (item.id.clone(), item.key.clone(), created.id.clone()),
@@ -871,7 +889,10 @@ impl Engine {
         if event.source == Side::Jira {
             self.write_link_field(conn, &jira_id, &external_id).await;
         }
-        let audit = audit_rows(
+        if let Some((message, fields)) = refused {
+            return Err(refused_failure(&message, &fields, plan.writes.len()));
+        }
+        let mut audit = audit_rows(
             conn,
             Some(queued.id),
             &link,
@@ -879,6 +900,7 @@ impl Engine {
             &plan.writes,
             &BTreeMap::new(),
         );
+        note_how(&mut audit, target.as_ref(), &created.id);
         for (key, entry) in plan.shadow_updates {
             link.shadow.set(key, entry);
         }
@@ -1146,9 +1168,29 @@ impl Engine {
             link.pending = plan.pending_writes();
             link.version += 1;
             self.store.save_link(&link).await?;
-            target.update(&target_id, &plan.writes).await?;
+            if let Err(e) = target.update(&target_id, &plan.writes).await {
+                let ConnectorError::PartlyApplied {
+                    message, refused, ..
+                } = e
+                else {
+                    return Err(e.into());
+                };
+                // The other fields landed: they become the synced state before the event
+                // fails for the refused ones alone.
+                plan.apply_shadow(&mut link.shadow);
+                // Read again: a walk that failed midway left the twin somewhere new.
+                let now = match target.fetch(&target_id).await {
+                    Ok(item) => item.fields,
+                    Err(_) => twin.fields.clone(),
+                };
+                settle_refused(conn, &mut link.shadow, &refused, target_side, &now);
+                link.pending = Default::default();
+                link.version += 1;
+                self.store.save_link(&link).await?;
+                return Err(refused_failure(&message, &refused, plan.writes.len()));
+            }
         }
-        let audit = audit_rows(
+        let mut audit = audit_rows(
             conn,
             Some(queued.id),
             &link,
@@ -1156,6 +1198,7 @@ impl Engine {
             &plan.writes,
             &twin.fields,
         );
+        note_how(&mut audit, target.as_ref(), &target_id);
         let writes = plan.writes.len();
         // The twin was read, so every pending write has been judged (landed or not): the
         // answered writes and what was learnt go into the shadow, and nothing stays pending.
@@ -1286,6 +1329,55 @@ pub async fn enqueue_linked(
     store
         .enqueue_with_key(event, &ordering_key(event, link), now)
         .await
+}
+
+/// Records fields the target refused (Jira: a status no transition reaches) at the value
+/// the target still holds, as if synced long ago: the target's echo of the rest of the
+/// write then is an echo, not an edit to copy back over the source, while the source's
+/// value still differs and is written again when the event is replayed.
+fn settle_refused(
+    conn: &ConnectionRuntime,
+    shadow: &mut Shadow,
+    refused: &[String],
+    target: Side,
+    target_values: &Fields,
+) {
+    for field in refused {
+        for m in conn.mapping.by_field(target, field) {
+            let value = target_values
+                .get(field)
+                .filter(|v| !v.is_empty())
+                .and_then(|v| tandem_core::convert::to_canonical(v, m, target).ok())
+                .unwrap_or(tandem_core::FieldValue::Empty);
+            let entry = tandem_core::link::ShadowEntry {
+                value,
+                source_ts: DateTime::UNIX_EPOCH,
+                source: target,
+            };
+            shadow.set(m.key(), entry);
+        }
+    }
+}
+
+/// The dead letter of an event whose write of `written` fields landed except for `refused`.
+fn refused_failure(message: &str, refused: &[String], written: usize) -> Failure {
+    if written <= refused.len() {
+        return Failure::Permanent(message.to_string());
+    }
+    Failure::Permanent(format!(
+        "{message} (only {} failed; the event's other fields were written)",
+        refused.join(", ")
+    ))
+}
+
+/// Says in the audit how a field was written when it took more than its value (the
+/// transitions walked to reach a Jira status): the row's actor reads `tandem (…)`.
+fn note_how(audit: &mut [AuditEntry], target: &dyn Connector, id: &str) {
+    if let Some((field, how)) = target.take_write_note(id)
+        && let Some(row) = audit.iter_mut().find(|a| a.field == field)
+    {
+        row.actor = format!("{} ({how})", row.actor);
+    }
 }
 
 /// One audit row per field written.

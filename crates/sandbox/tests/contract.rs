@@ -129,6 +129,7 @@ const SERVED: &[(&str, &str)] = &[
     ("post", "/rest/api/3/issue/{issueIdOrKey}/comment"),
     ("get", "/rest/api/3/issue/{issueIdOrKey}/transitions"),
     ("post", "/rest/api/3/issue/{issueIdOrKey}/transitions"),
+    ("get", "/rest/api/3/status/{idOrName}"),
     ("get", "/rest/api/3/field"),
     ("get", "/rest/api/3/myself"),
     ("get", "/rest/api/3/search/jql"),
@@ -218,6 +219,53 @@ async fn sandbox_responses_match_the_openapi_spec() {
         204,
     )
     .await;
+    // In Progress now: with the screens' fields; Done's requires a resolution.
+    let transitions = c
+        .call(
+            "get",
+            "/rest/api/3/issue/{issueIdOrKey}/transitions",
+            &format!("/rest/api/3/issue/{key}/transitions?expand=transitions.fields"),
+            None,
+            200,
+        )
+        .await;
+    let done = transitions["transitions"]
+        .as_array()
+        .and_then(|l| l.iter().find(|t| t["to"]["name"] == "Done"))
+        .expect("a transition to Done from In Progress")
+        .clone();
+    assert_eq!(done["fields"]["resolution"]["required"], json!(true));
+    let refused = c
+        .call(
+            "post",
+            "/rest/api/3/issue/{issueIdOrKey}/transitions",
+            &format!("/rest/api/3/issue/{key}/transitions"),
+            Some(json!({"transition": {"id": done["id"]}})),
+            400,
+        )
+        .await;
+    assert_eq!(
+        refused["errors"]["resolution"],
+        json!("Resolution is required.")
+    );
+    c.call(
+        "post",
+        "/rest/api/3/issue/{issueIdOrKey}/transitions",
+        &format!("/rest/api/3/issue/{key}/transitions"),
+        Some(json!({"transition": {"id": done["id"]}, "fields": {"resolution": {"name": "Done"}}})),
+        204,
+    )
+    .await;
+    for (name, expect) in [("Done", 200), ("10000", 200), ("Nirvana", 404)] {
+        c.call(
+            "get",
+            "/rest/api/3/status/{idOrName}",
+            &format!("/rest/api/3/status/{name}"),
+            None,
+            expect,
+        )
+        .await;
+    }
     for query in [
         "",
         "?expand=names,schema,changelog,transitions,renderedFields",

@@ -413,18 +413,41 @@ async fn transitions_and_comments() {
         .iter()
         .map(|t| t["to"]["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names, vec!["In Progress", "Done"]);
+    // From To Do only Start progress; Done is two steps away and asks for a resolution.
+    assert_eq!(names, vec!["In Progress"]);
+    let start = v["transitions"][0]["id"].clone();
+    let (s, _) = j
+        .post(
+            &format!("/rest/api/3/issue/{key}/transitions"),
+            json!({"transition": {"id": start}}),
+        )
+        .await;
+    assert_eq!(s, 204);
+    let (_, v) = j
+        .get(&format!(
+            "/rest/api/3/issue/{key}/transitions?expand=transitions.fields"
+        ))
+        .await;
     let done = v["transitions"]
         .as_array()
         .unwrap()
         .iter()
         .find(|t| t["to"]["name"] == "Done")
-        .unwrap()["id"]
+        .unwrap()
         .clone();
+    assert_eq!(done["fields"]["resolution"]["required"], json!(true));
+    let (s, v) = j
+        .post(
+            &format!("/rest/api/3/issue/{key}/transitions"),
+            json!({"transition": {"id": done["id"]}}),
+        )
+        .await;
+    assert_eq!(s, 400);
+    assert_eq!(v["errors"]["resolution"], json!("Resolution is required."));
     let (s, _) = j
         .post(
             &format!("/rest/api/3/issue/{key}/transitions"),
-            json!({"transition": {"id": done}}),
+            json!({"transition": {"id": done["id"]}, "fields": {"resolution": {"name": "Done"}}}),
         )
         .await;
     assert_eq!(s, 204);

@@ -39,9 +39,19 @@ fn mapping() -> Mapping {
             fm("severity", "5", FieldType::Option),
             fm("labels", "6", FieldType::Labels),
             fm("priority", "7", FieldType::Option),
-            fm("status", "8", FieldType::Option),
+            status_entry(),
         ],
     }
+}
+
+/// Status, with the resolution the sandbox workflow's Done transition asks for.
+fn status_entry() -> tandem_core::mapping::FieldMapping {
+    let mut m = fm("status", "8", FieldType::Option);
+    m.transition_fields.insert(
+        "Done".into(),
+        serde_json::json!({ "resolution": { "name": "Done" } }),
+    );
+    m
 }
 
 fn config(base: &str, api: JiraApi, secret: Option<&str>) -> JiraConfig {
@@ -262,7 +272,8 @@ async fn round_trip(api: JiraApi) {
         json!("In Progress")
     );
 
-    // A status no transition leads to is a permanent error that says why.
+    // A status the site does not have is a permanent error that says why, and names the
+    // transitions there are.
     let err = c
         .update(
             &created.id,
@@ -273,7 +284,12 @@ async fn round_trip(api: JiraApi) {
     assert!(!err.is_transient());
     assert!(
         err.to_string()
-            .contains("status changes through transitions"),
+            .contains("status changes through transitions, and this site has no status `Nirvana`"),
+        "{err}"
+    );
+    assert!(
+        err.to_string()
+            .contains("available from `In Progress`: Stop progress → To Do, Done → Done"),
         "{err}"
     );
 

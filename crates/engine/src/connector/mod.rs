@@ -181,6 +181,15 @@ pub enum ConnectorError {
         message: String,
         status: Option<u16>,
     },
+    /// The write went through except for the `refused` fields (their names on this side),
+    /// which the system turned down for good (Jira: a status no transition reaches).
+    /// `created` is the new item when the write was a create: it exists, and must be linked.
+    #[error("{message}")]
+    PartlyApplied {
+        message: String,
+        refused: Vec<String>,
+        created: Option<Box<Item>>,
+    },
 }
 
 impl ConnectorError {
@@ -265,4 +274,12 @@ pub trait Connector: Send + Sync + 'static {
 
     /// Online check for `tandem check`: credentials, field resolution.
     async fn check(&self) -> CheckReport;
+
+    /// How the last write to item `id` set a field, when it took more than the field's
+    /// value (Jira: the transitions walked to reach a status), as `(field, how)`; taken
+    /// once, for the audit. Events of one item are processed one at a time, so the note
+    /// read after a write is that write's.
+    fn take_write_note(&self, _id: &str) -> Option<(String, String)> {
+        None
+    }
 }

@@ -78,8 +78,16 @@ pub(crate) fn router(inner: S) -> Router {
             )
             .route(
                 &format!("{prefix}/issue/{{key}}/transitions"),
-                get(move |s: State<S>, p: Path<String>| list_transitions(s, v, p))
-                    .post(move |s: State<S>, p: Path<String>, b: Bytes| transition(s, v, p, b)),
+                get(
+                    move |s: State<S>, p: Path<String>, q: Query<Vec<(String, String)>>| {
+                        list_transitions(s, v, p, q)
+                    },
+                )
+                .post(move |s: State<S>, p: Path<String>, b: Bytes| transition(s, v, p, b)),
+            )
+            .route(
+                &format!("{prefix}/status/{{id_or_name}}"),
+                get(move |s: State<S>, p: Path<String>| status(s, v, p)),
             )
             .route(&format!("{prefix}/field"), get(fields))
             .route(
@@ -448,13 +456,31 @@ async fn add_comment(State(inner): State<S>, api: Api, Path(key): Path<String>, 
     ok(StatusCode::CREATED, comment)
 }
 
-async fn list_transitions(State(inner): State<S>, api: Api, Path(key): Path<String>) -> R {
+async fn list_transitions(
+    State(inner): State<S>,
+    api: Api,
+    Path(key): Path<String>,
+    Query(q): Query<Vec<(String, String)>>,
+) -> R {
+    // `expand=transitions.fields` adds each transition's screen fields; `transitionId`
+    // narrows the list to one.
+    let with_fields = q
+        .iter()
+        .any(|(k, v)| k == "expand" && v.split(',').any(|e| e.trim() == "transitions.fields"));
+    let only = q
+        .iter()
+        .find(|(k, _)| k == "transitionId")
+        .map(|(_, v)| v.clone());
     let st = inner.lock();
     let id = st.find(&key).ok_or_else(ApiError::not_found)?;
     let issue = st.issues.get(&id).ok_or_else(ApiError::not_found)?;
+    let mut list = inner.transitions(issue, api, with_fields);
+    if let Some(only) = only {
+        list.retain(|t| t["id"] == json!(only));
+    }
     ok(
         StatusCode::OK,
-        json!({ "expand": "transitions", "transitions": inner.transitions(issue, api) }),
+        json!({ "expand": "transitions", "transitions": list }),
     )
 }
 
@@ -468,6 +494,20 @@ async fn transition(State(inner): State<S>, api: Api, Path(key): Path<String>, b
 async fn fields() -> R {
     let list: Vec<Value> = model::FIELDS.iter().map(model::FieldDef::details).collect();
     ok(StatusCode::OK, json!(list))
+}
+
+/// `GET /status/{idOrName}`: a `StatusDetails`, or 404 with Jira's message.
+async fn status(State(inner): State<S>, api: Api, Path(id_or_name): Path<String>) -> R {
+    match model::status(id_or_name.trim()) {
+        Some(st) => ok(
+            StatusCode::OK,
+            model::render_status(st, &inner.base, api.prefix()),
+        ),
+        None => Err(ApiError::new(
+            404,
+            format!("The status with id or name '{id_or_name}' does not exist."),
+        )),
+    }
 }
 
 async fn myself(State(inner): State<S>, api: Api) -> R {

@@ -277,31 +277,59 @@ impl Inner {
             bean["changelog"] = issue.changelog(&self.base, api);
         }
         if has("transitions") {
-            bean["transitions"] = json!(self.transitions(issue, api));
+            bean["transitions"] = json!(self.transitions(issue, api, false));
         }
         bean["fields"] = Value::Object(fields);
         bean
     }
 
-    /// The transitions available from the issue's status: one global transition per other
-    /// status, as in a simplified workflow.
-    pub fn transitions(&self, issue: &Issue, api: Api) -> Vec<Value> {
-        let current = issue.status().id;
-        model::STATUSES
-            .iter()
-            .filter(|s| s.id != current)
-            .map(|s| {
-                json!({
-                    "id": s.transition.0,
-                    "name": s.transition.1,
-                    "to": model::render_status(s, &self.base, api.prefix()),
-                    "hasScreen": false,
-                    "isGlobal": true,
+    /// The transitions the workflow offers from the issue's current status (an
+    /// `IssueTransition` each). With `with_fields` (`expand=transitions.fields`) each carries
+    /// the fields of its screen, required ones marked, as Jira describes them.
+    pub fn transitions(&self, issue: &Issue, api: Api, with_fields: bool) -> Vec<Value> {
+        let p = api.prefix();
+        model::transitions_from(issue.status().id)
+            .filter_map(|t| {
+                let to = model::status(t.to)?;
+                let mut v = json!({
+                    "id": t.id,
+                    "name": t.name,
+                    "to": model::render_status(to, &self.base, p),
+                    "hasScreen": !t.required.is_empty(),
+                    "isGlobal": false,
                     "isInitial": false,
                     "isAvailable": true,
                     "isConditional": false,
-                    "isLooped": false,
-                })
+                    "looped": false,
+                });
+                if with_fields {
+                    let fields: Map<String, Value> = t
+                        .required
+                        .iter()
+                        .filter_map(|id| model::field(id))
+                        .map(|f| {
+                            let allowed = match f.kind {
+                                Kind::Resolution => vec![json!({
+                                    "self": format!("{}{p}/resolution/{}", self.base, model::RESOLUTION_DONE.0),
+                                    "id": model::RESOLUTION_DONE.0,
+                                    "name": model::RESOLUTION_DONE.1,
+                                })],
+                                _ => Vec::new(),
+                            };
+                            let meta = json!({
+                                "key": f.id,
+                                "name": f.name,
+                                "required": true,
+                                "schema": f.schema(),
+                                "operations": ["set"],
+                                "allowedValues": allowed,
+                            });
+                            (f.id.to_string(), meta)
+                        })
+                        .collect();
+                    v["fields"] = Value::Object(fields);
+                }
+                Some(v)
             })
             .collect()
     }
@@ -573,24 +601,60 @@ impl Inner {
                 return Err(ApiError::new(400, "Missing 'transition' identifier"));
             }
         };
-        let (target, mut changes) = {
+        let (target, resolution, mut changes) = {
             let issue = st.issues.get(&id).ok_or_else(ApiError::not_found)?;
-            let current = issue.status().id;
-            let target = model::STATUSES
-                .iter()
-                .find(|s| s.transition.0 == tid && s.id != current)
+            let transition = model::transitions_from(issue.status().id)
+                .find(|t| t.id == tid)
                 .ok_or_else(|| {
                     ApiError::new(
                         400,
                         format!("Transition id '{tid}' is not valid for this issue."),
                     )
                 })?;
-            // Fields on a transition screen: the sandbox has none, but edits sent along are
-            // applied like Jira applies screen fields; `resolution` is set by the workflow.
+            let target = model::status(transition.to).ok_or_else(ApiError::not_found)?;
+            // The screen's fields: a required one left out is Jira's 400, keyed by the field.
             let mut extra = body.clone();
-            if let Some(f) = extra.get_mut("fields").and_then(Value::as_object_mut) {
-                f.remove("resolution");
-            }
+            let given = extra
+                .get_mut("fields")
+                .and_then(Value::as_object_mut)
+                .and_then(|f| f.remove("resolution"));
+            let resolution = match (transition.required.contains(&"resolution"), given) {
+                (true, None | Some(Value::Null)) => {
+                    let mut e = Map::new();
+                    e.insert("resolution".into(), json!("Resolution is required."));
+                    return Err(ApiError::fields(e));
+                }
+                (true, Some(v)) => {
+                    let named = ["id", "name"].iter().any(|k| {
+                        v.get(k).and_then(Value::as_str).is_some_and(|s| {
+                            s == model::RESOLUTION_DONE.0
+                                || s.eq_ignore_ascii_case(model::RESOLUTION_DONE.1)
+                        })
+                    });
+                    if !named {
+                        let mut e = Map::new();
+                        e.insert(
+                            "resolution".into(),
+                            json!(format!(
+                                "Could not find valid 'id' or 'name' in resolution object."
+                            )),
+                        );
+                        return Err(ApiError::fields(e));
+                    }
+                    json!(model::RESOLUTION_DONE.0)
+                }
+                // Not on this transition's screen: Jira refuses it.
+                (false, Some(_)) => {
+                    let mut e = Map::new();
+                    e.insert(
+                        "resolution".into(),
+                        json!("Field 'resolution' cannot be set. It is not on the appropriate screen, or unknown."),
+                    );
+                    return Err(ApiError::fields(e));
+                }
+                // Leaving Done clears the resolution, as the default workflow's reopen does.
+                (false, None) => Value::Null,
+            };
             if let Some(u) = extra.get_mut("update").and_then(Value::as_object_mut) {
                 u.remove("comment");
             }
@@ -605,18 +669,13 @@ impl Inner {
             } else {
                 vec![]
             };
-            (target, changes)
+            (target, resolution, changes)
         };
         if let Some(def) = model::field("status") {
             changes.push((def, json!(target.id)));
         }
         if let Some(def) = model::field("resolution") {
-            let res = if target.category.1 == "done" {
-                json!(model::RESOLUTION_DONE.0)
-            } else {
-                Value::Null
-            };
-            changes.push((def, res));
+            changes.push((def, resolution));
         }
         self.apply(&mut st, actor, id, changes, "issue_generic");
         Ok(())
@@ -1090,10 +1149,29 @@ impl JiraSandbox {
                 .and_then(Value::as_str)
                 .or(status.as_str())
                 .unwrap_or_default();
-            if let Some(target) = model::status(name) {
-                let body = json!({ "transition": { "id": target.transition.0 } });
-                // Already in that status is not an error for a helper.
-                let _ = self.inner.do_transition(&human, Api::V3, key, &body);
+            let Some(target) = model::status(name) else {
+                panic!("user_edit_issue: no status `{name}`");
+            };
+            // A person walks the workflow, filling in each screen it shows.
+            let from = {
+                let st = self.inner.lock();
+                st.find(key)
+                    .and_then(|id| st.issues.get(&id))
+                    .map(|i| i.status().id)
+            };
+            let path = from.and_then(|f| model::workflow_path(f, target.id));
+            for step in path.unwrap_or_default() {
+                let mut body = json!({ "transition": { "id": step.id } });
+                if step.required.contains(&"resolution") {
+                    body["fields"] = json!({ "resolution": { "name": model::RESOLUTION_DONE.1 } });
+                }
+                if let Err(e) = self.inner.do_transition(&human, Api::V3, key, &body) {
+                    panic!(
+                        "user_edit_issue: transition {} failed: {}",
+                        step.name,
+                        e.body()
+                    );
+                }
             }
         }
         if let Err(e) = self

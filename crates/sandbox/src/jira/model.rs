@@ -259,8 +259,6 @@ pub struct Status {
     pub id: &'static str,
     pub name: &'static str,
     pub category: (u32, &'static str, &'static str, &'static str), // id, key, colour, name
-    /// The transition that leads here (id, name).
-    pub transition: (&'static str, &'static str),
 }
 
 pub static STATUSES: &[Status] = &[
@@ -268,21 +266,92 @@ pub static STATUSES: &[Status] = &[
         id: "10000",
         name: "To Do",
         category: (2, "new", "blue-gray", "To Do"),
-        transition: ("11", "To Do"),
     },
     Status {
         id: "3",
         name: "In Progress",
         category: (4, "indeterminate", "yellow", "In Progress"),
-        transition: ("21", "In Progress"),
     },
     Status {
         id: "10001",
         name: "Done",
         category: (3, "done", "green", "Done"),
-        transition: ("31", "Done"),
     },
 ];
+
+/// One transition of the workflow: available only from `from` (a status id), as in a
+/// Jira workflow without global transitions, so what `GET …/transitions` offers depends on
+/// where the issue is.
+pub struct Transition {
+    pub id: &'static str,
+    pub name: &'static str,
+    pub from: &'static str,
+    pub to: &'static str,
+    /// Fields its screen requires; Jira answers 400 when the request leaves one out.
+    pub required: &'static [&'static str],
+}
+
+/// To Do → In Progress → Done, with a way back from each; reaching Done asks for a
+/// resolution, and leaving Done clears it. To Do → Done takes two steps, as on many sites.
+pub static WORKFLOW: &[Transition] = &[
+    Transition {
+        id: "21",
+        name: "Start progress",
+        from: "10000",
+        to: "3",
+        required: &[],
+    },
+    Transition {
+        id: "11",
+        name: "Stop progress",
+        from: "3",
+        to: "10000",
+        required: &[],
+    },
+    Transition {
+        id: "31",
+        name: "Done",
+        from: "3",
+        to: "10001",
+        required: &["resolution"],
+    },
+    Transition {
+        id: "41",
+        name: "Reopen",
+        from: "10001",
+        to: "10000",
+        required: &[],
+    },
+];
+
+/// The transitions available from status `from`.
+pub fn transitions_from(from: &str) -> impl Iterator<Item = &'static Transition> + '_ {
+    WORKFLOW.iter().filter(move |t| t.from == from)
+}
+
+/// The shortest walk through [`WORKFLOW`] from status `from` to status `to` (both ids).
+pub fn workflow_path(from: &str, to: &str) -> Option<Vec<&'static Transition>> {
+    let mut paths: Vec<(&str, Vec<&'static Transition>)> = vec![(from, Vec::new())];
+    let mut seen = vec![from];
+    while !paths.is_empty() {
+        let mut next = Vec::new();
+        for (at, path) in paths {
+            if at == to {
+                return Some(path);
+            }
+            for t in transitions_from(at) {
+                if !seen.contains(&t.to) {
+                    seen.push(t.to);
+                    let mut longer = path.clone();
+                    longer.push(t);
+                    next.push((t.to, longer));
+                }
+            }
+        }
+        paths = next;
+    }
+    None
+}
 
 pub fn status(id_or_name: &str) -> Option<&'static Status> {
     STATUSES
@@ -316,7 +385,7 @@ pub fn issue_type(id_or_name: &str) -> Option<(&'static str, &'static str)> {
         .find(|(id, name)| *id == id_or_name || name.eq_ignore_ascii_case(id_or_name))
 }
 
-/// The resolution set by the Done transition.
+/// The one resolution of the catalogue, which the Done transition's screen asks for.
 pub const RESOLUTION_DONE: (&str, &str) = ("10000", "Done");
 
 /// A user account. The API user is who REST calls act as; the humans are who `user_*` act as,

@@ -46,6 +46,9 @@ pub struct Options {
     /// Replaces the `[connection.external]` table (`EXT_URL` stands for the sandbox's URL);
     /// the sandbox's seed-format webhooks are then not pointed at Tandem. See [`REDMINE`].
     pub external: Option<String>,
+    /// The connection's mapping file, name and text (`None`: [`MAPPING`] as
+    /// `fieldMappings.csv`).
+    pub mapping: Option<(&'static str, String)>,
 }
 
 impl Default for Options {
@@ -60,6 +63,7 @@ impl Default for Options {
             max_attempts: 4,
             server_extra: String::new(),
             external: None,
+            mapping: None,
         }
     }
 }
@@ -148,7 +152,11 @@ pub async fn world(opts: Options) -> World {
         .await
         .expect("external sandbox");
     let dir = tempfile::tempdir().expect("tempdir");
-    std::fs::write(dir.path().join("fieldMappings.csv"), MAPPING).unwrap();
+    let (mapping_file, mapping) = opts
+        .mapping
+        .clone()
+        .unwrap_or(("fieldMappings.csv", MAPPING.to_string()));
+    std::fs::write(dir.path().join(mapping_file), mapping).unwrap();
     let secret_line = opts
         .jira_secret
         .map(|s| format!("webhook_secret = \"{s}\"\n"))
@@ -168,7 +176,7 @@ backoff_cap_ms = 400
 lease_seconds = {lease}
 [[connection]]
 name = "seed"
-mapping = "fieldMappings.csv"
+mapping = "{mapping_file}"
 {poll}
 {extra}
 [connection.filter]
@@ -267,6 +275,15 @@ impl World {
                 (r.method == "PUT" && r.path.contains("/issue/"))
                     || (r.method == "POST" && r.path.ends_with("/issue"))
             })
+            .collect()
+    }
+
+    /// Transitions Tandem made in Jira (`POST …/issue/{key}/transitions`).
+    pub fn jira_transitions(&self) -> Vec<tandem_sandbox::RecordedRequest> {
+        self.jira
+            .request_log()
+            .into_iter()
+            .filter(|r| r.method == "POST" && r.path.ends_with("/transitions"))
             .collect()
     }
 

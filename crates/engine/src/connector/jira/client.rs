@@ -247,16 +247,30 @@ impl JiraClient {
             .map(|_| ())
     }
 
-    /// `GET /issue/{id}/transitions`.
+    /// `GET /issue/{id}/transitions?expand=transitions.fields`: the transitions available
+    /// from the issue's current status, each with the fields its screen asks for.
     pub async fn transitions(&self, id: &str) -> ConnectorResult<Value> {
-        self.call(Method::GET, &["issue", id, "transitions"], &[], None)
-            .await?
-            .json("jira: transitions")
+        self.call(
+            Method::GET,
+            &["issue", id, "transitions"],
+            &[("expand", "transitions.fields".to_string())],
+            None,
+        )
+        .await?
+        .json("jira: transitions")
     }
 
-    /// `POST /issue/{id}/transitions` (204).
-    pub async fn transition(&self, id: &str, transition_id: &str) -> ConnectorResult<()> {
-        let body = json!({ "transition": { "id": transition_id } });
+    /// `POST /issue/{id}/transitions` (204), with the screen's `fields` when there are any.
+    pub async fn transition(
+        &self,
+        id: &str,
+        transition_id: &str,
+        fields: Option<&Value>,
+    ) -> ConnectorResult<()> {
+        let mut body = json!({ "transition": { "id": transition_id } });
+        if let Some(f) = fields {
+            body["fields"] = f.clone();
+        }
         self.call(
             Method::POST,
             &["issue", id, "transitions"],
@@ -265,6 +279,13 @@ impl JiraClient {
         )
         .await
         .map(|_| ())
+    }
+
+    /// `GET /status/{idOrName}`: one status of the site (404 when there is none by that name).
+    pub async fn status(&self, id_or_name: &str) -> ConnectorResult<Value> {
+        self.call(Method::GET, &["status", id_or_name], &[], None)
+            .await?
+            .json("jira: status")
     }
 
     /// One page of a JQL search: `POST /rest/api/3/search/jql` on Cloud (token paging),

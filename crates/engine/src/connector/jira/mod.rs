@@ -5,7 +5,9 @@
 //! mapping names (by id or display name) plus the link field; the schema of each decides how
 //! values are written (see [`fields`]). Every write is one call: a create carries the link
 //! field, an update sends all changed fields in one `PUT`. Status is the exception Jira
-//! imposes: it only moves through a transition, which we look up by target status name.
+//! imposes: it only moves through transitions, walked through the workflow by target status
+//! name (see [`workflow`]). A status that cannot be reached fails alone: the other fields
+//! are written, and the error says so ([`ConnectorError::PartlyApplied`]).
 //!
 //! External ids reach JQL only through [`jql_string`], which escapes them twice (for the
 //! phrase and for the JQL string), and every search hit is checked client-side, because `~`
@@ -16,6 +18,7 @@ pub mod client;
 pub mod dynamic;
 pub mod fields;
 pub mod webhook;
+pub mod workflow;
 
 use self::client::{Cursor, JiraAuth, JiraClient};
 use self::fields::{Api, FieldInfo, JiraKind};
@@ -37,6 +40,9 @@ use tandem_core::{ChangeEvent, ChangeKind, EventOrigin, FieldValue, Side};
 const PAGE_SIZE: u32 = 100;
 /// How many pages of full-text hits `find_by_link` inspects before giving up.
 const FIND_PAGES: usize = 5;
+
+/// A status to set: (mapping field name, target status name).
+type StatusWrite = (String, String);
 
 /// Field names resolved against the site's catalogue.
 #[derive(Debug, Clone)]
@@ -60,6 +66,10 @@ pub struct JiraConnector {
     /// The connection's filter; empty (the project only) on the external side of Jira ↔ Jira.
     filter: FilterConfig,
     resolved: RwLock<Option<Arc<Resolved>>>,
+    /// What is known of the site's workflows, for walking issues to a status.
+    workflows: workflow::Workflows,
+    /// Issue id → (status field, the walk taken) of its last transition, for the audit.
+    walks: std::sync::Mutex<std::collections::HashMap<String, (String, String)>>,
 }
 
 impl std::fmt::Debug for JiraConnector {
@@ -138,6 +148,8 @@ impl JiraConnector {
                 FilterConfig::default()
             },
             resolved: RwLock::new(None),
+            workflows: workflow::Workflows::default(),
+            walks: Default::default(),
         })
     }
 
@@ -338,7 +350,7 @@ impl JiraConnector {
         &self,
         r: &Resolved,
         values: &Fields,
-    ) -> ConnectorResult<(Map<String, Value>, Option<String>)> {
+    ) -> ConnectorResult<(Map<String, Value>, Option<StatusWrite>)> {
         let mut out = Map::new();
         let mut status = None;
         for (name, value) in values {
@@ -350,7 +362,7 @@ impl JiraConnector {
             if info.kind == JiraKind::Status {
                 match value {
                     FieldValue::Empty => {}
-                    v => status = Some(tandem_core::convert::to_text(v)),
+                    v => status = Some((name.clone(), tandem_core::convert::to_text(v))),
                 }
                 continue;
             }
@@ -361,37 +373,54 @@ impl JiraConnector {
         Ok((out, status))
     }
 
-    /// Moves an issue to the status named `target` through a matching transition.
-    async fn transition_to(&self, id: &str, target: &str) -> ConnectorResult<()> {
-        let v = self.client.transitions(id).await?;
-        let list = v
-            .get("transitions")
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default();
-        let wanted = target.trim();
-        let found = list.iter().find_map(|t| {
-            let to = t.get("to")?.get("name")?.as_str()?;
-            to.eq_ignore_ascii_case(wanted)
-                .then(|| t.get("id").and_then(Value::as_str).map(str::to_string))
-                .flatten()
-        });
-        match found {
-            Some(tid) => self.client.transition(id, &tid).await,
-            None => {
-                let available: Vec<&str> = list
-                    .iter()
-                    .filter_map(|t| t.get("to")?.get("name")?.as_str())
-                    .collect();
-                Err(ConnectorError::permanent(format!(
-                    "jira: status changes through transitions, and issue {id} has none to `{wanted}` (available: {})",
-                    if available.is_empty() {
-                        "none".to_string()
-                    } else {
-                        available.join(", ")
-                    }
-                )))
-            }
+    /// Walks issue `id` to the status `target` (mapping field `name`), filling in the
+    /// transitions' screens from the mapping entry's `transition_fields`.
+    async fn transition_to(&self, id: &str, name: &str, target: &str) -> ConnectorResult<()> {
+        let empty = BTreeMap::new();
+        let screens = self
+            .mapping
+            .by_field(self.side, name)
+            .map(|m| &m.transition_fields)
+            .find(|t| !t.is_empty())
+            .unwrap_or(&empty);
+        let walk = self
+            .workflows
+            .walk_to(&self.client, id, target, screens)
+            .await?;
+        let note = match walk.steps.len() {
+            0 => format!("already in `{}`: no transition", walk.from),
+            1 => format!("transition {}", walk.describe()),
+            n => format!("{n} transitions through the workflow: {}", walk.describe()),
+        };
+        tracing::info!(issue = %id, status = %target, walk = %note, "jira: status set");
+        match self.walks.lock() {
+            Ok(mut g) => g.insert(id.to_string(), (name.to_string(), note)),
+            Err(p) => p
+                .into_inner()
+                .insert(id.to_string(), (name.to_string(), note)),
+        };
+        Ok(())
+    }
+
+    /// A status that could not be set for good: that failure alone, as
+    /// [`ConnectorError::PartlyApplied`] (the other fields of the write, if any, landed).
+    fn status_refused(e: ConnectorError, field: String, created: Option<Item>) -> ConnectorError {
+        match e {
+            // A created issue must be linked whatever went wrong after: retrying the create
+            // would make a second one.
+            e if created.is_some() => ConnectorError::PartlyApplied {
+                message: e.to_string(),
+                refused: vec![field],
+                created: created.map(Box::new),
+            },
+            // Even with no other field written, a walk that stopped midway has moved the
+            // issue: the engine must learn where it stands, so it is reported the same.
+            ConnectorError::Permanent { message, .. } => ConnectorError::PartlyApplied {
+                message,
+                refused: vec![field],
+                created: None,
+            },
+            other => other,
         }
     }
 
@@ -703,16 +732,16 @@ impl Connector for JiraConnector {
         let id = match created.get("id") {
             Some(Value::String(s)) => s.clone(),
             Some(Value::Number(n)) => n.to_string(),
+            // Jira answered 201 Created: the issue exists but cannot be named, which the
+            // worker must know so it never creates another (`ConnectorError::took_effect`).
             _ => {
-                return Err(ConnectorError::permanent(
-                    "jira: create answered without an issue id",
-                ));
+                return Err(ConnectorError::Permanent {
+                    message: "jira: create answered without an issue id".into(),
+                    status: Some(201),
+                });
             }
         };
-        if let Some(target) = status {
-            self.transition_to(check_issue_ref(&id)?, &target).await?;
-        }
-        Ok(Item {
+        let item = Item {
             id,
             key: created
                 .get("key")
@@ -723,7 +752,32 @@ impl Connector for JiraConnector {
             link: link.map(str::to_string).filter(|_| r.link.is_some()),
             project: Some(self.project.clone()),
             issue_type: Some(self.issue_type.clone()),
-        })
+        };
+        if let Some((name, target)) = status {
+            // A new issue starts in its workflow's initial status; it is moved only if the
+            // target is another one. The issue exists either way, so a status that cannot
+            // be reached is reported with it, not instead of it.
+            if let Err(e) = self
+                .transition_to(check_issue_ref(&item.id)?, &name, &target)
+                .await
+            {
+                let mut item = item;
+                // Where the issue stands now, which the engine records as its status.
+                if let (Some(info), Ok(issue)) = (
+                    r.fields.get(&name),
+                    self.client
+                        .get_issue(&item.id, &["status".to_string()])
+                        .await,
+                ) {
+                    let raw = issue.pointer("/fields/status").unwrap_or(&Value::Null);
+                    if let Ok(v) = self.read_value(&name, info, raw) {
+                        item.fields.insert(name.clone(), v);
+                    }
+                }
+                return Err(Self::status_refused(e, name, Some(item)));
+            }
+        }
+        Ok(item)
     }
 
     async fn update(&self, id: &str, values: &Fields) -> ConnectorResult<()> {
@@ -735,8 +789,10 @@ impl Connector for JiraConnector {
                 .edit_issue(id, &json!({ "fields": body_fields }))
                 .await?;
         }
-        if let Some(target) = status {
-            self.transition_to(id, &target).await?;
+        if let Some((name, target)) = status {
+            self.transition_to(id, &name, &target)
+                .await
+                .map_err(|e| Self::status_refused(e, name, None))?;
         }
         Ok(())
     }
@@ -820,6 +876,13 @@ impl Connector for JiraConnector {
         let id = check_issue_ref(id)?;
         let body = json!({ "body": fields::comment_body(text, self.client.api()) });
         self.client.add_comment(id, &body).await
+    }
+
+    fn take_write_note(&self, id: &str) -> Option<(String, String)> {
+        match self.walks.lock() {
+            Ok(mut g) => g.remove(id),
+            Err(p) => p.into_inner().remove(id),
+        }
     }
 
     async fn check(&self) -> CheckReport {
