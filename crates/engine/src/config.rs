@@ -1279,16 +1279,32 @@ impl<'t> SpanIndex<'t> {
                 return (Some(span), path);
             }
             let inside = format!("{path}.");
+            // Several tables inside may hold a key of that name (`auth.name` is fine where
+            // `fields[0].name` is not): the one whose table has a key serde expected there
+            // is the culprit; else the shallowest, outside arrays of tables first.
+            let expected = expected_fields(message);
+            let beside_expected = |p: &str| {
+                let parent = &p[..p.len() - field.len()];
+                expected
+                    .iter()
+                    .any(|e| self.entries.contains_key(&format!("{parent}{e}")))
+            };
             let found = self
                 .entries
                 .iter()
                 .filter(|(p, _)| {
-                    p.strip_prefix(&inside).is_some_and(|rest| {
-                        (rest == field || rest.ends_with(&format!(".{field}")))
-                            && !rest.contains('[')
-                    })
+                    p.strip_prefix(&inside)
+                        .is_some_and(|rest| rest == field || rest.ends_with(&format!(".{field}")))
                 })
-                .min_by_key(|(p, (key, _))| (p.matches('.').count(), key.start));
+                .min_by_key(|(p, (key, _))| {
+                    let rest = &p[inside.len()..];
+                    (
+                        !beside_expected(p),
+                        rest.contains('['),
+                        p.matches('.').count(),
+                        key.start,
+                    )
+                });
             if let Some((p, (key, _))) = found {
                 return (Some(key.clone()), p.clone());
             }
@@ -1299,6 +1315,20 @@ impl<'t> SpanIndex<'t> {
         }
         (Some(span), path)
     }
+}
+
+/// The keys a serde "unknown field" message says were expected (`expected one of `a`, `b``
+/// or `expected `a``), in order.
+fn expected_fields(message: &str) -> Vec<String> {
+    let Some(at) = message.find("expected ") else {
+        return Vec::new();
+    };
+    message[at..]
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .map(str::to_string)
+        .collect()
 }
 
 /// The text inside the backticks after `marker` in a serde message.

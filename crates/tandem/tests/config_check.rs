@@ -148,6 +148,22 @@ fn an_unknown_key_is_an_error_at_its_line() {
 }
 
 #[test]
+fn an_unknown_key_is_placed_in_the_table_that_cannot_hold_it() {
+    // `name` is a valid key of `auth` (a header's name) but not of a field entry.
+    let file = fixture("unknown-field-key.toml");
+    let out = check(&file, &[]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let line = line_of(&file, "name = \"1001\"");
+    let expected =
+        format!("{file}:{line}: connection[0].external.fields[0].name: unknown field `name`");
+    assert!(
+        stderr.contains(&expected),
+        "expected `{expected}` in:\n{stderr}"
+    );
+}
+
+#[test]
 fn an_unknown_direction_is_an_error_at_its_mapping_line() {
     let out = check(&fixture("bad-direction.toml"), &[]);
     let stderr = text(&out.stderr);
