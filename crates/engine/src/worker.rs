@@ -960,7 +960,10 @@ impl Engine {
         if let Some(r) = records.iter().find(|r| r.unreadable.is_some()) {
             return Err(Failure::Transient {
                 message: format!(
-                    "not twinned yet: this {side} item may be the twin that Tandem created for                      {} item {} at {}, whose answer could not be read ({}); it waits until that                      twin is recognised, or `tandem creates reset --connection {}` lets it go",
+                    "not twinned yet: this {side} item may be the twin that Tandem created \
+                     for {} item {} at {}, whose answer could not be read ({}); it waits \
+                     until that twin is recognised, or `tandem creates reset --connection {}` \
+                     lets it go",
                     r.source,
                     r.item_id,
                     r.recorded_at.to_rfc3339(),
@@ -992,7 +995,9 @@ impl Engine {
         debug!(event = queued.id, connection = %conn.name, %target, "create circuit open");
         Err(Failure::Transient {
             message: format!(
-                "creating on the {target} side of `{}` is stopped since {}: {}. Fix the {target}                  side's create operation and restart, or run `tandem creates reset                  --connection {} --side {target}`",
+                "creating on the {target} side of `{}` is stopped since {}: {}. Fix the \
+                 {target} side's create operation and restart, or run `tandem creates reset \
+                 --connection {} --side {target}`",
                 conn.name,
                 open.opened_at.to_rfc3339(),
                 open.reason,
@@ -1033,7 +1038,8 @@ impl Engine {
         }
         Failure::Transient {
             message: format!(
-                "the twin was created on the {target} side but {reason}; waiting for it to be                  recognised when it comes back"
+                "the twin was created on the {target} side but {reason}; waiting for it to \
+                 be recognised when it comes back"
             ),
             retry_after: None,
         }

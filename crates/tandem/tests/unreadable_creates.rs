@@ -443,6 +443,14 @@ async fn unreadable_creates_make_one_twin(path: Path2) {
     })
     .await;
     assert_eq!(waiting.event.source, Side::Jira);
+    let why = waiting.last_error.as_deref().unwrap_or_default();
+    assert!(
+        why.contains(
+            "Fix the external side's create operation and restart, or run \
+             `tandem creates reset --connection seed --side external`"
+        ),
+        "the waiting event says what to do, in plain words: {why}"
+    );
     let listed = rig.cli(&["events", "list", "--status", "pending"]);
     assert!(
         listed.contains("creating on the external side of `seed` is stopped"),
