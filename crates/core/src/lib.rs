@@ -8,6 +8,7 @@
 pub mod convert;
 pub mod event;
 pub mod ids;
+pub mod kind;
 pub mod link;
 pub mod mapping;
 pub mod plan;
@@ -15,13 +16,14 @@ pub mod retry;
 pub mod richtext;
 pub mod value;
 
-pub use convert::{ConvertError, coerce, from_text, map_to_external, map_to_jira, to_text};
+pub use convert::{map_to_external, map_to_jira};
 pub use event::{ChangeEvent, ChangeKind, EventOrigin};
 pub use ids::Side;
+pub use kind::{ConvertError, FieldType, coerce, from_text, to_text};
 pub use link::{Link, Shadow, ShadowEntry};
 pub use mapping::{
-    ConflictPolicy, Direction, FieldMapping, FieldMappingSpec, FieldType, Location, Mapping,
-    MappingError, MappingErrors, parse_csv, parse_toml, validate,
+    ConflictPolicy, Direction, FieldMapping, FieldMappingSpec, Location, Mapping, MappingError,
+    MappingErrors, parse_csv, parse_toml, validate,
 };
 pub use plan::{Decision, Outcome, Plan, PlanInput, plan_create, plan_update};
 pub use retry::{FailureClass, RetryPolicy, classify_status, parse_retry_after};
