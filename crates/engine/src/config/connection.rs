@@ -1,0 +1,172 @@
+//! `[[connection]]`: a Jira side, an external side, the mapping and the rules between them
+//! (which sides get new twins, how often to poll, which issues take part).
+
+use super::duration::de_duration;
+use super::jira::JiraConfig;
+use super::rest::RestConfig;
+use serde::Deserialize;
+use std::path::PathBuf;
+use std::time::Duration;
+use tandem_core::mapping::{ConflictPolicy, FieldMappingSpec, Location, Mapping};
+
+/// Which sides may receive newly created twins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CreatePolicy {
+    /// Items created on either side get a twin on the other.
+    #[default]
+    Both,
+    /// Only items created outside get a twin in Jira.
+    ToJira,
+    /// Only issues created in Jira get a twin outside.
+    ToExternal,
+    /// No twins are created; only already linked items are synced.
+    #[serde(rename = "none")]
+    Never,
+}
+
+impl CreatePolicy {
+    /// Whether Tandem may create a new item on `side`.
+    pub fn allows_create_on(self, side: tandem_core::Side) -> bool {
+        use tandem_core::Side;
+        matches!(
+            (self, side),
+            (CreatePolicy::Both, _)
+                | (CreatePolicy::ToJira, Side::Jira)
+                | (CreatePolicy::ToExternal, Side::External)
+        )
+    }
+}
+
+/// Where a connection's field mapping is defined.
+#[derive(Debug, Clone, PartialEq)]
+pub enum MappingSource {
+    /// A `.csv` or `.toml` mapping file, absolute after loading.
+    File(PathBuf),
+    /// `[[connection.field]]` tables in the config file itself (same keys as a TOML mapping
+    /// file), each with the line it starts on.
+    Inline(Vec<(FieldMappingSpec, Location)>),
+}
+
+/// `[[connection]]`: a Jira side, an external side, a mapping and the rules between them.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(from = "RawConnection")]
+pub struct ConnectionConfig {
+    /// Unique name, `[a-z0-9_-]+`; appears in webhook URLs (`/webhooks/{name}/{side}`).
+    pub name: String,
+    /// Where the field mapping comes from (`mapping = "file"` or `[[connection.field]]`).
+    pub mapping: MappingSource,
+    /// Default conflict policy for the connection's fields.
+    pub conflict: ConflictPolicy,
+    /// Which sides may get new twins.
+    pub create: CreatePolicy,
+    /// How often each side is polled for changes webhooks missed; zero turns polling off.
+    pub poll_interval: Duration,
+    /// Which Jira issues take part.
+    pub filter: FilterConfig,
+    /// The Jira side.
+    pub jira: JiraConfig,
+    /// The other side.
+    pub external: ExternalConfig,
+    /// The validated mapping, filled in by [`load`](super::load()) /
+    /// [`load_str`](super::load_str()).
+    pub fields: Mapping,
+}
+
+/// The serde shape of `[[connection]]`; `mapping` and `field` become [`MappingSource`].
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConnection {
+    /// See [`ConnectionConfig::name`].
+    name: String,
+    /// Path of a `.csv` or `.toml` mapping file, relative to the config file.
+    #[serde(default)]
+    mapping: Option<PathBuf>,
+    /// Inline mapping entries (`[[connection.field]]`), instead of `mapping`.
+    #[serde(default)]
+    field: Vec<FieldMappingSpec>,
+    /// `later_wins` (default) | `jira_wins` | `external_wins`.
+    #[serde(default)]
+    conflict: ConflictPolicy,
+    /// `both` (default) | `to_jira` | `to_external` | `none`.
+    #[serde(default)]
+    create: CreatePolicy,
+    /// `"200ms"`, `"30s"`, `"5m"`, `"1h"`, `"0"` (off). Default `"60s"`.
+    #[serde(default = "default_poll_interval", deserialize_with = "de_duration")]
+    poll_interval: Duration,
+    /// `[connection.filter]`
+    #[serde(default)]
+    filter: FilterConfig,
+    /// `[connection.jira]`
+    jira: JiraConfig,
+    /// `[connection.external]`
+    external: ExternalConfig,
+}
+
+impl From<RawConnection> for ConnectionConfig {
+    fn from(raw: RawConnection) -> Self {
+        // Having both or neither is reported by the semantic pass, which knows the line.
+        let mapping = match raw.mapping {
+            Some(path) => MappingSource::File(path),
+            // Locations are filled in by the semantic pass, which has the spans.
+            None => MappingSource::Inline(
+                raw.field
+                    .into_iter()
+                    .map(|spec| (spec, Location::default()))
+                    .collect(),
+            ),
+        };
+        ConnectionConfig {
+            name: raw.name,
+            mapping,
+            conflict: raw.conflict,
+            create: raw.create,
+            poll_interval: raw.poll_interval,
+            filter: raw.filter,
+            jira: raw.jira,
+            external: raw.external,
+            fields: Mapping::default(),
+        }
+    }
+}
+
+fn default_poll_interval() -> Duration {
+    Duration::from_secs(60)
+}
+
+/// `[connection.filter]`: which Jira issues take part. Empty lists mean "all".
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FilterConfig {
+    /// Project keys.
+    #[serde(default)]
+    pub projects: Vec<String>,
+    /// Issue type names.
+    #[serde(default)]
+    pub issue_types: Vec<String>,
+    /// Extra JQL, ANDed with the above.
+    #[serde(default)]
+    pub jql: Option<String>,
+}
+
+/// `[connection.external]`: the other side, chosen by `type`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+// Built once per process; boxing would only make every match on it noisier.
+#[allow(clippy::large_enum_variant)]
+pub enum ExternalConfig {
+    /// A generic HTTP/JSON system (the seed's format by default).
+    Rest(RestConfig),
+    /// Another Jira site (Jira ↔ Jira).
+    Jira(JiraConfig),
+}
+
+impl ExternalConfig {
+    /// Short description for summaries: `rest seed`, `jira datacenter`.
+    pub fn describe(&self) -> String {
+        match self {
+            ExternalConfig::Rest(r) => format!("rest {}", r.format.as_str()),
+            ExternalConfig::Jira(j) => format!("jira {}", j.api.as_str()),
+        }
+    }
+}

@@ -1,0 +1,184 @@
+//! Reading a configuration: the passes (syntax, `${VAR}`, schema, semantic checks) and then
+//! each connection's field mapping, with every problem placed at its line.
+
+use super::check::check_semantics;
+use super::env::substitute_table;
+use super::error::{ConfigError, ConfigIssue};
+use super::rest::RestFormat;
+use super::spans::SpanIndex;
+use super::{Config, ExternalConfig, MappingSource};
+use serde::Deserialize;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use tandem_core::mapping::{self, Location, Mapping, MappingErrors};
+use toml::de::DeTable;
+
+/// Reads, checks and resolves a configuration file, with mappings, using the process
+/// environment for `${VAR}` references.
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ConfigError::one(path, None, "", format!("cannot read: {e}")))?;
+    load_str(&text, path, |name| std::env::var(name).ok())
+}
+
+/// Like [`load`], with the text given and `env` answering `${VAR}` lookups (for tests).
+/// `path` names the file in messages and anchors relative paths.
+pub fn load_str(
+    text: &str,
+    path: &Path,
+    env: impl Fn(&str) -> Option<String>,
+) -> Result<Config, ConfigError> {
+    let mut config = parse_str(text, path, env)?;
+    load_mappings(&mut config)?;
+    Ok(config)
+}
+
+/// Passes 1–3 without reading mapping files: syntax, `${VAR}`, schema and semantic checks.
+pub fn parse_str(
+    text: &str,
+    path: &Path,
+    env: impl Fn(&str) -> Option<String>,
+) -> Result<Config, ConfigError> {
+    let issue = |span: Option<Range<usize>>, key: String, message: String| ConfigIssue {
+        file: path.to_path_buf(),
+        line: span.map(|s| mapping::line_at(text, s.start)),
+        key,
+        message,
+    };
+
+    // Pass 1: syntax.
+    let mut doc = DeTable::parse(text).map_err(|e| ConfigError {
+        issues: vec![issue(e.span(), String::new(), first_line(e.message()))],
+    })?;
+
+    // Pass 2a: environment substitution in string values, collecting every failure.
+    let mut env_issues = Vec::new();
+    substitute_table(doc.get_mut(), "", &env, &mut |span, key, msg| {
+        env_issues.push((span.start, issue(Some(span), key, msg)))
+    });
+    if !env_issues.is_empty() {
+        // The tree is walked in key order; people read files top to bottom.
+        env_issues.sort_by_key(|(offset, _)| *offset);
+        return Err(ConfigError {
+            issues: env_issues.into_iter().map(|(_, i)| i).collect(),
+        });
+    }
+
+    // Pass 2b: schema. The spans index outlives the tree serde consumes.
+    let spans = SpanIndex::new(doc.get_ref(), text);
+    let mut config: Config =
+        Config::deserialize(toml::de::Deserializer::from(doc)).map_err(|e| {
+            let (span, key) = spans.locate_error(e.span(), e.message());
+            ConfigError {
+                issues: vec![issue(span, key, first_line(e.message()))],
+            }
+        })?;
+    config.path = path.to_path_buf();
+
+    // Pass 3: semantics.
+    let mut issues = Vec::new();
+    check_semantics(&mut config, &spans, &mut |key: String, message: String| {
+        let span = spans.span_of(&key);
+        issues.push(issue(span, key, message));
+    });
+    if !issues.is_empty() {
+        issues.sort_by_key(|i| i.line);
+        return Err(ConfigError { issues });
+    }
+    Ok(config)
+}
+
+/// Reads and validates each connection's mapping, storing it in `fields`. Problems of all
+/// connections are reported together.
+fn load_mappings(config: &mut Config) -> Result<(), ConfigError> {
+    let mut issues = Vec::new();
+    for conn in &mut config.connections {
+        match load_mapping(&conn.mapping) {
+            Ok(m) => conn.fields = m,
+            Err(errors) => issues.extend(errors.errors.into_iter().map(|e| ConfigIssue {
+                file: PathBuf::from(e.location.file),
+                line: (e.location.line > 0).then_some(e.location.line),
+                key: String::new(),
+                message: e.message,
+            })),
+        }
+    }
+    // Custom REST systems must say where each mapped external field lives.
+    for (i, conn) in config.connections.iter().enumerate() {
+        if let ExternalConfig::Rest(r) = &conn.external
+            && r.format == RestFormat::Custom
+        {
+            for m in &conn.fields.fields {
+                if !r.fields.iter().any(|f| f.id == m.external_field) {
+                    issues.push(ConfigIssue {
+                        file: PathBuf::from(&m.location.file),
+                        line: (m.location.line > 0).then_some(m.location.line),
+                        key: String::new(),
+                        message: format!(
+                            "external field `{}` has no [[connection.external.fields]] entry \
+                             in connection[{i}] ({}): add one saying where it is read and written",
+                            m.external_field, conn.name
+                        ),
+                    });
+                }
+            }
+        }
+    }
+    if issues.is_empty() {
+        Ok(())
+    } else {
+        Err(ConfigError { issues })
+    }
+}
+
+/// Parses one mapping (file or inline) and validates it.
+pub fn load_mapping(source: &MappingSource) -> Result<Mapping, MappingErrors> {
+    let mapping = match source {
+        MappingSource::File(path) => {
+            let file = path.display().to_string();
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                mapping::MappingError::new(Location::new(&file, 0), format!("cannot read: {e}"))
+            })?;
+            if path.extension().is_some_and(|e| e == "toml") {
+                mapping::parse_toml(&text, &file)?
+            } else {
+                mapping::parse_csv(&text, &file)?
+            }
+        }
+        MappingSource::Inline(specs) => mapping::from_specs(specs.iter().cloned())?,
+    };
+    mapping::validate(&mapping)?;
+    Ok(mapping)
+}
+
+fn first_line(message: &str) -> String {
+    message.lines().next().unwrap_or("").trim().to_string()
+}
+
+/// Removes `.` and `name/..` pairs without touching the file system, so messages show
+/// `examples/seed/x.csv` rather than `conf/../../examples/seed/x.csv`.
+pub(super) fn normalize(path: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out: Vec<Component<'_>> = Vec::new();
+    for c in path.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir if matches!(out.last(), Some(Component::Normal(_))) => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    if out.is_empty() {
+        PathBuf::from(".")
+    } else {
+        out.iter().collect()
+    }
+}
+
+pub(super) fn config_dir(path: &Path) -> &Path {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    }
+}

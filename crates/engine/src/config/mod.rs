@@ -1,0 +1,95 @@
+//! Configuration: one TOML file (`tandem.toml`) describing the server, the store, the workers
+//! and each connection between Jira and another system.
+//!
+//! Loading happens in three passes so that every problem can be reported as
+//! `file:line: key: message`:
+//!
+//! 1. the text is parsed into toml's *spanned* document tree, which remembers where each key
+//!    and value sits in the file;
+//! 2. `${ENV_VAR}` references inside string values are substituted in that tree (not in the raw
+//!    text, so a value containing quotes or backslashes cannot break the TOML syntax and a
+//!    `${...}` inside a comment is left alone), and the tree is deserialised into the structs
+//!    below with `deny_unknown_fields` everywhere;
+//! 3. semantic checks that serde cannot express (credentials for the chosen Jira flavour, unique
+//!    connection names, operations for the custom REST format, ...) run against the structs
+//!    and look their line numbers up in the same tree; then each connection's field mapping is
+//!    read and validated by `tandem_core::mapping`.
+//!
+//! Every key is documented on its struct field; `docs/CONFIG.md` is the same text for people.
+//!
+//! One file per concern: `error.rs` (the issues a load reports), `load.rs` (the passes),
+//! `spans.rs` (where keys sit in the file), `env.rs` (`${VAR}` substitution), `duration.rs`,
+//! and one file per section with its struct, defaults and check (`server.rs`, `storage.rs`,
+//! `worker.rs`, `connection.rs`, `jira.rs`, `rest.rs`). Everything public is re-exported
+//! here, so `config::JiraConfig` and `config::load` stay the paths callers use.
+
+mod check;
+mod connection;
+mod duration;
+mod env;
+mod error;
+mod jira;
+mod load;
+mod rest;
+mod server;
+mod spans;
+mod storage;
+mod worker;
+
+#[cfg(test)]
+mod tests;
+
+pub use self::connection::{
+    ConnectionConfig, CreatePolicy, ExternalConfig, FilterConfig, MappingSource,
+};
+pub use self::duration::parse_duration;
+pub use self::env::expand_env;
+pub use self::error::{ConfigError, ConfigIssue};
+pub use self::jira::{JiraApi, JiraConfig};
+pub use self::load::{load, load_mapping, load_str, parse_str};
+pub use self::rest::{
+    HttpMethod, RestAuth, RestConfig, RestField, RestFormat, RestOperation, RestOperations,
+    RestWebhook, WebhookPayload,
+};
+pub use self::server::{MAX_CONNECTIONS_LIMIT, ServerConfig};
+pub use self::spans::KeyLines;
+pub use self::storage::StorageConfig;
+pub use self::worker::WorkerConfig;
+
+use self::load::config_dir;
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// `[server]`: the HTTP listener (webhooks, health, metrics, admin API, dashboard).
+    #[serde(default)]
+    pub server: ServerConfig,
+    /// `[storage]`: where links, the event queue and the audit log live.
+    #[serde(default)]
+    pub storage: StorageConfig,
+    /// `[worker]`: how events are processed and retried.
+    #[serde(default)]
+    pub worker: WorkerConfig,
+    /// `[[connection]]`: one entry per pair of synced systems; at least one is required.
+    #[serde(default, rename = "connection")]
+    pub connections: Vec<ConnectionConfig>,
+    /// The file this configuration was read from; relative paths inside it are relative to
+    /// its folder.
+    #[serde(skip)]
+    pub path: PathBuf,
+}
+
+impl Config {
+    /// The folder relative paths in this configuration are resolved against.
+    pub fn dir(&self) -> &Path {
+        config_dir(&self.path)
+    }
+
+    /// The connection named `name`.
+    pub fn connection(&self, name: &str) -> Option<&ConnectionConfig> {
+        self.connections.iter().find(|c| c.name == name)
+    }
+}

@@ -1,0 +1,225 @@
+//! `[connection.external]` with `type = "rest"`: a generic HTTP/JSON system, in the seed's
+//! format or described by operations, a webhook shape and field places (`format = "custom"`).
+
+use super::duration::parse_duration;
+use super::spans::KeyLines;
+use crate::secret::Secret;
+use serde::Deserialize;
+use std::time::Duration;
+
+/// `[connection.external]` with `type = "rest"`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RestConfig {
+    /// Base URL paths are appended to.
+    pub base_url: String,
+    /// How Tandem authenticates its calls. Default `{ type = "none" }`.
+    #[serde(default)]
+    pub auth: RestAuth,
+    /// When set, incoming webhooks must carry `Authorization: Bearer <token>`.
+    #[serde(default)]
+    pub webhook_token: Option<Secret>,
+    /// `seed` (default): the seed's `_externalData` API; `custom`: `operations` and `fields`.
+    #[serde(default)]
+    pub format: RestFormat,
+    /// `full` (default): deliveries carry the values; `id_only`: they carry an id and Tandem
+    /// fetches the item.
+    #[serde(default)]
+    pub webhook_payload: WebhookPayload,
+    /// `[connection.external.operations]`: required for `format = "custom"`.
+    #[serde(default)]
+    pub operations: Option<RestOperations>,
+    /// `[connection.external.webhook]`: where the id and event sit in a custom delivery.
+    #[serde(default)]
+    pub webhook: Option<RestWebhook>,
+    /// `[[connection.external.fields]]`: where each external field lives (custom format).
+    #[serde(default)]
+    pub fields: Vec<RestField>,
+    /// Where each key of this table sits in the file, so that problems found only when the
+    /// system is contacted (`tandem check` reading a real item) are reported at their line.
+    #[serde(skip)]
+    pub key_lines: KeyLines,
+}
+
+/// How Tandem authenticates to a REST system.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum RestAuth {
+    /// No credentials.
+    #[default]
+    None,
+    /// HTTP Basic.
+    Basic { username: String, password: Secret },
+    /// `Authorization: Bearer <token>`.
+    Bearer { token: Secret },
+    /// A custom header, e.g. `X-API-Key`.
+    Header { name: String, value: Secret },
+}
+
+impl RestAuth {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            RestAuth::None => "none",
+            RestAuth::Basic { .. } => "basic",
+            RestAuth::Bearer { .. } => "bearer",
+            RestAuth::Header { .. } => "header",
+        }
+    }
+}
+
+/// Wire format of a REST system.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RestFormat {
+    /// The seed's `_externalData` API (`POST /API/issue[/{id}]`).
+    #[default]
+    Seed,
+    /// Described by `operations`, `webhook` and `fields`.
+    Custom,
+}
+
+impl RestFormat {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RestFormat::Seed => "seed",
+            RestFormat::Custom => "custom",
+        }
+    }
+}
+
+/// What an incoming delivery from a REST system carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WebhookPayload {
+    /// The changed values.
+    #[default]
+    Full,
+    /// Only an id and an event name; Tandem fetches the item.
+    IdOnly,
+}
+
+/// `[connection.external.operations]`: the calls of a custom REST system.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RestOperations {
+    /// Creates an item; needs `id_pointer` (where the new id is in the answer). Required when
+    /// `create` allows new twins outside.
+    #[serde(default)]
+    pub create: Option<RestOperation>,
+    /// Updates an item (`{id}` in the path). Required.
+    pub update: RestOperation,
+    /// Reads one item (`{id}` in the path); needed for `webhook_payload = "id_only"` and polls.
+    #[serde(default)]
+    pub fetch: Option<RestOperation>,
+    /// Lists items changed since `{since}` (see `since_format`); needs `items_pointer` and
+    /// `id_pointer`.
+    #[serde(default)]
+    pub list_changed: Option<RestOperation>,
+}
+
+/// One HTTP call of a custom REST system.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RestOperation {
+    /// `GET` | `POST` | `PUT` | `PATCH` | `DELETE`.
+    pub method: HttpMethod,
+    /// Path after `base_url`; `{id}` and `{since}` are replaced (URL-encoded).
+    pub path: String,
+    /// JSON body template; `{{fields}}` becomes the object of written fields.
+    #[serde(default)]
+    pub body: Option<String>,
+    /// JSON Pointer to the item id in the answer (create) or in each listed item.
+    #[serde(default)]
+    pub id_pointer: Option<String>,
+    /// JSON Pointer to the item inside the answer (fetch). Default: the whole answer.
+    #[serde(default)]
+    pub item_pointer: Option<String>,
+    /// JSON Pointer to the array of items (list_changed).
+    #[serde(default)]
+    pub items_pointer: Option<String>,
+    /// JSON Pointer to each listed item's update time (list_changed).
+    #[serde(default)]
+    pub updated_pointer: Option<String>,
+    /// How `{since}` is written (list_changed): `rfc3339_millis` (default,
+    /// `2026-12-02T10:07:11.139Z`), `rfc3339` (whole seconds), `unix`, `unix_millis`, or a
+    /// strftime pattern (UTC). Forms without milliseconds round down.
+    #[serde(default)]
+    pub since_format: Option<String>,
+    /// How far `{since}` is moved back before it is written (list_changed), e.g. `"5s"`, for
+    /// systems whose listing shows an item some time after its update time. Re-listed items
+    /// cost no writes. Default `"0"`.
+    #[serde(default)]
+    pub since_overlap: Option<String>,
+}
+
+impl RestOperation {
+    /// `since_overlap` as a duration (zero when unset; validated when the config loads).
+    pub fn since_overlap(&self) -> Duration {
+        self.since_overlap
+            .as_deref()
+            .and_then(|t| parse_duration(t).ok())
+            .unwrap_or(Duration::ZERO)
+    }
+}
+
+/// HTTP methods a REST operation may use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum HttpMethod {
+    #[serde(rename = "GET")]
+    Get,
+    #[serde(rename = "POST")]
+    Post,
+    #[serde(rename = "PUT")]
+    Put,
+    #[serde(rename = "PATCH")]
+    Patch,
+    #[serde(rename = "DELETE")]
+    Delete,
+}
+
+impl HttpMethod {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HttpMethod::Get => "GET",
+            HttpMethod::Post => "POST",
+            HttpMethod::Put => "PUT",
+            HttpMethod::Patch => "PATCH",
+            HttpMethod::Delete => "DELETE",
+        }
+    }
+}
+
+/// `[connection.external.webhook]`: where things sit in a custom incoming delivery.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RestWebhook {
+    /// JSON Pointer to the item id.
+    pub id_pointer: String,
+    /// JSON Pointer to the event name (e.g. `created`, `updated`).
+    #[serde(default)]
+    pub event_pointer: Option<String>,
+}
+
+/// `[[connection.external.fields]]`: where one external field lives in the item JSON.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RestField {
+    /// The external field id the mapping uses.
+    pub id: String,
+    /// Where to read it: a JSON Pointer (`/ticket/priority`) or a JSONPath
+    /// (`$.custom_fields[?(@.id==2)].value`).
+    pub read: String,
+    /// JSON Pointer inside the body's `{{fields}}` object. Default: `read` when it is a
+    /// pointer; required otherwise.
+    #[serde(default)]
+    pub write: Option<String>,
+}
+
+impl RestField {
+    /// Where to write the field: `write`, or `read` when that is a plain pointer.
+    pub fn write_pointer(&self) -> Option<&str> {
+        self.write
+            .as_deref()
+            .or_else(|| self.read.starts_with('/').then_some(self.read.as_str()))
+    }
+}
