@@ -3,11 +3,13 @@
 
 use super::duration::de_duration;
 use super::jira::JiraConfig;
+use super::load::{config_dir, normalize};
 use super::rest::RestConfig;
+use super::spans::SpanIndex;
 use serde::Deserialize;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
-use tandem_core::mapping::{ConflictPolicy, FieldMappingSpec, Location, Mapping};
+use tandem_core::mapping::{self, ConflictPolicy, FieldMappingSpec, Location, Mapping};
 
 /// Which sides may receive newly created twins.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
@@ -71,6 +73,129 @@ pub struct ConnectionConfig {
     /// The validated mapping, filled in by [`load`](super::load()) /
     /// [`load_str`](super::load_str()).
     pub fields: Mapping,
+}
+
+impl ConnectionConfig {
+    /// What serde cannot check in the connection at `at` (`connection[2]`) of the file at
+    /// `path`; `first_with_name` is the earlier connection with the same name, if any. On
+    /// the way it makes a relative mapping file absolute and gives inline mapping entries
+    /// their lines.
+    pub(super) fn check(
+        &mut self,
+        at: &str,
+        first_with_name: Option<usize>,
+        spans: &SpanIndex<'_>,
+        path: &Path,
+        issue: &mut impl FnMut(&str, String),
+    ) {
+        let valid_name = !self.name.is_empty()
+            && self
+                .name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
+        if !valid_name {
+            issue(
+                &format!("{at}.name"),
+                format!(
+                    "`{}` is not a valid name: use a-z, 0-9, `_` and `-`",
+                    self.name
+                ),
+            );
+        }
+        if let Some(first) = first_with_name {
+            issue(
+                &format!("{at}.name"),
+                format!(
+                    "connection name `{}` is already used by connection[{first}]",
+                    self.name
+                ),
+            );
+        }
+
+        let has_file = spans.entries.contains_key(&format!("{at}.mapping"));
+        let has_inline = spans.entries.contains_key(&format!("{at}.field"));
+        match (has_file, has_inline) {
+            (true, true) => issue(
+                &format!("{at}.field"),
+                "give either `mapping = \"file\"` or [[connection.field]] tables, not both".into(),
+            ),
+            (false, false) => issue(
+                at,
+                "no field mapping: add `mapping = \"fieldMappings.csv\"` or [[connection.field]] tables".into(),
+            ),
+            _ => {}
+        }
+        match &mut self.mapping {
+            MappingSource::File(p) => {
+                let ext = p.extension().and_then(|e| e.to_str()).unwrap_or("");
+                if ext != "csv" && ext != "toml" {
+                    issue(
+                        &format!("{at}.mapping"),
+                        format!(
+                            "`{}`: a mapping file must end in .csv or .toml",
+                            p.display()
+                        ),
+                    );
+                }
+                if p.is_relative() {
+                    *p = normalize(&config_dir(path).join(&*p));
+                }
+                // Reported here, at the `mapping =` line, rather than as an unreadable file
+                // with no line when the mappings are loaded.
+                if !p.is_file() {
+                    issue(
+                        &format!("{at}.mapping"),
+                        format!("mapping file `{}` not found", p.display()),
+                    );
+                }
+            }
+            MappingSource::Inline(fields) => {
+                let file = path.display().to_string();
+                for (j, (_, loc)) in fields.iter_mut().enumerate() {
+                    let line = spans
+                        .span_of(&format!("{at}.field[{j}]"))
+                        .map(|s| mapping::line_at(spans.text, s.start))
+                        .unwrap_or(0);
+                    *loc = Location::new(file.clone(), line);
+                }
+            }
+        }
+
+        self.jira.check(&format!("{at}.jira"), issue);
+        if self.jira.dynamic_webhook_url.is_some()
+            && self
+                .filter
+                .jql
+                .as_deref()
+                .is_some_and(|q| !q.trim().is_empty())
+        {
+            // A dynamic webhook's jqlFilter only knows project/issuetype/status/... and the
+            // worker scopes webhook events by project and issue type only, so extra JQL
+            // would silently stop applying to webhook deliveries.
+            issue(
+                &format!("{at}.filter.jql"),
+                "cannot be combined with jira.dynamic_webhook_url: a dynamic webhook filters \
+                 only by project and issue type; use `projects`/`issue_types`, or an admin \
+                 webhook (`tandem jira webhook register`)"
+                    .into(),
+            );
+        }
+        match &mut self.external {
+            ExternalConfig::Jira(j) => {
+                j.check(&format!("{at}.external"), issue);
+                if j.dynamic_webhook_url.is_some() {
+                    issue(
+                        &format!("{at}.external.dynamic_webhook_url"),
+                        "dynamic webhooks are only registered for [connection.jira]".into(),
+                    );
+                }
+            }
+            ExternalConfig::Rest(r) => {
+                r.key_lines = spans.key_lines(&format!("{at}.external"), path);
+                r.check(self.create, &format!("{at}.external"), issue)
+            }
+        }
+    }
 }
 
 /// The serde shape of `[[connection]]`; `mapping` and `field` become [`MappingSource`].

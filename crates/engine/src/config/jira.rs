@@ -65,6 +65,101 @@ pub struct JiraConfig {
     pub link_field: String,
 }
 
+impl JiraConfig {
+    /// What serde cannot check in a Jira table at `at`: credentials that fit the API flavour,
+    /// and what a dynamic webhook needs.
+    pub(super) fn check(&self, at: &str, issue: &mut impl FnMut(&str, String)) {
+        super::check_url(&self.base_url, &format!("{at}.base_url"), issue);
+        match self.api {
+            JiraApi::Cloud if self.oauth_token.as_ref().is_some_and(|t| !t.is_empty()) => {
+                if self.api_token.is_some() {
+                    issue(
+                        &format!("{at}.api_token"),
+                        "give either `oauth_token` or `email` + `api_token`, not both".into(),
+                    );
+                }
+                if self.pat.is_some() {
+                    issue(
+                        &format!("{at}.pat"),
+                        "`pat` is for api = \"datacenter\"; cloud uses oauth_token".into(),
+                    );
+                }
+            }
+            JiraApi::Cloud => {
+                if self.email.as_deref().is_none_or(str::is_empty) {
+                    issue(
+                        &format!("{at}.email"),
+                        "api = \"cloud\" needs `email` (Basic auth with e-mail and API token)"
+                            .into(),
+                    );
+                }
+                if self.api_token.as_ref().is_none_or(Secret::is_empty) {
+                    issue(
+                        &format!("{at}.api_token"),
+                        "api = \"cloud\" needs `api_token`".into(),
+                    );
+                }
+                if self.pat.is_some() {
+                    issue(
+                        &format!("{at}.pat"),
+                        "`pat` is for api = \"datacenter\"; cloud uses email + api_token".into(),
+                    );
+                }
+            }
+            JiraApi::Datacenter => {
+                if self.pat.as_ref().is_none_or(Secret::is_empty) {
+                    issue(
+                        &format!("{at}.pat"),
+                        "api = \"datacenter\" needs `pat` (a personal access token)".into(),
+                    );
+                }
+                if self.api_token.is_some() {
+                    issue(
+                        &format!("{at}.api_token"),
+                        "`api_token` is for api = \"cloud\"; datacenter uses `pat`".into(),
+                    );
+                }
+                if self.oauth_token.is_some() {
+                    issue(
+                        &format!("{at}.oauth_token"),
+                        "`oauth_token` is for api = \"cloud\"; datacenter uses `pat`".into(),
+                    );
+                }
+            }
+        }
+        if let Some(url) = &self.dynamic_webhook_url {
+            let key = format!("{at}.dynamic_webhook_url");
+            // Jira answers 403 to API tokens and PATs on /rest/api/3/webhook.
+            if self.oauth_token.as_ref().is_none_or(Secret::is_empty) {
+                issue(
+                    &key,
+                    "needs `oauth_token`: only OAuth 2.0 apps may register dynamic webhooks \
+                     (with an API token, use `tandem jira webhook register` for an admin webhook)"
+                        .into(),
+                );
+            }
+            if let Err(e) = crate::connector::jira::admin::webhook_url(url, "x") {
+                issue(&key, e);
+            }
+            // Jira never signs dynamic deliveries, so a secret would make Tandem refuse them all.
+            if self.webhook_secret.as_ref().is_some_and(|s| !s.is_empty()) {
+                issue(
+                    &format!("{at}.webhook_secret"),
+                    "cannot be used with dynamic_webhook_url: Jira does not sign dynamic webhook \
+                     deliveries, so every one would be refused"
+                        .into(),
+                );
+            }
+        }
+        if self.project.trim().is_empty() {
+            issue(&format!("{at}.project"), "must not be empty".into());
+        }
+        if self.link_field.trim().is_empty() {
+            issue(&format!("{at}.link_field"), "must not be empty".into());
+        }
+    }
+}
+
 fn default_issue_type() -> String {
     "Task".to_string()
 }

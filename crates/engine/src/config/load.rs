@@ -1,7 +1,6 @@
 //! Reading a configuration: the passes (syntax, `${VAR}`, schema, semantic checks) and then
 //! each connection's field mapping, with every problem placed at its line.
 
-use super::check::check_semantics;
 use super::env::substitute_table;
 use super::error::{ConfigError, ConfigIssue};
 use super::rest::RestFormat;
@@ -77,9 +76,9 @@ pub fn parse_str(
 
     // Pass 3: semantics.
     let mut issues = Vec::new();
-    check_semantics(&mut config, &spans, &mut |key: String, message: String| {
-        let span = spans.span_of(&key);
-        issues.push(issue(span, key, message));
+    config.check(&spans, &mut |key: &str, message: String| {
+        let span = spans.span_of(key);
+        issues.push(issue(span, key.to_string(), message));
     });
     if !issues.is_empty() {
         issues.sort_by_key(|i| i.line);

@@ -23,7 +23,6 @@
 //! `worker.rs`, `connection.rs`, `jira.rs`, `rest.rs`). Everything public is re-exported
 //! here, so `config::JiraConfig` and `config::load` stay the paths callers use.
 
-mod check;
 mod connection;
 mod duration;
 mod env;
@@ -57,7 +56,9 @@ pub use self::storage::StorageConfig;
 pub use self::worker::WorkerConfig;
 
 use self::load::config_dir;
+use self::spans::SpanIndex;
 use serde::Deserialize;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 /// The whole configuration file.
@@ -91,5 +92,41 @@ impl Config {
     /// The connection named `name`.
     pub fn connection(&self, name: &str) -> Option<&ConnectionConfig> {
         self.connections.iter().find(|c| c.name == name)
+    }
+
+    /// The semantic pass: what serde cannot check, reporting `(key path, message)`. Each
+    /// section checks itself; here are the checks across sections. On the way relative paths
+    /// (mapping files, the SQLite file) are resolved against the config's folder, since that
+    /// is where their existence is checked.
+    fn check(&mut self, spans: &SpanIndex<'_>, issue: &mut impl FnMut(&str, String)) {
+        self.worker.check(issue);
+        self.server.check(issue);
+        self.storage.check(config_dir(&self.path), issue);
+        if self.connections.is_empty() {
+            issue(
+                "connection",
+                "at least one [[connection]] is required".into(),
+            );
+        }
+        let mut seen: HashMap<String, usize> = HashMap::new();
+        for (i, conn) in self.connections.iter_mut().enumerate() {
+            let first_with_name = seen.insert(conn.name.clone(), i);
+            conn.check(
+                &format!("connection[{i}]"),
+                first_with_name,
+                spans,
+                &self.path,
+                issue,
+            );
+        }
+    }
+}
+
+fn check_url(url: &str, key: &str, issue: &mut impl FnMut(&str, String)) {
+    let ok = (url.starts_with("http://") || url.starts_with("https://"))
+        && url.len() > "https://".len()
+        && !url.contains(char::is_whitespace);
+    if !ok {
+        issue(key, format!("`{url}` is not an http:// or https:// URL"));
     }
 }

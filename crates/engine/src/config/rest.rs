@@ -1,10 +1,12 @@
 //! `[connection.external]` with `type = "rest"`: a generic HTTP/JSON system, in the seed's
 //! format or described by operations, a webhook shape and field places (`format = "custom"`).
 
+use super::connection::CreatePolicy;
 use super::duration::parse_duration;
 use super::spans::KeyLines;
 use crate::secret::Secret;
 use serde::Deserialize;
+use std::collections::HashMap;
 use std::time::Duration;
 
 /// `[connection.external]` with `type = "rest"`.
@@ -39,6 +41,182 @@ pub struct RestConfig {
     /// system is contacted (`tandem check` reading a real item) are reported at their line.
     #[serde(skip)]
     pub key_lines: KeyLines,
+}
+
+impl RestConfig {
+    /// What serde cannot check in a REST table at `at`: which keys each format uses, the
+    /// operations a custom system needs for `create`, and the syntax of every pointer.
+    pub(super) fn check(
+        &self,
+        create: CreatePolicy,
+        at: &str,
+        issue: &mut impl FnMut(&str, String),
+    ) {
+        super::check_url(&self.base_url, &format!("{at}.base_url"), issue);
+        match self.format {
+            RestFormat::Seed => {
+                for (key, present) in [
+                    ("operations", self.operations.is_some()),
+                    ("webhook", self.webhook.is_some()),
+                    ("fields", !self.fields.is_empty()),
+                ] {
+                    if present {
+                        issue(
+                            &format!("{at}.{key}"),
+                            "only used with format = \"custom\"".into(),
+                        );
+                    }
+                }
+            }
+            RestFormat::Custom => {
+                let Some(ops) = &self.operations else {
+                    issue(
+                        &format!("{at}.operations"),
+                        "format = \"custom\" needs [connection.external.operations] (at least `update`)"
+                            .into(),
+                    );
+                    return;
+                };
+                let ops_at = format!("{at}.operations");
+                let all = [
+                    ("create", ops.create.as_ref()),
+                    ("update", Some(&ops.update)),
+                    ("fetch", ops.fetch.as_ref()),
+                    ("list_changed", ops.list_changed.as_ref()),
+                ];
+                for (name, op) in all {
+                    let Some(op) = op else { continue };
+                    let k = format!("{ops_at}.{name}");
+                    if !op.path.starts_with('/') {
+                        issue(
+                            &format!("{k}.path"),
+                            format!("`{}` must start with `/`", op.path),
+                        );
+                    }
+                    for (pk, p) in [
+                        ("id_pointer", &op.id_pointer),
+                        ("item_pointer", &op.item_pointer),
+                        ("items_pointer", &op.items_pointer),
+                        ("updated_pointer", &op.updated_pointer),
+                    ] {
+                        if let Some(p) = p {
+                            check_pointer(p, &format!("{k}.{pk}"), issue);
+                        }
+                    }
+                    if name == "list_changed" {
+                        if let Err(msg) = crate::connector::rest::since::SinceFormat::parse(
+                            op.since_format.as_deref(),
+                        ) {
+                            issue(&format!("{k}.since_format"), msg);
+                        }
+                        if let Some(Err(msg)) = op.since_overlap.as_deref().map(parse_duration) {
+                            issue(&format!("{k}.since_overlap"), msg);
+                        }
+                    } else {
+                        for (key, present) in [
+                            ("since_format", op.since_format.is_some()),
+                            ("since_overlap", op.since_overlap.is_some()),
+                        ] {
+                            if present {
+                                issue(&format!("{k}.{key}"), "only used by `list_changed`".into());
+                            }
+                        }
+                    }
+                    if let Some(body) = &op.body
+                        && !body.contains("{{fields}}")
+                        && matches!(name, "create" | "update")
+                    {
+                        issue(
+                            &format!("{k}.body"),
+                            "the body template must contain `{{fields}}`".into(),
+                        );
+                    }
+                }
+                if !ops.update.path.contains("{id}") {
+                    issue(
+                        &format!("{ops_at}.update.path"),
+                        "must contain `{id}`".into(),
+                    );
+                }
+                if let Some(f) = &ops.fetch
+                    && !f.path.contains("{id}")
+                {
+                    issue(
+                        &format!("{ops_at}.fetch.path"),
+                        "must contain `{id}`".into(),
+                    );
+                }
+                match &ops.create {
+                    Some(c) if c.id_pointer.is_none() => issue(
+                        &format!("{ops_at}.create.id_pointer"),
+                        "create needs `id_pointer`: where the new item's id is in the answer".into(),
+                    ),
+                    None if create.allows_create_on(tandem_core::Side::External) => issue(
+                        &format!("{ops_at}.create"),
+                        "create = \"both\" or \"to_external\" needs an `operations.create` call (or set create = \"to_jira\" / \"none\")".into(),
+                    ),
+                    _ => {}
+                }
+                if let Some(l) = &ops.list_changed {
+                    if l.items_pointer.is_none() {
+                        issue(
+                            &format!("{ops_at}.list_changed.items_pointer"),
+                            "list_changed needs `items_pointer`".into(),
+                        );
+                    }
+                    if l.id_pointer.is_none() {
+                        issue(
+                            &format!("{ops_at}.list_changed.id_pointer"),
+                            "list_changed needs `id_pointer`".into(),
+                        );
+                    }
+                }
+                if self.webhook_payload == WebhookPayload::IdOnly && ops.fetch.is_none() {
+                    issue(
+                        &format!("{at}.webhook_payload"),
+                        "\"id_only\" needs an `operations.fetch` call to read the item".into(),
+                    );
+                }
+                if let Some(w) = &self.webhook {
+                    check_pointer(&w.id_pointer, &format!("{at}.webhook.id_pointer"), issue);
+                    if let Some(p) = &w.event_pointer {
+                        check_pointer(p, &format!("{at}.webhook.event_pointer"), issue);
+                    }
+                }
+                let mut ids = HashMap::new();
+                for (i, f) in self.fields.iter().enumerate() {
+                    let k = format!("{at}.fields[{i}]");
+                    if let Some(prev) = ids.insert(f.id.as_str(), i) {
+                        issue(
+                            &format!("{k}.id"),
+                            format!("field `{}` is already described by fields[{prev}]", f.id),
+                        );
+                    }
+                    if f.read.trim_start().starts_with('$') {
+                        if let Err(e) = serde_json_path::JsonPath::parse(f.read.trim()) {
+                            issue(&format!("{k}.read"), format!("invalid JSONPath: {e}"));
+                        }
+                    } else {
+                        check_pointer(f.read.trim(), &format!("{k}.read"), issue);
+                    }
+                    match &f.write {
+                        Some(w) => check_pointer(w, &format!("{k}.write"), issue),
+                        None if !f.read.starts_with('/') => issue(
+                            &format!("{k}.write"),
+                            "`read` is a JSONPath, so `write` (a JSON Pointer) is required".into(),
+                        ),
+                        None => {}
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn check_pointer(p: &str, key: &str, issue: &mut impl FnMut(&str, String)) {
+    if let Err(msg) = crate::connector::rest::fields::check_pointer(p) {
+        issue(key, msg);
+    }
 }
 
 /// How Tandem authenticates to a REST system.

@@ -61,6 +61,38 @@ impl Default for ServerConfig {
     }
 }
 
+impl ServerConfig {
+    /// What serde cannot check in `[server]`.
+    pub(super) fn check(&self, issue: &mut impl FnMut(&str, String)) {
+        if self.max_body_bytes == 0 {
+            issue("server.max_body_bytes", "must be at least 1".into());
+        }
+        for (key, timeout) in [
+            ("server.header_read_timeout", self.header_read_timeout),
+            ("server.body_read_timeout", self.body_read_timeout),
+            ("server.write_timeout", self.write_timeout),
+        ] {
+            // "0" means "off" elsewhere; here off would let one slow client hold a connection
+            // for ever, so it is refused rather than honoured.
+            if timeout.is_zero() {
+                issue(
+                    key,
+                    "must be longer than 0: without it a client that stops sending holds its connection for ever".into(),
+                );
+            }
+        }
+        if !(1..=MAX_CONNECTIONS_LIMIT).contains(&self.max_connections) {
+            issue(
+                "server.max_connections",
+                format!(
+                    "{} is out of range: expected 1 to {MAX_CONNECTIONS_LIMIT}",
+                    self.max_connections
+                ),
+            );
+        }
+    }
+}
+
 /// Largest `server.max_connections`: the connection cap is a semaphore whose permits are
 /// all taken back at shutdown in one `u32` request.
 pub const MAX_CONNECTIONS_LIMIT: usize = 1_000_000;

@@ -38,6 +38,15 @@ impl StorageConfig {
     pub fn redacted_url(&self) -> String {
         redact_url_password(&self.url)
     }
+
+    /// What serde cannot check in `[storage]`; a relative SQLite file is made absolute
+    /// against `dir`, the config's folder, on the way.
+    pub(super) fn check(&mut self, dir: &Path, issue: &mut impl FnMut(&str, String)) {
+        match resolve_storage_url(&self.url, dir) {
+            Ok(url) => self.url = url,
+            Err(msg) => issue("storage.url", msg),
+        }
+    }
 }
 
 // A PostgreSQL URL may carry a password; Debug must not show it.

@@ -41,6 +41,43 @@ impl WorkerConfig {
             None => Duration::from_millis(30_000.min(self.lease_seconds.max(1) * 500)),
         }
     }
+
+    /// What serde cannot check in `[worker]`.
+    pub(super) fn check(&self, issue: &mut impl FnMut(&str, String)) {
+        if self.concurrency == 0 {
+            issue("worker.concurrency", "must be at least 1".into());
+        }
+        if self.max_attempts == 0 {
+            issue("worker.max_attempts", "must be at least 1".into());
+        }
+        if self.lease_seconds == 0 {
+            issue("worker.lease_seconds", "must be at least 1".into());
+        }
+        if self.request_timeout_ms == Some(0) {
+            issue("worker.request_timeout_ms", "must be at least 1".into());
+        } else if let Some(ms) = self.request_timeout_ms
+            && self.lease_seconds > 0
+            && ms >= self.lease_seconds.saturating_mul(1000)
+        {
+            // A call still running when the lease ends lets another worker take the event.
+            issue(
+                "worker.request_timeout_ms",
+                format!(
+                    "{ms} ms is not shorter than the lease (lease_seconds = {})",
+                    self.lease_seconds
+                ),
+            );
+        }
+        if self.backoff_base_ms > self.backoff_cap_ms {
+            issue(
+                "worker.backoff_base_ms",
+                format!(
+                    "{} is larger than backoff_cap_ms ({})",
+                    self.backoff_base_ms, self.backoff_cap_ms
+                ),
+            );
+        }
+    }
 }
 
 impl Default for WorkerConfig {
