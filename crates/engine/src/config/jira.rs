@@ -138,7 +138,7 @@ impl JiraConfig {
                         .into(),
                 );
             }
-            if let Err(e) = crate::connector::jira::admin::webhook_url(url, "x") {
+            if let Err(e) = jira_webhook_url(url, "x") {
                 issue(&key, e);
             }
             // Jira never signs dynamic deliveries, so a secret would make Tandem refuse them all.
@@ -165,4 +165,41 @@ fn default_issue_type() -> String {
 }
 fn default_link_field() -> String {
     "External ID".to_string()
+}
+
+/// Where Jira should deliver a connection's events, from Tandem's public base URL:
+/// `{public_url}/webhooks/{connection}/jira`. Used to check `dynamic_webhook_url` when the
+/// configuration loads, and to register admin and dynamic webhooks.
+pub fn jira_webhook_url(public_url: &str, connection: &str) -> Result<String, String> {
+    let base = public_url.trim().trim_end_matches('/');
+    let parsed = reqwest::Url::parse(base).map_err(|e| format!("`{base}` is not a URL: {e}"))?;
+    if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
+        return Err(format!(
+            "`{base}` must be an http:// or https:// URL with a host"
+        ));
+    }
+    if parsed.query().is_some() || parsed.fragment().is_some() {
+        return Err(format!("`{base}` must not carry a query or fragment"));
+    }
+    Ok(format!("{base}/webhooks/{connection}/jira"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn webhook_urls_are_built_from_a_clean_base() {
+        assert_eq!(
+            jira_webhook_url("https://sync.example.com/", "seed").unwrap(),
+            "https://sync.example.com/webhooks/seed/jira"
+        );
+        assert_eq!(
+            jira_webhook_url("http://10.0.0.1:8080/tandem", "a-b").unwrap(),
+            "http://10.0.0.1:8080/tandem/webhooks/a-b/jira"
+        );
+        assert!(jira_webhook_url("sync.example.com", "seed").is_err());
+        assert!(jira_webhook_url("ftp://x", "seed").is_err());
+        assert!(jira_webhook_url("https://x/?a=1", "seed").is_err());
+    }
 }

@@ -31,6 +31,7 @@ mod jira;
 mod load;
 mod rest;
 mod server;
+mod since;
 mod spans;
 mod storage;
 mod worker;
@@ -44,13 +45,14 @@ pub use self::connection::{
 pub use self::duration::parse_duration;
 pub use self::env::expand_env;
 pub use self::error::{ConfigError, ConfigIssue};
-pub use self::jira::{JiraApi, JiraConfig};
+pub use self::jira::{JiraApi, JiraConfig, jira_webhook_url};
 pub use self::load::{load, load_mapping, load_str, parse_str};
 pub use self::rest::{
     HttpMethod, RestAuth, RestConfig, RestField, RestFormat, RestOperation, RestOperations,
-    RestWebhook, WebhookPayload,
+    RestWebhook, WebhookPayload, check_json_pointer,
 };
 pub use self::server::{MAX_CONNECTIONS_LIMIT, ServerConfig};
+pub use self::since::SinceFormat;
 pub use self::spans::KeyLines;
 pub use self::storage::StorageConfig;
 pub use self::worker::WorkerConfig;

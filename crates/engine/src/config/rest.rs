@@ -3,6 +3,7 @@
 
 use super::connection::CreatePolicy;
 use super::duration::parse_duration;
+use super::since::SinceFormat;
 use super::spans::KeyLines;
 use crate::secret::Secret;
 use serde::Deserialize;
@@ -104,9 +105,7 @@ impl RestConfig {
                         }
                     }
                     if name == "list_changed" {
-                        if let Err(msg) = crate::connector::rest::since::SinceFormat::parse(
-                            op.since_format.as_deref(),
-                        ) {
+                        if let Err(msg) = SinceFormat::parse(op.since_format.as_deref()) {
                             issue(&format!("{k}.since_format"), msg);
                         }
                         if let Some(Err(msg)) = op.since_overlap.as_deref().map(parse_duration) {
@@ -214,9 +213,34 @@ impl RestConfig {
 }
 
 fn check_pointer(p: &str, key: &str, issue: &mut impl FnMut(&str, String)) {
-    if let Err(msg) = crate::connector::rest::fields::check_pointer(p) {
+    if let Err(msg) = check_json_pointer(p) {
         issue(key, msg);
     }
+}
+
+/// Checks RFC 6901 syntax: empty (the whole document) or `/`-separated tokens in which `~` is
+/// only ever followed by `0` (`~`) or `1` (`/`). `serde_json` silently finds nothing at a
+/// pointer with any other escape, so a typo like `~2` would only show as empty values.
+pub fn check_json_pointer(p: &str) -> Result<(), String> {
+    if p.is_empty() {
+        return Ok(());
+    }
+    if !p.starts_with('/') {
+        return Err(format!(
+            "`{p}` is not a JSON Pointer: it must be empty or start with `/`"
+        ));
+    }
+    let mut chars = p.char_indices().peekable();
+    while let Some((at, c)) = chars.next() {
+        if c == '~' && !matches!(chars.peek(), Some((_, '0' | '1'))) {
+            let escape: String = p[at..].chars().take(2).collect();
+            return Err(format!(
+                "`{p}` is not a JSON Pointer: `{escape}` is not an escape (only `~0` for `~` \
+                 and `~1` for `/` exist)"
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// How Tandem authenticates to a REST system.
@@ -399,5 +423,20 @@ impl RestField {
         self.write
             .as_deref()
             .or_else(|| self.read.starts_with('/').then_some(self.read.as_str()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pointer_escapes_follow_rfc_6901() {
+        for ok in ["", "/", "/a~0b", "/a~1b/c", "/~01", "/é/~1"] {
+            assert_eq!(check_json_pointer(ok), Ok(()), "{ok}");
+        }
+        for bad in ["a", "/a~", "/a~2b", "/~~0", "/x~é"] {
+            assert!(check_json_pointer(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -40,20 +40,9 @@ pub fn webhook_name(connection: &str) -> String {
     format!("tandem-{connection}")
 }
 
-/// Where Jira should deliver a connection's events, from Tandem's public base URL.
-pub fn webhook_url(public_url: &str, connection: &str) -> Result<String, String> {
-    let base = public_url.trim().trim_end_matches('/');
-    let parsed = reqwest::Url::parse(base).map_err(|e| format!("`{base}` is not a URL: {e}"))?;
-    if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
-        return Err(format!(
-            "`{base}` must be an http:// or https:// URL with a host"
-        ));
-    }
-    if parsed.query().is_some() || parsed.fragment().is_some() {
-        return Err(format!("`{base}` must not carry a query or fragment"));
-    }
-    Ok(format!("{base}/webhooks/{connection}/jira"))
-}
+/// Where Jira should deliver a connection's events; the configuration checks
+/// `dynamic_webhook_url` with the same function.
+pub use crate::config::jira_webhook_url as webhook_url;
 
 /// Registers the admin webhook for `conn` on its Jira side.
 pub async fn register_webhook(
@@ -96,24 +85,4 @@ pub async fn register_webhook(
             .and_then(Value::as_str)
             .map(str::to_string),
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn webhook_urls_are_built_from_a_clean_base() {
-        assert_eq!(
-            webhook_url("https://sync.example.com/", "seed").unwrap(),
-            "https://sync.example.com/webhooks/seed/jira"
-        );
-        assert_eq!(
-            webhook_url("http://10.0.0.1:8080/tandem", "a-b").unwrap(),
-            "http://10.0.0.1:8080/tandem/webhooks/a-b/jira"
-        );
-        assert!(webhook_url("sync.example.com", "seed").is_err());
-        assert!(webhook_url("ftp://x", "seed").is_err());
-        assert!(webhook_url("https://x/?a=1", "seed").is_err());
-    }
 }

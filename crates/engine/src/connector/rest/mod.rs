@@ -14,19 +14,18 @@
 mod check;
 pub mod client;
 pub mod fields;
-pub mod since;
 pub mod webhook;
 
 use self::client::{RestClient, encode_component};
 use self::fields::Reader;
-use self::since::SinceFormat;
 use super::http::Answer;
 use super::{
     CheckReport, Connector, ConnectorContext, ConnectorError, ConnectorResult, Fields, Item, Page,
     WebhookError,
 };
 use crate::config::{
-    HttpMethod, KeyLines, RestConfig, RestFormat, RestOperation, RestOperations, WebhookPayload,
+    HttpMethod, KeyLines, RestConfig, RestFormat, RestOperation, RestOperations, SinceFormat,
+    WebhookPayload,
 };
 use crate::secret::Secret;
 use async_trait::async_trait;

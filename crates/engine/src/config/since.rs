@@ -1,4 +1,6 @@
-//! How `{since}` is written into a custom system's `list_changed` path.
+//! How `{since}` is written into a custom system's `list_changed` path (`since_format`):
+//! parsed when the configuration loads, so a bad form is reported at its line, and rendered
+//! by the REST connector on each listing.
 //!
 //! Trackers disagree on the form of "changed since": Redmine refuses anything but whole
 //! seconds (`updated_on=>=2026-12-02T10:07:11Z`), others want Unix seconds, milliseconds or
