@@ -255,23 +255,7 @@ pub(crate) fn worker_settings(config: &Config) -> WorkerSettings {
 }
 
 /// A storage URL fit for messages: any password is replaced by `***`.
-pub fn redact_url(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            let userinfo = &url[scheme + 3..at];
-            match userinfo.find(':') {
-                Some(colon) => format!(
-                    "{}{}:***{}",
-                    &url[..scheme + 3],
-                    &userinfo[..colon],
-                    &url[at..]
-                ),
-                None => url.to_string(),
-            }
-        }
-        _ => url.to_string(),
-    }
-}
+pub use crate::secret::redact_url;
 
 #[cfg(test)]
 mod tests {

@@ -1,5 +1,6 @@
 //! `[storage]`: the store's URL, made absolute for SQLite, and shown without its password.
 
+use crate::secret::redact_url;
 use serde::Deserialize;
 use std::fmt;
 use std::path::Path;
@@ -36,7 +37,7 @@ impl StorageConfig {
 
     /// The URL with any password replaced by `***`, for logs and summaries.
     pub fn redacted_url(&self) -> String {
-        redact_url_password(&self.url)
+        redact_url(&self.url)
     }
 
     /// What serde cannot check in `[storage]`; a relative SQLite file is made absolute
@@ -58,28 +59,6 @@ impl fmt::Debug for StorageConfig {
     }
 }
 
-fn redact_url_password(url: &str) -> String {
-    let Some(scheme_end) = url.find("://") else {
-        return url.to_string();
-    };
-    let rest = &url[scheme_end + 3..];
-    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
-    let authority = &rest[..authority_end];
-    let Some(at) = authority.rfind('@') else {
-        return url.to_string();
-    };
-    let userinfo = &authority[..at];
-    match userinfo.find(':') {
-        Some(colon) => format!(
-            "{}{}:***{}",
-            &url[..scheme_end + 3],
-            &userinfo[..colon],
-            &rest[at..]
-        ),
-        None => url.to_string(),
-    }
-}
-
 /// Makes a relative SQLite path absolute against the config folder, so the database does not
 /// move with the working directory.
 pub(super) fn resolve_storage_url(url: &str, dir: &Path) -> Result<String, String> {
@@ -92,7 +71,7 @@ pub(super) fn resolve_storage_url(url: &str, dir: &Path) -> Result<String, Strin
     else {
         return Err(format!(
             "`{}`: expected sqlite://FILE or postgres://...",
-            redact_url_password(url)
+            redact_url(url)
         ));
     };
     if rest.starts_with(":memory:") {

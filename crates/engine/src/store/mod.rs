@@ -85,27 +85,7 @@ pub async fn open(url: &str) -> StoreResult<Arc<dyn Store>> {
 }
 
 /// The URL with any password replaced, so it can go into an error message or a log.
-pub fn redact_url(url: &str) -> String {
-    // scheme://user:password@host… → scheme://user:***@host…
-    let Some(scheme_end) = url.find("://") else {
-        return url.to_string();
-    };
-    let rest = &url[scheme_end + 3..];
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let authority = &rest[..authority_end];
-    match authority.rfind('@') {
-        Some(at) => match authority[..at].find(':') {
-            Some(colon) => format!(
-                "{}{}:***{}",
-                &url[..scheme_end + 3],
-                &authority[..colon],
-                &rest[at..]
-            ),
-            None => url.to_string(),
-        },
-        None => url.to_string(),
-    }
-}
+pub use crate::secret::redact_url;
 
 /// Where an event is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
