@@ -1,13 +1,13 @@
 //! `[[connection]]`: a Jira side, an external side, the mapping and the rules between them
 //! (which sides get new twins, how often to poll, which issues take part).
 
+use super::config_dir;
 use super::duration::de_duration;
 use super::jira::JiraConfig;
-use super::load::{config_dir, normalize};
 use super::rest::RestConfig;
 use super::spans::SpanIndex;
 use serde::Deserialize;
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
 use tandem_core::mapping::{self, ConflictPolicy, FieldMappingSpec, Location, Mapping};
 
@@ -192,9 +192,33 @@ impl ConnectionConfig {
             }
             ExternalConfig::Rest(r) => {
                 r.key_lines = spans.key_lines(&format!("{at}.external"), path);
-                r.check(self.create, &format!("{at}.external"), issue)
+                r.check(
+                    self.create.allows_create_on(tandem_core::Side::External),
+                    &format!("{at}.external"),
+                    issue,
+                )
             }
         }
+    }
+}
+
+/// Removes `.` and `name/..` pairs without touching the file system, so messages show
+/// `examples/seed/x.csv` rather than `conf/../../examples/seed/x.csv`.
+pub(super) fn normalize(path: &Path) -> PathBuf {
+    let mut out: Vec<Component<'_>> = Vec::new();
+    for c in path.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir if matches!(out.last(), Some(Component::Normal(_))) => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    if out.is_empty() {
+        PathBuf::from(".")
+    } else {
+        out.iter().collect()
     }
 }
 

@@ -153,31 +153,3 @@ pub fn load_mapping(source: &MappingSource) -> Result<Mapping, MappingErrors> {
 fn first_line(message: &str) -> String {
     message.lines().next().unwrap_or("").trim().to_string()
 }
-
-/// Removes `.` and `name/..` pairs without touching the file system, so messages show
-/// `examples/seed/x.csv` rather than `conf/../../examples/seed/x.csv`.
-pub(super) fn normalize(path: &Path) -> PathBuf {
-    use std::path::Component;
-    let mut out: Vec<Component<'_>> = Vec::new();
-    for c in path.components() {
-        match c {
-            Component::CurDir => {}
-            Component::ParentDir if matches!(out.last(), Some(Component::Normal(_))) => {
-                out.pop();
-            }
-            other => out.push(other),
-        }
-    }
-    if out.is_empty() {
-        PathBuf::from(".")
-    } else {
-        out.iter().collect()
-    }
-}
-
-pub(super) fn config_dir(path: &Path) -> &Path {
-    match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    }
-}

@@ -57,7 +57,6 @@ pub use self::spans::KeyLines;
 pub use self::storage::StorageConfig;
 pub use self::worker::WorkerConfig;
 
-use self::load::config_dir;
 use self::spans::SpanIndex;
 use serde::Deserialize;
 use std::collections::HashMap;
@@ -124,11 +123,21 @@ impl Config {
     }
 }
 
+/// A base URL must be http(s) with something after the scheme; shared by the Jira and REST
+/// checks.
 fn check_url(url: &str, key: &str, issue: &mut impl FnMut(&str, String)) {
     let ok = (url.starts_with("http://") || url.starts_with("https://"))
         && url.len() > "https://".len()
         && !url.contains(char::is_whitespace);
     if !ok {
         issue(key, format!("`{url}` is not an http:// or https:// URL"));
+    }
+}
+
+/// The folder of the file at `path`: relative paths inside it are resolved against it.
+fn config_dir(path: &Path) -> &Path {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
     }
 }

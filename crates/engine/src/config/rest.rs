@@ -1,7 +1,6 @@
 //! `[connection.external]` with `type = "rest"`: a generic HTTP/JSON system, in the seed's
 //! format or described by operations, a webhook shape and field places (`format = "custom"`).
 
-use super::connection::CreatePolicy;
 use super::duration::parse_duration;
 use super::since::SinceFormat;
 use super::spans::KeyLines;
@@ -46,13 +45,9 @@ pub struct RestConfig {
 
 impl RestConfig {
     /// What serde cannot check in a REST table at `at`: which keys each format uses, the
-    /// operations a custom system needs for `create`, and the syntax of every pointer.
-    pub(super) fn check(
-        &self,
-        create: CreatePolicy,
-        at: &str,
-        issue: &mut impl FnMut(&str, String),
-    ) {
+    /// operations a custom system needs (`creates_here`: the connection's `create` lets
+    /// items be created on this side), and the syntax of every pointer.
+    pub(super) fn check(&self, creates_here: bool, at: &str, issue: &mut impl FnMut(&str, String)) {
         super::check_url(&self.base_url, &format!("{at}.base_url"), issue);
         match self.format {
             RestFormat::Seed => {
@@ -150,7 +145,7 @@ impl RestConfig {
                         &format!("{ops_at}.create.id_pointer"),
                         "create needs `id_pointer`: where the new item's id is in the answer".into(),
                     ),
-                    None if create.allows_create_on(tandem_core::Side::External) => issue(
+                    None if creates_here => issue(
                         &format!("{ops_at}.create"),
                         "create = \"both\" or \"to_external\" needs an `operations.create` call (or set create = \"to_jira\" / \"none\")".into(),
                     ),

@@ -1,6 +1,6 @@
 //! Tests of loading as a user meets it: whole files in, issues with file, line and key out.
 
-use super::load::normalize;
+use super::connection::normalize;
 use super::storage::resolve_storage_url;
 use super::*;
 use std::path::Path;
