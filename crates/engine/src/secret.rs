@@ -69,10 +69,17 @@ pub fn redact_url(url: &str) -> String {
     };
     let rest = &url[start..];
     let authority = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
-    let Some(at) = authority.rfind('@') else {
-        return url.to_string();
+    let at = match authority.rfind('@') {
+        Some(at) => at,
+        // Not a URL by RFC 3986, but what a person writes with an unencoded `/` in the
+        // password (`u:p/w@db`): hiding too much of an odd URL is harmless, showing a
+        // password is not, so an `@` before the query counts when the authority holds a `:`.
+        None => match rest[..rest.find(['?', '#']).unwrap_or(rest.len())].rfind('@') {
+            Some(at) if authority.contains(':') => at,
+            _ => return url.to_string(),
+        },
     };
-    let userinfo = &authority[..at];
+    let userinfo = &rest[..at];
     match userinfo.find(':') {
         Some(colon) => format!("{}{}:***{}", &url[..start], &userinfo[..colon], &rest[at..]),
         None => url.to_string(),
@@ -109,6 +116,8 @@ mod tests {
             // A password holding an unencoded `@` or `:`: the userinfo ends at the last `@`
             // of the authority, the user at the first `:`.
             ("postgres://u:p@ss@db/x", "postgres://u:***@db/x"),
+            // An unencoded `/` in the password: still hidden.
+            ("postgres://u:p/w@db/x", "postgres://u:***@db/x"),
             ("postgres://u:a:b:c@db/x", "postgres://u:***@db/x"),
             // Percent-encoding is left as it is: the user stays encoded, the password goes.
             (
