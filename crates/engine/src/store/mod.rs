@@ -15,6 +15,7 @@
 //! Both backends keep the same rows; only SQL dialect and locking differ. Everything that does
 //! not depend on the dialect (row decoding, URL dispatch, the types) lives here.
 
+mod migrate;
 mod postgres;
 mod sqlite;
 

@@ -26,39 +26,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tandem_core::{ChangeEvent, Link, Shadow, Side};
 
-/// Schema steps, applied in order; a version is never edited once released, only added to.
-const MIGRATIONS: &[(i64, &str, &str)] = &[
-    (
-        1,
-        "initial",
-        include_str!("../../migrations/postgres/0001_initial.sql"),
-    ),
-    (
-        2,
-        "link pending",
-        include_str!("../../migrations/postgres/0002_link_pending.sql"),
-    ),
-    (
-        3,
-        "recorded creates",
-        include_str!("../../migrations/postgres/0003_recorded_creates.sql"),
-    ),
-    (
-        4,
-        "lease owners",
-        include_str!("../../migrations/postgres/0004_lease_owners.sql"),
-    ),
-    (
-        5,
-        "unreadable creates",
-        include_str!("../../migrations/postgres/0005_unreadable_creates.sql"),
-    ),
-    (
-        6,
-        "operator actions",
-        include_str!("../../migrations/postgres/0006_operator_actions.sql"),
-    ),
-];
+use super::migrate::{self, Migrator, Step};
 
 /// Advisory lock held while migrating, so instances starting together migrate one at a time.
 const MIGRATION_LOCK: i64 = 0x7a6e_6465_6d00_0001;
@@ -256,39 +224,7 @@ impl PgStore {
             .bind(MIGRATION_LOCK)
             .execute(&mut *tx)
             .await?;
-        sqlx::query(
-            "CREATE TABLE IF NOT EXISTS schema_migrations (
-                 version    BIGINT PRIMARY KEY,
-                 name       TEXT NOT NULL,
-                 applied_at TIMESTAMPTZ NOT NULL
-             )",
-        )
-        .execute(&mut *tx)
-        .await?;
-        let current: Option<i64> = sqlx::query_scalar("SELECT MAX(version) FROM schema_migrations")
-            .fetch_one(&mut *tx)
-            .await?;
-        let current = current.unwrap_or(0);
-        let latest = MIGRATIONS.last().map_or(0, |m| m.0);
-        if current > latest {
-            return Err(StoreError::Db(format!(
-                "the database schema is at version {current}, newer than this tandem knows \
-                 ({latest}); run a newer tandem against it"
-            )));
-        }
-        for (version, name, sql) in MIGRATIONS.iter().filter(|m| m.0 > current) {
-            sqlx::raw_sql(sql)
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| StoreError::Db(format!("migration {version} ({name}) failed: {e}")))?;
-            sqlx::query(
-                "INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, now())",
-            )
-            .bind(version)
-            .bind(name)
-            .execute(&mut *tx)
-            .await?;
-        }
+        migrate::migrate(&mut PgMigrator { conn: &mut tx }, migrate::POSTGRES).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -1379,6 +1315,48 @@ async fn forget_recorded_creates(conn: &mut PgConnection, link: &Link) -> StoreR
     .execute(conn)
     .await?;
     Ok(())
+}
+
+/// The migration runner's statements in PostgreSQL's types, timed by the server's clock.
+struct PgMigrator<'c> {
+    conn: &'c mut PgConnection,
+}
+
+impl Migrator for PgMigrator<'_> {
+    async fn ensure_table(&mut self) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (
+                 version    BIGINT PRIMARY KEY,
+                 name       TEXT NOT NULL,
+                 applied_at TIMESTAMPTZ NOT NULL
+             )",
+        )
+        .execute(&mut *self.conn)
+        .await?;
+        Ok(())
+    }
+
+    async fn current_version(&mut self) -> Result<Option<i64>, sqlx::Error> {
+        sqlx::query_scalar(migrate::CURRENT_VERSION)
+            .fetch_one(&mut *self.conn)
+            .await
+    }
+
+    async fn run_script(&mut self, sql: &'static str) -> Result<(), sqlx::Error> {
+        sqlx::raw_sql(sql).execute(&mut *self.conn).await?;
+        Ok(())
+    }
+
+    async fn record(&mut self, step: &Step) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, now())",
+        )
+        .bind(step.version)
+        .bind(step.name)
+        .execute(&mut *self.conn)
+        .await?;
+        Ok(())
+    }
 }
 
 #[cfg(test)]

@@ -37,41 +37,8 @@ use tokio::sync::Mutex;
 
 mod writer;
 
+use super::migrate::{self, Migrator, Step};
 use writer::Writer;
-
-/// Schema steps, applied in order; a version is never edited once released, only added to.
-const MIGRATIONS: &[(i64, &str, &str)] = &[
-    (
-        1,
-        "initial",
-        include_str!("../../migrations/sqlite/0001_initial.sql"),
-    ),
-    (
-        2,
-        "link pending",
-        include_str!("../../migrations/sqlite/0002_link_pending.sql"),
-    ),
-    (
-        3,
-        "recorded creates",
-        include_str!("../../migrations/sqlite/0003_recorded_creates.sql"),
-    ),
-    (
-        4,
-        "lease owners",
-        include_str!("../../migrations/sqlite/0004_lease_owners.sql"),
-    ),
-    (
-        5,
-        "unreadable creates",
-        include_str!("../../migrations/sqlite/0005_unreadable_creates.sql"),
-    ),
-    (
-        6,
-        "operator actions",
-        include_str!("../../migrations/sqlite/0006_operator_actions.sql"),
-    ),
-];
 
 /// Columns of `events` in the order [`event_row`] reads them.
 macro_rules! event_cols {
@@ -263,41 +230,11 @@ impl SqliteStore {
     async fn migrate(&self) -> StoreResult<()> {
         let _w = self.write.lock().await;
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        sqlx::raw_sql(
-            "CREATE TABLE IF NOT EXISTS schema_migrations (
-                 version    INTEGER PRIMARY KEY,
-                 name       TEXT NOT NULL,
-                 applied_at TEXT NOT NULL
-             )",
-        )
-        .execute(&mut *tx)
-        .await?;
-        let current: Option<i64> = sqlx::query_scalar("SELECT MAX(version) FROM schema_migrations")
-            .fetch_one(&mut *tx)
-            .await?;
-        let current = current.unwrap_or(0);
-        let latest = MIGRATIONS.last().map_or(0, |m| m.0);
-        if current > latest {
-            return Err(StoreError::Db(format!(
-                "the database schema is at version {current}, newer than this tandem knows \
-                 ({latest}); run a newer tandem against it"
-            )));
-        }
-        let now = ts(Utc::now());
-        for (version, name, sql) in MIGRATIONS.iter().filter(|m| m.0 > current) {
-            sqlx::raw_sql(sql)
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| StoreError::Db(format!("migration {version} ({name}) failed: {e}")))?;
-            sqlx::query(
-                "INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
-            )
-            .bind(version)
-            .bind(name)
-            .bind(&now)
-            .execute(&mut *tx)
-            .await?;
-        }
+        let mut m = SqliteMigrator {
+            conn: &mut tx,
+            applied_at: ts(Utc::now()),
+        };
+        migrate::migrate(&mut m, migrate::SQLITE).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -1456,6 +1393,51 @@ async fn forget_recorded_creates(conn: &mut SqliteConnection, link: &Link) -> St
     .execute(conn)
     .await?;
     Ok(())
+}
+
+/// The migration runner's statements in SQLite's types: times as text, one `applied_at` for
+/// the whole run.
+struct SqliteMigrator<'c> {
+    conn: &'c mut SqliteConnection,
+    applied_at: String,
+}
+
+impl Migrator for SqliteMigrator<'_> {
+    async fn ensure_table(&mut self) -> Result<(), sqlx::Error> {
+        sqlx::raw_sql(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (
+                 version    INTEGER PRIMARY KEY,
+                 name       TEXT NOT NULL,
+                 applied_at TEXT NOT NULL
+             )",
+        )
+        .execute(&mut *self.conn)
+        .await?;
+        Ok(())
+    }
+
+    async fn current_version(&mut self) -> Result<Option<i64>, sqlx::Error> {
+        sqlx::query_scalar(migrate::CURRENT_VERSION)
+            .fetch_one(&mut *self.conn)
+            .await
+    }
+
+    async fn run_script(&mut self, sql: &'static str) -> Result<(), sqlx::Error> {
+        sqlx::raw_sql(sql).execute(&mut *self.conn).await?;
+        Ok(())
+    }
+
+    async fn record(&mut self, step: &Step) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
+        )
+        .bind(step.version)
+        .bind(step.name)
+        .bind(&self.applied_at)
+        .execute(&mut *self.conn)
+        .await?;
+        Ok(())
+    }
 }
 
 #[cfg(test)]
