@@ -17,6 +17,7 @@
 
 mod migrate;
 mod postgres;
+mod sql;
 mod sqlite;
 
 pub use postgres::{drop_postgres_schema, open_postgres_in_schema};
@@ -350,85 +351,6 @@ pub(crate) fn contains_pattern(text: &str) -> String {
     p.push('%');
     p
 }
-
-// The console's statements, the same text on both backends (`CAST` rather than PostgreSQL's
-// `::` so SQLite reads them too; it also gives PostgreSQL the parameters' types).
-
-/// Which dead events a [`DeadResolution`] acts on: `$2` event id, `$3` connection, `$4` side,
-/// each `NULL` for any.
-macro_rules! dead_match_sql {
-    () => {
-        "status = 'dead' AND (CAST($2 AS BIGINT) IS NULL OR id = $2)
-         AND (CAST($3 AS TEXT) IS NULL OR connection = $3)
-         AND (CAST($4 AS TEXT) IS NULL OR source = $4)"
-    };
-}
-
-/// Resolves the matching dead letters' rows at `$1` (run before the events change).
-pub(crate) const RESOLVE_DEAD_LETTERS_SQL: &str = concat!(
-    "UPDATE dead_letters SET resolved_at = $1
-     WHERE resolved_at IS NULL AND event_id IN (SELECT id FROM events WHERE ",
-    dead_match_sql!(),
-    ")"
-);
-
-/// Moves the matching dead events to `$5` (pending or ignored) at `$1`; `$6`, when set,
-/// replaces the last error. A retry keeps the error (it says what failed before); a discard
-/// says who discarded it.
-pub(crate) const RESOLVE_DEAD_EVENTS_SQL: &str = concat!(
-    "UPDATE events
-     SET status = $5, attempts = CASE WHEN $5 = 'pending' THEN 0 ELSE attempts END,
-         next_attempt_at = $1, lease_owner = NULL, lease_expires_at = NULL,
-         last_error = COALESCE($6, last_error), updated_at = $1
-     WHERE ",
-    dead_match_sql!()
-);
-
-/// Records an operator action: `$1` at, `$2` actor, `$3` action, `$4` connection, `$5` side,
-/// `$6` event id, `$7` how many events it changed.
-pub(crate) const RECORD_ACTION_SQL: &str =
-    "INSERT INTO operator_actions (at, actor, action, connection, side, event_id, events)
-     VALUES ($1, $2, $3, $4, $5, $6, $7)";
-
-pub(crate) const OPERATOR_ACTIONS_SQL: &str =
-    "SELECT id, at, actor, action, connection, side, event_id, events
-     FROM operator_actions ORDER BY id DESC LIMIT $1";
-
-pub(crate) const RECENT_EVENTS_SQL: &str =
-    "SELECT id, connection, source, status, last_error, received_at, updated_at
-     FROM events ORDER BY id DESC LIMIT $1";
-
-pub(crate) const CURSORS_SQL: &str =
-    "SELECT connection, side, cursor, updated_at FROM cursors ORDER BY connection, side";
-
-pub(crate) const LINK_AUDIT_SQL: &str =
-    "SELECT id, at, connection, event_id, jira_id, external_id, target, field,
-            mapping_key, from_value, to_value, actor
-     FROM audit_log WHERE connection = $1 AND jira_id = $2
-     ORDER BY id LIMIT $3";
-
-/// Links in `$1` (any when `NULL`) with `$2` (a [`contains_pattern`]) in their key, ids or
-/// synced values, `$3` of them from `$4`; `$like` is the case-insensitive LIKE of the dialect.
-macro_rules! search_links_sql {
-    ($cols:expr, $like:literal) => {
-        concat!(
-            "SELECT ",
-            $cols,
-            " FROM links WHERE (CAST($1 AS TEXT) IS NULL OR connection = $1)
-                AND (jira_key ",
-            $like,
-            " $2 ESCAPE '\\' OR jira_id ",
-            $like,
-            " $2 ESCAPE '\\' OR external_id ",
-            $like,
-            " $2 ESCAPE '\\' OR shadow ",
-            $like,
-            " $2 ESCAPE '\\')
-              ORDER BY id LIMIT $3 OFFSET $4"
-        )
-    };
-}
-pub(crate) use search_links_sql;
 
 /// What [`Store::resolve_dead`] sets: the new status and the note replacing the last error.
 pub(crate) fn resolution_outcome(r: &DeadResolution) -> (&'static str, Option<String>) {
@@ -982,61 +904,13 @@ pub(crate) fn lease_expiry(now: DateTime<Utc>, lease: Duration) -> StoreResult<D
         .ok_or_else(|| StoreError::InvalidArgument(format!("lease of {lease:?} is too long")))
 }
 
-/// Statements with no dialect in them, run as they are by both backends (SQLite and
-/// PostgreSQL both read `CAST($n AS TEXT)`, which lets PostgreSQL type a parameter that may be
-/// NULL).
-pub(crate) mod shared_sql {
-    pub const FORGET_OWNER: &str = "DELETE FROM lease_owners WHERE owner = $1";
-    pub const FORGET_CREATE: &str = "DELETE FROM recorded_creates
-         WHERE connection = $1 AND source_side = $2 AND item_id = $3";
-    pub const MARK_UNREADABLE: &str = "UPDATE recorded_creates SET unreadable = $4
-         WHERE connection = $1 AND source_side = $2 AND item_id = $3";
-    pub const OPEN_CIRCUIT: &str =
-        "INSERT INTO create_circuits (connection, side, config, reason, opened_at)
-         VALUES ($1, $2, $3, $4, $5) ON CONFLICT (connection, side) DO NOTHING";
-    /// `$1` connection, `$2` side (NULL: all), `$3` the configuration to keep (NULL: none).
-    pub const CLOSE_CIRCUITS: &str = "DELETE FROM create_circuits
-         WHERE (CAST($1 AS TEXT) IS NULL OR connection = $1)
-           AND (CAST($2 AS TEXT) IS NULL OR side = $2)
-           AND (CAST($3 AS TEXT) IS NULL OR config <> $3)";
-    /// The creates into side `$2` are copies of the other side's items.
-    pub const LET_GO_UNREADABLE: &str = "UPDATE recorded_creates SET unreadable = NULL
-         WHERE (CAST($1 AS TEXT) IS NULL OR connection = $1)
-           AND (CAST($2 AS TEXT) IS NULL OR source_side <> $2) AND unreadable IS NOT NULL";
-    pub const RECORDED_CREATES_FROM: &str =
-        "SELECT item_id, shadow, unreadable, recorded_at FROM recorded_creates
-         WHERE connection = $1 AND source_side = $2 ORDER BY recorded_at, item_id";
-    pub const CREATE_CIRCUITS: &str = "SELECT connection, side, reason, opened_at
-         FROM create_circuits ORDER BY connection, side";
-}
-
-/// Checks a completion before any write, so a programming error cannot mark an event with a
-/// status the queue does not expect after a claim.
-/// The statement that settles the events a fresh read carried (see
-/// [`Completion::covers_through`]), the same on both backends but for how each reads the
-/// payload's `kind`: `$1` note, `$2` now, `$3` the completed event, `$4` the newest id before
-/// the read.
-macro_rules! settle_carried_sql {
-    ($payload_kind:literal) => {
-        concat!(
-            "UPDATE events
-             SET status = 'done', last_error = $1, updated_at = $2
-             WHERE status = 'pending' AND id > $3 AND id <= $4
-               AND (connection, ordering_key, source, item_id) =
-                   (SELECT connection, ordering_key, source, item_id FROM events WHERE id = $3)
-               AND ",
-            $payload_kind,
-            " <> 'commented'"
-        )
-    };
-}
-pub(crate) use settle_carried_sql;
-
 /// What an event settled by another event's read says in `last_error`.
 pub(crate) fn covered_note(by: i64) -> String {
     format!("carried by event {by}, which read the item after this one arrived")
 }
 
+/// Checks a completion before any write, so a programming error cannot mark an event with a
+/// status the queue does not expect after a claim.
 pub(crate) fn check_completion(c: &Completion) -> StoreResult<()> {
     match c.status {
         EventStatus::Done | EventStatus::Ignored => Ok(()),

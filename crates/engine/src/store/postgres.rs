@@ -7,14 +7,12 @@
 //! ([`open_postgres_in_schema`]) so parallel runs do not collide.
 
 use super::{
-    AuditEntry, AuditRow, CURSORS_SQL, Completion, ConnectionLock, CreateCircuit, CursorState,
-    DeadLetter, DeadResolution, Enqueued, EventFilter, EventRow, EventStatus, LINK_AUDIT_SQL,
-    LinkRow, OPERATOR_ACTIONS_SQL, OperatorAction, QueuedEvent, RECENT_EVENTS_SQL,
-    RECORD_ACTION_SQL, RESOLVE_DEAD_EVENTS_SQL, RESOLVE_DEAD_LETTERS_SQL, RecentEvent,
-    RecordedCreate, Store, StoreError, StoreResult, check_completion, contains_pattern,
-    covered_note, decode_action, decode_event, decode_recorded_create, decode_side, decode_status,
-    lease_expiry, link_conflict, link_not_saved, redact_url, resolution_outcome, search_links_sql,
-    shared_sql, to_json,
+    AuditEntry, AuditRow, Completion, ConnectionLock, CreateCircuit, CursorState, DeadLetter,
+    DeadResolution, Enqueued, EventFilter, EventRow, EventStatus, LinkRow, OperatorAction,
+    QueuedEvent, RecentEvent, RecordedCreate, Store, StoreError, StoreResult, check_completion,
+    contains_pattern, covered_note, decode_action, decode_event, decode_recorded_create,
+    decode_side, decode_status, lease_expiry, link_conflict, link_not_saved, redact_url,
+    resolution_outcome, sql, to_json,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -27,6 +25,70 @@ use std::time::Duration;
 use tandem_core::{ChangeEvent, Link, Shadow, Side};
 
 use super::migrate::{self, Migrator, Step};
+
+// Statements only PostgreSQL runs; the rest are in `sql.rs`.
+
+/// Claims due events. Several instances claim at once, so the pick locks the rows it takes
+/// and skips (`SKIP LOCKED`) those another instance is claiming or completing right now: they
+/// are simply not ours this round. A row that changed after our snapshot is re-checked against
+/// the due condition under its lock, so a fresh lease taken elsewhere is never stolen.
+const CLAIM: &str = concat!(
+    "WITH ",
+    sql::claim_heads!(),
+    ", picked AS (",
+    sql::claim_pick!(),
+    " FOR UPDATE OF e SKIP LOCKED) ",
+    sql::claim_lease!(),
+    " WHERE id IN (SELECT id FROM picked) RETURNING ",
+    sql::event_cols!()
+);
+
+/// Settles the events a fresh read carried; the payload is JSON text, read as `jsonb`.
+const SETTLE_CARRIED: &str = sql::settle_carried!("(payload::jsonb ->> 'kind')");
+
+/// Notes that lease owner `$1` is alive, by the server's clock: the one clock every instance
+/// shares (see [`Store::heartbeat`]).
+const HEARTBEAT: &str = "INSERT INTO lease_owners (owner, heartbeat_at) VALUES ($1, now())
+     ON CONFLICT (owner) DO UPDATE SET heartbeat_at = excluded.heartbeat_at";
+
+/// The owners silent for more than `$1` seconds by the server's clock, locked. Several
+/// instances may look at once: each owner's row is taken by one of them, which releases and
+/// forgets it, and the others skip it.
+const DEAD_OWNERS: &str = "SELECT owner FROM lease_owners
+     WHERE heartbeat_at < now() - make_interval(secs => $1)
+     FOR UPDATE SKIP LOCKED";
+
+/// Gives back, due at once (`$2`), the leases held by the owners in array `$1`.
+const RELEASE_OWNERS: &str = "UPDATE events
+     SET status = 'pending', lease_owner = NULL, lease_expires_at = NULL, updated_at = $2
+     WHERE status = 'leased' AND lease_owner = ANY($1)";
+
+/// Forgets the owners in array `$1`.
+const FORGET_OWNERS: &str = "DELETE FROM lease_owners WHERE owner = ANY($1)";
+
+/// Links matching a search; `ILIKE` makes the same case-insensitive match SQLite's `LIKE`
+/// makes.
+const SEARCH_LINKS: &str = sql::search_links!("ILIKE");
+
+/// Waits for the link lock of connection `$2` (class `$1`), held by this session.
+const LOCK_CONNECTION: &str = "SELECT pg_advisory_lock($1, hashtext($2))";
+
+/// Lets go the link lock of connection `$2` (class `$1`).
+const UNLOCK_CONNECTION: &str = "SELECT pg_advisory_unlock($1, hashtext($2))";
+
+/// Waits for migration lock `$1`, held until the transaction ends.
+const LOCK_MIGRATIONS: &str = "SELECT pg_advisory_xact_lock($1)";
+
+/// The migrations table in PostgreSQL's types.
+const CREATE_MIGRATIONS_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (
+         version    BIGINT PRIMARY KEY,
+         name       TEXT NOT NULL,
+         applied_at TIMESTAMPTZ NOT NULL
+     )";
+
+/// Records migration `$1` named `$2`, applied now by the server's clock.
+const RECORD_MIGRATION: &str =
+    "INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, now())";
 
 /// Advisory lock held while migrating, so instances starting together migrate one at a time.
 const MIGRATION_LOCK: i64 = 0x7a6e_6465_6d00_0001;
@@ -56,7 +118,7 @@ impl Drop for PgAdvisoryLock {
             // Unlock, then the connection goes back to the pool for other work.
             Ok(rt) => {
                 rt.spawn(async move {
-                    let unlocked = sqlx::query("SELECT pg_advisory_unlock($1, hashtext($2))")
+                    let unlocked = sqlx::query(UNLOCK_CONNECTION)
                         .bind(CONNECTION_LOCK_CLASS)
                         .bind(&connection)
                         .execute(&mut *conn)
@@ -70,21 +132,6 @@ impl Drop for PgAdvisoryLock {
             Err(_) => conn.close_on_drop(),
         }
     }
-}
-
-/// Columns of `events` in the order [`event_row`] reads them.
-macro_rules! event_cols {
-    () => {
-        "id, payload, ordering_key, status, attempts, next_attempt_at, lease_owner, lease_expires_at, \
-         last_error, received_at, updated_at"
-    };
-}
-
-/// Columns of `links` in the order [`link_row`] reads them.
-macro_rules! link_cols {
-    () => {
-        "connection, jira_id, jira_key, external_id, shadow, pending, version"
-    };
 }
 
 pub(crate) struct PgStore {
@@ -220,7 +267,7 @@ impl PgStore {
 
     async fn migrate(&self) -> StoreResult<()> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+        sqlx::query(LOCK_MIGRATIONS)
             .bind(MIGRATION_LOCK)
             .execute(&mut *tx)
             .await?;
@@ -245,18 +292,13 @@ impl PgStore {
             error = why,
             "unreadable event taken out of the queue"
         );
-        sqlx::query(
-            "UPDATE events
-             SET status = 'dead', last_error = $1, lease_owner = NULL, lease_expires_at = NULL,
-                 updated_at = $2
-             WHERE id = $3 AND status = 'leased' AND lease_owner = $4",
-        )
-        .bind(format!("unreadable: {why}"))
-        .bind(now)
-        .bind(id)
-        .bind(owner)
-        .execute(&self.pool)
-        .await?;
+        sqlx::query(sql::QUARANTINE)
+            .bind(format!("unreadable: {why}"))
+            .bind(now)
+            .bind(id)
+            .bind(owner)
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 
@@ -265,18 +307,14 @@ impl PgStore {
         connection: &str,
         jira_id: &str,
     ) -> StoreResult<Option<Link>> {
-        sqlx::query(concat!(
-            "SELECT ",
-            link_cols!(),
-            " FROM links WHERE connection = $1 AND jira_id = $2"
-        ))
-        .bind(connection)
-        .bind(jira_id)
-        .fetch_optional(conn)
-        .await?
-        .as_ref()
-        .map(link_row)
-        .transpose()
+        sqlx::query(sql::LINK_BY_JIRA_ID)
+            .bind(connection)
+            .bind(jira_id)
+            .fetch_optional(conn)
+            .await?
+            .as_ref()
+            .map(link_row)
+            .transpose()
     }
 
     /// Replaces the link's Jira key, shadow, pending writes and version if the stored
@@ -288,23 +326,19 @@ impl PgStore {
         now: DateTime<Utc>,
     ) -> StoreResult<bool> {
         let pending = to_json("pending", &link.pending)?;
-        let updated = sqlx::query(
-            "UPDATE links SET jira_key = $1, shadow = $2, version = $3, updated_at = $4,
-                              pending = $9
-             WHERE connection = $5 AND jira_id = $6 AND external_id = $7 AND version = $8",
-        )
-        .bind(&link.jira_key)
-        .bind(shadow)
-        .bind(link.version)
-        .bind(now)
-        .bind(&link.connection)
-        .bind(&link.jira_id)
-        .bind(&link.external_id)
-        .bind(link.version.saturating_sub(1))
-        .bind(&pending)
-        .execute(conn)
-        .await?
-        .rows_affected();
+        let updated = sqlx::query(sql::UPDATE_LINK)
+            .bind(&link.jira_key)
+            .bind(shadow)
+            .bind(link.version)
+            .bind(now)
+            .bind(&link.connection)
+            .bind(&link.jira_id)
+            .bind(&link.external_id)
+            .bind(link.version.saturating_sub(1))
+            .bind(&pending)
+            .execute(conn)
+            .await?
+            .rows_affected();
         Ok(updated == 1)
     }
 
@@ -339,23 +373,18 @@ impl PgStore {
         now: DateTime<Utc>,
     ) -> StoreResult<bool> {
         let pending = to_json("pending", &link.pending)?;
-        let n = sqlx::query(
-            "INSERT INTO links (connection, jira_id, jira_key, external_id, shadow, version,
-                                created_at, updated_at, pending)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8)
-             ON CONFLICT DO NOTHING",
-        )
-        .bind(&link.connection)
-        .bind(&link.jira_id)
-        .bind(&link.jira_key)
-        .bind(&link.external_id)
-        .bind(shadow)
-        .bind(link.version)
-        .bind(now)
-        .bind(&pending)
-        .execute(conn)
-        .await?
-        .rows_affected();
+        let n = sqlx::query(sql::INSERT_LINK)
+            .bind(&link.connection)
+            .bind(&link.jira_id)
+            .bind(&link.jira_key)
+            .bind(&link.external_id)
+            .bind(shadow)
+            .bind(link.version)
+            .bind(now)
+            .bind(&pending)
+            .execute(conn)
+            .await?
+            .rows_affected();
         Ok(n == 1)
     }
 
@@ -370,24 +399,20 @@ impl PgStore {
             .map(|v| to_json("audit value", v))
             .transpose()?;
         let to = to_json("audit value", &a.to)?;
-        sqlx::query(
-            "INSERT INTO audit_log (at, connection, event_id, jira_id, external_id, target, field,
-                                    mapping_key, from_value, to_value, actor)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-        )
-        .bind(a.at)
-        .bind(&a.connection)
-        .bind(a.event_id.unwrap_or(default_event))
-        .bind(&a.jira_id)
-        .bind(&a.external_id)
-        .bind(a.target.as_str())
-        .bind(&a.field)
-        .bind(&a.mapping_key)
-        .bind(from)
-        .bind(to)
-        .bind(&a.actor)
-        .execute(conn)
-        .await?;
+        sqlx::query(sql::INSERT_AUDIT)
+            .bind(a.at)
+            .bind(&a.connection)
+            .bind(a.event_id.unwrap_or(default_event))
+            .bind(&a.jira_id)
+            .bind(&a.external_id)
+            .bind(a.target.as_str())
+            .bind(&a.field)
+            .bind(&a.mapping_key)
+            .bind(from)
+            .bind(to)
+            .bind(&a.actor)
+            .execute(conn)
+            .await?;
         Ok(())
     }
 }
@@ -399,7 +424,7 @@ impl Store for PgStore {
     }
 
     async fn ping(&self) -> StoreResult<()> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        sqlx::query(sql::PING).execute(&self.pool).await?;
         Ok(())
     }
 
@@ -412,33 +437,24 @@ impl Store for PgStore {
         let payload = to_json("change event", ev)?;
         // On a concurrent insert of the same key, PostgreSQL waits for it to commit and then
         // does nothing, so the lookup below always finds the winner.
-        let inserted: Option<i64> = sqlx::query_scalar(
-            "INSERT INTO events (connection, idempotency_key, ordering_key, source, item_id,
-                                 payload, status, attempts, next_attempt_at, received_at,
-                                 updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, 'pending', 0, $7, $7, $7)
-             ON CONFLICT (connection, idempotency_key) DO NOTHING
-             RETURNING id",
-        )
-        .bind(&ev.connection)
-        .bind(&ev.idempotency_key)
-        .bind(ordering_key)
-        .bind(ev.source.as_str())
-        .bind(&ev.item_id)
-        .bind(&payload)
-        .bind(now)
-        .fetch_optional(&self.pool)
-        .await?;
+        let inserted: Option<i64> = sqlx::query_scalar(sql::ENQUEUE)
+            .bind(&ev.connection)
+            .bind(&ev.idempotency_key)
+            .bind(ordering_key)
+            .bind(ev.source.as_str())
+            .bind(&ev.item_id)
+            .bind(&payload)
+            .bind(now)
+            .fetch_optional(&self.pool)
+            .await?;
         if let Some(id) = inserted {
             return Ok(Enqueued::New(id));
         }
-        let id: i64 = sqlx::query_scalar(
-            "SELECT id FROM events WHERE connection = $1 AND idempotency_key = $2",
-        )
-        .bind(&ev.connection)
-        .bind(&ev.idempotency_key)
-        .fetch_one(&self.pool)
-        .await?;
+        let id: i64 = sqlx::query_scalar(sql::EVENT_BY_IDEMPOTENCY_KEY)
+            .bind(&ev.connection)
+            .bind(&ev.idempotency_key)
+            .fetch_one(&self.pool)
+            .await?;
         Ok(Enqueued::Duplicate(id))
     }
 
@@ -453,45 +469,13 @@ impl Store for PgStore {
             return Ok(Vec::new());
         }
         let expires = lease_expiry(now, lease)?;
-        // SKIP LOCKED: rows another instance is claiming or completing right now are simply
-        // not ours this round. A row that changed after our snapshot is re-checked against the
-        // due condition under its lock, so a fresh lease taken elsewhere is never stolen.
-        let rows = sqlx::query(concat!(
-            // `heads`: the oldest unfinished event of every key, read in one pass over the
-            // partial index; only those can be claimed, so a deep backlog on a few keys costs
-            // one index scan rather than a lookup per queued event.
-            "WITH heads AS (
-                 SELECT ordering_key, MIN(id) AS id FROM events
-                 WHERE status IN ('pending', 'leased')
-                 GROUP BY ordering_key
-             ),
-             picked AS (
-                 SELECT e.id FROM heads h JOIN events e ON e.id = h.id
-                 WHERE ((e.status = 'pending' AND e.next_attempt_at <= $3)
-                        OR (e.status = 'leased' AND e.lease_expires_at <= $3))
-                   -- A later event can hold a live lease when an earlier one came back from
-                   -- the dead letters; the key stays busy until it finishes.
-                   AND NOT EXISTS (SELECT 1 FROM events l
-                                   WHERE l.ordering_key = h.ordering_key
-                                     AND l.status = 'leased'
-                                     AND l.lease_expires_at > $3
-                                     AND l.id <> e.id)
-                 ORDER BY e.id
-                 LIMIT $4
-                 FOR UPDATE OF e SKIP LOCKED
-             )
-             UPDATE events
-             SET status = 'leased', lease_owner = $1, lease_expires_at = $2, updated_at = $3
-             WHERE id IN (SELECT id FROM picked)
-             RETURNING ",
-            event_cols!()
-        ))
-        .bind(owner)
-        .bind(expires)
-        .bind(now)
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await?;
+        let rows = sqlx::query(CLAIM)
+            .bind(owner)
+            .bind(expires)
+            .bind(now)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?;
         let mut out = Vec::with_capacity(rows.len());
         for row in &rows {
             match event_row(row) {
@@ -518,25 +502,20 @@ impl Store for PgStore {
         let mut tx = self.pool.begin().await?;
         // Takes the row lock first: a concurrent reclaim either already committed (we see its
         // owner and stop) or waits for us.
-        let owned = sqlx::query(
-            "UPDATE events
-             SET status = $1, lease_owner = NULL, lease_expires_at = NULL, last_error = $2,
-                 updated_at = $3
-             WHERE id = $4 AND status = 'leased' AND lease_owner = $5",
-        )
-        .bind(c.status.as_str())
-        .bind(&c.note)
-        .bind(now)
-        .bind(event_id)
-        .bind(owner)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
+        let owned = sqlx::query(sql::COMPLETE)
+            .bind(c.status.as_str())
+            .bind(&c.note)
+            .bind(now)
+            .bind(event_id)
+            .bind(owner)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
         if owned != 1 {
             return Err(StoreError::LeaseLost { event_id });
         }
         if let Some(through) = c.covers_through {
-            sqlx::query(super::settle_carried_sql!("(payload::jsonb ->> 'kind')"))
+            sqlx::query(SETTLE_CARRIED)
                 .bind(covered_note(event_id))
                 .bind(now)
                 .bind(event_id)
@@ -555,7 +534,7 @@ impl Store for PgStore {
     }
 
     async fn newest_event_id(&self) -> StoreResult<i64> {
-        let newest: Option<i64> = sqlx::query_scalar("SELECT MAX(id) FROM events")
+        let newest: Option<i64> = sqlx::query_scalar(sql::NEWEST_EVENT_ID)
             .fetch_one(&self.pool)
             .await?;
         Ok(newest.unwrap_or(0))
@@ -569,20 +548,14 @@ impl Store for PgStore {
         error: &str,
         now: DateTime<Utc>,
     ) -> StoreResult<u32> {
-        let attempts: Option<i32> = sqlx::query_scalar(
-            "UPDATE events
-             SET status = 'pending', attempts = attempts + 1, next_attempt_at = $1,
-                 last_error = $2, lease_owner = NULL, lease_expires_at = NULL, updated_at = $3
-             WHERE id = $4 AND status = 'leased' AND lease_owner = $5
-             RETURNING attempts",
-        )
-        .bind(next_at)
-        .bind(error)
-        .bind(now)
-        .bind(event_id)
-        .bind(owner)
-        .fetch_optional(&self.pool)
-        .await?;
+        let attempts: Option<i32> = sqlx::query_scalar(sql::RETRY_LATER)
+            .bind(next_at)
+            .bind(error)
+            .bind(now)
+            .bind(event_id)
+            .bind(owner)
+            .fetch_optional(&self.pool)
+            .await?;
         let attempts = attempts.ok_or(StoreError::LeaseLost { event_id })?;
         u32::try_from(attempts).map_err(|_| {
             StoreError::Corrupt(format!(
@@ -599,16 +572,13 @@ impl Store for PgStore {
         lease: Duration,
     ) -> StoreResult<bool> {
         let expires = lease_expiry(now, lease)?;
-        let extended = sqlx::query(
-            "UPDATE events SET lease_expires_at = $1, updated_at = $2
-             WHERE id = $3 AND status = 'leased' AND lease_owner = $4",
-        )
-        .bind(expires)
-        .bind(now)
-        .bind(event_id)
-        .bind(owner)
-        .execute(&self.pool)
-        .await?;
+        let extended = sqlx::query(sql::EXTEND_LEASE)
+            .bind(expires)
+            .bind(now)
+            .bind(event_id)
+            .bind(owner)
+            .execute(&self.pool)
+            .await?;
         Ok(extended.rows_affected() > 0)
     }
 
@@ -619,18 +589,13 @@ impl Store for PgStore {
         ordering_key: &str,
         now: DateTime<Utc>,
     ) -> StoreResult<bool> {
-        let moved = sqlx::query(
-            "UPDATE events
-             SET ordering_key = $1, status = 'pending', next_attempt_at = $2,
-                 lease_owner = NULL, lease_expires_at = NULL, updated_at = $2
-             WHERE id = $3 AND status = 'leased' AND lease_owner = $4 AND ordering_key <> $1",
-        )
-        .bind(ordering_key)
-        .bind(now)
-        .bind(event_id)
-        .bind(owner)
-        .execute(&self.pool)
-        .await?;
+        let moved = sqlx::query(sql::MOVE_TO_KEY)
+            .bind(ordering_key)
+            .bind(now)
+            .bind(event_id)
+            .bind(owner)
+            .execute(&self.pool)
+            .await?;
         Ok(moved.rows_affected() > 0)
     }
 
@@ -642,46 +607,34 @@ impl Store for PgStore {
         now: DateTime<Utc>,
     ) -> StoreResult<()> {
         let mut tx = self.pool.begin().await?;
-        let connection: Option<String> = sqlx::query_scalar(
-            "UPDATE events
-             SET status = 'dead', attempts = attempts + 1, last_error = $1,
-                 lease_owner = NULL, lease_expires_at = NULL, updated_at = $2
-             WHERE id = $3 AND status = 'leased' AND lease_owner = $4
-             RETURNING connection",
-        )
-        .bind(reason)
-        .bind(now)
-        .bind(event_id)
-        .bind(owner)
-        .fetch_optional(&mut *tx)
-        .await?;
+        let connection: Option<String> = sqlx::query_scalar(sql::DEAD_EVENT)
+            .bind(reason)
+            .bind(now)
+            .bind(event_id)
+            .bind(owner)
+            .fetch_optional(&mut *tx)
+            .await?;
         let connection = connection.ok_or(StoreError::LeaseLost { event_id })?;
-        sqlx::query(
-            "INSERT INTO dead_letters (event_id, connection, reason, at) VALUES ($1, $2, $3, $4)",
-        )
-        .bind(event_id)
-        .bind(&connection)
-        .bind(reason)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
+        sqlx::query(sql::INSERT_DEAD_LETTER)
+            .bind(event_id)
+            .bind(&connection)
+            .bind(reason)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(())
     }
 
     async fn release_leases(&self, owner: &str) -> StoreResult<u64> {
         let mut tx = self.pool.begin().await?;
-        let n = sqlx::query(
-            "UPDATE events
-             SET status = 'pending', lease_owner = NULL, lease_expires_at = NULL, updated_at = $1
-             WHERE status = 'leased' AND lease_owner = $2",
-        )
-        .bind(Utc::now())
-        .bind(owner)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        sqlx::query(shared_sql::FORGET_OWNER)
+        let n = sqlx::query(sql::RELEASE_LEASES)
+            .bind(Utc::now())
+            .bind(owner)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        sqlx::query(sql::FORGET_OWNER)
             .bind(owner)
             .execute(&mut *tx)
             .await?;
@@ -690,43 +643,29 @@ impl Store for PgStore {
     }
 
     async fn heartbeat(&self, owner: &str) -> StoreResult<()> {
-        // The server's clock, shared by every instance (see the trait).
-        sqlx::query(
-            "INSERT INTO lease_owners (owner, heartbeat_at) VALUES ($1, now())
-             ON CONFLICT (owner) DO UPDATE SET heartbeat_at = excluded.heartbeat_at",
-        )
-        .bind(owner)
-        .execute(&self.pool)
-        .await?;
+        sqlx::query(HEARTBEAT)
+            .bind(owner)
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 
     async fn release_dead_owners(&self, silent_for: Duration) -> StoreResult<u64> {
         let mut tx = self.pool.begin().await?;
-        // Several instances may run this at once: the owners' rows are locked first, so
-        // one of them releases and forgets a dead owner and the others find nothing.
-        let dead: Vec<String> = sqlx::query_scalar(
-            "SELECT owner FROM lease_owners
-             WHERE heartbeat_at < now() - make_interval(secs => $1)
-             FOR UPDATE SKIP LOCKED",
-        )
-        .bind(silent_for.as_secs_f64())
-        .fetch_all(&mut *tx)
-        .await?;
+        let dead: Vec<String> = sqlx::query_scalar(DEAD_OWNERS)
+            .bind(silent_for.as_secs_f64())
+            .fetch_all(&mut *tx)
+            .await?;
         if dead.is_empty() {
             return Ok(0);
         }
-        let n = sqlx::query(
-            "UPDATE events
-             SET status = 'pending', lease_owner = NULL, lease_expires_at = NULL, updated_at = $2
-             WHERE status = 'leased' AND lease_owner = ANY($1)",
-        )
-        .bind(&dead)
-        .bind(Utc::now())
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        sqlx::query("DELETE FROM lease_owners WHERE owner = ANY($1)")
+        let n = sqlx::query(RELEASE_OWNERS)
+            .bind(&dead)
+            .bind(Utc::now())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        sqlx::query(FORGET_OWNERS)
             .bind(&dead)
             .execute(&mut *tx)
             .await?;
@@ -735,34 +674,23 @@ impl Store for PgStore {
     }
 
     async fn get_event(&self, id: i64) -> StoreResult<Option<QueuedEvent>> {
-        sqlx::query(concat!(
-            "SELECT ",
-            event_cols!(),
-            " FROM events WHERE id = $1"
-        ))
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await?
-        .as_ref()
-        .map(event_row)
-        .transpose()
+        sqlx::query(sql::GET_EVENT)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(event_row)
+            .transpose()
     }
 
     async fn list_events(&self, f: &EventFilter) -> StoreResult<Vec<QueuedEvent>> {
-        let rows = sqlx::query(concat!(
-            "SELECT ",
-            event_cols!(),
-            " FROM events
-              WHERE ($1::text IS NULL OR connection = $1) AND ($2::text IS NULL OR status = $2)
-                AND ($4::text IS NULL OR source = $4)
-              ORDER BY id DESC LIMIT $3"
-        ))
-        .bind(&f.connection)
-        .bind(f.status.map(EventStatus::as_str))
-        .bind(i64::from(f.limit))
-        .bind(f.side.map(Side::as_str))
-        .fetch_all(&self.pool)
-        .await?;
+        let rows = sqlx::query(sql::LIST_EVENTS)
+            .bind(&f.connection)
+            .bind(f.status.map(EventStatus::as_str))
+            .bind(i64::from(f.limit))
+            .bind(f.side.map(Side::as_str))
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter().map(event_row).collect()
     }
 
@@ -771,16 +699,11 @@ impl Store for PgStore {
         connection: Option<&str>,
         limit: u32,
     ) -> StoreResult<Vec<DeadLetter>> {
-        let rows = sqlx::query(
-            "SELECT d.event_id, d.connection, d.reason, d.at, e.payload
-             FROM dead_letters d JOIN events e ON e.id = d.event_id
-             WHERE d.resolved_at IS NULL AND ($1::text IS NULL OR d.connection = $1)
-             ORDER BY d.id DESC LIMIT $2",
-        )
-        .bind(connection)
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await?;
+        let rows = sqlx::query(sql::LIST_DEAD_LETTERS)
+            .bind(connection)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter()
             .map(|row| {
                 let event_id: i64 = col(row, "event_id", &|| "dead letter".to_string())?;
@@ -798,26 +721,17 @@ impl Store for PgStore {
 
     async fn retry_dead(&self, event_id: Option<i64>, now: DateTime<Utc>) -> StoreResult<u64> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query(
-            "UPDATE dead_letters SET resolved_at = $1
-             WHERE resolved_at IS NULL AND ($2::bigint IS NULL OR event_id = $2)
-               AND event_id IN (SELECT id FROM events WHERE status = 'dead')",
-        )
-        .bind(now)
-        .bind(event_id)
-        .execute(&mut *tx)
-        .await?;
-        let n = sqlx::query(
-            "UPDATE events
-             SET status = 'pending', attempts = 0, next_attempt_at = $1, lease_owner = NULL,
-                 lease_expires_at = NULL, updated_at = $1
-             WHERE status = 'dead' AND ($2::bigint IS NULL OR id = $2)",
-        )
-        .bind(now)
-        .bind(event_id)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
+        sqlx::query(sql::RETRY_DEAD_LETTERS)
+            .bind(now)
+            .bind(event_id)
+            .execute(&mut *tx)
+            .await?;
+        let n = sqlx::query(sql::RETRY_DEAD_EVENTS)
+            .bind(now)
+            .bind(event_id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
         tx.commit().await?;
         Ok(n)
     }
@@ -825,7 +739,7 @@ impl Store for PgStore {
     async fn resolve_dead(&self, r: &DeadResolution, now: DateTime<Utc>) -> StoreResult<u64> {
         let side = r.side.map(Side::as_str);
         let mut tx = self.pool.begin().await?;
-        sqlx::query(RESOLVE_DEAD_LETTERS_SQL)
+        sqlx::query(sql::RESOLVE_DEAD_LETTERS)
             .bind(now)
             .bind(r.event_id)
             .bind(&r.connection)
@@ -833,7 +747,7 @@ impl Store for PgStore {
             .execute(&mut *tx)
             .await?;
         let (status, note) = resolution_outcome(r);
-        let n = sqlx::query(RESOLVE_DEAD_EVENTS_SQL)
+        let n = sqlx::query(sql::RESOLVE_DEAD_EVENTS)
             .bind(now)
             .bind(r.event_id)
             .bind(&r.connection)
@@ -844,7 +758,7 @@ impl Store for PgStore {
             .await?
             .rows_affected();
         if n > 0 {
-            sqlx::query(RECORD_ACTION_SQL)
+            sqlx::query(sql::RECORD_ACTION)
                 .bind(now)
                 .bind(&r.actor)
                 .bind(r.action.as_str())
@@ -860,7 +774,7 @@ impl Store for PgStore {
     }
 
     async fn list_operator_actions(&self, limit: u32) -> StoreResult<Vec<OperatorAction>> {
-        let rows = sqlx::query(OPERATOR_ACTIONS_SQL)
+        let rows = sqlx::query(sql::OPERATOR_ACTIONS)
             .bind(i64::from(limit))
             .fetch_all(&self.pool)
             .await?;
@@ -884,7 +798,7 @@ impl Store for PgStore {
     }
 
     async fn recent_events(&self, limit: u32) -> StoreResult<Vec<RecentEvent>> {
-        let rows = sqlx::query(RECENT_EVENTS_SQL)
+        let rows = sqlx::query(sql::RECENT_EVENTS)
             .bind(i64::from(limit))
             .fetch_all(&self.pool)
             .await?;
@@ -906,7 +820,7 @@ impl Store for PgStore {
     }
 
     async fn list_cursors(&self) -> StoreResult<Vec<CursorState>> {
-        let rows = sqlx::query(CURSORS_SQL).fetch_all(&self.pool).await?;
+        let rows = sqlx::query(sql::CURSORS).fetch_all(&self.pool).await?;
         rows.iter()
             .map(|row| {
                 let what = || "cursor".to_string();
@@ -927,8 +841,7 @@ impl Store for PgStore {
         limit: u32,
         offset: u32,
     ) -> StoreResult<Vec<Link>> {
-        // ILIKE: the same case-insensitive match SQLite's LIKE makes.
-        let rows = sqlx::query(search_links_sql!(link_cols!(), "ILIKE"))
+        let rows = sqlx::query(SEARCH_LINKS)
             .bind(connection)
             .bind(contains_pattern(text))
             .bind(i64::from(limit))
@@ -944,7 +857,7 @@ impl Store for PgStore {
         jira_id: &str,
         limit: u32,
     ) -> StoreResult<Vec<AuditEntry>> {
-        let rows = sqlx::query(LINK_AUDIT_SQL)
+        let rows = sqlx::query(sql::LINK_AUDIT)
             .bind(connection)
             .bind(jira_id)
             .bind(i64::from(limit))
@@ -954,12 +867,7 @@ impl Store for PgStore {
     }
 
     async fn queue_depth(&self) -> StoreResult<Vec<(String, EventStatus, i64)>> {
-        let rows = sqlx::query(
-            "SELECT connection, status, COUNT(*) AS n FROM events
-             GROUP BY connection, status ORDER BY connection, status",
-        )
-        .fetch_all(&self.pool)
-        .await?;
+        let rows = sqlx::query(sql::QUEUE_DEPTH).fetch_all(&self.pool).await?;
         rows.iter()
             .map(|row| {
                 let what = || "queue depth".to_string();
@@ -980,16 +888,8 @@ impl Store for PgStore {
         item_id: &str,
     ) -> StoreResult<Option<Link>> {
         let sql = match side {
-            Side::Jira => concat!(
-                "SELECT ",
-                link_cols!(),
-                " FROM links WHERE connection = $1 AND jira_id = $2"
-            ),
-            Side::External => concat!(
-                "SELECT ",
-                link_cols!(),
-                " FROM links WHERE connection = $1 AND external_id = $2"
-            ),
+            Side::Jira => sql::LINK_BY_JIRA_ID,
+            Side::External => sql::LINK_BY_EXTERNAL_ID,
         };
         sqlx::query(sql)
             .bind(connection)
@@ -1005,7 +905,7 @@ impl Store for PgStore {
         let mut conn = self.pool.acquire().await?;
         let locked = tokio::time::timeout(
             CONNECTION_LOCK_WAIT,
-            sqlx::query("SELECT pg_advisory_lock($1, hashtext($2))")
+            sqlx::query(LOCK_CONNECTION)
                 .bind(CONNECTION_LOCK_CLASS)
                 .bind(connection)
                 .execute(&mut *conn),
@@ -1045,17 +945,12 @@ impl Store for PgStore {
             forget_recorded_creates(&mut conn, link).await?;
             return Ok(Ok(()));
         }
-        let existing = sqlx::query(concat!(
-            "SELECT ",
-            link_cols!(),
-            " FROM links WHERE connection = $1 AND (jira_id = $2 OR external_id = $3)
-              ORDER BY (jira_id = $2) DESC LIMIT 1"
-        ))
-        .bind(&link.connection)
-        .bind(&link.jira_id)
-        .bind(&link.external_id)
-        .fetch_optional(&mut *conn)
-        .await?;
+        let existing = sqlx::query(sql::LINK_IN_THE_WAY)
+            .bind(&link.connection)
+            .bind(&link.jira_id)
+            .bind(&link.external_id)
+            .fetch_optional(&mut *conn)
+            .await?;
         match existing.as_ref().map(link_row).transpose()? {
             Some(existing) => Ok(Err(existing)),
             None => Err(link_conflict(link, None)),
@@ -1071,19 +966,14 @@ impl Store for PgStore {
         now: DateTime<Utc>,
     ) -> StoreResult<()> {
         let shadow = to_json("recorded create", values)?;
-        sqlx::query(
-            "INSERT INTO recorded_creates (connection, source_side, item_id, shadow, recorded_at)
-             VALUES ($1, $2, $3, $4, $5)
-             ON CONFLICT (connection, source_side, item_id)
-             DO UPDATE SET shadow = excluded.shadow, recorded_at = excluded.recorded_at",
-        )
-        .bind(connection)
-        .bind(source.as_str())
-        .bind(item_id)
-        .bind(&shadow)
-        .bind(now)
-        .execute(&self.pool)
-        .await?;
+        sqlx::query(sql::RECORD_CREATE)
+            .bind(connection)
+            .bind(source.as_str())
+            .bind(item_id)
+            .bind(&shadow)
+            .bind(now)
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 
@@ -1093,7 +983,7 @@ impl Store for PgStore {
         source: Side,
         item_id: &str,
     ) -> StoreResult<()> {
-        sqlx::query(shared_sql::FORGET_CREATE)
+        sqlx::query(sql::FORGET_CREATE)
             .bind(connection)
             .bind(source.as_str())
             .bind(item_id)
@@ -1108,15 +998,12 @@ impl Store for PgStore {
         source: Side,
         item_id: &str,
     ) -> StoreResult<Option<Shadow>> {
-        let shadow: Option<String> = sqlx::query_scalar(
-            "SELECT shadow FROM recorded_creates
-             WHERE connection = $1 AND source_side = $2 AND item_id = $3",
-        )
-        .bind(connection)
-        .bind(source.as_str())
-        .bind(item_id)
-        .fetch_optional(&self.pool)
-        .await?;
+        let shadow: Option<String> = sqlx::query_scalar(sql::RECORDED_CREATE)
+            .bind(connection)
+            .bind(source.as_str())
+            .bind(item_id)
+            .fetch_optional(&self.pool)
+            .await?;
         shadow
             .map(|s| decode_recorded_create(connection, source, item_id, &s))
             .transpose()
@@ -1128,7 +1015,7 @@ impl Store for PgStore {
         target: Side,
     ) -> StoreResult<Vec<RecordedCreate>> {
         let source = target.other();
-        let rows = sqlx::query(shared_sql::RECORDED_CREATES_FROM)
+        let rows = sqlx::query(sql::RECORDED_CREATES_FROM)
             .bind(connection)
             .bind(source.as_str())
             .fetch_all(&self.pool)
@@ -1159,14 +1046,14 @@ impl Store for PgStore {
         now: DateTime<Utc>,
     ) -> StoreResult<()> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query(shared_sql::MARK_UNREADABLE)
+        sqlx::query(sql::MARK_UNREADABLE)
             .bind(connection)
             .bind(source.as_str())
             .bind(item_id)
             .bind(reason)
             .execute(&mut *tx)
             .await?;
-        sqlx::query(shared_sql::OPEN_CIRCUIT)
+        sqlx::query(sql::OPEN_CIRCUIT)
             .bind(connection)
             .bind(source.other().as_str())
             .bind(config)
@@ -1179,7 +1066,7 @@ impl Store for PgStore {
     }
 
     async fn create_circuits(&self) -> StoreResult<Vec<CreateCircuit>> {
-        let rows = sqlx::query(shared_sql::CREATE_CIRCUITS)
+        let rows = sqlx::query(sql::CREATE_CIRCUITS)
             .fetch_all(&self.pool)
             .await?;
         let what = || "create circuit".to_string();
@@ -1203,7 +1090,7 @@ impl Store for PgStore {
     ) -> StoreResult<u64> {
         let side = side.map(Side::as_str);
         let mut tx = self.pool.begin().await?;
-        let n = sqlx::query(shared_sql::CLOSE_CIRCUITS)
+        let n = sqlx::query(sql::CLOSE_CIRCUITS)
             .bind(connection)
             .bind(side)
             .bind(unless_config)
@@ -1212,7 +1099,7 @@ impl Store for PgStore {
             .rows_affected();
         if unless_config.is_none() {
             // The creates into that side are copies of the other side's items.
-            sqlx::query(shared_sql::LET_GO_UNREADABLE)
+            sqlx::query(sql::LET_GO_UNREADABLE)
                 .bind(connection)
                 .bind(side)
                 .execute(&mut *tx)
@@ -1228,27 +1115,20 @@ impl Store for PgStore {
         limit: u32,
         offset: u32,
     ) -> StoreResult<Vec<Link>> {
-        let rows = sqlx::query(concat!(
-            "SELECT ",
-            link_cols!(),
-            " FROM links WHERE ($1::text IS NULL OR connection = $1)
-              ORDER BY id LIMIT $2 OFFSET $3"
-        ))
-        .bind(connection)
-        .bind(i64::from(limit))
-        .bind(i64::from(offset))
-        .fetch_all(&self.pool)
-        .await?;
+        let rows = sqlx::query(sql::LIST_LINKS)
+            .bind(connection)
+            .bind(i64::from(limit))
+            .bind(i64::from(offset))
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter().map(link_row).collect()
     }
 
     async fn count_links(&self, connection: Option<&str>) -> StoreResult<i64> {
-        Ok(sqlx::query_scalar(
-            "SELECT COUNT(*) FROM links WHERE ($1::text IS NULL OR connection = $1)",
-        )
-        .bind(connection)
-        .fetch_one(&self.pool)
-        .await?)
+        Ok(sqlx::query_scalar(sql::COUNT_LINKS)
+            .bind(connection)
+            .fetch_one(&self.pool)
+            .await?)
     }
 
     async fn list_audit(
@@ -1256,27 +1136,20 @@ impl Store for PgStore {
         connection: Option<&str>,
         limit: u32,
     ) -> StoreResult<Vec<AuditEntry>> {
-        let rows = sqlx::query(
-            "SELECT id, at, connection, event_id, jira_id, external_id, target, field,
-                    mapping_key, from_value, to_value, actor
-             FROM audit_log WHERE ($1::text IS NULL OR connection = $1)
-             ORDER BY id DESC LIMIT $2",
-        )
-        .bind(connection)
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await?;
+        let rows = sqlx::query(sql::LIST_AUDIT)
+            .bind(connection)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter().map(audit_row).collect()
     }
 
     async fn get_cursor(&self, connection: &str, side: Side) -> StoreResult<Option<String>> {
-        Ok(
-            sqlx::query_scalar("SELECT cursor FROM cursors WHERE connection = $1 AND side = $2")
-                .bind(connection)
-                .bind(side.as_str())
-                .fetch_optional(&self.pool)
-                .await?,
-        )
+        Ok(sqlx::query_scalar(sql::GET_CURSOR)
+            .bind(connection)
+            .bind(side.as_str())
+            .fetch_optional(&self.pool)
+            .await?)
     }
 
     async fn set_cursor(
@@ -1286,17 +1159,13 @@ impl Store for PgStore {
         cursor: &str,
         now: DateTime<Utc>,
     ) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO cursors (connection, side, cursor, updated_at) VALUES ($1, $2, $3, $4)
-             ON CONFLICT (connection, side)
-             DO UPDATE SET cursor = excluded.cursor, updated_at = excluded.updated_at",
-        )
-        .bind(connection)
-        .bind(side.as_str())
-        .bind(cursor)
-        .bind(now)
-        .execute(&self.pool)
-        .await?;
+        sqlx::query(sql::SET_CURSOR)
+            .bind(connection)
+            .bind(side.as_str())
+            .bind(cursor)
+            .bind(now)
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 }
@@ -1304,16 +1173,12 @@ impl Store for PgStore {
 /// Forgets the recorded creates of both items of a link that has just been stored: the link
 /// now holds what they were kept for.
 async fn forget_recorded_creates(conn: &mut PgConnection, link: &Link) -> StoreResult<()> {
-    sqlx::query(
-        "DELETE FROM recorded_creates WHERE connection = $1
-           AND ((source_side = 'jira' AND item_id = $2)
-             OR (source_side = 'external' AND item_id = $3))",
-    )
-    .bind(&link.connection)
-    .bind(&link.jira_id)
-    .bind(&link.external_id)
-    .execute(conn)
-    .await?;
+    sqlx::query(sql::FORGET_LINKED_CREATES)
+        .bind(&link.connection)
+        .bind(&link.jira_id)
+        .bind(&link.external_id)
+        .execute(conn)
+        .await?;
     Ok(())
 }
 
@@ -1324,15 +1189,9 @@ struct PgMigrator<'c> {
 
 impl Migrator for PgMigrator<'_> {
     async fn ensure_table(&mut self) -> Result<(), sqlx::Error> {
-        sqlx::query(
-            "CREATE TABLE IF NOT EXISTS schema_migrations (
-                 version    BIGINT PRIMARY KEY,
-                 name       TEXT NOT NULL,
-                 applied_at TIMESTAMPTZ NOT NULL
-             )",
-        )
-        .execute(&mut *self.conn)
-        .await?;
+        sqlx::query(CREATE_MIGRATIONS_TABLE)
+            .execute(&mut *self.conn)
+            .await?;
         Ok(())
     }
 
@@ -1348,13 +1207,11 @@ impl Migrator for PgMigrator<'_> {
     }
 
     async fn record(&mut self, step: &Step) -> Result<(), sqlx::Error> {
-        sqlx::query(
-            "INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, now())",
-        )
-        .bind(step.version)
-        .bind(step.name)
-        .execute(&mut *self.conn)
-        .await?;
+        sqlx::query(RECORD_MIGRATION)
+            .bind(step.version)
+            .bind(step.name)
+            .execute(&mut *self.conn)
+            .await?;
         Ok(())
     }
 }

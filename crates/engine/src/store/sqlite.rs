@@ -11,14 +11,12 @@
 //! the claim query compares them directly.
 
 use super::{
-    AuditEntry, AuditRow, CURSORS_SQL, Completion, ConnectionLock, CreateCircuit, CursorState,
-    DeadLetter, DeadResolution, Enqueued, EventFilter, EventRow, EventStatus, LINK_AUDIT_SQL,
-    LinkRow, OPERATOR_ACTIONS_SQL, OperatorAction, QueuedEvent, RECENT_EVENTS_SQL,
-    RECORD_ACTION_SQL, RESOLVE_DEAD_EVENTS_SQL, RESOLVE_DEAD_LETTERS_SQL, RecentEvent,
-    RecordedCreate, Store, StoreError, StoreResult, check_completion, contains_pattern,
-    covered_note, decode_action, decode_event, decode_recorded_create, decode_side, decode_status,
-    lease_expiry, link_conflict, link_not_saved, resolution_outcome, search_links_sql, shared_sql,
-    to_json,
+    AuditEntry, AuditRow, Completion, ConnectionLock, CreateCircuit, CursorState, DeadLetter,
+    DeadResolution, Enqueued, EventFilter, EventRow, EventStatus, LinkRow, OperatorAction,
+    QueuedEvent, RecentEvent, RecordedCreate, Store, StoreError, StoreResult, check_completion,
+    contains_pattern, covered_note, decode_action, decode_event, decode_recorded_create,
+    decode_side, decode_status, lease_expiry, link_conflict, link_not_saved, resolution_outcome,
+    sql, to_json,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
@@ -40,20 +38,54 @@ mod writer;
 use super::migrate::{self, Migrator, Step};
 use writer::Writer;
 
-/// Columns of `events` in the order [`event_row`] reads them.
-macro_rules! event_cols {
-    () => {
-        "id, payload, ordering_key, status, attempts, next_attempt_at, lease_owner, lease_expires_at, \
-         last_error, received_at, updated_at"
-    };
-}
+// Statements only SQLite runs; the rest are in `sql.rs`.
 
-/// Columns of `links` in the order [`link_row`] reads them.
-macro_rules! link_cols {
-    () => {
-        "connection, jira_id, jira_key, external_id, shadow, pending, version"
-    };
-}
+/// Claims due events. SQLite has no row locks to skip, and needs none: the statement takes the
+/// write lock before its first read and keeps it to its last write, so the pick can sit inside
+/// the `UPDATE`.
+const CLAIM: &str = concat!(
+    "WITH ",
+    sql::claim_heads!(),
+    " ",
+    sql::claim_lease!(),
+    " WHERE id IN (",
+    sql::claim_pick!(),
+    ") RETURNING ",
+    sql::event_cols!()
+);
+
+/// Settles the events a fresh read carried; SQLite reads the payload's JSON with
+/// `json_extract`.
+const SETTLE_CARRIED: &str = sql::settle_carried!("json_extract(payload, '$.kind')");
+
+/// Notes that lease owner `$1` is alive at `$2`. This machine's clock is the only one a SQLite
+/// file is used under, so the time is bound like every other.
+const HEARTBEAT: &str = "INSERT INTO lease_owners (owner, heartbeat_at) VALUES ($1, $2)
+     ON CONFLICT (owner) DO UPDATE SET heartbeat_at = excluded.heartbeat_at";
+
+/// Gives back, due at once (`$2`), the leases of owners silent since before `$1`. One writer
+/// at a time, so no other process can be releasing the same owners meanwhile.
+const RELEASE_DEAD_OWNERS: &str = "UPDATE events
+     SET status = 'pending', lease_owner = NULL, lease_expires_at = NULL, updated_at = $2
+     WHERE status = 'leased' AND lease_owner IN
+           (SELECT owner FROM lease_owners WHERE heartbeat_at < $1)";
+
+/// Forgets the owners silent since before `$1`.
+const FORGET_DEAD_OWNERS: &str = "DELETE FROM lease_owners WHERE heartbeat_at < $1";
+
+/// Links matching a search; SQLite's `LIKE` ignores ASCII case already.
+const SEARCH_LINKS: &str = sql::search_links!("LIKE");
+
+/// The migrations table in SQLite's types (times as text).
+const CREATE_MIGRATIONS_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (
+         version    INTEGER PRIMARY KEY,
+         name       TEXT NOT NULL,
+         applied_at TEXT NOT NULL
+     )";
+
+/// Records migration `$1` named `$2`, applied at `$3`.
+const RECORD_MIGRATION: &str =
+    "INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)";
 
 pub(crate) struct SqliteStore {
     pool: SqlitePool,
@@ -250,18 +282,13 @@ impl SqliteStore {
             "unreadable event taken out of the queue"
         );
         let _w = self.write.lock().await;
-        sqlx::query(
-            "UPDATE events
-             SET status = 'dead', last_error = $1, lease_owner = NULL, lease_expires_at = NULL,
-                 updated_at = $2
-             WHERE id = $3 AND status = 'leased' AND lease_owner = $4",
-        )
-        .bind(format!("unreadable: {why}"))
-        .bind(now)
-        .bind(id)
-        .bind(owner)
-        .execute(&self.pool)
-        .await?;
+        sqlx::query(sql::QUARANTINE)
+            .bind(format!("unreadable: {why}"))
+            .bind(now)
+            .bind(id)
+            .bind(owner)
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 
@@ -270,18 +297,14 @@ impl SqliteStore {
         connection: &str,
         jira_id: &str,
     ) -> StoreResult<Option<Link>> {
-        sqlx::query(concat!(
-            "SELECT ",
-            link_cols!(),
-            " FROM links WHERE connection = $1 AND jira_id = $2"
-        ))
-        .bind(connection)
-        .bind(jira_id)
-        .fetch_optional(conn)
-        .await?
-        .as_ref()
-        .map(link_row)
-        .transpose()
+        sqlx::query(sql::LINK_BY_JIRA_ID)
+            .bind(connection)
+            .bind(jira_id)
+            .fetch_optional(conn)
+            .await?
+            .as_ref()
+            .map(link_row)
+            .transpose()
     }
 
     /// Replaces the link's Jira key, shadow, pending writes and version if the stored
@@ -293,23 +316,19 @@ impl SqliteStore {
         now: &str,
     ) -> StoreResult<bool> {
         let pending = to_json("pending", &link.pending)?;
-        let updated = sqlx::query(
-            "UPDATE links SET jira_key = $1, shadow = $2, version = $3, updated_at = $4,
-                              pending = $9
-             WHERE connection = $5 AND jira_id = $6 AND external_id = $7 AND version = $8",
-        )
-        .bind(&link.jira_key)
-        .bind(shadow)
-        .bind(link.version)
-        .bind(now)
-        .bind(&link.connection)
-        .bind(&link.jira_id)
-        .bind(&link.external_id)
-        .bind(link.version.saturating_sub(1))
-        .bind(&pending)
-        .execute(conn)
-        .await?
-        .rows_affected();
+        let updated = sqlx::query(sql::UPDATE_LINK)
+            .bind(&link.jira_key)
+            .bind(shadow)
+            .bind(link.version)
+            .bind(now)
+            .bind(&link.connection)
+            .bind(&link.jira_id)
+            .bind(&link.external_id)
+            .bind(link.version.saturating_sub(1))
+            .bind(&pending)
+            .execute(conn)
+            .await?
+            .rows_affected();
         Ok(updated == 1)
     }
 
@@ -339,23 +358,18 @@ impl SqliteStore {
         now: &str,
     ) -> StoreResult<bool> {
         let pending = to_json("pending", &link.pending)?;
-        let n = sqlx::query(
-            "INSERT INTO links (connection, jira_id, jira_key, external_id, shadow, version,
-                                created_at, updated_at, pending)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8)
-             ON CONFLICT DO NOTHING",
-        )
-        .bind(&link.connection)
-        .bind(&link.jira_id)
-        .bind(&link.jira_key)
-        .bind(&link.external_id)
-        .bind(shadow)
-        .bind(link.version)
-        .bind(now)
-        .bind(&pending)
-        .execute(conn)
-        .await?
-        .rows_affected();
+        let n = sqlx::query(sql::INSERT_LINK)
+            .bind(&link.connection)
+            .bind(&link.jira_id)
+            .bind(&link.jira_key)
+            .bind(&link.external_id)
+            .bind(shadow)
+            .bind(link.version)
+            .bind(now)
+            .bind(&pending)
+            .execute(conn)
+            .await?
+            .rows_affected();
         Ok(n == 1)
     }
 
@@ -370,24 +384,20 @@ impl SqliteStore {
             .map(|v| to_json("audit value", v))
             .transpose()?;
         let to = to_json("audit value", &a.to)?;
-        sqlx::query(
-            "INSERT INTO audit_log (at, connection, event_id, jira_id, external_id, target, field,
-                                    mapping_key, from_value, to_value, actor)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-        )
-        .bind(ts(a.at))
-        .bind(&a.connection)
-        .bind(a.event_id.unwrap_or(default_event))
-        .bind(&a.jira_id)
-        .bind(&a.external_id)
-        .bind(a.target.as_str())
-        .bind(&a.field)
-        .bind(&a.mapping_key)
-        .bind(from)
-        .bind(to)
-        .bind(&a.actor)
-        .execute(conn)
-        .await?;
+        sqlx::query(sql::INSERT_AUDIT)
+            .bind(ts(a.at))
+            .bind(&a.connection)
+            .bind(a.event_id.unwrap_or(default_event))
+            .bind(&a.jira_id)
+            .bind(&a.external_id)
+            .bind(a.target.as_str())
+            .bind(&a.field)
+            .bind(&a.mapping_key)
+            .bind(from)
+            .bind(to)
+            .bind(&a.actor)
+            .execute(conn)
+            .await?;
         Ok(())
     }
 }
@@ -399,7 +409,7 @@ impl Store for SqliteStore {
     }
 
     async fn ping(&self) -> StoreResult<()> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        sqlx::query(sql::PING).execute(&self.pool).await?;
         Ok(())
     }
 
@@ -419,35 +429,26 @@ impl Store for SqliteStore {
         self.writer
             .write(false, move |conn| {
                 Box::pin(async move {
-                    let inserted: Option<i64> = sqlx::query_scalar(
-                        "INSERT INTO events (connection, idempotency_key, ordering_key, source,
-                                             item_id, payload, status, attempts, next_attempt_at,
-                                             received_at, updated_at)
-                         VALUES ($1, $2, $3, $4, $5, $6, 'pending', 0, $7, $7, $7)
-                         ON CONFLICT (connection, idempotency_key) DO NOTHING
-                         RETURNING id",
-                    )
-                    .bind(&connection)
-                    .bind(&idempotency_key)
-                    .bind(&ordering_key)
-                    .bind(source)
-                    .bind(&item_id)
-                    .bind(&payload)
-                    .bind(&now)
-                    .fetch_optional(&mut *conn)
-                    .await?;
+                    let inserted: Option<i64> = sqlx::query_scalar(sql::ENQUEUE)
+                        .bind(&connection)
+                        .bind(&idempotency_key)
+                        .bind(&ordering_key)
+                        .bind(source)
+                        .bind(&item_id)
+                        .bind(&payload)
+                        .bind(&now)
+                        .fetch_optional(&mut *conn)
+                        .await?;
                     if let Some(id) = inserted {
                         return Ok(Enqueued::New(id));
                     }
                     // Rows are never deleted, so the row that made the insert a no-op is
                     // still there (perhaps written earlier in this same batch).
-                    let id: i64 = sqlx::query_scalar(
-                        "SELECT id FROM events WHERE connection = $1 AND idempotency_key = $2",
-                    )
-                    .bind(&connection)
-                    .bind(&idempotency_key)
-                    .fetch_one(&mut *conn)
-                    .await?;
+                    let id: i64 = sqlx::query_scalar(sql::EVENT_BY_IDEMPOTENCY_KEY)
+                        .bind(&connection)
+                        .bind(&idempotency_key)
+                        .fetch_one(&mut *conn)
+                        .await?;
                     Ok(Enqueued::Duplicate(id))
                 })
             })
@@ -473,39 +474,13 @@ impl Store for SqliteStore {
             .writer
             .write(false, move |conn| {
                 Box::pin(async move {
-                    let rows = sqlx::query(concat!(
-                        // `heads`: the oldest unfinished event of every key, read in one pass over
-                        // the partial index; only those can be claimed, so a deep backlog on a few
-                        // keys costs one index scan rather than a lookup per queued event.
-                        "WITH heads AS (
-                     SELECT ordering_key, MIN(id) AS id FROM events
-                     WHERE status IN ('pending', 'leased')
-                     GROUP BY ordering_key
-                 )
-                 UPDATE events
-                 SET status = 'leased', lease_owner = $1, lease_expires_at = $2, updated_at = $3
-                 WHERE id IN (
-                     SELECT e.id FROM heads h JOIN events e ON e.id = h.id
-                     WHERE ((e.status = 'pending' AND e.next_attempt_at <= $3)
-                            OR (e.status = 'leased' AND e.lease_expires_at <= $3))
-                       -- A later event can hold a live lease when an earlier one came back
-                       -- from the dead letters; the key stays busy until it finishes.
-                       AND NOT EXISTS (SELECT 1 FROM events l
-                                       WHERE l.ordering_key = h.ordering_key
-                                         AND l.status = 'leased'
-                                         AND l.lease_expires_at > $3
-                                         AND l.id <> e.id)
-                     ORDER BY e.id
-                     LIMIT $4)
-                 RETURNING ",
-                        event_cols!()
-                    ))
-                    .bind(&lease_owner)
-                    .bind(&expires)
-                    .bind(&claim_now)
-                    .bind(i64::from(limit))
-                    .fetch_all(&mut *conn)
-                    .await?;
+                    let rows = sqlx::query(CLAIM)
+                        .bind(&lease_owner)
+                        .bind(&expires)
+                        .bind(&claim_now)
+                        .bind(i64::from(limit))
+                        .fetch_all(&mut *conn)
+                        .await?;
                     // Decoded here: rows borrow the connection; unreadable ones are set aside.
                     let mut claimed = Vec::with_capacity(rows.len());
                     for row in &rows {
@@ -548,33 +523,26 @@ impl Store for SqliteStore {
         self.writer
             .write(true, move |conn| {
                 Box::pin(async move {
-                    let owned = sqlx::query(
-                        "UPDATE events
-                         SET status = $1, lease_owner = NULL, lease_expires_at = NULL,
-                             last_error = $2, updated_at = $3
-                         WHERE id = $4 AND status = 'leased' AND lease_owner = $5",
-                    )
-                    .bind(c.status.as_str())
-                    .bind(&c.note)
-                    .bind(&now)
-                    .bind(event_id)
-                    .bind(&owner)
-                    .execute(&mut *conn)
-                    .await?
-                    .rows_affected();
+                    let owned = sqlx::query(sql::COMPLETE)
+                        .bind(c.status.as_str())
+                        .bind(&c.note)
+                        .bind(&now)
+                        .bind(event_id)
+                        .bind(&owner)
+                        .execute(&mut *conn)
+                        .await?
+                        .rows_affected();
                     if owned != 1 {
                         return Err(StoreError::LeaseLost { event_id });
                     }
                     if let Some(through) = c.covers_through {
-                        sqlx::query(super::settle_carried_sql!(
-                            "json_extract(payload, '$.kind')"
-                        ))
-                        .bind(covered_note(event_id))
-                        .bind(&now)
-                        .bind(event_id)
-                        .bind(through)
-                        .execute(&mut *conn)
-                        .await?;
+                        sqlx::query(SETTLE_CARRIED)
+                            .bind(covered_note(event_id))
+                            .bind(&now)
+                            .bind(event_id)
+                            .bind(through)
+                            .execute(&mut *conn)
+                            .await?;
                     }
                     if let Some(link) = &c.link {
                         Self::upsert_link(&mut *conn, link, &now).await?;
@@ -589,7 +557,7 @@ impl Store for SqliteStore {
     }
 
     async fn newest_event_id(&self) -> StoreResult<i64> {
-        let newest: Option<i64> = sqlx::query_scalar("SELECT MAX(id) FROM events")
+        let newest: Option<i64> = sqlx::query_scalar(sql::NEWEST_EVENT_ID)
             .fetch_one(&self.pool)
             .await?;
         Ok(newest.unwrap_or(0))
@@ -609,21 +577,14 @@ impl Store for SqliteStore {
             .writer
             .write(false, move |conn| {
                 Box::pin(async move {
-                    Ok(sqlx::query_scalar(
-                        "UPDATE events
-                         SET status = 'pending', attempts = attempts + 1, next_attempt_at = $1,
-                             last_error = $2, lease_owner = NULL, lease_expires_at = NULL,
-                             updated_at = $3
-                         WHERE id = $4 AND status = 'leased' AND lease_owner = $5
-                         RETURNING attempts",
-                    )
-                    .bind(&next_at)
-                    .bind(&error)
-                    .bind(&now)
-                    .bind(event_id)
-                    .bind(&owner)
-                    .fetch_optional(conn)
-                    .await?)
+                    Ok(sqlx::query_scalar(sql::RETRY_LATER)
+                        .bind(&next_at)
+                        .bind(&error)
+                        .bind(&now)
+                        .bind(event_id)
+                        .bind(&owner)
+                        .fetch_optional(conn)
+                        .await?)
                 })
             })
             .await?;
@@ -647,16 +608,13 @@ impl Store for SqliteStore {
         self.writer
             .write(false, move |conn| {
                 Box::pin(async move {
-                    let extended = sqlx::query(
-                        "UPDATE events SET lease_expires_at = $1, updated_at = $2
-                         WHERE id = $3 AND status = 'leased' AND lease_owner = $4",
-                    )
-                    .bind(&expires)
-                    .bind(&now)
-                    .bind(event_id)
-                    .bind(&owner)
-                    .execute(conn)
-                    .await?;
+                    let extended = sqlx::query(sql::EXTEND_LEASE)
+                        .bind(&expires)
+                        .bind(&now)
+                        .bind(event_id)
+                        .bind(&owner)
+                        .execute(conn)
+                        .await?;
                     Ok(extended.rows_affected() > 0)
                 })
             })
@@ -674,19 +632,13 @@ impl Store for SqliteStore {
         self.writer
             .write(false, move |conn| {
                 Box::pin(async move {
-                    let moved = sqlx::query(
-                        "UPDATE events
-                         SET ordering_key = $1, status = 'pending', next_attempt_at = $2,
-                             lease_owner = NULL, lease_expires_at = NULL, updated_at = $2
-                         WHERE id = $3 AND status = 'leased' AND lease_owner = $4
-                           AND ordering_key <> $1",
-                    )
-                    .bind(&ordering_key)
-                    .bind(&now)
-                    .bind(event_id)
-                    .bind(&owner)
-                    .execute(conn)
-                    .await?;
+                    let moved = sqlx::query(sql::MOVE_TO_KEY)
+                        .bind(&ordering_key)
+                        .bind(&now)
+                        .bind(event_id)
+                        .bind(&owner)
+                        .execute(conn)
+                        .await?;
                     Ok(moved.rows_affected() > 0)
                 })
             })
@@ -703,29 +655,21 @@ impl Store for SqliteStore {
         let now = ts(now);
         let _w = self.write.lock().await;
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let connection: Option<String> = sqlx::query_scalar(
-            "UPDATE events
-             SET status = 'dead', attempts = attempts + 1, last_error = $1,
-                 lease_owner = NULL, lease_expires_at = NULL, updated_at = $2
-             WHERE id = $3 AND status = 'leased' AND lease_owner = $4
-             RETURNING connection",
-        )
-        .bind(reason)
-        .bind(&now)
-        .bind(event_id)
-        .bind(owner)
-        .fetch_optional(&mut *tx)
-        .await?;
+        let connection: Option<String> = sqlx::query_scalar(sql::DEAD_EVENT)
+            .bind(reason)
+            .bind(&now)
+            .bind(event_id)
+            .bind(owner)
+            .fetch_optional(&mut *tx)
+            .await?;
         let connection = connection.ok_or(StoreError::LeaseLost { event_id })?;
-        sqlx::query(
-            "INSERT INTO dead_letters (event_id, connection, reason, at) VALUES ($1, $2, $3, $4)",
-        )
-        .bind(event_id)
-        .bind(&connection)
-        .bind(reason)
-        .bind(&now)
-        .execute(&mut *tx)
-        .await?;
+        sqlx::query(sql::INSERT_DEAD_LETTER)
+            .bind(event_id)
+            .bind(&connection)
+            .bind(reason)
+            .bind(&now)
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -734,17 +678,13 @@ impl Store for SqliteStore {
         let now = ts(Utc::now());
         let _w = self.write.lock().await;
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let n = sqlx::query(
-            "UPDATE events
-             SET status = 'pending', lease_owner = NULL, lease_expires_at = NULL, updated_at = $1
-             WHERE status = 'leased' AND lease_owner = $2",
-        )
-        .bind(now)
-        .bind(owner)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        sqlx::query(shared_sql::FORGET_OWNER)
+        let n = sqlx::query(sql::RELEASE_LEASES)
+            .bind(now)
+            .bind(owner)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        sqlx::query(sql::FORGET_OWNER)
             .bind(owner)
             .execute(&mut *tx)
             .await?;
@@ -758,14 +698,11 @@ impl Store for SqliteStore {
         self.writer
             .write(false, move |conn| {
                 Box::pin(async move {
-                    sqlx::query(
-                        "INSERT INTO lease_owners (owner, heartbeat_at) VALUES ($1, $2)
-                         ON CONFLICT (owner) DO UPDATE SET heartbeat_at = excluded.heartbeat_at",
-                    )
-                    .bind(&owner)
-                    .bind(&now)
-                    .execute(&mut *conn)
-                    .await?;
+                    sqlx::query(HEARTBEAT)
+                        .bind(&owner)
+                        .bind(&now)
+                        .execute(&mut *conn)
+                        .await?;
                     Ok(())
                 })
             })
@@ -786,19 +723,13 @@ impl Store for SqliteStore {
         self.writer
             .write(true, move |conn| {
                 Box::pin(async move {
-                    let n = sqlx::query(
-                        "UPDATE events
-                         SET status = 'pending', lease_owner = NULL, lease_expires_at = NULL,
-                             updated_at = $2
-                         WHERE status = 'leased' AND lease_owner IN
-                               (SELECT owner FROM lease_owners WHERE heartbeat_at < $1)",
-                    )
-                    .bind(&dead_before)
-                    .bind(&now)
-                    .execute(&mut *conn)
-                    .await?
-                    .rows_affected();
-                    sqlx::query("DELETE FROM lease_owners WHERE heartbeat_at < $1")
+                    let n = sqlx::query(RELEASE_DEAD_OWNERS)
+                        .bind(&dead_before)
+                        .bind(&now)
+                        .execute(&mut *conn)
+                        .await?
+                        .rows_affected();
+                    sqlx::query(FORGET_DEAD_OWNERS)
                         .bind(&dead_before)
                         .execute(&mut *conn)
                         .await?;
@@ -809,34 +740,23 @@ impl Store for SqliteStore {
     }
 
     async fn get_event(&self, id: i64) -> StoreResult<Option<QueuedEvent>> {
-        sqlx::query(concat!(
-            "SELECT ",
-            event_cols!(),
-            " FROM events WHERE id = $1"
-        ))
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await?
-        .as_ref()
-        .map(event_row)
-        .transpose()
+        sqlx::query(sql::GET_EVENT)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(event_row)
+            .transpose()
     }
 
     async fn list_events(&self, f: &EventFilter) -> StoreResult<Vec<QueuedEvent>> {
-        let rows = sqlx::query(concat!(
-            "SELECT ",
-            event_cols!(),
-            " FROM events
-              WHERE ($1 IS NULL OR connection = $1) AND ($2 IS NULL OR status = $2)
-                AND ($4 IS NULL OR source = $4)
-              ORDER BY id DESC LIMIT $3"
-        ))
-        .bind(&f.connection)
-        .bind(f.status.map(EventStatus::as_str))
-        .bind(i64::from(f.limit))
-        .bind(f.side.map(Side::as_str))
-        .fetch_all(&self.pool)
-        .await?;
+        let rows = sqlx::query(sql::LIST_EVENTS)
+            .bind(&f.connection)
+            .bind(f.status.map(EventStatus::as_str))
+            .bind(i64::from(f.limit))
+            .bind(f.side.map(Side::as_str))
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter().map(event_row).collect()
     }
 
@@ -845,16 +765,11 @@ impl Store for SqliteStore {
         connection: Option<&str>,
         limit: u32,
     ) -> StoreResult<Vec<DeadLetter>> {
-        let rows = sqlx::query(
-            "SELECT d.event_id, d.connection, d.reason, d.at, e.payload
-             FROM dead_letters d JOIN events e ON e.id = d.event_id
-             WHERE d.resolved_at IS NULL AND ($1 IS NULL OR d.connection = $1)
-             ORDER BY d.id DESC LIMIT $2",
-        )
-        .bind(connection)
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await?;
+        let rows = sqlx::query(sql::LIST_DEAD_LETTERS)
+            .bind(connection)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter()
             .map(|row| {
                 let event_id: i64 = col(row, "event_id", &|| "dead letter".to_string())?;
@@ -874,26 +789,17 @@ impl Store for SqliteStore {
         let now = ts(now);
         let _w = self.write.lock().await;
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        sqlx::query(
-            "UPDATE dead_letters SET resolved_at = $1
-             WHERE resolved_at IS NULL AND ($2 IS NULL OR event_id = $2)
-               AND event_id IN (SELECT id FROM events WHERE status = 'dead')",
-        )
-        .bind(&now)
-        .bind(event_id)
-        .execute(&mut *tx)
-        .await?;
-        let n = sqlx::query(
-            "UPDATE events
-             SET status = 'pending', attempts = 0, next_attempt_at = $1, lease_owner = NULL,
-                 lease_expires_at = NULL, updated_at = $1
-             WHERE status = 'dead' AND ($2 IS NULL OR id = $2)",
-        )
-        .bind(&now)
-        .bind(event_id)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
+        sqlx::query(sql::RETRY_DEAD_LETTERS)
+            .bind(&now)
+            .bind(event_id)
+            .execute(&mut *tx)
+            .await?;
+        let n = sqlx::query(sql::RETRY_DEAD_EVENTS)
+            .bind(&now)
+            .bind(event_id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
         tx.commit().await?;
         Ok(n)
     }
@@ -903,7 +809,7 @@ impl Store for SqliteStore {
         let side = r.side.map(Side::as_str);
         let _w = self.write.lock().await;
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        sqlx::query(RESOLVE_DEAD_LETTERS_SQL)
+        sqlx::query(sql::RESOLVE_DEAD_LETTERS)
             .bind(&now)
             .bind(r.event_id)
             .bind(&r.connection)
@@ -911,7 +817,7 @@ impl Store for SqliteStore {
             .execute(&mut *tx)
             .await?;
         let (status, note) = resolution_outcome(r);
-        let n = sqlx::query(RESOLVE_DEAD_EVENTS_SQL)
+        let n = sqlx::query(sql::RESOLVE_DEAD_EVENTS)
             .bind(&now)
             .bind(r.event_id)
             .bind(&r.connection)
@@ -922,7 +828,7 @@ impl Store for SqliteStore {
             .await?
             .rows_affected();
         if n > 0 {
-            sqlx::query(RECORD_ACTION_SQL)
+            sqlx::query(sql::RECORD_ACTION)
                 .bind(&now)
                 .bind(&r.actor)
                 .bind(r.action.as_str())
@@ -938,7 +844,7 @@ impl Store for SqliteStore {
     }
 
     async fn list_operator_actions(&self, limit: u32) -> StoreResult<Vec<OperatorAction>> {
-        let rows = sqlx::query(OPERATOR_ACTIONS_SQL)
+        let rows = sqlx::query(sql::OPERATOR_ACTIONS)
             .bind(i64::from(limit))
             .fetch_all(&self.pool)
             .await?;
@@ -962,7 +868,7 @@ impl Store for SqliteStore {
     }
 
     async fn recent_events(&self, limit: u32) -> StoreResult<Vec<RecentEvent>> {
-        let rows = sqlx::query(RECENT_EVENTS_SQL)
+        let rows = sqlx::query(sql::RECENT_EVENTS)
             .bind(i64::from(limit))
             .fetch_all(&self.pool)
             .await?;
@@ -984,7 +890,7 @@ impl Store for SqliteStore {
     }
 
     async fn list_cursors(&self) -> StoreResult<Vec<CursorState>> {
-        let rows = sqlx::query(CURSORS_SQL).fetch_all(&self.pool).await?;
+        let rows = sqlx::query(sql::CURSORS).fetch_all(&self.pool).await?;
         rows.iter()
             .map(|row| {
                 let what = || "cursor".to_string();
@@ -1005,8 +911,7 @@ impl Store for SqliteStore {
         limit: u32,
         offset: u32,
     ) -> StoreResult<Vec<Link>> {
-        // SQLite's LIKE ignores ASCII case already.
-        let rows = sqlx::query(search_links_sql!(link_cols!(), "LIKE"))
+        let rows = sqlx::query(SEARCH_LINKS)
             .bind(connection)
             .bind(contains_pattern(text))
             .bind(i64::from(limit))
@@ -1022,7 +927,7 @@ impl Store for SqliteStore {
         jira_id: &str,
         limit: u32,
     ) -> StoreResult<Vec<AuditEntry>> {
-        let rows = sqlx::query(LINK_AUDIT_SQL)
+        let rows = sqlx::query(sql::LINK_AUDIT)
             .bind(connection)
             .bind(jira_id)
             .bind(i64::from(limit))
@@ -1032,12 +937,7 @@ impl Store for SqliteStore {
     }
 
     async fn queue_depth(&self) -> StoreResult<Vec<(String, EventStatus, i64)>> {
-        let rows = sqlx::query(
-            "SELECT connection, status, COUNT(*) AS n FROM events
-             GROUP BY connection, status ORDER BY connection, status",
-        )
-        .fetch_all(&self.pool)
-        .await?;
+        let rows = sqlx::query(sql::QUEUE_DEPTH).fetch_all(&self.pool).await?;
         rows.iter()
             .map(|row| {
                 let what = || "queue depth".to_string();
@@ -1058,16 +958,8 @@ impl Store for SqliteStore {
         item_id: &str,
     ) -> StoreResult<Option<Link>> {
         let sql = match side {
-            Side::Jira => concat!(
-                "SELECT ",
-                link_cols!(),
-                " FROM links WHERE connection = $1 AND jira_id = $2"
-            ),
-            Side::External => concat!(
-                "SELECT ",
-                link_cols!(),
-                " FROM links WHERE connection = $1 AND external_id = $2"
-            ),
+            Side::Jira => sql::LINK_BY_JIRA_ID,
+            Side::External => sql::LINK_BY_EXTERNAL_ID,
         };
         sqlx::query(sql)
             .bind(connection)
@@ -1119,17 +1011,12 @@ impl Store for SqliteStore {
             forget_recorded_creates(&mut conn, link).await?;
             return Ok(Ok(()));
         }
-        let existing = sqlx::query(concat!(
-            "SELECT ",
-            link_cols!(),
-            " FROM links WHERE connection = $1 AND (jira_id = $2 OR external_id = $3)
-              ORDER BY (jira_id = $2) DESC LIMIT 1"
-        ))
-        .bind(&link.connection)
-        .bind(&link.jira_id)
-        .bind(&link.external_id)
-        .fetch_optional(&mut *conn)
-        .await?;
+        let existing = sqlx::query(sql::LINK_IN_THE_WAY)
+            .bind(&link.connection)
+            .bind(&link.jira_id)
+            .bind(&link.external_id)
+            .fetch_optional(&mut *conn)
+            .await?;
         match existing.as_ref().map(link_row).transpose()? {
             Some(existing) => Ok(Err(existing)),
             None => Err(link_conflict(link, None)),
@@ -1146,19 +1033,14 @@ impl Store for SqliteStore {
     ) -> StoreResult<()> {
         let shadow = to_json("recorded create", values)?;
         let _w = self.write.lock().await;
-        sqlx::query(
-            "INSERT INTO recorded_creates (connection, source_side, item_id, shadow, recorded_at)
-             VALUES ($1, $2, $3, $4, $5)
-             ON CONFLICT (connection, source_side, item_id)
-             DO UPDATE SET shadow = excluded.shadow, recorded_at = excluded.recorded_at",
-        )
-        .bind(connection)
-        .bind(source.as_str())
-        .bind(item_id)
-        .bind(&shadow)
-        .bind(ts(now))
-        .execute(&self.pool)
-        .await?;
+        sqlx::query(sql::RECORD_CREATE)
+            .bind(connection)
+            .bind(source.as_str())
+            .bind(item_id)
+            .bind(&shadow)
+            .bind(ts(now))
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 
@@ -1169,7 +1051,7 @@ impl Store for SqliteStore {
         item_id: &str,
     ) -> StoreResult<()> {
         let _w = self.write.lock().await;
-        sqlx::query(shared_sql::FORGET_CREATE)
+        sqlx::query(sql::FORGET_CREATE)
             .bind(connection)
             .bind(source.as_str())
             .bind(item_id)
@@ -1184,15 +1066,12 @@ impl Store for SqliteStore {
         source: Side,
         item_id: &str,
     ) -> StoreResult<Option<Shadow>> {
-        let shadow: Option<String> = sqlx::query_scalar(
-            "SELECT shadow FROM recorded_creates
-             WHERE connection = $1 AND source_side = $2 AND item_id = $3",
-        )
-        .bind(connection)
-        .bind(source.as_str())
-        .bind(item_id)
-        .fetch_optional(&self.pool)
-        .await?;
+        let shadow: Option<String> = sqlx::query_scalar(sql::RECORDED_CREATE)
+            .bind(connection)
+            .bind(source.as_str())
+            .bind(item_id)
+            .fetch_optional(&self.pool)
+            .await?;
         shadow
             .map(|s| decode_recorded_create(connection, source, item_id, &s))
             .transpose()
@@ -1204,7 +1083,7 @@ impl Store for SqliteStore {
         target: Side,
     ) -> StoreResult<Vec<RecordedCreate>> {
         let source = target.other();
-        let rows = sqlx::query(shared_sql::RECORDED_CREATES_FROM)
+        let rows = sqlx::query(sql::RECORDED_CREATES_FROM)
             .bind(connection)
             .bind(source.as_str())
             .fetch_all(&self.pool)
@@ -1236,14 +1115,14 @@ impl Store for SqliteStore {
     ) -> StoreResult<()> {
         let _w = self.write.lock().await;
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        sqlx::query(shared_sql::MARK_UNREADABLE)
+        sqlx::query(sql::MARK_UNREADABLE)
             .bind(connection)
             .bind(source.as_str())
             .bind(item_id)
             .bind(reason)
             .execute(&mut *tx)
             .await?;
-        sqlx::query(shared_sql::OPEN_CIRCUIT)
+        sqlx::query(sql::OPEN_CIRCUIT)
             .bind(connection)
             .bind(source.other().as_str())
             .bind(config)
@@ -1256,7 +1135,7 @@ impl Store for SqliteStore {
     }
 
     async fn create_circuits(&self) -> StoreResult<Vec<CreateCircuit>> {
-        let rows = sqlx::query(shared_sql::CREATE_CIRCUITS)
+        let rows = sqlx::query(sql::CREATE_CIRCUITS)
             .fetch_all(&self.pool)
             .await?;
         let what = || "create circuit".to_string();
@@ -1281,7 +1160,7 @@ impl Store for SqliteStore {
         let side = side.map(Side::as_str);
         let _w = self.write.lock().await;
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let n = sqlx::query(shared_sql::CLOSE_CIRCUITS)
+        let n = sqlx::query(sql::CLOSE_CIRCUITS)
             .bind(connection)
             .bind(side)
             .bind(unless_config)
@@ -1290,7 +1169,7 @@ impl Store for SqliteStore {
             .rows_affected();
         if unless_config.is_none() {
             // The creates into that side are copies of the other side's items.
-            sqlx::query(shared_sql::LET_GO_UNREADABLE)
+            sqlx::query(sql::LET_GO_UNREADABLE)
                 .bind(connection)
                 .bind(side)
                 .execute(&mut *tx)
@@ -1306,26 +1185,20 @@ impl Store for SqliteStore {
         limit: u32,
         offset: u32,
     ) -> StoreResult<Vec<Link>> {
-        let rows = sqlx::query(concat!(
-            "SELECT ",
-            link_cols!(),
-            " FROM links WHERE ($1 IS NULL OR connection = $1) ORDER BY id LIMIT $2 OFFSET $3"
-        ))
-        .bind(connection)
-        .bind(i64::from(limit))
-        .bind(i64::from(offset))
-        .fetch_all(&self.pool)
-        .await?;
+        let rows = sqlx::query(sql::LIST_LINKS)
+            .bind(connection)
+            .bind(i64::from(limit))
+            .bind(i64::from(offset))
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter().map(link_row).collect()
     }
 
     async fn count_links(&self, connection: Option<&str>) -> StoreResult<i64> {
-        Ok(
-            sqlx::query_scalar("SELECT COUNT(*) FROM links WHERE ($1 IS NULL OR connection = $1)")
-                .bind(connection)
-                .fetch_one(&self.pool)
-                .await?,
-        )
+        Ok(sqlx::query_scalar(sql::COUNT_LINKS)
+            .bind(connection)
+            .fetch_one(&self.pool)
+            .await?)
     }
 
     async fn list_audit(
@@ -1333,27 +1206,20 @@ impl Store for SqliteStore {
         connection: Option<&str>,
         limit: u32,
     ) -> StoreResult<Vec<AuditEntry>> {
-        let rows = sqlx::query(
-            "SELECT id, at, connection, event_id, jira_id, external_id, target, field,
-                    mapping_key, from_value, to_value, actor
-             FROM audit_log WHERE ($1 IS NULL OR connection = $1)
-             ORDER BY id DESC LIMIT $2",
-        )
-        .bind(connection)
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await?;
+        let rows = sqlx::query(sql::LIST_AUDIT)
+            .bind(connection)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter().map(audit_row).collect()
     }
 
     async fn get_cursor(&self, connection: &str, side: Side) -> StoreResult<Option<String>> {
-        Ok(
-            sqlx::query_scalar("SELECT cursor FROM cursors WHERE connection = $1 AND side = $2")
-                .bind(connection)
-                .bind(side.as_str())
-                .fetch_optional(&self.pool)
-                .await?,
-        )
+        Ok(sqlx::query_scalar(sql::GET_CURSOR)
+            .bind(connection)
+            .bind(side.as_str())
+            .fetch_optional(&self.pool)
+            .await?)
     }
 
     async fn set_cursor(
@@ -1364,17 +1230,13 @@ impl Store for SqliteStore {
         now: DateTime<Utc>,
     ) -> StoreResult<()> {
         let _w = self.write.lock().await;
-        sqlx::query(
-            "INSERT INTO cursors (connection, side, cursor, updated_at) VALUES ($1, $2, $3, $4)
-             ON CONFLICT (connection, side)
-             DO UPDATE SET cursor = excluded.cursor, updated_at = excluded.updated_at",
-        )
-        .bind(connection)
-        .bind(side.as_str())
-        .bind(cursor)
-        .bind(ts(now))
-        .execute(&self.pool)
-        .await?;
+        sqlx::query(sql::SET_CURSOR)
+            .bind(connection)
+            .bind(side.as_str())
+            .bind(cursor)
+            .bind(ts(now))
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 }
@@ -1382,16 +1244,12 @@ impl Store for SqliteStore {
 /// Forgets the recorded creates of both items of a link that has just been stored: the link
 /// now holds what they were kept for.
 async fn forget_recorded_creates(conn: &mut SqliteConnection, link: &Link) -> StoreResult<()> {
-    sqlx::query(
-        "DELETE FROM recorded_creates WHERE connection = $1
-           AND ((source_side = 'jira' AND item_id = $2)
-             OR (source_side = 'external' AND item_id = $3))",
-    )
-    .bind(&link.connection)
-    .bind(&link.jira_id)
-    .bind(&link.external_id)
-    .execute(conn)
-    .await?;
+    sqlx::query(sql::FORGET_LINKED_CREATES)
+        .bind(&link.connection)
+        .bind(&link.jira_id)
+        .bind(&link.external_id)
+        .execute(conn)
+        .await?;
     Ok(())
 }
 
@@ -1404,15 +1262,9 @@ struct SqliteMigrator<'c> {
 
 impl Migrator for SqliteMigrator<'_> {
     async fn ensure_table(&mut self) -> Result<(), sqlx::Error> {
-        sqlx::raw_sql(
-            "CREATE TABLE IF NOT EXISTS schema_migrations (
-                 version    INTEGER PRIMARY KEY,
-                 name       TEXT NOT NULL,
-                 applied_at TEXT NOT NULL
-             )",
-        )
-        .execute(&mut *self.conn)
-        .await?;
+        sqlx::raw_sql(CREATE_MIGRATIONS_TABLE)
+            .execute(&mut *self.conn)
+            .await?;
         Ok(())
     }
 
@@ -1428,14 +1280,12 @@ impl Migrator for SqliteMigrator<'_> {
     }
 
     async fn record(&mut self, step: &Step) -> Result<(), sqlx::Error> {
-        sqlx::query(
-            "INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
-        )
-        .bind(step.version)
-        .bind(step.name)
-        .bind(&self.applied_at)
-        .execute(&mut *self.conn)
-        .await?;
+        sqlx::query(RECORD_MIGRATION)
+            .bind(step.version)
+            .bind(step.name)
+            .bind(&self.applied_at)
+            .execute(&mut *self.conn)
+            .await?;
         Ok(())
     }
 }
