@@ -12,11 +12,20 @@
 //! unfinished event of a key and never two events of one key at once, so edits to one item are
 //! applied in the order they arrived while other items proceed in parallel.
 //!
-//! Both backends keep the same rows; only SQL dialect and locking differ. Everything that does
-//! not depend on the dialect (row decoding, URL dispatch, the types) lives here.
+//! Both backends keep the same rows; only SQL dialect and locking differ, so what does not
+//! depend on the dialect is written once:
+//! - here: the types, the [`Store`] trait, URL dispatch and the checks both backends make;
+//! - `sql.rs`: every statement both backends run, one constant each;
+//! - `rows.rs`: reading rows into the types (a backend says only how it reads a time or an
+//!   integer);
+//! - `migrate.rs`: the migration runner over `migrations/sqlite/` and `migrations/postgres/`.
+//!
+//! `sqlite.rs` (with its group-commit `sqlite/writer.rs`) and `postgres.rs` keep their binds,
+//! their connection handling and the few statements that truly differ.
 
 mod migrate;
 mod postgres;
+mod rows;
 mod sql;
 mod sqlite;
 
@@ -357,16 +366,6 @@ pub(crate) fn resolution_outcome(r: &DeadResolution) -> (&'static str, Option<St
     match r.action {
         DeadAction::Retry => ("pending", None),
         DeadAction::Discard => ("ignored", Some(format!("discarded by {}", r.actor))),
-    }
-}
-
-pub(crate) fn decode_action(what: &str, s: &str) -> StoreResult<DeadAction> {
-    match s {
-        "retry" => Ok(DeadAction::Retry),
-        "discard" => Ok(DeadAction::Discard),
-        other => Err(StoreError::Corrupt(format!(
-            "{what}: unknown action `{other}`"
-        ))),
     }
 }
 
@@ -716,9 +715,6 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<()>;
 }
 
-// ---------------------------------------------------------------------------------------------
-// Shared by both backends: rows as plain values, decoded into domain types without panicking.
-
 /// A create Tandem started, as [`Store::recorded_creates_into`] lists it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RecordedCreate {
@@ -743,150 +739,6 @@ pub struct CreateCircuit {
     pub side: Side,
     pub reason: String,
     pub opened_at: DateTime<Utc>,
-}
-
-/// An `events` row with timestamps already decoded by the backend.
-pub(crate) struct EventRow {
-    pub id: i64,
-    pub payload: String,
-    pub ordering_key: String,
-    pub status: String,
-    pub attempts: i64,
-    pub next_attempt_at: DateTime<Utc>,
-    pub lease_owner: Option<String>,
-    pub lease_expires_at: Option<DateTime<Utc>>,
-    pub last_error: Option<String>,
-    pub received_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-}
-
-impl EventRow {
-    pub fn decode(self) -> StoreResult<QueuedEvent> {
-        let id = self.id;
-        Ok(QueuedEvent {
-            id,
-            event: decode_event(id, &self.payload)?,
-            ordering_key: self.ordering_key,
-            status: decode_status(id, &self.status)?,
-            attempts: u32::try_from(self.attempts).map_err(|_| {
-                StoreError::Corrupt(format!(
-                    "event {id}: attempts {} out of range",
-                    self.attempts
-                ))
-            })?,
-            next_attempt_at: self.next_attempt_at,
-            lease_owner: self.lease_owner,
-            lease_expires_at: self.lease_expires_at,
-            last_error: self.last_error,
-            received_at: self.received_at,
-            updated_at: self.updated_at,
-        })
-    }
-}
-
-pub(crate) fn decode_event(id: i64, payload: &str) -> StoreResult<ChangeEvent> {
-    serde_json::from_str(payload)
-        .map_err(|e| StoreError::Corrupt(format!("event {id}: payload is not a change event: {e}")))
-}
-
-pub(crate) fn decode_recorded_create(
-    connection: &str,
-    source: Side,
-    item_id: &str,
-    shadow: &str,
-) -> StoreResult<Shadow> {
-    serde_json::from_str(shadow).map_err(|e| {
-        StoreError::Corrupt(format!(
-            "recorded create of {source} item {item_id:?} in {connection}: not valid: {e}"
-        ))
-    })
-}
-
-pub(crate) fn decode_status(id: i64, status: &str) -> StoreResult<EventStatus> {
-    status
-        .parse()
-        .map_err(|e| StoreError::Corrupt(format!("event {id}: {e}")))
-}
-
-/// A `links` row.
-pub(crate) struct LinkRow {
-    pub connection: String,
-    pub jira_id: String,
-    pub jira_key: Option<String>,
-    pub external_id: String,
-    pub shadow: String,
-    pub pending: String,
-    pub version: i64,
-}
-
-impl LinkRow {
-    pub fn decode(self) -> StoreResult<Link> {
-        let shadow: Shadow = serde_json::from_str(&self.shadow).map_err(|e| {
-            StoreError::Corrupt(format!(
-                "link {}/{}: shadow is not valid: {e}",
-                self.connection, self.jira_id
-            ))
-        })?;
-        let pending: Shadow = serde_json::from_str(&self.pending).map_err(|e| {
-            StoreError::Corrupt(format!(
-                "link {}/{}: pending writes are not valid: {e}",
-                self.connection, self.jira_id
-            ))
-        })?;
-        Ok(Link {
-            pending,
-            connection: self.connection,
-            jira_id: self.jira_id,
-            jira_key: self.jira_key,
-            external_id: self.external_id,
-            shadow,
-            version: self.version,
-        })
-    }
-}
-
-/// An `audit_log` row.
-pub(crate) struct AuditRow {
-    pub id: i64,
-    pub at: DateTime<Utc>,
-    pub connection: String,
-    pub event_id: Option<i64>,
-    pub jira_id: String,
-    pub external_id: String,
-    pub target: String,
-    pub field: String,
-    pub mapping_key: String,
-    pub from_value: Option<String>,
-    pub to_value: String,
-    pub actor: String,
-}
-
-impl AuditRow {
-    pub fn decode(self) -> StoreResult<AuditEntry> {
-        let id = self.id;
-        let value = |s: &str| -> StoreResult<FieldValue> {
-            serde_json::from_str(s)
-                .map_err(|e| StoreError::Corrupt(format!("audit entry {id}: bad value: {e}")))
-        };
-        Ok(AuditEntry {
-            at: self.at,
-            connection: self.connection,
-            event_id: self.event_id,
-            jira_id: self.jira_id,
-            external_id: self.external_id,
-            target: decode_side(&format!("audit entry {id}"), &self.target)?,
-            field: self.field,
-            mapping_key: self.mapping_key,
-            from: self.from_value.as_deref().map(value).transpose()?,
-            to: value(&self.to_value)?,
-            actor: self.actor,
-        })
-    }
-}
-
-pub(crate) fn decode_side(what: &str, s: &str) -> StoreResult<Side> {
-    s.parse()
-        .map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))
 }
 
 /// JSON text for a value we are about to store. Our types always serialise; the error path
@@ -972,26 +824,5 @@ mod tests {
         );
         assert_eq!(redact_url("postgres://u@db/x"), "postgres://u@db/x");
         assert_eq!(redact_url("sqlite://a.db"), "sqlite://a.db");
-    }
-
-    #[test]
-    fn corrupt_payload_names_the_event() {
-        let row = EventRow {
-            id: 42,
-            payload: "{not json".into(),
-            ordering_key: "c:jira:1".into(),
-            status: "pending".into(),
-            attempts: 0,
-            next_attempt_at: Utc::now(),
-            lease_owner: None,
-            lease_expires_at: None,
-            last_error: None,
-            received_at: Utc::now(),
-            updated_at: Utc::now(),
-        };
-        match row.decode() {
-            Err(StoreError::Corrupt(msg)) => assert!(msg.contains("event 42"), "{msg}"),
-            other => panic!("expected Corrupt, got {other:?}"),
-        }
     }
 }

@@ -6,19 +6,18 @@
 //! in the connection's current schema; tests give each run its own schema
 //! ([`open_postgres_in_schema`]) so parallel runs do not collide.
 
+use super::rows::{self as decode, Columns, What, col, decode_recorded_create};
 use super::{
-    AuditEntry, AuditRow, Completion, ConnectionLock, CreateCircuit, CursorState, DeadLetter,
-    DeadResolution, Enqueued, EventFilter, EventRow, EventStatus, LinkRow, OperatorAction,
-    QueuedEvent, RecentEvent, RecordedCreate, Store, StoreError, StoreResult, check_completion,
-    contains_pattern, covered_note, decode_action, decode_event, decode_recorded_create,
-    decode_side, decode_status, lease_expiry, link_conflict, link_not_saved, redact_url,
-    resolution_outcome, sql, to_json,
+    AuditEntry, Completion, ConnectionLock, CreateCircuit, CursorState, DeadLetter, DeadResolution,
+    Enqueued, EventFilter, EventStatus, OperatorAction, QueuedEvent, RecentEvent, RecordedCreate,
+    Store, StoreError, StoreResult, check_completion, contains_pattern, covered_note, lease_expiry,
+    link_conflict, link_not_saved, redact_url, resolution_outcome, sql, to_json,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow};
-use sqlx::{ColumnIndex, Connection, Decode, Postgres, Row, Type};
+use sqlx::{Connection, Postgres, Row};
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -179,67 +178,29 @@ fn connect_options(url: &str) -> StoreResult<PgConnectOptions> {
         .map_err(|e| StoreError::InvalidUrl(format!("`{}`: {e}", redact_url(url))))
 }
 
-/// Reads one column, calling a type mismatch what it is: data this version cannot read.
-fn col<'r, T>(row: &'r PgRow, name: &str, what: &dyn Fn() -> String) -> StoreResult<T>
-where
-    T: Decode<'r, Postgres> + Type<Postgres>,
-    for<'a> &'a str: ColumnIndex<PgRow>,
-{
-    row.try_get(name)
-        .map_err(|e| StoreError::Corrupt(format!("{}: column {name}: {e}", what())))
-}
-
-fn event_row(row: &PgRow) -> StoreResult<QueuedEvent> {
-    let id: i64 = col(row, "id", &|| "event row".to_string())?;
-    let what = || format!("event {id}");
-    EventRow {
-        id,
-        payload: col(row, "payload", &what)?,
-        ordering_key: col(row, "ordering_key", &what)?,
-        status: col(row, "status", &what)?,
-        attempts: i64::from(col::<i32>(row, "attempts", &what)?),
-        next_attempt_at: col(row, "next_attempt_at", &what)?,
-        lease_owner: col(row, "lease_owner", &what)?,
-        lease_expires_at: col(row, "lease_expires_at", &what)?,
-        last_error: col(row, "last_error", &what)?,
-        received_at: col(row, "received_at", &what)?,
-        updated_at: col(row, "updated_at", &what)?,
+/// PostgreSQL's columns: `TIMESTAMPTZ` times, `INTEGER` in 32 bits.
+impl Columns for PgRow {
+    fn text(&self, name: &str, what: What) -> StoreResult<String> {
+        col(self, name, what)
     }
-    .decode()
-}
-
-fn link_row(row: &PgRow) -> StoreResult<Link> {
-    let what = || "link row".to_string();
-    LinkRow {
-        connection: col(row, "connection", &what)?,
-        jira_id: col(row, "jira_id", &what)?,
-        jira_key: col(row, "jira_key", &what)?,
-        external_id: col(row, "external_id", &what)?,
-        shadow: col(row, "shadow", &what)?,
-        pending: col(row, "pending", &what)?,
-        version: col(row, "version", &what)?,
+    fn opt_text(&self, name: &str, what: What) -> StoreResult<Option<String>> {
+        col(self, name, what)
     }
-    .decode()
-}
-
-fn audit_row(row: &PgRow) -> StoreResult<AuditEntry> {
-    let id: i64 = col(row, "id", &|| "audit row".to_string())?;
-    let what = || format!("audit entry {id}");
-    AuditRow {
-        id,
-        at: col(row, "at", &what)?,
-        connection: col(row, "connection", &what)?,
-        event_id: col(row, "event_id", &what)?,
-        jira_id: col(row, "jira_id", &what)?,
-        external_id: col(row, "external_id", &what)?,
-        target: col(row, "target", &what)?,
-        field: col(row, "field", &what)?,
-        mapping_key: col(row, "mapping_key", &what)?,
-        from_value: col(row, "from_value", &what)?,
-        to_value: col(row, "to_value", &what)?,
-        actor: col(row, "actor", &what)?,
+    fn bigint(&self, name: &str, what: What) -> StoreResult<i64> {
+        col(self, name, what)
     }
-    .decode()
+    fn opt_bigint(&self, name: &str, what: What) -> StoreResult<Option<i64>> {
+        col(self, name, what)
+    }
+    fn integer(&self, name: &str, what: What) -> StoreResult<i64> {
+        col::<_, i32>(self, name, what).map(i64::from)
+    }
+    fn time(&self, name: &str, what: What) -> StoreResult<DateTime<Utc>> {
+        col(self, name, what)
+    }
+    fn opt_time(&self, name: &str, what: What) -> StoreResult<Option<DateTime<Utc>>> {
+        col(self, name, what)
+    }
 }
 
 impl PgStore {
@@ -313,7 +274,7 @@ impl PgStore {
             .fetch_optional(conn)
             .await?
             .as_ref()
-            .map(link_row)
+            .map(decode::link)
             .transpose()
     }
 
@@ -478,7 +439,7 @@ impl Store for PgStore {
             .await?;
         let mut out = Vec::with_capacity(rows.len());
         for row in &rows {
-            match event_row(row) {
+            match decode::event(row) {
                 Ok(ev) => out.push(ev),
                 Err(StoreError::Corrupt(why)) => {
                     let id: i64 = row.try_get("id")?;
@@ -679,7 +640,7 @@ impl Store for PgStore {
             .fetch_optional(&self.pool)
             .await?
             .as_ref()
-            .map(event_row)
+            .map(decode::event)
             .transpose()
     }
 
@@ -691,7 +652,7 @@ impl Store for PgStore {
             .bind(f.side.map(Side::as_str))
             .fetch_all(&self.pool)
             .await?;
-        rows.iter().map(event_row).collect()
+        rows.iter().map(decode::event).collect()
     }
 
     async fn list_dead_letters(
@@ -704,19 +665,7 @@ impl Store for PgStore {
             .bind(i64::from(limit))
             .fetch_all(&self.pool)
             .await?;
-        rows.iter()
-            .map(|row| {
-                let event_id: i64 = col(row, "event_id", &|| "dead letter".to_string())?;
-                let what = || format!("dead letter for event {event_id}");
-                Ok(DeadLetter {
-                    event_id,
-                    connection: col(row, "connection", &what)?,
-                    reason: col(row, "reason", &what)?,
-                    at: col(row, "at", &what)?,
-                    event: decode_event(event_id, &col::<String>(row, "payload", &what)?)?,
-                })
-            })
-            .collect()
+        rows.iter().map(decode::dead_letter).collect()
     }
 
     async fn retry_dead(&self, event_id: Option<i64>, now: DateTime<Utc>) -> StoreResult<u64> {
@@ -778,23 +727,7 @@ impl Store for PgStore {
             .bind(i64::from(limit))
             .fetch_all(&self.pool)
             .await?;
-        rows.iter()
-            .map(|row| {
-                let id: i64 = col(row, "id", &|| "operator action".to_string())?;
-                let what = || format!("operator action {id}");
-                Ok(OperatorAction {
-                    at: col(row, "at", &what)?,
-                    actor: col(row, "actor", &what)?,
-                    action: decode_action(&what(), &col::<String>(row, "action", &what)?)?,
-                    connection: col(row, "connection", &what)?,
-                    side: col::<Option<String>>(row, "side", &what)?
-                        .map(|s| decode_side(&what(), &s))
-                        .transpose()?,
-                    event_id: col(row, "event_id", &what)?,
-                    events: col(row, "events", &what)?,
-                })
-            })
-            .collect()
+        rows.iter().map(decode::operator_action).collect()
     }
 
     async fn recent_events(&self, limit: u32) -> StoreResult<Vec<RecentEvent>> {
@@ -802,36 +735,12 @@ impl Store for PgStore {
             .bind(i64::from(limit))
             .fetch_all(&self.pool)
             .await?;
-        rows.iter()
-            .map(|row| {
-                let id: i64 = col(row, "id", &|| "event row".to_string())?;
-                let what = || format!("event {id}");
-                Ok(RecentEvent {
-                    id,
-                    connection: col(row, "connection", &what)?,
-                    source: decode_side(&what(), &col::<String>(row, "source", &what)?)?,
-                    status: decode_status(id, &col::<String>(row, "status", &what)?)?,
-                    last_error: col(row, "last_error", &what)?,
-                    received_at: col(row, "received_at", &what)?,
-                    updated_at: col(row, "updated_at", &what)?,
-                })
-            })
-            .collect()
+        rows.iter().map(decode::recent_event).collect()
     }
 
     async fn list_cursors(&self) -> StoreResult<Vec<CursorState>> {
         let rows = sqlx::query(sql::CURSORS).fetch_all(&self.pool).await?;
-        rows.iter()
-            .map(|row| {
-                let what = || "cursor".to_string();
-                Ok(CursorState {
-                    connection: col(row, "connection", &what)?,
-                    side: decode_side(&what(), &col::<String>(row, "side", &what)?)?,
-                    cursor: col(row, "cursor", &what)?,
-                    updated_at: col(row, "updated_at", &what)?,
-                })
-            })
-            .collect()
+        rows.iter().map(decode::cursor).collect()
     }
 
     async fn search_links(
@@ -848,7 +757,7 @@ impl Store for PgStore {
             .bind(i64::from(offset))
             .fetch_all(&self.pool)
             .await?;
-        rows.iter().map(link_row).collect()
+        rows.iter().map(decode::link).collect()
     }
 
     async fn link_audit(
@@ -863,22 +772,12 @@ impl Store for PgStore {
             .bind(i64::from(limit))
             .fetch_all(&self.pool)
             .await?;
-        rows.iter().map(audit_row).collect()
+        rows.iter().map(decode::audit).collect()
     }
 
     async fn queue_depth(&self) -> StoreResult<Vec<(String, EventStatus, i64)>> {
         let rows = sqlx::query(sql::QUEUE_DEPTH).fetch_all(&self.pool).await?;
-        rows.iter()
-            .map(|row| {
-                let what = || "queue depth".to_string();
-                let status: String = col(row, "status", &what)?;
-                Ok((
-                    col(row, "connection", &what)?,
-                    decode_status(0, &status)?,
-                    col(row, "n", &what)?,
-                ))
-            })
-            .collect()
+        rows.iter().map(decode::queue_depth).collect()
     }
 
     async fn link_by_item(
@@ -897,7 +796,7 @@ impl Store for PgStore {
             .fetch_optional(&self.pool)
             .await?
             .as_ref()
-            .map(link_row)
+            .map(decode::link)
             .transpose()
     }
 
@@ -951,7 +850,7 @@ impl Store for PgStore {
             .bind(&link.external_id)
             .fetch_optional(&mut *conn)
             .await?;
-        match existing.as_ref().map(link_row).transpose()? {
+        match existing.as_ref().map(decode::link).transpose()? {
             Some(existing) => Ok(Err(existing)),
             None => Err(link_conflict(link, None)),
         }
@@ -1020,19 +919,8 @@ impl Store for PgStore {
             .bind(source.as_str())
             .fetch_all(&self.pool)
             .await?;
-        let what = || format!("recorded create in {connection}");
         rows.iter()
-            .map(|row| {
-                let item_id: String = col(row, "item_id", &what)?;
-                let shadow: String = col(row, "shadow", &what)?;
-                Ok(RecordedCreate {
-                    values: decode_recorded_create(connection, source, &item_id, &shadow)?,
-                    unreadable: col(row, "unreadable", &what)?,
-                    recorded_at: col(row, "recorded_at", &what)?,
-                    source,
-                    item_id,
-                })
-            })
+            .map(|row| decode::recorded_create(row, connection, source))
             .collect()
     }
 
@@ -1069,17 +957,7 @@ impl Store for PgStore {
         let rows = sqlx::query(sql::CREATE_CIRCUITS)
             .fetch_all(&self.pool)
             .await?;
-        let what = || "create circuit".to_string();
-        rows.iter()
-            .map(|row| {
-                Ok(CreateCircuit {
-                    connection: col(row, "connection", &what)?,
-                    side: decode_side(&what(), &col::<String>(row, "side", &what)?)?,
-                    reason: col(row, "reason", &what)?,
-                    opened_at: col(row, "opened_at", &what)?,
-                })
-            })
-            .collect()
+        rows.iter().map(decode::create_circuit).collect()
     }
 
     async fn close_create_circuits(
@@ -1121,7 +999,7 @@ impl Store for PgStore {
             .bind(i64::from(offset))
             .fetch_all(&self.pool)
             .await?;
-        rows.iter().map(link_row).collect()
+        rows.iter().map(decode::link).collect()
     }
 
     async fn count_links(&self, connection: Option<&str>) -> StoreResult<i64> {
@@ -1141,7 +1019,7 @@ impl Store for PgStore {
             .bind(i64::from(limit))
             .fetch_all(&self.pool)
             .await?;
-        rows.iter().map(audit_row).collect()
+        rows.iter().map(decode::audit).collect()
     }
 
     async fn get_cursor(&self, connection: &str, side: Side) -> StoreResult<Option<String>> {

@@ -10,21 +10,20 @@
 //! Timestamps are RFC 3339 text in UTC with milliseconds, so string order is time order and
 //! the claim query compares them directly.
 
+use super::rows::{self as decode, Columns, What, col, decode_recorded_create};
 use super::{
-    AuditEntry, AuditRow, Completion, ConnectionLock, CreateCircuit, CursorState, DeadLetter,
-    DeadResolution, Enqueued, EventFilter, EventRow, EventStatus, LinkRow, OperatorAction,
-    QueuedEvent, RecentEvent, RecordedCreate, Store, StoreError, StoreResult, check_completion,
-    contains_pattern, covered_note, decode_action, decode_event, decode_recorded_create,
-    decode_side, decode_status, lease_expiry, link_conflict, link_not_saved, resolution_outcome,
-    sql, to_json,
+    AuditEntry, Completion, ConnectionLock, CreateCircuit, CursorState, DeadLetter, DeadResolution,
+    Enqueued, EventFilter, EventStatus, OperatorAction, QueuedEvent, RecentEvent, RecordedCreate,
+    Store, StoreError, StoreResult, check_completion, contains_pattern, covered_note, lease_expiry,
+    link_conflict, link_not_saved, resolution_outcome, sql, to_json,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
+use sqlx::Row;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
     SqliteRow, SqliteSynchronous,
 };
-use sqlx::{ColumnIndex, Decode, Row, Sqlite, Type};
 use std::collections::HashMap;
 use std::path::Path;
 use std::str::FromStr;
@@ -112,75 +111,31 @@ fn parse_ts(what: &str, s: &str) -> StoreResult<DateTime<Utc>> {
         .map_err(|e| StoreError::Corrupt(format!("{what}: bad timestamp `{s}`: {e}")))
 }
 
-/// Reads one column, calling a type mismatch what it is: data this version cannot read.
-fn col<'r, T>(row: &'r SqliteRow, name: &str, what: &dyn Fn() -> String) -> StoreResult<T>
-where
-    T: Decode<'r, Sqlite> + Type<Sqlite>,
-    for<'a> &'a str: ColumnIndex<SqliteRow>,
-{
-    row.try_get(name)
-        .map_err(|e| StoreError::Corrupt(format!("{}: column {name}: {e}", what())))
-}
-
-fn event_row(row: &SqliteRow) -> StoreResult<QueuedEvent> {
-    let id: i64 = col(row, "id", &|| "event row".to_string())?;
-    let what = || format!("event {id}");
-    let time = |name: &str| -> StoreResult<DateTime<Utc>> {
-        parse_ts(&what(), &col::<String>(row, name, &what)?)
-    };
-    let opt_time = |name: &str| -> StoreResult<Option<DateTime<Utc>>> {
-        col::<Option<String>>(row, name, &what)?
+/// SQLite's columns: times are RFC 3339 text, every integer has 64 bits.
+impl Columns for SqliteRow {
+    fn text(&self, name: &str, what: What) -> StoreResult<String> {
+        col(self, name, what)
+    }
+    fn opt_text(&self, name: &str, what: What) -> StoreResult<Option<String>> {
+        col(self, name, what)
+    }
+    fn bigint(&self, name: &str, what: What) -> StoreResult<i64> {
+        col(self, name, what)
+    }
+    fn opt_bigint(&self, name: &str, what: What) -> StoreResult<Option<i64>> {
+        col(self, name, what)
+    }
+    fn integer(&self, name: &str, what: What) -> StoreResult<i64> {
+        col(self, name, what)
+    }
+    fn time(&self, name: &str, what: What) -> StoreResult<DateTime<Utc>> {
+        parse_ts(&what(), &col::<_, String>(self, name, what)?)
+    }
+    fn opt_time(&self, name: &str, what: What) -> StoreResult<Option<DateTime<Utc>>> {
+        col::<_, Option<String>>(self, name, what)?
             .map(|s| parse_ts(&what(), &s))
             .transpose()
-    };
-    EventRow {
-        id,
-        payload: col(row, "payload", &what)?,
-        ordering_key: col(row, "ordering_key", &what)?,
-        status: col(row, "status", &what)?,
-        attempts: col(row, "attempts", &what)?,
-        next_attempt_at: time("next_attempt_at")?,
-        lease_owner: col(row, "lease_owner", &what)?,
-        lease_expires_at: opt_time("lease_expires_at")?,
-        last_error: col(row, "last_error", &what)?,
-        received_at: time("received_at")?,
-        updated_at: time("updated_at")?,
     }
-    .decode()
-}
-
-fn link_row(row: &SqliteRow) -> StoreResult<Link> {
-    let what = || "link row".to_string();
-    LinkRow {
-        connection: col(row, "connection", &what)?,
-        jira_id: col(row, "jira_id", &what)?,
-        jira_key: col(row, "jira_key", &what)?,
-        external_id: col(row, "external_id", &what)?,
-        shadow: col(row, "shadow", &what)?,
-        pending: col(row, "pending", &what)?,
-        version: col(row, "version", &what)?,
-    }
-    .decode()
-}
-
-fn audit_row(row: &SqliteRow) -> StoreResult<AuditEntry> {
-    let id: i64 = col(row, "id", &|| "audit row".to_string())?;
-    let what = || format!("audit entry {id}");
-    AuditRow {
-        id,
-        at: parse_ts(&what(), &col::<String>(row, "at", &what)?)?,
-        connection: col(row, "connection", &what)?,
-        event_id: col(row, "event_id", &what)?,
-        jira_id: col(row, "jira_id", &what)?,
-        external_id: col(row, "external_id", &what)?,
-        target: col(row, "target", &what)?,
-        field: col(row, "field", &what)?,
-        mapping_key: col(row, "mapping_key", &what)?,
-        from_value: col(row, "from_value", &what)?,
-        to_value: col(row, "to_value", &what)?,
-        actor: col(row, "actor", &what)?,
-    }
-    .decode()
 }
 
 /// Turns the accepted URL forms into connection options (see [`super::open`]).
@@ -303,7 +258,7 @@ impl SqliteStore {
             .fetch_optional(conn)
             .await?
             .as_ref()
-            .map(link_row)
+            .map(decode::link)
             .transpose()
     }
 
@@ -484,7 +439,7 @@ impl Store for SqliteStore {
                     // Decoded here: rows borrow the connection; unreadable ones are set aside.
                     let mut claimed = Vec::with_capacity(rows.len());
                     for row in &rows {
-                        match event_row(row) {
+                        match decode::event(row) {
                             Ok(ev) => claimed.push(Ok(ev)),
                             Err(StoreError::Corrupt(why)) => {
                                 let id: i64 = row.try_get("id")?;
@@ -745,7 +700,7 @@ impl Store for SqliteStore {
             .fetch_optional(&self.pool)
             .await?
             .as_ref()
-            .map(event_row)
+            .map(decode::event)
             .transpose()
     }
 
@@ -757,7 +712,7 @@ impl Store for SqliteStore {
             .bind(f.side.map(Side::as_str))
             .fetch_all(&self.pool)
             .await?;
-        rows.iter().map(event_row).collect()
+        rows.iter().map(decode::event).collect()
     }
 
     async fn list_dead_letters(
@@ -770,19 +725,7 @@ impl Store for SqliteStore {
             .bind(i64::from(limit))
             .fetch_all(&self.pool)
             .await?;
-        rows.iter()
-            .map(|row| {
-                let event_id: i64 = col(row, "event_id", &|| "dead letter".to_string())?;
-                let what = || format!("dead letter for event {event_id}");
-                Ok(DeadLetter {
-                    event_id,
-                    connection: col(row, "connection", &what)?,
-                    reason: col(row, "reason", &what)?,
-                    at: parse_ts(&what(), &col::<String>(row, "at", &what)?)?,
-                    event: decode_event(event_id, &col::<String>(row, "payload", &what)?)?,
-                })
-            })
-            .collect()
+        rows.iter().map(decode::dead_letter).collect()
     }
 
     async fn retry_dead(&self, event_id: Option<i64>, now: DateTime<Utc>) -> StoreResult<u64> {
@@ -848,23 +791,7 @@ impl Store for SqliteStore {
             .bind(i64::from(limit))
             .fetch_all(&self.pool)
             .await?;
-        rows.iter()
-            .map(|row| {
-                let id: i64 = col(row, "id", &|| "operator action".to_string())?;
-                let what = || format!("operator action {id}");
-                Ok(OperatorAction {
-                    at: parse_ts(&what(), &col::<String>(row, "at", &what)?)?,
-                    actor: col(row, "actor", &what)?,
-                    action: decode_action(&what(), &col::<String>(row, "action", &what)?)?,
-                    connection: col(row, "connection", &what)?,
-                    side: col::<Option<String>>(row, "side", &what)?
-                        .map(|s| decode_side(&what(), &s))
-                        .transpose()?,
-                    event_id: col(row, "event_id", &what)?,
-                    events: col(row, "events", &what)?,
-                })
-            })
-            .collect()
+        rows.iter().map(decode::operator_action).collect()
     }
 
     async fn recent_events(&self, limit: u32) -> StoreResult<Vec<RecentEvent>> {
@@ -872,36 +799,12 @@ impl Store for SqliteStore {
             .bind(i64::from(limit))
             .fetch_all(&self.pool)
             .await?;
-        rows.iter()
-            .map(|row| {
-                let id: i64 = col(row, "id", &|| "event row".to_string())?;
-                let what = || format!("event {id}");
-                Ok(RecentEvent {
-                    id,
-                    connection: col(row, "connection", &what)?,
-                    source: decode_side(&what(), &col::<String>(row, "source", &what)?)?,
-                    status: decode_status(id, &col::<String>(row, "status", &what)?)?,
-                    last_error: col(row, "last_error", &what)?,
-                    received_at: parse_ts(&what(), &col::<String>(row, "received_at", &what)?)?,
-                    updated_at: parse_ts(&what(), &col::<String>(row, "updated_at", &what)?)?,
-                })
-            })
-            .collect()
+        rows.iter().map(decode::recent_event).collect()
     }
 
     async fn list_cursors(&self) -> StoreResult<Vec<CursorState>> {
         let rows = sqlx::query(sql::CURSORS).fetch_all(&self.pool).await?;
-        rows.iter()
-            .map(|row| {
-                let what = || "cursor".to_string();
-                Ok(CursorState {
-                    connection: col(row, "connection", &what)?,
-                    side: decode_side(&what(), &col::<String>(row, "side", &what)?)?,
-                    cursor: col(row, "cursor", &what)?,
-                    updated_at: parse_ts(&what(), &col::<String>(row, "updated_at", &what)?)?,
-                })
-            })
-            .collect()
+        rows.iter().map(decode::cursor).collect()
     }
 
     async fn search_links(
@@ -918,7 +821,7 @@ impl Store for SqliteStore {
             .bind(i64::from(offset))
             .fetch_all(&self.pool)
             .await?;
-        rows.iter().map(link_row).collect()
+        rows.iter().map(decode::link).collect()
     }
 
     async fn link_audit(
@@ -933,22 +836,12 @@ impl Store for SqliteStore {
             .bind(i64::from(limit))
             .fetch_all(&self.pool)
             .await?;
-        rows.iter().map(audit_row).collect()
+        rows.iter().map(decode::audit).collect()
     }
 
     async fn queue_depth(&self) -> StoreResult<Vec<(String, EventStatus, i64)>> {
         let rows = sqlx::query(sql::QUEUE_DEPTH).fetch_all(&self.pool).await?;
-        rows.iter()
-            .map(|row| {
-                let what = || "queue depth".to_string();
-                let status: String = col(row, "status", &what)?;
-                Ok((
-                    col(row, "connection", &what)?,
-                    decode_status(0, &status)?,
-                    col(row, "n", &what)?,
-                ))
-            })
-            .collect()
+        rows.iter().map(decode::queue_depth).collect()
     }
 
     async fn link_by_item(
@@ -967,7 +860,7 @@ impl Store for SqliteStore {
             .fetch_optional(&self.pool)
             .await?
             .as_ref()
-            .map(link_row)
+            .map(decode::link)
             .transpose()
     }
 
@@ -1017,7 +910,7 @@ impl Store for SqliteStore {
             .bind(&link.external_id)
             .fetch_optional(&mut *conn)
             .await?;
-        match existing.as_ref().map(link_row).transpose()? {
+        match existing.as_ref().map(decode::link).transpose()? {
             Some(existing) => Ok(Err(existing)),
             None => Err(link_conflict(link, None)),
         }
@@ -1088,19 +981,8 @@ impl Store for SqliteStore {
             .bind(source.as_str())
             .fetch_all(&self.pool)
             .await?;
-        let what = || format!("recorded create in {connection}");
         rows.iter()
-            .map(|row| {
-                let item_id: String = col(row, "item_id", &what)?;
-                let shadow: String = col(row, "shadow", &what)?;
-                Ok(RecordedCreate {
-                    values: decode_recorded_create(connection, source, &item_id, &shadow)?,
-                    unreadable: col(row, "unreadable", &what)?,
-                    recorded_at: parse_ts(&what(), &col::<String>(row, "recorded_at", &what)?)?,
-                    source,
-                    item_id,
-                })
-            })
+            .map(|row| decode::recorded_create(row, connection, source))
             .collect()
     }
 
@@ -1138,17 +1020,7 @@ impl Store for SqliteStore {
         let rows = sqlx::query(sql::CREATE_CIRCUITS)
             .fetch_all(&self.pool)
             .await?;
-        let what = || "create circuit".to_string();
-        rows.iter()
-            .map(|row| {
-                Ok(CreateCircuit {
-                    connection: col(row, "connection", &what)?,
-                    side: decode_side(&what(), &col::<String>(row, "side", &what)?)?,
-                    reason: col(row, "reason", &what)?,
-                    opened_at: parse_ts(&what(), &col::<String>(row, "opened_at", &what)?)?,
-                })
-            })
-            .collect()
+        rows.iter().map(decode::create_circuit).collect()
     }
 
     async fn close_create_circuits(
@@ -1191,7 +1063,7 @@ impl Store for SqliteStore {
             .bind(i64::from(offset))
             .fetch_all(&self.pool)
             .await?;
-        rows.iter().map(link_row).collect()
+        rows.iter().map(decode::link).collect()
     }
 
     async fn count_links(&self, connection: Option<&str>) -> StoreResult<i64> {
@@ -1211,7 +1083,7 @@ impl Store for SqliteStore {
             .bind(i64::from(limit))
             .fetch_all(&self.pool)
             .await?;
-        rows.iter().map(audit_row).collect()
+        rows.iter().map(decode::audit).collect()
     }
 
     async fn get_cursor(&self, connection: &str, side: Side) -> StoreResult<Option<String>> {
