@@ -132,6 +132,7 @@ const SERVED: &[(&str, &str)] = &[
     ("get", "/rest/api/3/status/{idOrName}"),
     ("get", "/rest/api/3/field"),
     ("get", "/rest/api/3/myself"),
+    ("get", "/rest/api/3/project/{projectIdOrKey}"),
     ("get", "/rest/api/3/search/jql"),
     ("post", "/rest/api/3/search/jql"),
     ("post", "/rest/api/3/search/approximate-count"),
@@ -284,6 +285,34 @@ async fn sandbox_responses_match_the_openapi_spec() {
         .await;
     c.call("get", "/rest/api/3/myself", "/rest/api/3/myself", None, 200)
         .await;
+    let project = "/rest/api/3/project/{projectIdOrKey}";
+    let test = c
+        .call("get", project, "/rest/api/3/project/TEST", None, 200)
+        .await;
+    assert_eq!(test["key"], "TEST");
+    let types: Vec<&str> = test["issueTypes"]
+        .as_array()
+        .map(|l| l.iter().filter_map(|t| t["name"].as_str()).collect())
+        .unwrap_or_default();
+    assert!(types.contains(&"Task"), "{test}");
+    let by_id = c
+        .call(
+            "get",
+            project,
+            &format!("/rest/api/3/project/{}", test["id"].as_str().unwrap()),
+            None,
+            200,
+        )
+        .await;
+    assert_eq!(by_id["key"], "TEST");
+    // Keys are case-sensitive in this endpoint; Jira's 404 names the key.
+    let missing = c
+        .call("get", project, "/rest/api/3/project/test", None, 404)
+        .await;
+    assert_eq!(
+        missing["errorMessages"][0],
+        "No project could be found with key 'test'."
+    );
 
     for _ in 0..3 {
         sb.user_create_issue("TEST", json!({"summary": "more"}));

@@ -235,6 +235,38 @@ async fn auth_basic_bearer_and_401() {
     sb.shutdown().await;
 }
 
+/// Data Center's `GET /rest/api/2/project/{key}` (a PAT), and the 404 for a key that is not
+/// there, as `tandem init` reads them to check a project exists.
+#[tokio::test]
+async fn project_by_key_on_v2_and_its_404() {
+    let (sb, _) = sandbox().await;
+    let http = reqwest::Client::new();
+    let get = |key: &str| {
+        http.get(format!("{}/rest/api/2/project/{key}", sb.url()))
+            .bearer_auth(JiraSandboxConfig::default().pat)
+            .send()
+    };
+    let resp = get("TEST").await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let v: Value = resp.json().await.unwrap();
+    assert_eq!(v["key"], "TEST");
+    assert_eq!(v["name"], "Test");
+    assert!(
+        v["self"].as_str().unwrap().contains("/rest/api/2/project/"),
+        "{v}"
+    );
+    assert!(v["lead"]["name"].is_string(), "DC lead carries name: {v}");
+    assert_eq!(v["issueTypes"][0]["name"], "Task");
+    let resp = get("NOPE").await.unwrap();
+    assert_eq!(resp.status(), 404);
+    let v: Value = resp.json().await.unwrap();
+    assert_eq!(
+        v["errorMessages"][0],
+        "No project could be found with key 'NOPE'."
+    );
+    sb.shutdown().await;
+}
+
 #[tokio::test]
 async fn search_jql_pages_with_next_page_token() {
     let (sb, j) = sandbox().await;

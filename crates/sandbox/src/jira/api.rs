@@ -1,6 +1,6 @@
-//! HTTP routes of the Jira sandbox: REST v3 and v2 issue, search, field, comment, transition
-//! and myself endpoints, the admin and dynamic (app) webhook APIs, and the auth / rate-limit
-//! layers (with Jira's `X-RateLimit-*` headers).
+//! HTTP routes of the Jira sandbox: REST v3 and v2 issue, search, field, project, comment,
+//! transition and myself endpoints, the admin and dynamic (app) webhook APIs, and the auth /
+//! rate-limit layers (with Jira's `X-RateLimit-*` headers).
 //!
 //! Handlers parse bodies themselves (from bytes) so that any malformed input becomes a
 //! Jira-shaped 400 rather than axum's plain-text rejection.
@@ -90,6 +90,10 @@ pub(crate) fn router(inner: S) -> Router {
                 get(move |s: State<S>, p: Path<String>| status(s, v, p)),
             )
             .route(&format!("{prefix}/field"), get(fields))
+            .route(
+                &format!("{prefix}/project/{{project_id_or_key}}"),
+                get(move |s: State<S>, p: Path<String>| project(s, v, p)),
+            )
             .route(
                 &format!("{prefix}/myself"),
                 get(move |s: State<S>| myself(s, v)),
@@ -508,6 +512,45 @@ async fn status(State(inner): State<S>, api: Api, Path(id_or_name): Path<String>
             format!("The status with id or name '{id_or_name}' does not exist."),
         )),
     }
+}
+
+/// `GET /project/{projectIdOrKey}`: the project with its issue types and lead (included by
+/// default, as in Jira), or 404 with Jira's message. Keys are matched case-sensitively, as
+/// the spec says; ids too.
+async fn project(State(inner): State<S>, api: Api, Path(id_or_key): Path<String>) -> R {
+    let st = inner.lock();
+    let Some(p) = st
+        .projects
+        .iter()
+        .find(|p| p.key == id_or_key || p.id == id_or_key)
+    else {
+        return Err(ApiError::new(
+            404,
+            format!("No project could be found with key '{id_or_key}'."),
+        ));
+    };
+    let mut v = p.render(&inner.base, api);
+    v["description"] = json!("");
+    v["assigneeType"] = json!("UNASSIGNED");
+    v["style"] = json!("classic");
+    v["isPrivate"] = json!(false);
+    v["lead"] = st.api_user().render(&inner.base, api);
+    v["issueTypes"] = json!(
+        model::ISSUE_TYPES
+            .iter()
+            .enumerate()
+            .map(|(i, (id, name))| json!({
+                "self": format!("{}{}/issuetype/{id}", inner.base, api.prefix()),
+                "id": id,
+                "name": name,
+                "description": format!("A {} in {}.", name.to_lowercase(), p.name),
+                "subtask": false,
+                "avatarId": 10300 + i as i64,
+                "hierarchyLevel": 0,
+            }))
+            .collect::<Vec<_>>()
+    );
+    ok(StatusCode::OK, v)
 }
 
 async fn myself(State(inner): State<S>, api: Api) -> R {
