@@ -8,16 +8,26 @@
 //! - `1` the command ran and found a problem (an invalid config, a failed round trip, ...);
 //! - `2` bad usage, or a command that is not available yet.
 
+mod init;
+
 use anyhow::Context;
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use tandem::config::{self, Config};
 
+/// `tandem --version`: the version and the commit it was built from (see `build.rs`).
+const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("TANDEM_GIT_COMMIT"),
+    ")"
+);
+
 #[derive(Debug, Parser)]
 #[command(
     name = "tandem",
-    version,
+    version = VERSION,
     about = "Bi-directional sync between Jira and the systems teams live in.",
     long_about = None,
 )]
@@ -42,6 +52,9 @@ struct ConfigArg {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Write a working tandem.toml, fieldMappings.csv and .env.example, checking each answer
+    /// against Jira and the other system.
+    Init(Box<init::InitArgs>),
     /// Run Jira and external-system sandboxes and the engine on loopback, and play a round trip.
     Demo {
         /// Exit after one round trip (0 if every step succeeded).
@@ -107,6 +120,12 @@ enum Command {
         /// instead of SQLite.
         #[arg(long, value_name = "POSTGRES_URL")]
         store: Option<String>,
+    },
+    /// Print shell completions, e.g. `tandem completions bash > /etc/bash_completion.d/tandem`.
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
     },
 }
 
@@ -212,6 +231,11 @@ enum LogFormat {
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Init(args) => init::run(*args).await,
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "tandem", &mut std::io::stdout());
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Demo { once } => cmd_demo(once).await,
         Command::Serve { config, log_format } => cmd_serve(&config.config, log_format).await,
         Command::Check { config, offline } => cmd_check(&config.config, offline).await,
@@ -375,14 +399,121 @@ async fn cmd_serve(config_path: &Path, log_format: LogFormat) -> anyhow::Result<
     let listen = config.server.listen;
     let metrics = tandem::app::metrics_handle();
     // Before the "listening" line: a SIGTERM sent as soon as that line appears must stop
-    // Tandem cleanly, not kill it with the signal's default action.
+    // Tandem cleanly, not kill it with the signal's default action; the same for SIGHUP,
+    // whose default action would end the process.
     let stop = shutdown_signal();
-    let running = tandem::app::start(config, listen, metrics).await?;
+    let mut hangup = ReloadSignal::install();
+    let mut running = tandem::app::start(config, listen, metrics).await?;
     println!("tandem listening on http://{}", running.addr);
-    stop.await;
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            _ = &mut stop => break,
+            _ = hangup.recv() => {
+                running = reload(config_path, running).await?;
+            }
+        }
+    }
     tracing::info!("shutting down: no new work, finishing or releasing events in flight");
     running.shutdown().await;
     Ok(ExitCode::SUCCESS)
+}
+
+/// SIGHUP (`systemctl reload tandem`): re-read and validate the configuration. A file with
+/// problems is logged, problem by problem, and the running engine carries on untouched. A
+/// valid one replaces it: the running engine stops the way SIGTERM stops it (no new
+/// deliveries accepted, events in flight finish or give back their leases; every accepted
+/// event is already in the store) and a new one starts on the new configuration, picking up
+/// the queue where the old one left it. The listener keeps its port when `server.listen` did
+/// not change (even an ephemeral `:0` one). Should the new configuration fail to start (its
+/// store cannot be opened, its port is taken), the previous one is started again.
+async fn reload(
+    config_path: &Path,
+    running: tandem::app::Running,
+) -> anyhow::Result<tandem::app::Running> {
+    // The recorder is installed once per process; this is the same handle `serve` started with.
+    let metrics = tandem::app::metrics_handle();
+    tracing::info!(config = %config_path.display(), "SIGHUP: reloading the configuration");
+    let new = match config::load(config_path) {
+        Ok(c) => c,
+        Err(e) => {
+            for issue in &e.issues {
+                tracing::error!(problem = %issue, "configuration problem");
+            }
+            tracing::error!(
+                config = %config_path.display(),
+                problems = e.issues.len(),
+                "the configuration was not reloaded: fix the problems above and send SIGHUP again; the previous configuration keeps running"
+            );
+            return Ok(running);
+        }
+    };
+    let previous = running.config.clone();
+    let previous_addr = running.addr;
+    let listen = if new.server.listen == previous.server.listen {
+        previous_addr
+    } else {
+        new.server.listen
+    };
+    running.shutdown().await;
+    match tandem::app::start(new, listen, metrics.clone()).await {
+        Ok(r) => {
+            tracing::info!(addr = %r.addr, "configuration reloaded");
+            println!(
+                "tandem reloaded {}: listening on http://{}",
+                config_path.display(),
+                r.addr
+            );
+            Ok(r)
+        }
+        Err(e) => {
+            tracing::error!(
+                error = format!("{e:#}"),
+                "the new configuration could not start; starting the previous one again"
+            );
+            let r = tandem::app::start(previous, previous_addr, metrics)
+                .await
+                .context("the previous configuration could not start again")?;
+            println!(
+                "tandem kept the previous configuration: listening on http://{}",
+                r.addr
+            );
+            Ok(r)
+        }
+    }
+}
+
+/// SIGHUP, as a stream of reload requests; never fires where there is no such signal.
+struct ReloadSignal {
+    #[cfg(unix)]
+    hangup: Option<tokio::signal::unix::Signal>,
+}
+
+impl ReloadSignal {
+    fn install() -> Self {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            let hangup = signal(SignalKind::hangup())
+                .map_err(|e| tracing::warn!(error = %e, "SIGHUP handler not installed: reload by restarting"))
+                .ok();
+            ReloadSignal { hangup }
+        }
+        #[cfg(not(unix))]
+        {
+            ReloadSignal {}
+        }
+    }
+
+    async fn recv(&mut self) {
+        #[cfg(unix)]
+        if let Some(h) = self.hangup.as_mut()
+            && h.recv().await.is_some()
+        {
+            return;
+        }
+        std::future::pending::<()>().await
+    }
 }
 
 /// Resolves on SIGTERM or Ctrl-C. The handlers are installed when this is called (not when
@@ -745,7 +876,6 @@ async fn cmd_bench(quick: bool, json: bool, store: Option<&str>) -> anyhow::Resu
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::CommandFactory;
 
     #[test]
     fn cli_definition_is_consistent() {
