@@ -54,6 +54,7 @@ pub enum Credentials {
 pub struct ProbeError {
     /// What was checked: "Jira credentials check", "Jira project check for `TEST`".
     pub what: String,
+    /// The URL asked; empty when the check failed before any request.
     pub url: String,
     /// The HTTP status, when there was an answer.
     pub status: Option<u16>,
@@ -66,6 +67,7 @@ pub struct ProbeError {
 impl fmt::Display for ProbeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.status {
+            _ if self.url.is_empty() => write!(f, "{} failed", self.what)?,
             Some(status) => write!(
                 f,
                 "{} failed: GET {} answered {status}",

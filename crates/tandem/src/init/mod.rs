@@ -372,7 +372,8 @@ async fn ask_jira<R: BufRead, W: Write>(
         let Ok(token) = std::env::var(&answers.token_env) else {
             let e = ProbeError {
                 what: format!("{} credentials check", flags.label),
-                url: answers.base_url.clone(),
+                // No request was made.
+                url: String::new(),
                 status: None,
                 detail: format!("the environment variable {} is not set", answers.token_env),
                 hint: format!(
