@@ -262,7 +262,11 @@ async fn sighup_keeps_serving_on_a_bad_config_and_reloads_a_good_one() {
     assert_eq!(admin_status(&base, "first-token").await, 200);
     assert_eq!(admin_status(&base, "second-token").await, 401);
 
-    // A good file: the new configuration takes over, on the same port.
+    // A good file: the new configuration takes over, on the same port. An issue created
+    // just before is accepted by the old engine and must still get its twin.
+    jira.register_webhook(&format!("{base}/webhooks/seed/jira"), None);
+    let before_reload =
+        jira.user_create_issue("TEST", serde_json::json!({"summary": "before reload"}));
     std::fs::write(&config, with_token("second-token")).unwrap();
     hup(&child);
     let (reloaded, _) = wait_line(&out, "tandem reloaded ");
@@ -275,21 +279,22 @@ async fn sighup_keeps_serving_on_a_bad_config_and_reloads_a_good_one() {
     let ready = reqwest::get(format!("{base}/readyz")).await.unwrap();
     assert_eq!(ready.status(), 200);
 
-    // The new engine syncs: an issue created in Jira gets its twin outside.
-    jira.register_webhook(&format!("{base}/webhooks/seed/jira"), None);
-    let key = jira.user_create_issue("TEST", serde_json::json!({"summary": "after reload"}));
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !external
-        .items()
-        .iter()
-        .any(|i| i["sourceIssueId"] == serde_json::json!(key))
-    {
-        assert!(
-            Instant::now() < deadline,
-            "{key} got no twin after the reload"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
+    // The new engine syncs: an issue created in Jira gets its twin outside, and so did the
+    // one from before the reload.
+    let after_reload =
+        jira.user_create_issue("TEST", serde_json::json!({"summary": "after reload"}));
+    for key in [before_reload, after_reload] {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !external
+            .items()
+            .iter()
+            .any(|i| i["sourceIssueId"] == serde_json::json!(key))
+        {
+            assert!(Instant::now() < deadline, "{key} got no twin");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
+    assert_eq!(external.items().len(), 2, "one twin each");
 
     let _ = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
