@@ -556,3 +556,93 @@ async fn interactive_answers_on_stdin_with_a_retry_and_an_edited_mapping() {
     );
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offline_with_named_fields_contacts_nothing_and_passes_the_offline_check() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display().to_string();
+    // Nothing listens at these addresses, and no variable is set: --offline needs neither.
+    let out = init(
+        &[
+            "--yes",
+            "--offline",
+            "--dir",
+            &d,
+            "--jira-url",
+            "https://example.atlassian.net",
+            "--jira-email",
+            "me@example.com",
+            "--jira-project",
+            "OPS",
+            "--external-url",
+            "https://tracker.example.com",
+            "--external-username",
+            "sync",
+            "--external-field",
+            "2001=Subject:text",
+            "--external-field",
+            "2002=Deadline:date",
+            "--external-field",
+            "2003=Colour:option",
+        ],
+        &[],
+    )
+    .await;
+    let stdout = text(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        text(&out.stderr)
+    );
+    let csv = std::fs::read_to_string(dir.path().join("fieldMappings.csv")).unwrap();
+    let rows: Vec<&str> = csv.lines().filter(|l| !l.starts_with('#')).collect();
+    assert_eq!(
+        rows,
+        [
+            "jiraField,externalField,direction,type",
+            "summary,2001,both,text",
+            "duedate,2002,both,date",
+        ]
+    );
+    let toml = std::fs::read_to_string(dir.path().join("tandem.toml")).unwrap();
+    assert!(toml.contains("name = \"ops\""), "{toml}");
+    let env: Vec<(&str, &str)> = ENV.iter().chain(LATER_ENV).copied().collect();
+    let checked = tandem(&env)
+        .args(["check", "--offline", "--config"])
+        .arg(dir.path().join("tandem.toml"))
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(checked.status.code(), Some(0), "{}", text(&checked.stderr));
+    // A malformed field is a usage error naming the flag.
+    let out = init(
+        &[
+            "--yes",
+            "--offline",
+            "--force",
+            "--dir",
+            &d,
+            "--jira-url",
+            "https://x.example",
+            "--jira-email",
+            "me@example.com",
+            "--jira-project",
+            "OPS",
+            "--external-url",
+            "https://y.example",
+            "--external-username",
+            "sync",
+            "--external-field",
+            "2001",
+        ],
+        &[],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("--external-field `2001`: expected ID=NAME[:TYPE]"),
+        "{}",
+        text(&out.stderr)
+    );
+}

@@ -296,6 +296,21 @@ async fn sighup_keeps_serving_on_a_bad_config_and_reloads_a_good_one() {
     }
     assert_eq!(external.items().len(), 2, "one twin each");
 
+    // A valid file that cannot start (its port is taken): the previous one starts again.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken_addr = taken.local_addr().unwrap().to_string();
+    std::fs::write(
+        &config,
+        with_token("third-token").replace("127.0.0.1:0", &taken_addr),
+    )
+    .unwrap();
+    hup(&child);
+    let (kept, _) = wait_line(&out, "tandem kept the previous configuration");
+    assert!(kept.ends_with(&format!("listening on {base}")), "{kept}");
+    assert_eq!(admin_status(&base, "second-token").await, 200);
+    assert_eq!(admin_status(&base, "third-token").await, 401);
+    drop(taken);
+
     let _ = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status();
