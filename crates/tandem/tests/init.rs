@@ -646,3 +646,80 @@ async fn offline_with_named_fields_contacts_nothing_and_passes_the_offline_check
         text(&out.stderr)
     );
 }
+
+/// The same questions on a real terminal: `script` runs `tandem init` on a pseudo-terminal
+/// and types the answers into it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn interactive_on_a_pseudo_terminal() {
+    let has_script = std::process::Command::new("script")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !has_script {
+        eprintln!(
+            "NOTE: `script` (util-linux) is not installed; the pseudo-terminal run is skipped"
+        );
+        return;
+    }
+    let sb = sandboxes().await;
+    let dir = tempfile::tempdir().unwrap();
+    let command = format!(
+        "{} init --dir {}",
+        env!("CARGO_BIN_EXE_tandem"),
+        dir.path().display()
+    );
+    let answers = [
+        sb.jira.url(),
+        String::new(),
+        "tandem@example.com".into(),
+        String::new(),
+        "TEST".into(),
+        String::new(),
+        String::new(),
+        sb.external.url(),
+        "external".into(),
+        String::new(),
+        String::new(),
+        "ptysync".into(),
+        String::new(),
+        String::new(),
+    ];
+    let mut cmd = Command::new("script");
+    for (k, _) in ENV.iter().chain(LATER_ENV) {
+        cmd.env_remove(k);
+    }
+    for (k, v) in ENV {
+        cmd.env(k, v);
+    }
+    let mut script = cmd
+        .args(["-qec", &command, "/dev/null"])
+        // The answers stay open until it is done (no early end of input); a run that asks
+        // more than expected times out below and is killed.
+        .kill_on_drop(true)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = script.stdin.take().unwrap();
+    stdin
+        .write_all(format!("{}\n", answers.join("\n")).as_bytes())
+        .await
+        .unwrap();
+    let out = tokio::time::timeout(
+        std::time::Duration::from_secs(60),
+        script.wait_with_output(),
+    )
+    .await
+    .expect("tandem init on a terminal finished")
+    .unwrap();
+    drop(stdin);
+    let screen = text(&out.stdout).replace('\r', "");
+    assert_eq!(out.status.code(), Some(0), "{screen}");
+    assert!(screen.contains("Use this mapping? [Y/n]: "), "{screen}");
+    assert!(screen.contains("  tandem serve --config "), "{screen}");
+    let toml = std::fs::read_to_string(dir.path().join("tandem.toml")).unwrap();
+    assert!(toml.contains("name = \"ptysync\""), "{toml}");
+    let checked = check(&dir.path().join("tandem.toml"), &[]).await;
+    assert_eq!(checked.status.code(), Some(0), "{}", text(&checked.stdout));
+}

@@ -872,9 +872,11 @@ async fn plan<R: BufRead, W: Write>(
         ))?;
     }
 
-    asker.heading("The other system")?;
+    asker.heading(
+        "The other system: seed (an HTTP/JSON system with the seed's API) or jira (another Jira)",
+    )?;
     let kind = asker.choose(
-        "Which system (seed: the seed's REST API; jira: another Jira)",
+        "Which system",
         "--external",
         external::CHOICES,
         &args.external,
