@@ -10,6 +10,7 @@ pub mod app;
 pub mod config;
 pub mod connector;
 pub mod poller;
+pub mod queueing;
 pub mod secret;
 pub mod server;
 pub mod store;

@@ -22,13 +22,14 @@
 //! the page's events are durably queued: a crash re-lists, it never skips.
 
 use crate::connector::{ConnectorError, Item};
+use crate::queueing::enqueue_linked;
 use crate::store::{Enqueued, StoreError};
-use crate::worker::{ConnectionRuntime, Engine, enqueue_linked};
+use crate::worker::{ConnectionRuntime, Engine};
 use chrono::{DateTime, SecondsFormat, Utc};
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
 use std::time::Duration;
-use tandem_core::plan::{PlanInput, plan_update};
+use tandem_core::plan::plan_update;
 use tandem_core::{ChangeEvent, ChangeKind, EventOrigin, Link, Side};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -204,17 +205,14 @@ async fn start_cursor(
 /// planner would write something (or report a value it cannot convert). False for the echo
 /// of Tandem's own write and for a state older than the last synced edit.
 pub fn differs_from_shadow(conn: &ConnectionRuntime, side: Side, item: &Item, link: &Link) -> bool {
-    let plan = plan_update(&PlanInput {
-        source: side,
-        source_ts: item.updated.unwrap_or_else(Utc::now),
-        source_values: &item.fields,
-        target_values: None,
-        target_ts: None,
-        shadow: &link.shadow,
-        pending: &link.pending,
-        mapping: &conn.mapping,
-        policy: conn.policy,
-    });
+    let plan = plan_update(&conn.plan_input(
+        side,
+        item.updated.unwrap_or_else(Utc::now),
+        &item.fields,
+        None,
+        &link.shadow,
+        &link.pending,
+    ));
     !plan.writes.is_empty() || !plan.errors.is_empty()
 }
 

@@ -28,8 +28,9 @@ use crate::app;
 use crate::config::{Config, ConnectionConfig};
 use crate::connector::{Connector, Item};
 use crate::poller::{differs_from_shadow, snapshot_event};
+use crate::queueing::enqueue_linked;
 use crate::store::{self, EventStatus, Store};
-use crate::worker::{ConnectionRuntime, Engine, Scope, enqueue_linked};
+use crate::worker::{ConnectionRuntime, Engine, Scope};
 use anyhow::Context;
 use chrono::{DateTime, Utc};
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -38,7 +39,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tandem_core::convert::to_canonical;
 use tandem_core::mapping::ConflictPolicy;
-use tandem_core::plan::{PlanInput, plan_create, plan_update};
+use tandem_core::plan::{plan_create, plan_update};
 use tandem_core::{EventOrigin, Link, Shadow, ShadowEntry, Side};
 use tokio::sync::watch;
 
@@ -631,17 +632,14 @@ fn dry_run_one(conn: &ConnectionRuntime, w: Work, summary: &mut Summary) {
                     Side::Jira => (&jira, &external),
                     Side::External => (&external, &jira),
                 };
-                let plan = plan_update(&PlanInput {
-                    source: side,
-                    source_ts: source.updated.unwrap_or_else(Utc::now),
-                    source_values: &source.fields,
-                    target_values: Some(&target.fields),
-                    target_ts: target.updated,
-                    shadow: &shadow,
-                    pending: &pending,
-                    mapping: &conn.mapping,
-                    policy: conn.policy,
-                });
+                let plan = plan_update(&conn.plan_input(
+                    side,
+                    source.updated.unwrap_or_else(Utc::now),
+                    &source.fields,
+                    Some(target),
+                    &shadow,
+                    &pending,
+                ));
                 if let Some(e) = plan.errors.first() {
                     summary
                         .actions

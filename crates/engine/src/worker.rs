@@ -21,7 +21,7 @@
 //! A failing link never blocks others: its events wait, everything else keeps flowing.
 
 use crate::connector::{Connector, ConnectorError, Fields, Item};
-use crate::store::{AuditEntry, Completion, Enqueued, EventStatus, QueuedEvent, Store, StoreError};
+use crate::store::{AuditEntry, Completion, EventStatus, QueuedEvent, Store, StoreError};
 use chrono::{DateTime, Utc};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -32,6 +32,9 @@ use tandem_core::retry::RetryPolicy;
 use tandem_core::{ChangeEvent, ChangeKind, Link, Shadow, Side};
 use tokio::sync::{Mutex, Notify, Semaphore};
 use tracing::{debug, info, warn};
+
+// The queueing policy moved to its own module; these paths keep working.
+pub use crate::queueing::{enqueue, enqueue_linked, ordering_key};
 
 /// How often a running engine tells the store its lease owner is alive.
 pub const HEARTBEAT: Duration = Duration::from_secs(1);
@@ -154,6 +157,33 @@ impl ConnectionRuntime {
         match side {
             Side::Jira => &self.jira,
             Side::External => &self.external,
+        }
+    }
+
+    /// What the planner is given for an update from `source` carrying `source_values` as of
+    /// `source_ts`: the twin as read (`None` when it was not read, as when an event is first
+    /// judged against the shadow alone), the pair's synced state (`shadow`, `pending`), and
+    /// this connection's mapping and conflict policy. The one place the worker, the poller
+    /// and bulk sync build it, so that they judge a change alike.
+    pub fn plan_input<'a>(
+        &'a self,
+        source: Side,
+        source_ts: DateTime<Utc>,
+        source_values: &'a Fields,
+        twin: Option<&'a Item>,
+        shadow: &'a Shadow,
+        pending: &'a Shadow,
+    ) -> PlanInput<'a> {
+        PlanInput {
+            source,
+            source_ts,
+            source_values,
+            target_values: twin.map(|t| &t.fields),
+            target_ts: twin.and_then(|t| t.updated),
+            shadow,
+            pending,
+            mapping: &self.mapping,
+            policy: self.policy,
         }
     }
 }
@@ -1068,17 +1098,14 @@ impl Engine {
         // First against the shadow alone: an echo of Tandem's own write, or an old state,
         // needs no write, so it costs no remote call at all.
         let shadow_plan = |values: &Fields, ts| {
-            plan_update(&PlanInput {
-                source: event.source,
-                source_ts: ts,
-                source_values: values,
-                target_values: None,
-                target_ts: None,
-                shadow: &link.shadow,
-                pending: &link.pending,
-                mapping: &conn.mapping,
-                policy: conn.policy,
-            })
+            plan_update(&conn.plan_input(
+                event.source,
+                ts,
+                values,
+                None,
+                &link.shadow,
+                &link.pending,
+            ))
         };
         if event.source == Side::Jira
             && let Some(item) = fetched_source
@@ -1146,17 +1173,14 @@ impl Engine {
         if target_side == Side::Jira {
             self.fill_link_field(conn, &link, &twin).await?;
         }
-        let plan = plan_update(&PlanInput {
-            source: event.source,
-            source_ts: ts,
-            source_values: &values,
-            target_values: Some(&twin.fields),
-            target_ts: twin.updated,
-            shadow: &link.shadow,
-            pending: &link.pending,
-            mapping: &conn.mapping,
-            policy: conn.policy,
-        });
+        let plan = plan_update(&conn.plan_input(
+            event.source,
+            ts,
+            &values,
+            Some(&twin),
+            &link.shadow,
+            &link.pending,
+        ));
         // Decisions name fields and outcomes, never values: enough to trace an event's path
         // (RUST_LOG=tandem=debug) without putting issue content in the logs.
         debug!(event = queued.id, attempts = queued.attempts, link = %link.jira_id, decisions = ?plan.decisions, "planned");
@@ -1300,41 +1324,6 @@ impl Engine {
             _ => Outcome::Applied { writes },
         })
     }
-}
-
-/// The ordering key an event is queued under: the link's key once its item is linked, so
-/// events from both sides of one link are applied in order (and a poll or sync event that
-/// fetches the item reads it after Tandem's own writes to it), else the item's own key.
-pub fn ordering_key(event: &ChangeEvent, link: Option<&Link>) -> String {
-    match link {
-        Some(link) => format!("{}:link:{}", event.connection, link.jira_id),
-        None => event.ordering_key(),
-    }
-}
-
-/// Queues `event` durably under [`ordering_key`], looking up its link first. The one enqueue
-/// path shared by webhooks, the poller and bulk sync, so they dedupe and order alike.
-pub async fn enqueue(
-    store: &dyn Store,
-    event: &ChangeEvent,
-    now: DateTime<Utc>,
-) -> Result<Enqueued, StoreError> {
-    let link = store
-        .link_by_item(&event.connection, event.source, &event.item_id)
-        .await?;
-    enqueue_linked(store, event, link.as_ref(), now).await
-}
-
-/// As [`enqueue`], for a caller that has already read the item's link.
-pub async fn enqueue_linked(
-    store: &dyn Store,
-    event: &ChangeEvent,
-    link: Option<&Link>,
-    now: DateTime<Utc>,
-) -> Result<Enqueued, StoreError> {
-    store
-        .enqueue_with_key(event, &ordering_key(event, link), now)
-        .await
 }
 
 /// Records fields the target refused (Jira: a status no transition reaches) at the value

@@ -5,7 +5,9 @@
 //! only the binary needs: the demo, the benchmark harness and the fuzz target bodies, which
 //! run the engine against the sandboxes (`tandem-sandbox`).
 
-pub use tandem_engine::{app, config, connector, poller, secret, server, store, sync, worker};
+pub use tandem_engine::{
+    app, config, connector, poller, queueing, secret, server, store, sync, worker,
+};
 
 pub mod bench;
 pub mod demo;

@@ -109,7 +109,7 @@ pub(super) async fn receive(
         metrics::counter!("tandem_events_received_total", &labels).increment(1);
         // Events about a linked item share the link's ordering key, so both sides of one
         // link are applied in order; unlinked items are keyed by themselves.
-        match crate::worker::enqueue(state.engine.store.as_ref(), event, Utc::now()).await {
+        match crate::queueing::enqueue(state.engine.store.as_ref(), event, Utc::now()).await {
             Ok(Enqueued::New(id)) => queued.push(id),
             Ok(Enqueued::Duplicate(id)) => duplicates.push(id),
             Err(e) => {
