@@ -1,0 +1,240 @@
+//! Step 1, when discovery found no twin: create it on the other side, under the connection's
+//! lock. The create is recorded before the call (a twin whose answer is lost is recognised
+//! later by the values it was sent, see `discover.rs`), and the link is stored right after it,
+//! before anything else can fail. A create that took effect unreadably opens the side's
+//! create circuit: no further twin is made there until it is recognised or reset.
+
+use super::apply::{audit_rows, note_how, refused_failure, settle_refused};
+use super::{ConnectionRuntime, Engine, Failure, Outcome};
+use crate::connector::{ConnectorError, Fields, Item};
+use crate::store::{EventStatus, QueuedEvent};
+use chrono::Utc;
+use std::collections::BTreeMap;
+use tandem_core::plan::plan_create;
+use tandem_core::{ChangeEvent, Link, Shadow, Side};
+use tracing::{debug, info, warn};
+
+/// A twin just made: the item, and the message and fields of a create that left some of them
+/// out (see `settle_refused`).
+type Created = (Item, Option<(String, Vec<String>)>);
+
+impl Engine {
+    /// Creates the twin of the unlinked `item` (the event's source item, read in full) when
+    /// the connection allows it, links the pair and records the event's outcome.
+    pub(super) async fn create_twin(
+        &self,
+        conn: &ConnectionRuntime,
+        queued: &QueuedEvent,
+        item: &Item,
+    ) -> Result<Outcome, Failure> {
+        let event = &queued.event;
+        let target_side = event.source.other();
+        if !conn.create.allows(target_side) {
+            return self
+                .finish(
+                    queued,
+                    EventStatus::Ignored,
+                    None,
+                    Vec::new(),
+                    &format!(
+                        "no twin on the {target_side} side and creating one there is disabled"
+                    ),
+                )
+                .await;
+        }
+
+        self.may_create(conn, queued, target_side).await?;
+        let (values, ts) = self.source_values(conn, event, Some(item)).await?;
+        let plan = plan_create(event.source, ts, &values, &conn.mapping);
+        if let Some(err) = plan.errors.first() {
+            return Err(Failure::Permanent(err.to_string()));
+        }
+        let mut created_shadow = Shadow(plan.shadow_updates.clone());
+        let (created, refused) = self
+            .create_recorded(conn, event, item, &plan.writes, &created_shadow)
+            .await?;
+        if let Some((_, fields)) = &refused {
+            settle_refused(
+                conn,
+                &mut created_shadow,
+                fields,
+                target_side,
+                &created.fields,
+            );
+        }
+        metrics::counter!("tandem_twins_created_total", "connection" => conn.name.clone(), "side" => target_side.to_string()).increment(1);
+        let mut link = self
+            .link_created(conn, event, item, &created, created_shadow)
+            .await?;
+        if let Some((message, fields)) = refused {
+            return Err(refused_failure(&message, &fields, plan.writes.len()));
+        }
+        let mut audit = audit_rows(
+            conn,
+            Some(queued.id),
+            &link,
+            target_side,
+            &plan.writes,
+            &BTreeMap::new(),
+        );
+        note_how(&mut audit, conn.side(target_side).as_ref(), &created.id);
+        for (key, entry) in plan.shadow_updates {
+            link.shadow.set(key, entry);
+        }
+        link.version += 1;
+        let writes = plan.writes.len();
+        self.finish(queued, EventStatus::Done, Some(link), audit, "created twin")
+            .await?;
+        Ok(Outcome::Applied { writes })
+    }
+
+    /// Records the create of `item`'s twin (`created`: the values it starts the pair's
+    /// shadow with), then makes the twin with `writes` on the other side.
+    async fn create_recorded(
+        &self,
+        conn: &ConnectionRuntime,
+        event: &ChangeEvent,
+        item: &Item,
+        writes: &Fields,
+        created: &Shadow,
+    ) -> Result<Created, Failure> {
+        let target = conn.side(event.source.other());
+        // Jira's link field holds the external id; the external system is told the Jira key,
+        // which people recognise (the seed's `sourceIssueId`).
+        let source_ref = match event.source {
+            Side::Jira => item.key.clone().unwrap_or_else(|| item.id.clone()),
+            Side::External => item.id.clone(),
+        };
+        // Recorded before the call: if its answer is lost, the twin found later by discovery
+        // starts from these values (see `recorded_creates`).
+        self.store
+            .record_create(&conn.name, event.source, &item.id, created, Utc::now())
+            .await?;
+        match target.create(writes, Some(&source_ref)).await {
+            Ok(created) => Ok((created, None)),
+            // The twin exists without some of its fields: it is linked like any other, and
+            // the event fails for those fields alone (see `settle_refused`).
+            Err(ConnectorError::PartlyApplied {
+                message,
+                refused,
+                created: Some(created),
+            }) => Ok((*created, Some((message, refused)))),
+            Err(e) if e.took_effect() => Err(self.unreadable_create(conn, event, item, e).await),
+            Err(e @ ConnectorError::Permanent { .. }) => {
+                // Refused: no twin was made, so none may be recognised later as this one.
+                self.store
+                    .forget_create(&conn.name, event.source, &item.id)
+                    .await?;
+                Err(e.into())
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Stores the link of `item` and its just `created` twin, with the created values as its
+    /// shadow, and writes the twin's id into Jira's link field when the twin is external.
+    async fn link_created(
+        &self,
+        conn: &ConnectionRuntime,
+        event: &ChangeEvent,
+        item: &Item,
+        created: &Item,
+        shadow: Shadow,
+    ) -> Result<Link, Failure> {
+        let target_side = event.source.other();
+        let (jira_id, jira_key, external_id) = match event.source {
+            Side::Jira => (item.id.clone(), item.key.clone(), created.id.clone()),
+            Side::External => (created.id.clone(), created.key.clone(), item.id.clone()),
+        };
+        let mut link = Link {
+            connection: conn.name.clone(),
+            jira_id: jira_id.clone(),
+            jira_key,
+            external_id: external_id.clone(),
+            shadow,
+            pending: Default::default(),
+            version: 0,
+        };
+        // Store the link, with the created values as its shadow, before anything else can
+        // fail, so a retry or an echo finds it (and what was created) and never creates a
+        // second twin.
+        if let Err(existing) = self.store.insert_link(&link).await? {
+            warn!(connection = %conn.name, jira = %existing.jira_id, external = %existing.external_id, "link appeared concurrently");
+            link = existing;
+        }
+        info!(connection = %conn.name, jira = %jira_id, external = %external_id, created_on = %target_side, "created twin");
+        if event.source == Side::Jira {
+            self.write_link_field(conn, &jira_id, &external_id).await;
+        }
+        Ok(link)
+    }
+
+    /// Refuses to create on `target` while its create circuit is open (a create there took
+    /// effect but its answer could not be read): every further create would leave another
+    /// twin nobody can name. The event waits on the retry schedule, saying why.
+    async fn may_create(
+        &self,
+        conn: &ConnectionRuntime,
+        queued: &QueuedEvent,
+        target: Side,
+    ) -> Result<(), Failure> {
+        let circuits = self.store.create_circuits().await?;
+        let Some(open) = circuits
+            .iter()
+            .find(|c| c.connection == conn.name && c.side == target)
+        else {
+            return Ok(());
+        };
+        debug!(event = queued.id, connection = %conn.name, %target, "create circuit open");
+        Err(Failure::Transient {
+            message: format!(
+                "creating on the {target} side of `{}` is stopped since {}: {}. Fix the \
+                 {target} side's create operation and restart, or run `tandem creates reset \
+                 --connection {} --side {target}`",
+                conn.name,
+                open.opened_at.to_rfc3339(),
+                open.reason,
+                conn.name
+            ),
+            retry_after: None,
+        })
+    }
+
+    /// A create that took effect but whose answer could not be read: the twin exists and
+    /// nobody knows its id. The recorded create is marked so (its twin is recognised when it
+    /// comes back, see `recognised_twin`), the target side's create circuit opens, and the
+    /// event waits for the twin to be recognised.
+    async fn unreadable_create(
+        &self,
+        conn: &ConnectionRuntime,
+        event: &ChangeEvent,
+        item: &Item,
+        error: ConnectorError,
+    ) -> Failure {
+        let target = event.source.other();
+        let reason = format!("a create's answer could not be read: {error}");
+        metrics::counter!("tandem_creates_unreadable_total", "connection" => conn.name.clone(), "side" => target.to_string()).increment(1);
+        warn!(connection = %conn.name, side = %target, item = %item.id, %reason, "create took effect but its answer could not be read; creating there is stopped");
+        if let Err(e) = self
+            .store
+            .create_unreadable(
+                &conn.name,
+                event.source,
+                &item.id,
+                &reason,
+                conn.fingerprint(target),
+                Utc::now(),
+            )
+            .await
+        {
+            return e.into();
+        }
+        Failure::Transient {
+            message: format!(
+                "the twin was created on the {target} side but {reason}; waiting for it to \
+                 be recognised when it comes back"
+            ),
+            retry_after: None,
+        }
+    }
+}
