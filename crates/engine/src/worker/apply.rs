@@ -37,7 +37,7 @@ impl Engine {
         let source = self
             .read_source(conn, queued, &link, fetched_source)
             .await?;
-        if source.against_shadow.writes.is_empty() && source.against_shadow.errors.is_empty() {
+        if writes_nothing(&source.against_shadow) {
             return self
                 .finish_unwritten(queued, link, source.against_shadow, source.covers_through)
                 .await;
@@ -86,25 +86,13 @@ impl Engine {
         if fetched_source.is_none() && event.needs_fetch {
             covers_through = Some(self.store.newest_event_id().await?);
         }
-        let (mut values, mut ts) = self.source_values(conn, event, fetched_source).await?;
-        // First against the shadow alone: an echo of Tandem's own write, or an old state,
-        // needs no write, so it costs no remote call at all.
-        let shadow_plan = |values: &Fields, ts| {
-            plan_update(&conn.plan_input(
-                event.source,
-                ts,
-                values,
-                None,
-                &link.shadow,
-                &link.pending,
-            ))
-        };
+        let (values, ts) = self.source_values(conn, event, fetched_source).await?;
         if event.source == Side::Jira
             && let Some(item) = fetched_source
         {
             self.fill_link_field(conn, link, item).await?;
         }
-        let mut against_shadow = shadow_plan(&values, ts);
+        let against_shadow = plan_against_shadow(conn, event.source, link, &values, ts);
         let read_source = fetched_source.is_none() && !event.needs_fetch;
         // A delivery judged older than the synced edit is read again too: its time may come
         // from another clock than the shadow's (the seed's webhooks carry none, so it is the
@@ -114,28 +102,44 @@ impl Engine {
             .with_outcome(tandem_core::plan::Outcome::Stale)
             .next()
             .is_some();
-        if read_source
-            && (looks_stale
-                || !(against_shadow.writes.is_empty() && against_shadow.errors.is_empty()))
-        {
-            // A delivered snapshot is not enough to write on: it may be an old state arriving
-            // late or out of order (an earlier edit, or the echo of an earlier write of ours,
-            // which the shadow no longer recognises), and its time may be only the arrival
-            // time (the seed's webhook carries none), which would make an old value look new
-            // and bounce it back and forth. The item as it is now, with its own `updated`,
-            // is what gets planned; an old snapshot then turns out an echo or stale.
-            covers_through = Some(self.store.newest_event_id().await?);
-            let item = conn
-                .side(event.source)
-                .fetch(link.id_on(event.source))
-                .await?;
-            if event.source == Side::Jira {
-                self.fill_link_field(conn, link, &item).await?;
-            }
-            ts = item.updated.unwrap_or(ts);
-            values = item.fields;
-            against_shadow = shadow_plan(&values, ts);
+        if read_source && (looks_stale || !writes_nothing(&against_shadow)) {
+            return self.source_as_now(conn, event, link, ts).await;
         }
+        Ok(SourceState {
+            values,
+            ts,
+            against_shadow,
+            covers_through,
+        })
+    }
+
+    /// The source item read as it is now, in place of a delivered snapshot (`delivered_ts`:
+    /// the snapshot's time, kept when the item has none), judged against the shadow alone.
+    ///
+    /// A delivered snapshot is not enough to write on: it may be an old state arriving late
+    /// or out of order (an earlier edit, or the echo of an earlier write of ours, which the
+    /// shadow no longer recognises), and its time may be only the arrival time (the seed's
+    /// webhook carries none), which would make an old value look new and bounce it back and
+    /// forth. The item as it is now, with its own `updated`, is what gets planned; an old
+    /// snapshot then turns out an echo or stale.
+    async fn source_as_now(
+        &self,
+        conn: &ConnectionRuntime,
+        event: &ChangeEvent,
+        link: &Link,
+        delivered_ts: DateTime<Utc>,
+    ) -> Result<SourceState, Failure> {
+        let covers_through = Some(self.store.newest_event_id().await?);
+        let item = conn
+            .side(event.source)
+            .fetch(link.id_on(event.source))
+            .await?;
+        if event.source == Side::Jira {
+            self.fill_link_field(conn, link, &item).await?;
+        }
+        let ts = item.updated.unwrap_or(delivered_ts);
+        let values = item.fields;
+        let against_shadow = plan_against_shadow(conn, event.source, link, &values, ts);
         Ok(SourceState {
             values,
             ts,
@@ -163,7 +167,7 @@ impl Engine {
             link.version += 1;
             link
         });
-        self.finish_covering(
+        self.finish(
             queued,
             EventStatus::Done,
             link,
@@ -266,7 +270,7 @@ impl Engine {
         } else {
             "applied"
         };
-        self.finish_covering(queued, EventStatus::Done, link, audit, note, covers_through)
+        self.finish(queued, EventStatus::Done, link, audit, note, covers_through)
             .await?;
         Ok(Outcome::Applied { writes })
     }
@@ -287,6 +291,24 @@ impl Engine {
         }
         Ok((event.fields.clone(), event.source_ts))
     }
+}
+
+/// The plan of an update from `source` against the link's shadow alone, the twin unread:
+/// an echo of Tandem's own write, or an old state, needs no write, so it costs no remote call
+/// at all.
+fn plan_against_shadow(
+    conn: &ConnectionRuntime,
+    source: Side,
+    link: &Link,
+    values: &Fields,
+    ts: DateTime<Utc>,
+) -> Plan {
+    plan_update(&conn.plan_input(source, ts, values, None, &link.shadow, &link.pending))
+}
+
+/// Whether a plan has nothing to write and nothing it failed on.
+fn writes_nothing(plan: &Plan) -> bool {
+    plan.writes.is_empty() && plan.errors.is_empty()
 }
 
 /// Records fields the target refused (Jira: a status no transition reaches) at the value

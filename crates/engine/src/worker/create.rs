@@ -31,11 +31,8 @@ impl Engine {
         let target_side = event.source.other();
         if !conn.create.allows(target_side) {
             return self
-                .finish(
+                .ignore(
                     queued,
-                    EventStatus::Ignored,
-                    None,
-                    Vec::new(),
                     &format!(
                         "no twin on the {target_side} side and creating one there is disabled"
                     ),
@@ -51,17 +48,8 @@ impl Engine {
         }
         let mut created_shadow = Shadow(plan.shadow_updates.clone());
         let (created, refused) = self
-            .create_recorded(conn, event, item, &plan.writes, &created_shadow)
+            .create_recorded(conn, event, item, &plan.writes, &mut created_shadow)
             .await?;
-        if let Some((_, fields)) = &refused {
-            settle_refused(
-                conn,
-                &mut created_shadow,
-                fields,
-                target_side,
-                &created.fields,
-            );
-        }
         metrics::counter!("tandem_twins_created_total", "connection" => conn.name.clone(), "side" => target_side.to_string()).increment(1);
         let mut link = self
             .link_created(conn, event, item, &created, created_shadow)
@@ -83,22 +71,31 @@ impl Engine {
         }
         link.version += 1;
         let writes = plan.writes.len();
-        self.finish(queued, EventStatus::Done, Some(link), audit, "created twin")
-            .await?;
+        self.finish(
+            queued,
+            EventStatus::Done,
+            Some(link),
+            audit,
+            "created twin",
+            None,
+        )
+        .await?;
         Ok(Outcome::Applied { writes })
     }
 
-    /// Records the create of `item`'s twin (`created`: the values it starts the pair's
-    /// shadow with), then makes the twin with `writes` on the other side.
+    /// Records the create of `item`'s twin (`shadow`: the values the pair's shadow starts
+    /// with), then makes the twin with `writes` on the other side. Fields the twin was made
+    /// without are settled in `shadow` at the twin's values (see `settle_refused`).
     async fn create_recorded(
         &self,
         conn: &ConnectionRuntime,
         event: &ChangeEvent,
         item: &Item,
         writes: &Fields,
-        created: &Shadow,
+        shadow: &mut Shadow,
     ) -> Result<Created, Failure> {
-        let target = conn.side(event.source.other());
+        let target_side = event.source.other();
+        let target = conn.side(target_side);
         // Jira's link field holds the external id; the external system is told the Jira key,
         // which people recognise (the seed's `sourceIssueId`).
         let source_ref = match event.source {
@@ -108,27 +105,33 @@ impl Engine {
         // Recorded before the call: if its answer is lost, the twin found later by discovery
         // starts from these values (see `recorded_creates`).
         self.store
-            .record_create(&conn.name, event.source, &item.id, created, Utc::now())
+            .record_create(&conn.name, event.source, &item.id, shadow, Utc::now())
             .await?;
-        match target.create(writes, Some(&source_ref)).await {
-            Ok(created) => Ok((created, None)),
+        let (created, refused) = match target.create(writes, Some(&source_ref)).await {
+            Ok(created) => (created, None),
             // The twin exists without some of its fields: it is linked like any other, and
             // the event fails for those fields alone (see `settle_refused`).
             Err(ConnectorError::PartlyApplied {
                 message,
                 refused,
                 created: Some(created),
-            }) => Ok((*created, Some((message, refused)))),
-            Err(e) if e.took_effect() => Err(self.unreadable_create(conn, event, item, e).await),
+            }) => (*created, Some((message, refused))),
+            Err(e) if e.took_effect() => {
+                return Err(self.unreadable_create(conn, event, item, e).await);
+            }
             Err(e @ ConnectorError::Permanent { .. }) => {
                 // Refused: no twin was made, so none may be recognised later as this one.
                 self.store
                     .forget_create(&conn.name, event.source, &item.id)
                     .await?;
-                Err(e.into())
+                return Err(e.into());
             }
-            Err(e) => Err(e.into()),
+            Err(e) => return Err(e.into()),
+        };
+        if let Some((_, fields)) = &refused {
+            settle_refused(conn, shadow, fields, target_side, &created.fields);
         }
+        Ok((created, refused))
     }
 
     /// Stores the link of `item` and its just `created` twin, with the created values as its

@@ -8,7 +8,7 @@
 
 use super::{ConnectionRuntime, Engine, Failure, Outcome};
 use crate::connector::{ConnectorError, Item};
-use crate::store::{EventStatus, QueuedEvent};
+use crate::store::QueuedEvent;
 use chrono::Utc;
 use std::time::Duration;
 use tandem_core::plan::holds_created;
@@ -49,19 +49,14 @@ impl Engine {
         if event.source == Side::Jira
             && let Some(reason) = conn.scope.excludes(&item)
         {
-            return self
-                .finish(queued, EventStatus::Ignored, None, Vec::new(), &reason)
-                .await;
+            return self.ignore(queued, &reason).await;
         }
         match self.discover(conn, queued, &item).await? {
             Discovery::Twin { id, recognised } => {
                 self.link_discovered(conn, queued, &item, id, recognised)
                     .await
             }
-            Discovery::Ignore(reason) => {
-                self.finish(queued, EventStatus::Ignored, None, Vec::new(), &reason)
-                    .await
-            }
+            Discovery::Ignore(reason) => self.ignore(queued, &reason).await,
             Discovery::Nothing => self.create_twin(conn, queued, &item).await,
         }
     }
@@ -155,9 +150,7 @@ impl Engine {
                     "found twin {} / {}, but {} / {} are already linked",
                     link.jira_id, link.external_id, existing.jira_id, existing.external_id
                 );
-                return self
-                    .finish(queued, EventStatus::Ignored, None, Vec::new(), &reason)
-                    .await;
+                return self.ignore(queued, &reason).await;
             }
         };
         info!(connection = %conn.name, jira = %link.jira_id, external = %link.external_id, recognised, "linked existing twins");

@@ -140,21 +140,20 @@ impl Engine {
         }
     }
 
-    pub(super) async fn finish(
+    /// Ignores the event, for `reason` (kept with the event for people to read).
+    pub(super) async fn ignore(
         &self,
         queued: &QueuedEvent,
-        status: EventStatus,
-        link: Option<Link>,
-        audit: Vec<AuditEntry>,
-        note: &str,
+        reason: &str,
     ) -> Result<Outcome, Failure> {
-        self.finish_covering(queued, status, link, audit, note, None)
+        self.finish(queued, EventStatus::Ignored, None, Vec::new(), reason, None)
             .await
     }
 
-    /// [`Self::finish`], also settling the item's later events that a fresh read of it
-    /// carried (`covers_through`: the newest event id before that read).
-    pub(super) async fn finish_covering(
+    /// Records the event's outcome in one store transaction with the link and audit rows it
+    /// changed, also settling the item's later events that a fresh read of it carried
+    /// (`covers_through`: the newest event id before that read).
+    pub(super) async fn finish(
         &self,
         queued: &QueuedEvent,
         status: EventStatus,

@@ -39,7 +39,7 @@ pub use connection::{ConnectionRuntime, CreateRules, Scope};
 pub use crate::queueing::{enqueue, enqueue_linked, ordering_key};
 
 use crate::connector::ConnectorError;
-use crate::store::{EventStatus, QueuedEvent, Store, StoreError};
+use crate::store::{QueuedEvent, Store, StoreError};
 use chrono::Utc;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -283,15 +283,7 @@ impl Engine {
     ) -> Result<Outcome, Failure> {
         let event = &queued.event;
         if event.kind == ChangeKind::Commented {
-            return self
-                .finish(
-                    queued,
-                    EventStatus::Ignored,
-                    None,
-                    Vec::new(),
-                    "comments are not synced",
-                )
-                .await;
+            return self.ignore(queued, "comments are not synced").await;
         }
         let link = self
             .store
