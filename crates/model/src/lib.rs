@@ -1,6 +1,6 @@
 //! An exhaustive model of Tandem's sync protocol, checked with `stateright`.
 //!
-//! The model is the engine's worker loop (`crates/tandem/src/worker.rs`) cut at every call
+//! The model is the engine's worker loop (`crates/engine/src/worker/`) cut at every call
 //! that leaves the process — a store read or write, a remote read or write — around the
 //! *real* planning functions of `tandem-core` ([`plan_update`], [`plan_create`]): nothing
 //! about echoes, stale states, conflicts or pending writes is re-implemented here. The
@@ -189,7 +189,7 @@ pub struct Delivery {
     pub ts: Time,
 }
 
-/// The ordering key an event is queued under (see `worker::ordering_key`).
+/// The ordering key an event is queued under (see `queueing::ordering_key` in the engine).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Key {
     Item(S, u8),

@@ -351,11 +351,19 @@ read = "/team"
         .await;
         let issue = jira.issue(&key).unwrap();
         let ticket_id = issue["fields"][&field].as_str().unwrap().to_string();
-        let link = store
-            .link_by_item("seed", Side::External, &ticket_id)
-            .await
-            .unwrap()
-            .expect("the ticket is linked in the store");
+        // Jira's link field is written with the create, a moment before the worker stores
+        // the link: wait for the store too rather than read it at once.
+        let link = eventually_async("the ticket is linked in the store", || {
+            let store = store.clone();
+            let ticket_id = ticket_id.clone();
+            async move {
+                store
+                    .link_by_item("seed", Side::External, &ticket_id)
+                    .await
+                    .unwrap()
+            }
+        })
+        .await;
         assert_eq!(link.jira_id, issue["id"].as_str().unwrap());
         // Long enough for a copy of a copy to appear if a loop had started.
         tokio::time::sleep(Duration::from_secs(3)).await;
