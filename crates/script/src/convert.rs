@@ -179,13 +179,28 @@ fn article(type_name: &str) -> String {
     }
 }
 
-/// A value as shown in an error message, cut short.
-fn short(value: &Dynamic) -> String {
-    let mut s = format!("({value:?})");
-    if s.chars().count() > 60 {
-        s = s.chars().take(57).collect::<String>() + "...)";
-    }
-    s
+/// A value as shown in an error message: short and built in bounded time, since a script
+/// may return a map of ten thousand entries or containers nested thousands deep.
+pub(crate) fn short(value: &Dynamic) -> String {
+    let shown = if let Some(items) = value.read_lock::<Array>() {
+        format!("of {} elements", items.len())
+    } else if let Some(map) = value.read_lock::<Map>() {
+        format!("of {} entries", map.len())
+    } else if value.is_string() {
+        let s = value.clone().into_string().unwrap_or_default();
+        let mut cut: String = s.chars().take(40).collect();
+        if cut.len() < s.len() {
+            cut.push_str("...");
+        }
+        format!("{cut:?}")
+    } else {
+        let mut s = value.to_string();
+        if s.chars().count() > 40 {
+            s = s.chars().take(40).collect::<String>() + "...";
+        }
+        s
+    };
+    format!("({shown})")
 }
 
 /// What a hook learns about the item a change is about.

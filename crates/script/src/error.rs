@@ -172,6 +172,12 @@ impl ScriptError {
                 };
                 (ErrorKind::Limit(limit), limit_message(limit, limits, text))
             }
+            // The sandbox's refusals come as errors raised by its stand-in functions.
+            EvalAltResult::ErrorRuntime(value, _)
+                if value.is_string() && value.to_string() == crate::sandbox::NO_SLEEP =>
+            {
+                (ErrorKind::Runtime, crate::sandbox::NO_SLEEP.to_string())
+            }
             EvalAltResult::ErrorRuntime(value, _) => {
                 let shown = if value.is_string() {
                     value.to_string()

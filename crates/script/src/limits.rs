@@ -21,18 +21,21 @@ pub struct ScriptLimits {
     /// Operations (expressions evaluated, loop iterations, function calls) per call.
     /// Default 100 000; a typical hook needs a few hundred.
     pub max_operations: u64,
-    /// Depth of nested function calls, the hook itself included. Default 32.
+    /// Depth of nested function calls, the hook itself included. Default 32, at most 64.
     pub max_call_levels: usize,
-    /// Longest string a script may build, in bytes. Default 65 536 (64 KiB).
+    /// Most bytes of string in one value: a string, or all the strings inside an array or
+    /// map together (Rhai counts containers as a whole). Default 1 MiB, so that the `fields`
+    /// of an issue with a long description (Jira allows 32 767 characters, up to ~96 KiB of
+    /// UTF-8) can still be edited.
     pub max_string_size: usize,
-    /// Most elements in one array. Default 10 000.
+    /// Most elements in one array, nested arrays' elements included. Default 10 000.
     pub max_array_size: usize,
-    /// Most entries in one object map. Default 10 000.
+    /// Most entries in one object map, nested maps' entries included. Default 10 000.
     pub max_map_size: usize,
     /// Deepest nesting of expressions and statements, checked when the script is compiled.
-    /// Default 64.
+    /// Default 64, at most 64.
     pub max_expr_depth: usize,
-    /// Longest time one call may run. Default 50 ms.
+    /// Longest time one call may run. Default 50 ms, at most 1 s.
     pub wall_time: Duration,
 }
 
@@ -41,7 +44,7 @@ impl ScriptLimits {
     pub const DEFAULT: ScriptLimits = ScriptLimits {
         max_operations: 100_000,
         max_call_levels: 32,
-        max_string_size: 64 * 1024,
+        max_string_size: 1024 * 1024,
         max_array_size: 10_000,
         max_map_size: 10_000,
         max_expr_depth: 64,
@@ -128,8 +131,12 @@ impl TryFrom<RawLimits> for ScriptLimits {
 
     fn try_from(raw: RawLimits) -> Result<Self, String> {
         let d = ScriptLimits::DEFAULT;
-        // Upper bounds keep a typo (an extra 0 or three) from turning a limit into none: a
-        // worker thread's stack and a sane event latency are the real ceilings.
+        // Upper bounds keep a typo (an extra 0 or three) from turning a limit into none. Call
+        // levels times expression depth is what the interpreter's recursion needs of the
+        // thread's stack: 64 x 64 was measured to fit a 2 MiB thread even in a debug build.
+        // Wall time also bounds how deeply a script can nest containers in a call (each
+        // level copies the ones inside), which Rhai's size checks and drops walk
+        // recursively: 1 s keeps that well within an 8 MiB stack.
         let count = |key: &str, v: Option<u64>, default: usize, max: u64| match v {
             None => Ok(default),
             Some(0) => Err(format!("{key} must be at least 1")),
@@ -148,8 +155,8 @@ impl TryFrom<RawLimits> for ScriptLimits {
                 if t.is_zero() {
                     return Err("wall_time must be more than 0".into());
                 }
-                if t > Duration::from_secs(60) {
-                    return Err(format!("wall_time must be at most 60s, got `{text}`"));
+                if t > Duration::from_secs(1) {
+                    return Err(format!("wall_time must be at most 1s, got `{text}`"));
                 }
                 t
             }
@@ -160,7 +167,7 @@ impl TryFrom<RawLimits> for ScriptLimits {
                 "max_call_levels",
                 raw.max_call_levels,
                 d.max_call_levels,
-                256,
+                64,
             )?,
             max_string_size: count(
                 "max_string_size",
@@ -175,7 +182,7 @@ impl TryFrom<RawLimits> for ScriptLimits {
                 10_000_000,
             )?,
             max_map_size: count("max_map_size", raw.max_map_size, d.max_map_size, 10_000_000)?,
-            max_expr_depth: count("max_expr_depth", raw.max_expr_depth, d.max_expr_depth, 1024)?,
+            max_expr_depth: count("max_expr_depth", raw.max_expr_depth, d.max_expr_depth, 64)?,
             wall_time,
         })
     }
@@ -224,9 +231,9 @@ mod tests {
 
     #[test]
     fn keys_override_their_default_only() {
-        let l = read("max_operations = 500\nwall_time = \"2s\"").unwrap();
+        let l = read("max_operations = 500\nwall_time = \"1s\"").unwrap();
         assert_eq!(l.max_operations, 500);
-        assert_eq!(l.wall_time, Duration::from_secs(2));
+        assert_eq!(l.wall_time, Duration::from_secs(1));
         assert_eq!(l.max_call_levels, 32);
         assert_eq!(
             read("wall_time = \"20ms\"").unwrap().wall_time.as_millis(),
@@ -254,10 +261,13 @@ mod tests {
                 .unwrap_err()
                 .contains("invalid duration")
         );
-        assert!(
-            read("max_expr_depth = 100000")
-                .unwrap_err()
-                .contains("at most 1024")
+        assert_eq!(
+            read("max_expr_depth = 100").unwrap_err(),
+            "max_expr_depth must be at most 64, got 100"
+        );
+        assert_eq!(
+            read("wall_time = \"5s\"").unwrap_err(),
+            "wall_time must be at most 1s, got `5s`"
         );
     }
 
@@ -265,7 +275,7 @@ mod tests {
     fn limits_print_as_configured() {
         let l = ScriptLimits::default();
         assert_eq!(Limit::WallTime.value_in(&l), "50ms");
-        assert_eq!(Limit::StringSize.value_in(&l), "65536 bytes");
+        assert_eq!(Limit::StringSize.value_in(&l), "1048576 bytes");
         assert_eq!(format_duration(Duration::from_micros(1500)), "1500us");
     }
 }

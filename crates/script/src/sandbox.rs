@@ -30,7 +30,7 @@ const CLOCK_EVERY: u64 = 64;
 const MAX_LOG_LINES: usize = 200;
 const MAX_LOG_LINE: usize = 2000;
 
-const NO_SLEEP: &str = "`sleep` is not available in Tandem scripts";
+pub(crate) const NO_SLEEP: &str = "`sleep` is not available in Tandem scripts";
 
 struct Log {
     lines: Vec<String>,
@@ -60,10 +60,9 @@ pub(crate) fn engine(limits: &ScriptLimits) -> Engine {
     engine.set_max_expr_depths(limits.max_expr_depth, limits.max_expr_depth);
     engine.on_print(|text| log_line(text.to_string()));
     engine.on_debug(|text, _source, pos| {
-        log_line(if pos.is_none() {
-            text.to_string()
-        } else {
-            format!("{pos}: {text}")
+        log_line(match (pos.line(), pos.position()) {
+            (Some(line), Some(col)) => format!("{line}:{col}: {text}"),
+            _ => text.to_string(),
         })
     });
     engine.on_progress(|ops| {

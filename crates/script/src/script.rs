@@ -44,6 +44,11 @@ pub const FILTERED_BY_SCRIPT: &str = "filtered by script";
 
 /// A compiled rules script. Cheap to clone (the compiled form is shared) and safe to call
 /// from several threads at once; every call starts from a fresh scope.
+///
+/// Calls are synchronous and bounded by [`ScriptLimits::wall_time`], so an async caller may
+/// make them inline. The interpreter recurses (into nested calls, expressions and nested
+/// containers), so run calls on threads with a generous stack: 8 MiB covers the largest
+/// limits accepted (tokio: `Builder::thread_stack_size`).
 #[derive(Clone)]
 pub struct Script {
     inner: Arc<Inner>,
@@ -320,11 +325,7 @@ fn describe(value: &Dynamic) -> String {
     if value.is_unit() {
         return "nothing (did the function forget to return a value?)".to_string();
     }
-    let mut shown = format!("{value:?}");
-    if shown.chars().count() > 60 {
-        shown = shown.chars().take(57).collect::<String>() + "...";
-    }
-    format!("{} ({shown})", value.type_name())
+    format!("{} {}", value.type_name(), crate::convert::short(value))
 }
 
 /// One `fn name(params)` in a script's source.
