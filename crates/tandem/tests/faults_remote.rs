@@ -205,10 +205,8 @@ async fn one_connection_sick(sickness: Sickness) {
         "one of connection b's edits waited long while a was {name}: {b_healthy} / {b_sick}"
     );
 
-    let mut writes = 0;
     for c in &conns {
         let w = assert_converged_and_clean(&c.jira, &c.external, &c.load, store.as_ref()).await;
-        writes += w.total;
         eprintln!(
             "{}",
             summary(
@@ -219,7 +217,6 @@ async fn one_connection_sick(sickness: Sickness) {
             )
         );
     }
-    assert!(writes > 0);
 }
 
 /// `secs` seconds of edits on both connections at [`EDITS_PER_SEC`] each; returns each
