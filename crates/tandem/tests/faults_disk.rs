@@ -158,7 +158,6 @@ impl Breakage {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "the SQLite store does not recover once its disk is back (pooled connections stay broken); see docs/RELIABILITY.md, Open"]
 async fn a_full_disk_answers_503_loses_nothing_and_recovers() {
     let dir = keep_if_asked(tempfile::tempdir().unwrap());
     let store_dir = dir.path().join("store");
@@ -174,7 +173,6 @@ async fn a_full_disk_answers_503_loses_nothing_and_recovers() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "the SQLite store does not recover once its disk is back (pooled connections stay broken); see docs/RELIABILITY.md, Open"]
 async fn a_read_only_store_answers_503_loses_nothing_and_recovers() {
     let dir = keep_if_asked(tempfile::tempdir().unwrap());
     let store_dir = dir.path().join("store");
