@@ -628,7 +628,7 @@ fn other(side: From) -> From {
 }
 
 /// A field's value in an external item (`fieldId` may be a number or a string).
-fn external_value(item: &Value, field_id: u64) -> Option<&str> {
+pub(super) fn external_value(item: &Value, field_id: u64) -> Option<&str> {
     item["fields"]
         .as_array()?
         .iter()

@@ -34,13 +34,15 @@ use std::time::Duration;
 use tandem_sandbox::RecordedRequest;
 
 mod engine_memory;
+pub mod engine_process;
 mod in_process;
 mod render;
 mod seed;
 
 pub use engine_memory::EngineMemory;
+pub use engine_process::{EngineOptions, EngineReport};
 use in_process::{BenchSchema, Kind, run_strategy};
-pub use render::render;
+pub use render::{render, render_engine};
 
 /// The bundled mapping as (external field id, Jira field id), for the seed baseline, which
 /// reads its mapping as a plain table like the guide's `mappingScript.incl`.
@@ -66,7 +68,7 @@ const THROUGHPUT_TIMEOUT: Duration = Duration::from_secs(60);
 const QUIET_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The size of a run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct BenchOptions {
     /// Linked pairs created before measuring.
     pub links: usize,
@@ -89,6 +91,9 @@ pub struct BenchOptions {
     pub memory_creates: usize,
     /// Edits to each of those issues, made at once.
     pub memory_edits_per_issue: usize,
+    /// The separate-process phases ([`engine_process`]), run first when the bench is given
+    /// the `tandem` binary to start.
+    pub engine_process: Option<EngineOptions>,
     /// Progress lines on stderr.
     #[serde(skip)]
     pub progress: bool,
@@ -108,6 +113,7 @@ impl BenchOptions {
             memory_links: 1000,
             memory_creates: 10,
             memory_edits_per_issue: 3,
+            engine_process: None,
             progress: false,
         }
     }
@@ -125,6 +131,7 @@ impl BenchOptions {
             memory_links: 100_000,
             memory_creates: 200,
             memory_edits_per_issue: 10,
+            engine_process: Some(EngineOptions::default()),
             progress: false,
         }
     }
@@ -342,6 +349,9 @@ pub struct Report {
     pub ratios: Ratios,
     /// `tandem serve` on its own, with a large store (SQLite runs given the binary only).
     pub engine_memory: Option<EngineMemory>,
+    /// `tandem serve` on its own under load on distinct items (runs given the binary and
+    /// [`BenchOptions::engine_process`] only).
+    pub engine_process: Option<EngineReport>,
 }
 
 /// Runs the benchmark: Tandem first (on SQLite in a scratch folder), then the seed baseline,
@@ -367,6 +377,20 @@ pub async fn run_with(
     if opts.links == 0 {
         bail!("the benchmark needs at least one link");
     }
+    // First, on a machine nothing else of the bench has warmed or loaded yet.
+    let engine_process = match (engine, opts.engine_process) {
+        (Some(binary), Some(engine_opts)) => Some(
+            engine_process::run(
+                binary,
+                EngineOptions {
+                    progress: opts.progress,
+                    ..engine_opts
+                },
+            )
+            .await?,
+        ),
+        _ => None,
+    };
     let (tandem, store) = match postgres_url {
         None => (
             run_strategy(Kind::Tandem, &opts, None).await?,
@@ -437,6 +461,7 @@ pub async fn run_with(
         seed,
         ratios,
         engine_memory,
+        engine_process,
     })
 }
 

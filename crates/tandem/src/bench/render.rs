@@ -6,6 +6,10 @@ use std::fmt::Write;
 /// The report as the table `tandem bench` prints.
 pub fn render(report: &Report) -> String {
     let mut out = String::new();
+    if let Some(engine) = &report.engine_process {
+        out.push_str(&render_engine(engine));
+        out.push('\n');
+    }
     header(&mut out, report);
     latency(&mut out, report);
     throughput(&mut out, report);
@@ -376,4 +380,133 @@ fn quiet_note(out: &mut String, report: &Report) {
             s.quiesced
         );
     }
+}
+
+/// The separate-process phases as a table: each figure with the engine's CPU time per change
+/// beside it, then the engine's memory.
+pub fn render_engine(r: &EngineReport) -> String {
+    use super::engine_process::{Cpu, Phase};
+    let o = &r.options;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "tandem bench, engine as its own process (tandem serve, SQLite, fsync on) — {}, {} build, {} CPU{}",
+        r.date,
+        r.build,
+        r.cpus,
+        if r.cpus == 1 { "" } else { "s" },
+    );
+    let _ = writeln!(
+        out,
+        "{} distinct items; edit phases: rounds of one edit per item for ≥ {} s; ingest: {} webhooks from {} senders; steady: {}/s for {} s",
+        o.items, o.duration_secs, o.ingest_deliveries, o.ingest_senders, o.rate, o.duration_secs
+    );
+    let _ = writeln!(out);
+    let _ = writeln!(
+        out,
+        "{:<50} {:>16} {:>18}",
+        "", "figure", "engine CPU/change"
+    );
+    let us = |c: &Cpu| {
+        c.us_per_change
+            .map(|u| format!("{u:.0} µs"))
+            .unwrap_or_else(|| "-".into())
+    };
+    let row = |out: &mut String, title: &str, figure: String, cpu: String| {
+        let _ = writeln!(out, "{title:<50} {figure:>16} {cpu:>18}");
+    };
+    let rate = |p: &Phase| format!("{:.0} /s", p.per_sec);
+    let landed = |p: &Phase| format!("{}/{}, {:.2} s", p.landed, p.changes, p.seconds);
+    row(
+        &mut out,
+        "twins created (Jira create → twin, link written)",
+        rate(&r.creates),
+        us(&r.creates.cpu),
+    );
+    row(
+        &mut out,
+        "  created, time",
+        landed(&r.creates),
+        String::new(),
+    );
+    for (title, p) in [
+        ("edits Jira → outside, sustained", &r.jira_to_external),
+        ("edits outside → Jira, sustained", &r.external_to_jira),
+    ] {
+        row(&mut out, title, rate(p), us(&p.cpu));
+        row(
+            &mut out,
+            &format!("  landed, time ({} rounds)", p.rounds),
+            landed(p),
+            String::new(),
+        );
+    }
+    let i = &r.ingest;
+    row(
+        &mut out,
+        "webhook ingest (202 per second, worker running)",
+        format!("{:.0} /s", i.per_sec),
+        us(&i.cpu),
+    );
+    row(
+        &mut out,
+        "  answer median / p99",
+        i.answer_ms
+            .map(|l| format!("{:.1} / {:.1} ms", l.median, l.p99))
+            .unwrap_or_else(|| "-".into()),
+        String::new(),
+    );
+    row(
+        &mut out,
+        "  accepted, queue drained after",
+        format!("{}/{}, {:.2} s", i.accepted, i.deliveries, i.drain_seconds),
+        String::new(),
+    );
+    let st = &r.steady;
+    row(
+        &mut out,
+        &format!("latency under a steady {}/s, median / p99", st.rate),
+        st.latency_ms
+            .map(|l| format!("{:.1} / {:.1} ms", l.median, l.p99))
+            .unwrap_or_else(|| "-".into()),
+        us(&st.cpu),
+    );
+    row(
+        &mut out,
+        "  rate achieved, landed (superseded)",
+        format!(
+            "{:.0}/s, {}/{} ({})",
+            st.achieved_rate, st.landed, st.edits, st.superseded
+        ),
+        String::new(),
+    );
+    let mib = |v: Option<u64>| v.map_or("-".into(), |kb| format!("{:.1} MiB", kb as f64 / 1024.0));
+    row(
+        &mut out,
+        "engine RSS idle (empty store)",
+        mib(r.rss.idle_kb),
+        String::new(),
+    );
+    row(
+        &mut out,
+        "engine RSS after the load",
+        mib(r.rss.after_kb),
+        String::new(),
+    );
+    row(
+        &mut out,
+        "engine peak RSS (VmHWM)",
+        mib(r.rss.peak_kb),
+        String::new(),
+    );
+    row(
+        &mut out,
+        "items not holding their last edit at the end",
+        r.lost_edits.to_string(),
+        String::new(),
+    );
+    if !r.quiesced {
+        let _ = writeln!(out, "note: a phase did not become quiet within 120 s");
+    }
+    out
 }
