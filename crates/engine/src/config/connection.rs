@@ -9,7 +9,7 @@ use super::spans::SpanIndex;
 use serde::Deserialize;
 use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
-use tandem_core::mapping::{self, ConflictPolicy, FieldMappingSpec, Location, Mapping};
+use tandem_core::mapping::{ConflictPolicy, FieldMappingSpec, Location, Mapping};
 
 /// Which sides may receive newly created twins.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
@@ -150,13 +150,13 @@ impl ConnectionConfig {
                 }
             }
             MappingSource::Inline(fields) => {
-                let file = path.display().to_string();
+                // An entry may come from a preset's default mapping.
                 for (j, (_, loc)) in fields.iter_mut().enumerate() {
-                    let line = spans
+                    let (file, line) = spans
                         .span_of(&format!("{at}.field[{j}]"))
-                        .map(|s| mapping::line_at(spans.text, s.start))
-                        .unwrap_or(0);
-                    *loc = Location::new(file.clone(), line);
+                        .map(|s| spans.sources.locate(s.start))
+                        .unwrap_or_else(|| (path.to_path_buf(), 0));
+                    *loc = Location::new(file.display().to_string(), line);
                 }
             }
         }

@@ -3,6 +3,7 @@
 
 use super::env::substitute_table;
 use super::error::{ConfigError, ConfigIssue};
+use super::preset::{self, Sources};
 use super::rest::RestFormat;
 use super::spans::SpanIndex;
 use super::{Config, ExternalConfig, MappingSource};
@@ -38,17 +39,19 @@ pub fn parse_str(
     path: &Path,
     env: impl Fn(&str) -> Option<String>,
 ) -> Result<Config, ConfigError> {
-    let issue = |span: Option<Range<usize>>, key: String, message: String| ConfigIssue {
-        file: path.to_path_buf(),
-        line: span.map(|s| mapping::line_at(text, s.start)),
-        key,
-        message,
-    };
+    // Spans point into the user's text, or past its end into a preset's (see `preset.rs`).
+    let mut sources = Sources::new(text, path);
 
     // Pass 1: syntax.
     let mut doc = DeTable::parse(text).map_err(|e| ConfigError {
-        issues: vec![issue(e.span(), String::new(), first_line(e.message()))],
+        issues: vec![sources.issue(e.span(), String::new(), first_line(e.message()))],
     })?;
+
+    // Pass 1b: presets, merged under the user's keys.
+    preset::apply(doc.get_mut(), &mut sources).map_err(|issues| ConfigError { issues })?;
+    let issue = |span: Option<Range<usize>>, key: String, message: String| {
+        sources.issue(span, key, message)
+    };
 
     // Pass 2a: environment substitution in string values, collecting every failure.
     let mut env_issues = Vec::new();
@@ -64,7 +67,7 @@ pub fn parse_str(
     }
 
     // Pass 2b: schema. The spans index outlives the tree serde consumes.
-    let spans = SpanIndex::new(doc.get_ref(), text);
+    let spans = SpanIndex::new(doc.get_ref(), &sources);
     let mut config: Config =
         Config::deserialize(toml::de::Deserializer::from(doc)).map_err(|e| {
             let (span, key) = spans.locate_error(e.span(), e.message());

@@ -18,7 +18,8 @@
 //! Every key is documented on its struct field; `docs/CONFIG.md` is the same text for people.
 //!
 //! One file per concern: `error.rs` (the issues a load reports), `load.rs` (the passes),
-//! `spans.rs` (where keys sit in the file), `env.rs` (`${VAR}` substitution), `duration.rs`,
+//! `spans.rs` (where keys sit in the file), `preset.rs` (shipped connector presets merged
+//! in before validation), `env.rs` (`${VAR}` substitution), `duration.rs`,
 //! and one file per section with its struct, defaults and check (`server.rs`, `storage.rs`,
 //! `worker.rs`, `connection.rs`, `jira.rs`, `rest.rs`). Everything public is re-exported
 //! here, so `config::JiraConfig` and `config::load` stay the paths callers use.
@@ -29,6 +30,7 @@ mod env;
 mod error;
 mod jira;
 mod load;
+mod preset;
 mod rest;
 mod server;
 mod since;
@@ -47,6 +49,7 @@ pub use self::env::expand_env;
 pub use self::error::{ConfigError, ConfigIssue};
 pub use self::jira::{JiraApi, JiraConfig, jira_webhook_url};
 pub use self::load::{load, load_mapping, load_str, parse_str};
+pub use self::preset::{PRESETS, Preset, PresetInfo};
 pub use self::rest::{
     HttpMethod, RestAuth, RestConfig, RestField, RestFormat, RestOperation, RestOperations,
     RestWebhook, WebhookPayload, check_json_pointer,

@@ -13,6 +13,10 @@ use std::time::Duration;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RestConfig {
+    /// The shipped preset this table starts from (`redmine`); its keys were merged in under
+    /// the user's at load (see `preset.rs`).
+    #[serde(default)]
+    pub preset: Option<String>,
     /// Base URL paths are appended to.
     pub base_url: String,
     /// How Tandem authenticates its calls. Default `{ type = "none" }`.

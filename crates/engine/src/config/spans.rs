@@ -3,10 +3,10 @@
 //! [`KeyLines`] a table keeps afterwards for problems found only when a system is contacted.
 
 use super::error::ConfigIssue;
+use super::preset::Sources;
 use std::collections::HashMap;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
-use tandem_core::mapping;
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
@@ -17,7 +17,8 @@ pub struct KeyLines {
     file: PathBuf,
     /// The table's own key path (`connection[0].external`).
     prefix: String,
-    lines: std::collections::BTreeMap<String, usize>,
+    /// Key → (file, line): a key may come from a preset rather than the user's file.
+    lines: std::collections::BTreeMap<String, (PathBuf, usize)>,
 }
 
 impl KeyLines {
@@ -25,17 +26,17 @@ impl KeyLines {
     /// in the file (a default applies); displayed as `file:line: key: message`.
     pub fn issue(&self, key: &str, message: impl Into<String>) -> ConfigIssue {
         let mut at = key;
-        let line = loop {
-            if let Some(line) = self.lines.get(at) {
-                break Some(*line);
+        let (file, line) = loop {
+            if let Some((file, line)) = self.lines.get(at) {
+                break (file.clone(), Some(*line));
             }
             match at.rfind(['.', '[']) {
                 Some(cut) => at = &at[..cut],
-                None => break None,
+                None => break (self.file.clone(), None),
             }
         };
         ConfigIssue {
-            file: self.file.clone(),
+            file,
             line,
             key: join_key(&self.prefix, key),
             message: message.into(),
@@ -65,14 +66,15 @@ pub(super) fn join_key(prefix: &str, key: &str) -> String {
 pub(super) struct SpanIndex<'t> {
     /// path → (key span, value span)
     pub(super) entries: HashMap<String, (Range<usize>, Range<usize>)>,
-    pub(super) text: &'t str,
+    /// The texts the spans point into (the user's file, presets).
+    pub(super) sources: &'t Sources<'t>,
 }
 
 impl<'t> SpanIndex<'t> {
-    pub(super) fn new(root: &DeTable<'_>, text: &'t str) -> Self {
+    pub(super) fn new(root: &DeTable<'_>, sources: &'t Sources<'t>) -> Self {
         let mut entries = HashMap::new();
         Self::walk_table(root, "", &mut entries);
-        SpanIndex { entries, text }
+        SpanIndex { entries, sources }
     }
 
     fn walk_table(
@@ -135,7 +137,7 @@ impl<'t> SpanIndex<'t> {
             .iter()
             .filter_map(|(path, (key, _))| {
                 let rel = path.strip_prefix(&inside)?;
-                Some((rel.to_string(), mapping::line_at(self.text, key.start)))
+                Some((rel.to_string(), self.sources.locate(key.start)))
             })
             .collect();
         KeyLines {
