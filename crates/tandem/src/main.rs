@@ -123,6 +123,11 @@ enum Command {
         #[command(flatten)]
         engine: BenchEngineArgs,
     },
+    /// The shipped connector presets (`[connection.external] preset = "NAME"`).
+    Presets {
+        #[command(subcommand)]
+        command: PresetsCommand,
+    },
     /// Print shell completions, e.g. `tandem completions bash > /etc/bash_completion.d/tandem`.
     Completions {
         /// The shell.
@@ -146,6 +151,17 @@ struct BenchEngineArgs {
     /// Offered rate of their steady phase, edits per second [default: 200].
     #[arg(long, value_name = "EDITS_PER_SEC")]
     rate: Option<u32>,
+}
+
+#[derive(Debug, Subcommand)]
+enum PresetsCommand {
+    /// List the presets: name, version and what each is for.
+    List,
+    /// Print a preset's file: what it carries and cannot, its operations and default mapping.
+    Show {
+        /// The preset's name (see `tandem presets list`).
+        name: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -255,6 +271,7 @@ async fn main() -> ExitCode {
             clap_complete::generate(shell, &mut Cli::command(), "tandem", &mut std::io::stdout());
             Ok(ExitCode::SUCCESS)
         }
+        Command::Presets { command } => cmd_presets(command),
         Command::Demo { once } => cmd_demo(once).await,
         Command::Serve { config, log_format } => cmd_serve(&config.config, log_format).await,
         Command::Check { config, offline } => cmd_check(&config.config, offline).await,
@@ -315,6 +332,36 @@ async fn main() -> ExitCode {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// `tandem presets list|show`: the presets compiled into this binary.
+fn cmd_presets(command: PresetsCommand) -> anyhow::Result<ExitCode> {
+    use tandem::config::Preset;
+    match command {
+        PresetsCommand::List => {
+            for preset in tandem::config::PRESETS {
+                let info = preset
+                    .info()
+                    .map_err(|e| anyhow::anyhow!("preset {}: {e}", preset.name))?;
+                println!("{:<10} v{:<3} {}", info.name, info.version, info.summary);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        PresetsCommand::Show { name } => match Preset::find(&name) {
+            Some(preset) => {
+                print!("{}", preset.text);
+                Ok(ExitCode::SUCCESS)
+            }
+            None => anyhow::bail!(
+                "unknown preset `{name}`; the known presets are: {}",
+                tandem::config::PRESETS
+                    .iter()
+                    .map(|p| p.name)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        },
     }
 }
 
