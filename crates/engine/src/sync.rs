@@ -463,6 +463,7 @@ fn seeded_shadow(conn: &ConnectionRuntime, jira: &Item, external: &Item) -> Shad
                     value,
                     source_ts: DateTime::<Utc>::UNIX_EPOCH,
                     source: loser,
+                    written: None,
                 },
             );
         }

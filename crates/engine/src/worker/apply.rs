@@ -333,6 +333,7 @@ pub(super) fn settle_refused(
                 value,
                 source_ts: DateTime::UNIX_EPOCH,
                 source: target,
+                written: None,
             };
             shadow.set(m.key(), entry);
         }
