@@ -662,17 +662,16 @@ webhook_token = "{EXT_TOKEN}"
     /// script appends (once; a user's own edits never end with it).
     fn jira_synced(&self, link: usize, field: Field) -> CaseResult<String> {
         let v = self.jira_value(link, field)?;
-        if self.scripted && field == Field::Summary {
-            if let Some(plain) = v.strip_suffix(SUFFIX) {
-                if plain.ends_with(SUFFIX) {
-                    return Err(format!(
-                        "link {link}: Jira's summary {v:?} has the suffix twice"
-                    ));
-                }
-                return Ok(plain.to_string());
-            }
+        if !(self.scripted && field == Field::Summary) {
+            return Ok(v);
         }
-        Ok(v)
+        match v.strip_suffix(SUFFIX) {
+            Some(plain) if plain.ends_with(SUFFIX) => Err(format!(
+                "link {link}: Jira's summary {v:?} has the suffix twice"
+            )),
+            Some(plain) => Ok(plain.to_string()),
+            None => Ok(v),
+        }
     }
 
     fn external_value(&self, link: usize, field: Field) -> CaseResult<String> {
