@@ -786,6 +786,15 @@ async fn drive(w: &mut World, schedule: &Schedule) -> CaseResult {
             initial.insert((link, field), w.jira_synced(link, field)?);
         }
     }
+    if w.scripted {
+        // Links made from the external side got their Jira summary through the script.
+        for link in (1..schedule.links).step_by(2) {
+            let summary = w.jira_value(link, Field::Summary)?;
+            if !summary.ends_with(SUFFIX) {
+                return Err(format!("link {link}: the script did not run: {summary:?}"));
+            }
+        }
+    }
     let jira_base = w.jira.request_log().len();
     let ext_base = w.external.request_log().len();
     let mut edits = Vec::new();
