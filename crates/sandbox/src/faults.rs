@@ -18,6 +18,8 @@ struct Settings {
     latency: Duration,
     error_rate: f64,
     rate_limit_rate: f64,
+    /// `Retry-After` of the injected 429s, in seconds; 0 stands for the default, 1.
+    retry_after_secs: u64,
     drop_rate: f64,
     lost_response_rate: f64,
     slow_answer_rate: f64,
@@ -40,8 +42,8 @@ pub(crate) enum ApiFault {
     None,
     /// Answer 500 without touching state.
     ServerError,
-    /// Answer 429 with `Retry-After: 1` without touching state.
-    RateLimited,
+    /// Answer 429 with `Retry-After` of this many seconds without touching state.
+    RateLimited(u64),
     /// Close the connection before handling (the write never happened).
     Drop,
     /// Handle the request, then close the connection instead of answering (the write
@@ -93,9 +95,16 @@ impl Faults {
     pub fn set_error_rate(&self, rate: f64) {
         self.with(|s| s.error_rate = clamp(rate));
     }
-    /// Share of API requests answered `429` with `Retry-After: 1` (state untouched).
+    /// Share of API requests answered `429` with `Retry-After: 1` (state untouched; see
+    /// [`Self::set_retry_after`] for a longer wait).
     pub fn set_rate_limit_rate(&self, rate: f64) {
         self.with(|s| s.rate_limit_rate = clamp(rate));
+    }
+    /// The `Retry-After` the injected 429s carry, in whole seconds (rounded up, at least 1):
+    /// a server asking clients to stay away for a while, not only for the next second.
+    pub fn set_retry_after(&self, after: Duration) {
+        let secs = after.as_secs() + u64::from(after.subsec_nanos() > 0);
+        self.with(|s| s.retry_after_secs = secs.max(1));
     }
     /// Share of API connections closed without any response, before the request is handled.
     pub fn set_drop_rate(&self, rate: f64) {
@@ -143,7 +152,7 @@ impl Faults {
         } else if roll(s.error_rate) {
             ApiFault::ServerError
         } else if roll(s.rate_limit_rate) {
-            ApiFault::RateLimited
+            ApiFault::RateLimited(s.retry_after_secs.max(1))
         } else if roll(s.lost_response_rate) {
             ApiFault::LoseResponse
         } else if roll(s.slow_answer_rate) {
@@ -175,6 +184,11 @@ mod tests {
         assert_eq!(f.decide_api(), ApiFault::ServerError);
         f.clear();
         assert_eq!(f.decide_api(), ApiFault::None);
+        f.set_rate_limit_rate(1.0);
+        assert_eq!(f.decide_api(), ApiFault::RateLimited(1));
+        f.set_retry_after(Duration::from_millis(4500));
+        assert_eq!(f.decide_api(), ApiFault::RateLimited(5));
+        f.clear();
         let clone = f.clone();
         clone.set_webhook_reorder(true);
         assert!(f.decide_hook().reorder);

@@ -271,7 +271,7 @@ pub(crate) async fn log_and_faults(
             });
             (StatusCode::INTERNAL_SERVER_ERROR, axum::Json(body)).into_response()
         }
-        ApiFault::RateLimited => rate_limited_response(),
+        ApiFault::RateLimited(secs) => rate_limited_for(secs),
         ApiFault::Drop => (StatusCode::BAD_GATEWAY, "dropped").into_response(),
     };
     let dropped = matches!(fault, ApiFault::Drop | ApiFault::LoseResponse);
@@ -302,13 +302,18 @@ pub(crate) async fn log_and_faults(
 
 /// The 429 both sandboxes send, shaped like Jira's (`Retry-After` in seconds).
 pub(crate) fn rate_limited_response() -> Response {
+    rate_limited_for(1)
+}
+
+/// A 429 asking the client to wait `secs` seconds.
+pub(crate) fn rate_limited_for(secs: u64) -> Response {
     let body = serde_json::json!({
         "errorMessages": ["Rate limit exceeded."],
         "errors": {}
     });
     let mut resp = (StatusCode::TOO_MANY_REQUESTS, axum::Json(body)).into_response();
     let h = resp.headers_mut();
-    h.insert("retry-after", HeaderValue::from_static("1"));
+    h.insert("retry-after", HeaderValue::from(secs));
     h.insert(
         "ratelimit-reason",
         HeaderValue::from_static("jira-burst-based"),

@@ -68,3 +68,48 @@ async fn injected_429s_carry_the_headers_too() {
     assert_eq!(h["ratelimit-reason"], "jira-burst-based");
     sb.shutdown().await;
 }
+
+/// A server that asks for a longer wait: `Faults::set_retry_after` sets the `Retry-After` of
+/// injected 429s (and Jira's `X-RateLimit-Reset` follows it), on both sandboxes.
+#[tokio::test]
+async fn injected_429s_can_ask_for_a_longer_wait() {
+    let sb = JiraSandbox::start(JiraSandboxConfig::default())
+        .await
+        .unwrap();
+    sb.faults().set_rate_limit_rate(1.0);
+    sb.faults()
+        .set_retry_after(std::time::Duration::from_secs(90));
+    let before = chrono::Utc::now();
+    let (s, _, h) = Jira::new(&sb.url())
+        .send(reqwest::Method::GET, "/rest/api/3/myself", None)
+        .await;
+    assert_eq!(s, 429);
+    assert_eq!(h["retry-after"], "90");
+    let reset = chrono::NaiveDateTime::parse_from_str(
+        h["x-ratelimit-reset"].to_str().unwrap(),
+        "%Y-%m-%dT%H:%MZ",
+    )
+    .unwrap()
+    .and_utc();
+    assert!(
+        reset >= before + chrono::Duration::seconds(90),
+        "reset {reset} is not 90 s after {before}"
+    );
+    sb.shutdown().await;
+
+    let ext = tandem_sandbox::ExternalSandbox::start(Default::default())
+        .await
+        .unwrap();
+    ext.faults().set_rate_limit_rate(1.0);
+    ext.faults()
+        .set_retry_after(std::time::Duration::from_millis(2500));
+    let resp = reqwest::Client::new()
+        .get(format!("{}/API/issue/EXT-1", ext.url()))
+        .basic_auth("external", Some("external-secret"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 429);
+    assert_eq!(resp.headers()["retry-after"], "3");
+    ext.shutdown().await;
+}

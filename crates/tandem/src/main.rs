@@ -121,6 +121,8 @@ enum Command {
         /// instead of SQLite.
         #[arg(long, value_name = "POSTGRES_URL")]
         store: Option<String>,
+        #[command(flatten)]
+        engine: BenchEngineArgs,
     },
     /// Try a connection's rules script on one event, touching nothing.
     Script {
@@ -133,6 +135,23 @@ enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
+}
+
+/// The separate-process phases of `tandem bench` (the engine as its own `tandem serve`).
+#[derive(Debug, clap::Args)]
+struct BenchEngineArgs {
+    /// Only the phases with the engine as its own process (on SQLite).
+    #[arg(long, conflicts_with = "store")]
+    engine_only: bool,
+    /// Distinct items of those phases [default: 1000].
+    #[arg(long, value_name = "N")]
+    items: Option<usize>,
+    /// Seconds each edit phase and the steady phase last at least [default: 30].
+    #[arg(long, value_name = "SECONDS")]
+    duration: Option<f64>,
+    /// Offered rate of their steady phase, edits per second [default: 200].
+    #[arg(long, value_name = "EDITS_PER_SEC")]
+    rate: Option<u32>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -331,7 +350,12 @@ async fn run(cli: Cli) -> ExitCode {
             Ok(c) => script_test::run(&c, &connection, &event),
             Err(code) => Ok(code),
         },
-        Command::Bench { quick, json, store } => cmd_bench(quick, json, store.as_deref()).await,
+        Command::Bench {
+            quick,
+            json,
+            store,
+            engine,
+        } => cmd_bench(quick, json, store.as_deref(), engine).await,
     };
     match result {
         Ok(code) => code,
@@ -882,7 +906,12 @@ async fn cmd_jira_webhook_register(
     }
 }
 
-async fn cmd_bench(quick: bool, json: bool, store: Option<&str>) -> anyhow::Result<ExitCode> {
+async fn cmd_bench(
+    quick: bool,
+    json: bool,
+    store: Option<&str>,
+    engine: BenchEngineArgs,
+) -> anyhow::Result<ExitCode> {
     // The bench prints its own figures; logs only for warnings unless RUST_LOG says otherwise.
     if std::env::var_os("RUST_LOG").is_none() {
         let _ = tracing_subscriber::fmt()
@@ -896,8 +925,36 @@ async fn cmd_bench(quick: bool, json: bool, store: Option<&str>) -> anyhow::Resu
         tandem::bench::BenchOptions::full()
     };
     opts.progress = !json;
-    // The engine-memory phase starts this same binary as `tandem serve`.
+    // The separate-process phases: on by default in the full run; any of their flags turns
+    // them on in a quick one.
+    let given = engine.items.is_some() || engine.duration.is_some() || engine.rate.is_some();
+    if given || engine.engine_only {
+        opts.engine_process.get_or_insert_with(Default::default);
+    }
+    if let Some(e) = opts.engine_process.as_mut() {
+        e.items = engine.items.unwrap_or(e.items);
+        e.duration_secs = engine.duration.unwrap_or(e.duration_secs);
+        e.rate = engine.rate.unwrap_or(e.rate);
+        e.progress = !json;
+    }
+    // The engine phases start this same binary as `tandem serve`.
     let binary = std::env::current_exe().ok();
+    if engine.engine_only {
+        let binary = binary.context("cannot find this binary to start it as tandem serve")?;
+        let report =
+            tandem::bench::engine_process::run(&binary, opts.engine_process.unwrap_or_default())
+                .await?;
+        if json {
+            println!("{}", serde_json::to_string_pretty(&report)?);
+        } else {
+            print!("{}", tandem::bench::render_engine(&report));
+        }
+        return Ok(if report.all_landed() {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        });
+    }
     let report = tandem::bench::run_with(opts, store, binary.as_deref()).await?;
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);
@@ -913,7 +970,11 @@ async fn cmd_bench(quick: bool, json: bool, store: Option<&str>) -> anyhow::Resu
         && report
             .engine_memory
             .as_ref()
-            .is_none_or(|m| m.links_landed == m.creates);
+            .is_none_or(|m| m.links_landed == m.creates)
+        && report
+            .engine_process
+            .as_ref()
+            .is_none_or(|e| e.all_landed());
     Ok(if all_landed {
         ExitCode::SUCCESS
     } else {

@@ -126,3 +126,84 @@ async fn quick_bench_runs_tandem_on_postgres_and_cleans_up() {
     .expect("count schemas");
     assert_eq!(left, 0, "the run's schema is dropped");
 }
+
+/// `tandem bench --engine-only --items 20 --duration 2`: the engine as its own `tandem serve`
+/// process carries every phase on distinct items, each phase reports its changes and the
+/// engine's CPU time per change, its memory is read from its own process, and the process is
+/// gone once the run returns.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn engine_process_phases_carry_every_change_and_the_engine_is_gone_afterwards() {
+    let binary = std::path::Path::new(env!("CARGO_BIN_EXE_tandem"));
+    let opts = tandem::bench::EngineOptions {
+        items: 20,
+        duration_secs: 2.0,
+        rate: 20,
+        ingest_deliveries: 100,
+        ingest_senders: 4,
+        progress: true,
+    };
+    let report = tandem::bench::engine_process::run(binary, opts)
+        .await
+        .expect("the engine phases run");
+    let table = tandem::bench::render_engine(&report);
+
+    let json = serde_json::to_value(&report).expect("serialises");
+    for phase in ["creates", "jira_to_external", "external_to_jira"] {
+        let p = &json[phase];
+        assert!(
+            p["changes"].as_u64().is_some_and(|n| n > 0),
+            "{phase}\n{table}"
+        );
+        assert_eq!(
+            p["landed"], p["changes"],
+            "{phase}: every change lands\n{table}"
+        );
+        assert!(
+            p["per_sec"].as_f64().is_some_and(|r| r > 0.0),
+            "{phase}\n{table}"
+        );
+        assert!(
+            p["cpu"]["us_per_change"].as_f64().is_some(),
+            "{phase}: the engine's CPU per change is reported\n{table}"
+        );
+    }
+    assert_eq!(json["creates"]["changes"], serde_json::json!(20));
+    // Sustained: the edit phases lasted the duration, in whole rounds of one edit per item.
+    for phase in ["jira_to_external", "external_to_jira"] {
+        let p = &json[phase];
+        assert!(
+            p["seconds"].as_f64().is_some_and(|s| s >= 2.0),
+            "{phase}\n{table}"
+        );
+        assert_eq!(
+            p["changes"].as_u64().unwrap_or(0) % 20,
+            0,
+            "{phase}: one edit per item per round\n{table}"
+        );
+    }
+    let ingest = &json["ingest"];
+    assert_eq!(ingest["deliveries"], serde_json::json!(100), "{table}");
+    assert_eq!(ingest["accepted"], ingest["deliveries"], "{table}");
+    assert!(ingest["cpu"]["us_per_change"].as_f64().is_some(), "{table}");
+    let steady = &json["steady"];
+    assert!(steady["edits"].as_u64().is_some_and(|n| n > 0), "{table}");
+    assert!(steady["landed"].as_u64().is_some_and(|n| n > 0), "{table}");
+    assert!(steady["latency_ms"]["median"].as_f64().is_some(), "{table}");
+    assert!(report.all_landed(), "{table}");
+    assert_eq!(report.lost_edits, 0, "{table}");
+
+    let (idle, peak) = (
+        report.rss.idle_kb.expect("idle RSS of the engine"),
+        report.rss.peak_kb.expect("peak RSS of the engine"),
+    );
+    assert!(idle > 0 && peak >= idle, "{table}");
+    assert!(table.contains("engine CPU/change"), "{table}");
+
+    // The engine was a process of its own, and it is gone.
+    assert_ne!(report.engine_pid, std::process::id());
+    assert!(
+        !std::path::Path::new(&format!("/proc/{}", report.engine_pid)).exists(),
+        "tandem serve (pid {}) still runs after the bench",
+        report.engine_pid
+    );
+}

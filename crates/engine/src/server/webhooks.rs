@@ -15,8 +15,17 @@ use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 use serde_json::json;
 use std::sync::Arc;
+use std::time::Duration;
 use tandem_core::Side;
 use tracing::{info, warn};
+
+/// Longest wait for the store to take one event before the delivery is answered `503`.
+/// A store that is gone does not always fail fast: PostgreSQL's pool keeps trying to connect
+/// for its whole acquire timeout (10 s), and a sender that gives up first (Jira's own timeout
+/// is about as long) sees no answer at all instead of "retry later". Answering `503` while
+/// the write may still land is safe: the retried delivery has the same id and is answered
+/// `200` as a duplicate if it did.
+const STORE_WAIT: Duration = Duration::from_secs(3);
 
 pub(super) async fn receive(
     State(state): State<Arc<AppState>>,
@@ -109,7 +118,18 @@ pub(super) async fn receive(
         metrics::counter!("tandem_events_received_total", &labels).increment(1);
         // Events about a linked item share the link's ordering key, so both sides of one
         // link are applied in order; unlinked items are keyed by themselves.
-        match crate::queueing::enqueue(state.engine.store.as_ref(), event, Utc::now()).await {
+        let enqueued = tokio::time::timeout(
+            STORE_WAIT,
+            crate::queueing::enqueue(state.engine.store.as_ref(), event, Utc::now()),
+        )
+        .await
+        .unwrap_or_else(|_| {
+            Err(crate::store::StoreError::Db(format!(
+                "the store did not answer within {}s",
+                STORE_WAIT.as_secs()
+            )))
+        });
+        match enqueued {
             Ok(Enqueued::New(id)) => queued.push(id),
             Ok(Enqueued::Duplicate(id)) => duplicates.push(id),
             Err(e) => {

@@ -35,7 +35,7 @@ use tokio::sync::Mutex;
 mod writer;
 
 use super::migrate::{self, Migrator, Step};
-use writer::Writer;
+use writer::{WriteFailures, Writer};
 
 // Statements only SQLite runs; the rest are in `sql.rs`.
 
@@ -182,6 +182,7 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(Duration::from_secs(5))
             .foreign_keys(true);
+        let failures = WriteFailures::new();
         let pool = if in_memory {
             // Each connection to `:memory:` would otherwise risk being its own database once
             // idle connections are closed; one connection that never closes keeps it alive.
@@ -195,17 +196,25 @@ impl SqliteStore {
         } else {
             // Reads run in parallel under WAL; writes are one at a time anyway, so a few
             // connections are all that helps.
+            let retire = failures.clone();
             SqlitePoolOptions::new()
                 .max_connections(4)
                 // A local file has no connection to lose between uses; the check would
                 // only cost every statement a round trip to the connection's thread.
                 .test_before_acquire(false)
+                // Checked without a round trip: a connection left inside a transaction (its
+                // COMMIT failed) or opened before a failed write is closed, not reused.
+                .before_acquire(move |conn, meta| {
+                    let keep = !sqlx::Connection::is_in_transaction(conn)
+                        && !retire.predates_failure(meta.age);
+                    Box::pin(async move { Ok(keep) })
+                })
                 .connect_with(opts)
                 .await?
         };
         let write = Arc::new(Mutex::new(()));
         let store = SqliteStore {
-            writer: Writer::start(pool.clone(), write.clone()),
+            writer: Writer::start(pool.clone(), write.clone(), failures),
             pool,
             write,
             connection_locks: std::sync::Mutex::new(HashMap::new()),

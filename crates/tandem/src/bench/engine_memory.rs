@@ -8,13 +8,12 @@
 //! through the sandboxes: a hundred thousand pairs made one by one would take minutes, and
 //! what matters here is what the engine keeps in memory when its store holds them.
 
+use super::engine_process::EngineProcess;
 use super::{initial_values, scratch_dir};
-use crate::demo;
 use anyhow::{Context, bail};
 use serde::Serialize;
 use serde_json::{Value, json};
 use std::path::Path;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 use tandem_sandbox::{ExternalSandbox, ExternalSandboxConfig, JiraSandbox, JiraSandboxConfig};
 
@@ -72,43 +71,14 @@ async fn run(
     creates: usize,
     edits_per_issue: usize,
 ) -> anyhow::Result<EngineMemory> {
-    let config_path = demo::write_seed_config(dir, jira, external, Some("1h"))?;
-    let port = free_port()?;
-    let text = std::fs::read_to_string(&config_path)?;
-    let listen = "listen = \"127.0.0.1:8080\"";
-    if !text.contains(listen) {
-        bail!("the bundled example config no longer listens with {listen}");
-    }
-    std::fs::write(
-        &config_path,
-        text.replace(listen, &format!("listen = \"127.0.0.1:{port}\"")),
-    )?;
-    fill_store(&dir.join("tandem.db"), links).await?;
-
-    let mut child = tokio::process::Command::new(binary)
-        .arg("serve")
-        .arg("--config")
-        .arg(&config_path)
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .with_context(|| format!("cannot start {} serve", binary.display()))?;
-    let pid = child.id().context("tandem serve exited at once")?;
-    let base = format!("http://127.0.0.1:{port}");
-    wait_ready(&base, &mut child).await?;
-    let config = crate::config::load(&config_path).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let conn = config
-        .connections
-        .first()
-        .context("the example defines no connection")?;
-    demo::point_sandbox_webhooks(conn, &base, jira, external);
+    let engine = EngineProcess::start(binary, dir, jira, external, async |db| {
+        fill_store(db, links).await
+    })
+    .await?;
 
     // Idle: ready, nothing to do, the store holding every link.
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let idle_kb = child_status_kb(pid, "VmRSS");
+    let idle_kb = engine.status_kb("VmRSS");
 
     let started = Instant::now();
     let link_field = jira.external_id_field().to_string();
@@ -167,8 +137,8 @@ async fn run(
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let load_seconds = started.elapsed().as_secs_f64();
-    let peak_kb = child_status_kb(pid, "VmHWM");
-    let _ = child.kill().await;
+    let peak_kb = engine.status_kb("VmHWM");
+    engine.stop().await;
     Ok(EngineMemory {
         links_in_store: links,
         idle_kb,
@@ -212,32 +182,4 @@ async fn fill_store(path: &Path, links: usize) -> anyhow::Result<()> {
     .context("cannot fill the store with links")?;
     pool.close().await;
     Ok(())
-}
-
-/// A loopback port nobody is listening on right now.
-fn free_port() -> anyhow::Result<u16> {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
-    Ok(listener.local_addr()?.port())
-}
-
-async fn wait_ready(base: &str, child: &mut tokio::process::Child) -> anyhow::Result<()> {
-    let client = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline {
-        if let Some(status) = child.try_wait()? {
-            bail!("tandem serve exited before it was ready ({status})");
-        }
-        if let Ok(answer) = client.get(format!("{base}/readyz")).send().await
-            && answer.status().is_success()
-        {
-            return Ok(());
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    bail!("tandem serve was not ready within 30 s")
-}
-
-fn child_status_kb(pid: u32, key: &str) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    super::status_kb(&status, key)
 }

@@ -24,6 +24,8 @@ use sqlx::sqlite::{SqliteConnection, SqlitePool};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 use tokio::sync::{Mutex, mpsc, oneshot};
 
 /// What a write returns: a future borrowing the batch's connection.
@@ -52,6 +54,45 @@ struct Queued {
 const MAX_BATCH: usize = 256;
 
 /// The handle callers queue writes on; the task behind it stops when the handle is dropped.
+/// When a transaction of the store last failed to begin or commit (a full disk, a file made
+/// read-only, an I/O error). The pool retires every connection opened before it: sqlx can
+/// hand back a connection still inside the transaction whose `COMMIT` failed, and SQLite
+/// keeps a connection opened while the file could not be written read-only for good, so
+/// without this the store would not recover when the disk does.
+#[derive(Clone)]
+pub(crate) struct WriteFailures {
+    base: Instant,
+    /// Milliseconds since `base` of the last failure, plus one; 0 when none happened.
+    last: Arc<AtomicU64>,
+}
+
+impl WriteFailures {
+    pub(crate) fn new() -> WriteFailures {
+        WriteFailures {
+            base: Instant::now(),
+            last: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    fn now_mark(&self) -> u64 {
+        u64::try_from(self.base.elapsed().as_millis()).unwrap_or(u64::MAX - 1) + 1
+    }
+
+    fn mark(&self) {
+        self.last.store(self.now_mark(), Ordering::Relaxed);
+    }
+
+    /// True for a connection of this age when it was opened no later than the last failure.
+    pub(crate) fn predates_failure(&self, age: Duration) -> bool {
+        let last = self.last.load(Ordering::Relaxed);
+        if last == 0 {
+            return false;
+        }
+        let opened = self.base.elapsed().saturating_sub(age);
+        u64::try_from(opened.as_millis()).unwrap_or(u64::MAX - 1) < last
+    }
+}
+
 pub(crate) struct Writer {
     jobs: mpsc::Sender<Queued>,
 }
@@ -64,10 +105,10 @@ impl Writer {
     /// Starts the writing task. `lock` is the store's write lock: the task holds it for each
     /// batch, so the writes that do not go through here (migrations, maintenance) still take
     /// turns with it.
-    pub(crate) fn start(pool: SqlitePool, lock: Arc<Mutex<()>>) -> Writer {
+    pub(crate) fn start(pool: SqlitePool, lock: Arc<Mutex<()>>, failures: WriteFailures) -> Writer {
         // Bounded, so a flood of callers waits here rather than growing memory without end.
         let (jobs, queue) = mpsc::channel(4 * MAX_BATCH);
-        tokio::spawn(run(pool, lock, queue));
+        tokio::spawn(run(pool, lock, queue, failures));
         Writer { jobs }
     }
 
@@ -105,7 +146,12 @@ impl Writer {
     }
 }
 
-async fn run(pool: SqlitePool, lock: Arc<Mutex<()>>, mut queue: mpsc::Receiver<Queued>) {
+async fn run(
+    pool: SqlitePool,
+    lock: Arc<Mutex<()>>,
+    mut queue: mpsc::Receiver<Queued>,
+    failures: WriteFailures,
+) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while let Some(first) = queue.recv().await {
         batch.push(first);
@@ -117,14 +163,14 @@ async fn run(pool: SqlitePool, lock: Arc<Mutex<()>>, mut queue: mpsc::Receiver<Q
         }
         metrics::histogram!("tandem_store_writes_per_commit").record(batch.len() as f64);
         let _turn = lock.lock().await;
-        commit_batch(&pool, &mut batch).await;
+        commit_batch(&pool, &mut batch, &failures).await;
     }
 }
 
 /// A write with nothing queued beside it runs exactly as it would without the writer: one
 /// statement in SQLite's own autocommit, several in one transaction. The savepoint and the
 /// extra round trips to the connection's thread would only add latency to an idle store.
-async fn commit_alone(pool: &SqlitePool, queued: Queued) {
+async fn commit_alone(pool: &SqlitePool, queued: Queued, failures: &WriteFailures) {
     if !queued.savepoint {
         match pool.acquire().await {
             Ok(mut conn) => {
@@ -149,9 +195,13 @@ async fn commit_alone(pool: &SqlitePool, queued: Queued) {
             } else {
                 Ok(())
             };
+            if committed.is_err() {
+                failures.mark();
+            }
             deliver(committed);
         }
         Err(e) => {
+            failures.mark();
             let e = StoreError::from(e);
             let (_, deliver) = (queued.job)(Err(e.clone())).await;
             deliver(Err(e));
@@ -169,17 +219,18 @@ fn run_sql<'c>(
 }
 
 /// Runs and commits one batch, then answers every caller in it.
-async fn commit_batch(pool: &SqlitePool, batch: &mut Vec<Queued>) {
+async fn commit_batch(pool: &SqlitePool, batch: &mut Vec<Queued>, failures: &WriteFailures) {
     if batch.len() == 1
         && let Some(queued) = batch.pop()
     {
-        return commit_alone(pool, queued).await;
+        return commit_alone(pool, queued, failures).await;
     }
     let mut delivers: Vec<Deliver> = Vec::with_capacity(batch.len());
     let mut jobs = batch.drain(..);
     let mut tx = match pool.begin_with("BEGIN IMMEDIATE").await {
         Ok(tx) => tx,
         Err(e) => {
+            failures.mark();
             let e = StoreError::from(e);
             for queued in jobs {
                 let (_, deliver) = (queued.job)(Err(e.clone())).await;
@@ -231,6 +282,9 @@ async fn commit_batch(pool: &SqlitePool, batch: &mut Vec<Queued>) {
         }
         None => tx.commit().await.map_err(StoreError::from),
     };
+    if committed.is_err() {
+        failures.mark();
+    }
     for deliver in delivers {
         deliver(committed.clone());
     }
