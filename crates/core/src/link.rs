@@ -21,6 +21,12 @@ pub struct ShadowEntry {
     pub source_ts: DateTime<Utc>,
     /// The side whose edit produced `value`.
     pub source: Side,
+    /// The value as written to the other side (`source.other()`), in that side's terms, when
+    /// a connection's script made it differ from what the mapping produced (`to_jira`
+    /// appending a suffix). Its echo then holds this value, not `value`'s, and
+    /// [`crate::plan::restore_written`] takes it back to `value` before planning.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub written: Option<FieldValue>,
 }
 
 /// Last synced values, keyed by mapping key (see `mapping::FieldMapping::key`).

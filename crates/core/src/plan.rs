@@ -186,6 +186,7 @@ impl Plan {
                         value: canonical,
                         source_ts,
                         source,
+                        written: None,
                     },
                 );
                 self.decide(m, Outcome::Write, detail);
@@ -265,6 +266,7 @@ pub fn plan_update(input: &PlanInput) -> Plan {
                         value: v,
                         source_ts: input.source_ts,
                         source,
+                        written: None,
                     },
                 );
                 plan.decide(m, Outcome::Unchanged, format!("{target} already holds it"));
@@ -320,6 +322,7 @@ pub fn plan_update(input: &PlanInput) -> Plan {
                             value: v,
                             source_ts: at,
                             source,
+                            written: None,
                         },
                     );
                     plan.decide(
@@ -392,6 +395,9 @@ pub fn plan_create(
     }
     plan
 }
+
+mod written;
+pub use written::{keep_written, record_script_writes, restore_written};
 
 #[cfg(test)]
 mod tests;

@@ -109,7 +109,8 @@ pub(crate) async fn connection_runtime(
     .with_fingerprints(
         fingerprint(&format!("{:?}", conn.jira)),
         fingerprint(&format!("{:?}", conn.external)),
-    ))
+    )
+    .with_script(conn.script.clone()))
 }
 
 /// A short fingerprint of one side's configuration (its `Debug` form, in which secrets are

@@ -205,10 +205,18 @@ async fn start_cursor(
 /// planner would write something (or report a value it cannot convert). False for the echo
 /// of Tandem's own write and for a state older than the last synced edit.
 pub fn differs_from_shadow(conn: &ConnectionRuntime, side: Side, item: &Item, link: &Link) -> bool {
+    // A value a script wrote is Tandem's own too (see `restore_written`).
+    let values = tandem_core::plan::restore_written(
+        &item.fields,
+        side,
+        &link.shadow,
+        &link.pending,
+        &conn.mapping,
+    );
     let plan = plan_update(&conn.plan_input(
         side,
         item.updated.unwrap_or_else(Utc::now),
-        &item.fields,
+        &values,
         None,
         &link.shadow,
         &link.pending,

@@ -463,6 +463,7 @@ fn seeded_shadow(conn: &ConnectionRuntime, jira: &Item, external: &Item) -> Shad
                     value,
                     source_ts: DateTime::<Utc>::UNIX_EPOCH,
                     source: loser,
+                    written: None,
                 },
             );
         }
@@ -632,11 +633,24 @@ fn dry_run_one(conn: &ConnectionRuntime, w: Work, summary: &mut Summary) {
                     Side::Jira => (&jira, &external),
                     Side::External => (&external, &jira),
                 };
+                // Values a script wrote are Tandem's own, as the worker reads them.
+                let restore = |item: &Item, on: Side| {
+                    tandem_core::plan::restore_written(
+                        &item.fields,
+                        on,
+                        &shadow,
+                        &pending,
+                        &conn.mapping,
+                    )
+                };
+                let source_values = restore(source, side);
+                let mut twin = target.clone();
+                twin.fields = restore(target, side.other());
                 let plan = plan_update(&conn.plan_input(
                     side,
                     source.updated.unwrap_or_else(Utc::now),
-                    &source.fields,
-                    Some(target),
+                    &source_values,
+                    Some(&twin),
                     &shadow,
                     &pending,
                 ));

@@ -412,6 +412,7 @@ fn shadow_of(e: Option<Entry>) -> Shadow {
                 value: text(e.value),
                 source_ts: at(e.ts),
                 source: e.source.side(),
+                written: None,
             },
         );
     }

@@ -9,6 +9,7 @@
 //! - `2` bad usage, or a command that is not available yet.
 
 mod init;
+mod script_test;
 
 use anyhow::Context;
 use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
@@ -127,6 +128,11 @@ enum Command {
     Presets {
         #[command(subcommand)]
         command: PresetsCommand,
+    },
+    /// Try a connection's rules script on one event, touching nothing.
+    Script {
+        #[command(subcommand)]
+        command: ScriptCommand,
     },
     /// Print shell completions, e.g. `tandem completions bash > /etc/bash_completion.d/tandem`.
     Completions {
@@ -262,9 +268,40 @@ enum LogFormat {
     Json,
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
-    let cli = Cli::parse();
+/// `tandem script ...`
+#[derive(Debug, Subcommand)]
+enum ScriptCommand {
+    /// Run the script's filter, the mapping and the hooks on the event in FILE (JSON, see
+    /// docs/CONFIG.md) as for an item never synced, and print what would be written.
+    Test {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// The connection whose script to run.
+        #[arg(long, value_name = "NAME")]
+        connection: String,
+        /// The event: `{ "side": "jira"|"external", "fields": { ... } }`.
+        #[arg(long, value_name = "FILE")]
+        event: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    // Script hooks run on the runtime's worker threads and the Rhai interpreter recurses:
+    // 8 MiB covers the deepest nesting the script limits accept (see tandem-script).
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_stack_size(8 << 20)
+        .build();
+    match runtime {
+        Ok(runtime) => runtime.block_on(run(Cli::parse())),
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> ExitCode {
     let result = match cli.command {
         Command::Init(args) => init::run(*args).await,
         Command::Completions { shell } => {
@@ -319,6 +356,17 @@ async fn main() -> ExitCode {
                         },
                 },
         } => cmd_jira_webhook_register(&config.config, &connection, &url).await,
+        Command::Script {
+            command:
+                ScriptCommand::Test {
+                    config,
+                    connection,
+                    event,
+                },
+        } => match load_config(&config.config) {
+            Ok(c) => script_test::run(&c, &connection, &event),
+            Err(code) => Ok(code),
+        },
         Command::Bench {
             quick,
             json,

@@ -17,6 +17,11 @@
 //!    `POST /API/issue/{id}`) are no more than the user edits;
 //! 4. no duplicates: one twin per item on each side, and no dead letters.
 //!
+//! A second property runs the same schedules on a connection whose rules script appends
+//! [`SUFFIX`] to every summary written to Jira: a transform that is not its own inverse, so
+//! each echo of it differs from what was synced. There Jira's summary holds the value plus the
+//! suffix (once), and the same four checks must hold.
+//!
 //! `TANDEM_PROPTEST_CASES` raises the case count (default 8, sized for CI);
 //! `TANDEM_PROPTEST_SHRINK` bounds shrinking iterations (default 16);
 //! `TANDEM_PROPTEST_VERBOSE=1` (with `--nocapture`) prints one line per case;
@@ -49,6 +54,12 @@ const MAPPING: &str = "jiraField,externalField,direction,type\n\
 summary,1001,both,text\n\
 dueDate,1003,both,date\n\
 customfield_123456,1004,both,text\n";
+
+/// What the scripted variant's `to_jira` appends to the summary.
+const SUFFIX: &str = " [from Zendesk]";
+
+/// The scripted variant's rules script.
+const SCRIPT: &str = "fn to_jira(fields, item) {\n    if fields.summary != () { fields.summary += \" [from Zendesk]\"; }\n    fields\n}\n";
 
 const JIRA_SECRET: &str = "jira-hook-secret";
 const EXT_TOKEN: &str = "ext-hook-token";
@@ -322,6 +333,8 @@ struct World {
     /// What the case did, for the failure message.
     trace: Vec<String>,
     stats: Stats,
+    /// Whether the connection runs [`SCRIPT`].
+    scripted: bool,
 }
 
 /// Counts for the case summary (`TANDEM_PROPTEST_VERBOSE=1` prints one line per case).
@@ -337,7 +350,7 @@ struct Stats {
 type CaseResult<T = ()> = Result<T, String>;
 
 impl World {
-    async fn new(links: usize) -> CaseResult<World> {
+    async fn new(links: usize, scripted: bool) -> CaseResult<World> {
         let jira = JiraSandbox::start(JiraSandboxConfig {
             projects: vec![("TEST".into(), "Test".into())],
             ..JiraSandboxConfig::default()
@@ -354,6 +367,7 @@ impl World {
 
         let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
         std::fs::write(dir.path().join("fieldMappings.csv"), MAPPING).map_err(|e| e.to_string())?;
+        std::fs::write(dir.path().join("rules.rhai"), SCRIPT).map_err(|e| e.to_string())?;
         // Polling only when the schedule says so (`poll_interval = "0"`).
         let config = format!(
             r#"
@@ -369,6 +383,7 @@ lease_seconds = 30
 name = "seed"
 mapping = "fieldMappings.csv"
 poll_interval = "0"
+{script}
 [connection.filter]
 projects = ["TEST"]
 [connection.jira]
@@ -387,6 +402,11 @@ webhook_token = "{EXT_TOKEN}"
 "#,
             jira_url = jira.url(),
             ext_url = external.url(),
+            script = if scripted {
+                "script = \"rules.rhai\""
+            } else {
+                ""
+            },
         );
         std::fs::write(dir.path().join("tandem.toml"), config).map_err(|e| e.to_string())?;
         let mut world = World {
@@ -399,6 +419,7 @@ webhook_token = "{EXT_TOKEN}"
             links: Vec::new(),
             trace: Vec::new(),
             stats: Stats::default(),
+            scripted,
         };
         world.start_tandem().await?;
 
@@ -637,6 +658,22 @@ webhook_token = "{EXT_TOKEN}"
         })
     }
 
+    /// Jira's value as synced: in the scripted variant, the summary without the suffix the
+    /// script appends (once; a user's own edits never end with it).
+    fn jira_synced(&self, link: usize, field: Field) -> CaseResult<String> {
+        let v = self.jira_value(link, field)?;
+        if !(self.scripted && field == Field::Summary) {
+            return Ok(v);
+        }
+        match v.strip_suffix(SUFFIX) {
+            Some(plain) if plain.ends_with(SUFFIX) => Err(format!(
+                "link {link}: Jira's summary {v:?} has the suffix twice"
+            )),
+            Some(plain) => Ok(plain.to_string()),
+            None => Ok(v),
+        }
+    }
+
     fn external_value(&self, link: usize, field: Field) -> CaseResult<String> {
         let id = &self.links[link].1;
         let item = self
@@ -734,8 +771,8 @@ fn parse_time(v: &Value) -> Option<DateTime<Utc>> {
 
 // ---- one case ------------------------------------------------------------------------------------
 
-async fn run_case(schedule: &Schedule) -> CaseResult {
-    let mut w = World::new(schedule.links).await?;
+async fn run_case(schedule: &Schedule, scripted: bool) -> CaseResult {
+    let mut w = World::new(schedule.links, scripted).await?;
     let result = drive(&mut w, schedule).await;
     let trace = w.trace.join("\n");
     w.stop().await;
@@ -746,7 +783,16 @@ async fn drive(w: &mut World, schedule: &Schedule) -> CaseResult {
     let mut initial = BTreeMap::new();
     for link in 0..schedule.links {
         for field in Field::ALL {
-            initial.insert((link, field), w.jira_value(link, field)?);
+            initial.insert((link, field), w.jira_synced(link, field)?);
+        }
+    }
+    if w.scripted {
+        // Links made from the external side got their Jira summary through the script.
+        for link in (1..schedule.links).step_by(2) {
+            let summary = w.jira_value(link, Field::Summary)?;
+            if !summary.ends_with(SUFFIX) {
+                return Err(format!("link {link}: the script did not run: {summary:?}"));
+            }
         }
     }
     let jira_base = w.jira.request_log().len();
@@ -814,7 +860,7 @@ async fn drive(w: &mut World, schedule: &Schedule) -> CaseResult {
         .count();
     // 1. Convergence, and 2. the conflict policy.
     for ((link, field), expect) in expected {
-        let j = w.jira_value(link, field)?;
+        let j = w.jira_synced(link, field)?;
         let x = w.external_value(link, field)?;
         if j != x {
             problems.push(format!(
@@ -926,6 +972,21 @@ proptest! {
             .enable_all()
             .build()
             .map_err(|e| TestCaseError::fail(e.to_string()))?;
-        rt.block_on(run_case(&schedule)).map_err(TestCaseError::fail)?;
+        rt.block_on(run_case(&schedule, false)).map_err(TestCaseError::fail)?;
+    }
+
+    #[test]
+    fn scripted_schedules_converge_without_ping_pong(schedule in schedule_strategy()) {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_test_writer()
+            .try_init();
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_stack_size(8 << 20)
+            .enable_all()
+            .build()
+            .map_err(|e| TestCaseError::fail(e.to_string()))?;
+        rt.block_on(run_case(&schedule, true)).map_err(TestCaseError::fail)?;
     }
 }

@@ -393,7 +393,7 @@ fn catalogue() -> Vec<Case> {
     let good_ext = ext_update("900", "fine");
     let good_jira = jira_update("10900", "TEST-900", "fine");
     let deep_arrays = "[".repeat(100_000);
-    let deep_objects = "{\"a\":".repeat(200) + "1" + &"}".repeat(200);
+    let deep_objects = "{\"a\":".repeat(200) + "1" + "}".repeat(200).as_str();
     let recursion = |col: usize| {
         format!("body is not valid JSON: nested deeper than 128 levels at line 1 column {col}")
     };

@@ -178,6 +178,7 @@ async fn story(store: Arc<dyn Store>) {
             value: FieldValue::Text("hello".into()),
             source_ts: t(-60),
             source: Side::Jira,
+            written: None,
         },
     );
     let outcome = Completion {
@@ -262,6 +263,7 @@ async fn story(store: Arc<dyn Store>) {
             value: FieldValue::Text("stale".into()),
             source_ts: t(-30),
             source: Side::Jira,
+            written: None,
         },
     );
     let stale_outcome = Completion {
@@ -310,6 +312,7 @@ async fn story(store: Arc<dyn Store>) {
             value: FieldValue::Text("fresh".into()),
             source_ts: t(-10),
             source: Side::Jira,
+            written: None,
         },
     );
     s.complete(
@@ -337,6 +340,7 @@ async fn story(store: Arc<dyn Store>) {
             value: FieldValue::Text("on its way".into()),
             source_ts: t(20),
             source: Side::Jira,
+            written: None,
         },
     );
     let mut stale = fresh.clone();
@@ -393,6 +397,7 @@ async fn story(store: Arc<dyn Store>) {
             value: FieldValue::Text("as created".into()),
             source_ts: t(60),
             source: Side::Jira,
+            written: None,
         },
     );
     assert_eq!(s.recorded_create("c1", Side::Jira, "10002").await, Ok(None));
@@ -846,6 +851,7 @@ async fn console_story(s: Arc<dyn Store>) {
                 value: FieldValue::Text(summary.into()),
                 source_ts: t(-60),
                 source: Side::Jira,
+                written: None,
             },
         );
         s.insert_link(&link).await.unwrap().unwrap();
@@ -1553,6 +1559,7 @@ async fn unreadable_creates_open_a_circuit(store: Arc<dyn Store>) {
             value: FieldValue::Text("Printer".into()),
             source_ts: t(0),
             source: Side::Jira,
+            written: None,
         },
     );
     for item in ["10001", "10002"] {

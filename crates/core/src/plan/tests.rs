@@ -76,6 +76,7 @@ fn shadow(pairs: &[(&str, FieldValue, i64, Side)]) -> Shadow {
                 value: v.clone(),
                 source_ts: ts(*t),
                 source: *side,
+                written: None,
             },
         );
     }

@@ -1,5 +1,5 @@
 //! `[[connection]]`: a Jira side, an external side, the mapping and the rules between them
-//! (which sides get new twins, how often to poll, which issues take part).
+//! (which sides get new twins, how often to poll, which issues take part, the rules script).
 
 use super::config_dir;
 use super::duration::de_duration;
@@ -10,6 +10,7 @@ use serde::Deserialize;
 use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
 use tandem_core::mapping::{ConflictPolicy, FieldMappingSpec, Location, Mapping};
+use tandem_script::{Script, ScriptLimits};
 
 /// Which sides may receive newly created twins.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
@@ -73,6 +74,13 @@ pub struct ConnectionConfig {
     /// The validated mapping, filled in by [`load`](super::load()) /
     /// [`load_str`](super::load_str()).
     pub fields: Mapping,
+    /// `script = "rules.rhai"`: the connection's rules script, absolute after loading.
+    pub script_path: Option<PathBuf>,
+    /// `[connection.script_limits]`: the limits every call of the script runs under.
+    pub script_limits: ScriptLimits,
+    /// The script, compiled by the semantic pass (so `tandem check` and a reload refuse a
+    /// script that does not compile).
+    pub script: Option<Script>,
 }
 
 impl ConnectionConfig {
@@ -158,6 +166,18 @@ impl ConnectionConfig {
                         .unwrap_or_else(|| (path.to_path_buf(), 0));
                     *loc = Location::new(file.display().to_string(), line);
                 }
+            }
+        }
+
+        if let Some(p) = &mut self.script_path {
+            if p.is_relative() {
+                *p = normalize(&config_dir(path).join(&*p));
+            }
+            // The script's own file:line:col leads the message, so the place to fix is named
+            // even though the issue is placed at the `script =` line.
+            match Script::load(&*p, self.script_limits) {
+                Ok(script) => self.script = Some(script),
+                Err(e) => issue(&format!("{at}.script"), e.to_string()),
             }
         }
 
@@ -250,6 +270,12 @@ struct RawConnection {
     jira: JiraConfig,
     /// `[connection.external]`
     external: ExternalConfig,
+    /// A Rhai rules script, relative to the config file.
+    #[serde(default)]
+    script: Option<PathBuf>,
+    /// `[connection.script_limits]`; every key optional, unknown keys refused.
+    #[serde(default)]
+    script_limits: ScriptLimits,
 }
 
 impl From<RawConnection> for ConnectionConfig {
@@ -275,6 +301,9 @@ impl From<RawConnection> for ConnectionConfig {
             jira: raw.jira,
             external: raw.external,
             fields: Mapping::default(),
+            script_path: raw.script,
+            script_limits: raw.script_limits,
+            script: None,
         }
     }
 }
@@ -317,5 +346,105 @@ impl ExternalConfig {
             ExternalConfig::Rest(r) => format!("rest {}", r.format.as_str()),
             ExternalConfig::Jira(j) => format!("jira {}", j.api.as_str()),
         }
+    }
+}
+
+#[cfg(test)]
+mod script_tests {
+    //! `script` and `[connection.script_limits]`: loaded relative to the config file,
+    //! compiled when the config is checked, errors naming the script's file:line:col.
+
+    use super::super::{ConfigError, load_str};
+    use std::path::Path;
+
+    fn config(extra: &str) -> String {
+        format!(
+            r#"
+[[connection]]
+name = "seed"
+{extra}
+
+[[connection.field]]
+jira = "summary"
+external = "1001"
+
+[connection.jira]
+base_url = "https://example.atlassian.net"
+email = "me@example.com"
+api_token = "t"
+project = "TEST"
+
+[connection.external]
+type = "rest"
+base_url = "https://ext.example.com"
+"#
+        )
+    }
+
+    fn load_in(dir: &Path, extra: &str) -> Result<super::super::Config, ConfigError> {
+        load_str(&config(extra), &dir.join("tandem.toml"), |_| None)
+    }
+
+    #[test]
+    fn a_script_is_found_next_to_the_config_and_compiled() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("rules.rhai"),
+            "fn filter(event) { event.kind != \"commented\" }\n",
+        )
+        .unwrap();
+        let cfg = load_in(
+            dir.path(),
+            "script = \"rules.rhai\"\n[connection.script_limits]\nmax_operations = 500\n",
+        )
+        .unwrap();
+        let conn = &cfg.connections[0];
+        assert_eq!(
+            conn.script_path.as_deref(),
+            Some(dir.path().join("rules.rhai").as_path())
+        );
+        let script = conn.script.as_ref().expect("compiled");
+        assert_eq!(script.hooks(), vec!["filter"]);
+        assert_eq!(script.limits().max_operations, 500);
+    }
+
+    #[test]
+    fn a_script_that_does_not_compile_is_a_config_error_at_its_line_and_column() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("rules.rhai"),
+            "fn to_jira(fields, item) {\n    fields.summary = ;\n}\n",
+        )
+        .unwrap();
+        let err = load_in(dir.path(), "script = \"rules.rhai\"").unwrap_err();
+        assert_eq!(err.issues.len(), 1, "{err}");
+        let issue = &err.issues[0];
+        assert_eq!(issue.key, "connection[0].script");
+        assert_eq!(issue.line, Some(4), "placed at the `script =` line");
+        let at = format!("{}:2:", dir.path().join("rules.rhai").display());
+        assert!(issue.message.starts_with(&at), "{}", issue.message);
+    }
+
+    #[test]
+    fn a_missing_script_and_unknown_limits_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = load_in(dir.path(), "script = \"nope.rhai\"").unwrap_err();
+        assert!(err.to_string().contains("nope.rhai"), "{err}");
+        assert!(err.to_string().contains("cannot read the script"), "{err}");
+
+        std::fs::write(dir.path().join("rules.rhai"), "").unwrap();
+        let err = load_in(
+            dir.path(),
+            "script = \"rules.rhai\"\n[connection.script_limits]\nmax_ops = 5\n",
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("max_ops"), "{err}");
+    }
+
+    #[test]
+    fn without_a_script_there_is_none() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = load_in(dir.path(), "").unwrap();
+        assert!(cfg.connections[0].script.is_none());
     }
 }

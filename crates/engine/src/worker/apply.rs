@@ -5,11 +5,12 @@
 //! Also the pieces a create shares with an update: the event's source values, settling fields
 //! a target refused, and the audit rows of a write.
 
+use super::script::{item_view, transform_writes};
 use super::{ConnectionRuntime, Engine, Failure, Outcome};
 use crate::connector::{Connector, ConnectorError, Fields, Item};
 use crate::store::{AuditEntry, EventStatus, QueuedEvent};
 use chrono::{DateTime, Utc};
-use tandem_core::plan::{Plan, plan_update};
+use tandem_core::plan::{Plan, keep_written, plan_update, restore_written};
 use tandem_core::{ChangeEvent, Link, Shadow, Side};
 use tracing::debug;
 
@@ -48,20 +49,29 @@ impl Engine {
         if target_side == Side::Jira {
             self.fill_link_field(conn, &link, &twin).await?;
         }
-        let plan = plan_update(&conn.plan_input(
+        // Values a script wrote are read as the mapped values they stand for, on both sides
+        // (see `restore_written`): an echo stays an echo, a twin holding one is unchanged.
+        let source_values = restored(conn, event.source, &source.values, &link);
+        let mut twin_as_synced = twin.clone();
+        twin_as_synced.fields = restored(conn, target_side, &twin.fields, &link);
+        let mut plan = plan_update(&conn.plan_input(
             event.source,
             source.ts,
-            &source.values,
-            Some(&twin),
+            &source_values,
+            Some(&twin_as_synced),
             &link.shadow,
             &link.pending,
         ));
+        keep_written(&mut plan, &link.shadow, &link.pending);
         // Decisions name fields and outcomes, never values: enough to trace an event's path
         // (RUST_LOG=tandem=debug) without putting issue content in the logs.
         debug!(event = queued.id, attempts = queued.attempts, link = %link.jira_id, decisions = ?plan.decisions, "planned");
         if let Some(err) = plan.errors.first() {
             return Err(Failure::Permanent(err.to_string()));
         }
+        // The script's hook shapes what is written; the shadow keeps the mapped values.
+        let view = item_view(event.source, &link, event.item_key.clone(), &source.values);
+        transform_writes(conn, &mut plan, target_side, &view)?;
         if !plan.writes.is_empty() {
             self.write_planned(conn, &mut link, &plan, target_side, &twin)
                 .await?;
@@ -303,7 +313,22 @@ fn plan_against_shadow(
     values: &Fields,
     ts: DateTime<Utc>,
 ) -> Plan {
-    plan_update(&conn.plan_input(source, ts, values, None, &link.shadow, &link.pending))
+    let values = restored(conn, source, values, link);
+    let mut plan =
+        plan_update(&conn.plan_input(source, ts, &values, None, &link.shadow, &link.pending));
+    keep_written(&mut plan, &link.shadow, &link.pending);
+    plan
+}
+
+/// `values` read from `side` with the values a script wrote there taken back to the mapped
+/// values they stand for (see [`restore_written`]).
+pub(crate) fn restored(
+    conn: &ConnectionRuntime,
+    side: Side,
+    values: &Fields,
+    link: &Link,
+) -> Fields {
+    restore_written(values, side, &link.shadow, &link.pending, &conn.mapping)
 }
 
 /// Whether a plan has nothing to write and nothing it failed on.
@@ -333,6 +358,7 @@ pub(super) fn settle_refused(
                 value,
                 source_ts: DateTime::UNIX_EPOCH,
                 source: target,
+                written: None,
             };
             shadow.set(m.key(), entry);
         }

@@ -1,5 +1,6 @@
 //! What the worker knows about one connection: its two connectors, mapping, conflict policy,
-//! create rules and scope, and the planner input built from them for everyone who plans.
+//! create rules, scope and rules script, and the planner input built from them for everyone
+//! who plans.
 
 use crate::connector::{Connector, Fields, Item};
 use chrono::{DateTime, Utc};
@@ -7,6 +8,7 @@ use std::sync::Arc;
 use tandem_core::mapping::{ConflictPolicy, Mapping};
 use tandem_core::plan::PlanInput;
 use tandem_core::{Shadow, Side};
+use tandem_script::Script;
 use tokio::sync::Mutex;
 
 /// Which sides may receive newly created twins.
@@ -69,6 +71,8 @@ pub struct ConnectionRuntime {
     pub policy: ConflictPolicy,
     pub create: CreateRules,
     pub scope: Scope,
+    /// The connection's rules script (`script = "rules.rhai"`), compiled.
+    pub script: Option<Script>,
     /// Serialises link discovery and twin creation: the echo of a twin being created waits
     /// here and then finds the new link instead of creating a second twin.
     pub(super) link_lock: Mutex<()>,
@@ -96,6 +100,7 @@ impl ConnectionRuntime {
             policy,
             create,
             scope,
+            script: None,
             link_lock: Mutex::new(()),
             jira_fingerprint: String::new(),
             external_fingerprint: String::new(),
@@ -107,6 +112,12 @@ impl ConnectionRuntime {
     pub fn with_fingerprints(mut self, jira: String, external: String) -> Self {
         self.jira_fingerprint = jira;
         self.external_fingerprint = external;
+        self
+    }
+
+    /// The same runtime, running `script`'s hooks.
+    pub fn with_script(mut self, script: Option<Script>) -> Self {
+        self.script = script;
         self
     }
 

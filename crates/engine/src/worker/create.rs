@@ -5,12 +5,13 @@
 //! create circuit: no further twin is made there until it is recognised or reset.
 
 use super::apply::{audit_rows, note_how, refused_failure, settle_refused};
+use super::script::{created_from, run_towards, script_failure};
 use super::{ConnectionRuntime, Engine, Failure, Outcome};
 use crate::connector::{ConnectorError, Fields, Item};
 use crate::store::{EventStatus, QueuedEvent};
 use chrono::Utc;
 use std::collections::BTreeMap;
-use tandem_core::plan::plan_create;
+use tandem_core::plan::{plan_create, record_script_writes};
 use tandem_core::{ChangeEvent, Link, Shadow, Side};
 use tracing::{debug, info, warn};
 
@@ -42,9 +43,22 @@ impl Engine {
 
         self.may_create(conn, queued, target_side).await?;
         let (values, ts) = self.source_values(conn, event, Some(item)).await?;
-        let plan = plan_create(event.source, ts, &values, &conn.mapping);
+        let mut plan = plan_create(event.source, ts, &values, &conn.mapping);
         if let Some(err) = plan.errors.first() {
             return Err(Failure::Permanent(err.to_string()));
+        }
+        if let Some(script) = &conn.script {
+            // The twin's fields as the script shapes them: what it writes towards that side
+            // (`to_jira`/`to_external`), then what it adds or changes for a new item
+            // (`on_create`). Values it changed are recorded (see `record_script_writes`), so
+            // the twin is recognised by them and their echo is an echo.
+            let view = created_from(item, event.source, &values);
+            let towards =
+                run_towards(script, target_side, &plan.writes, &view).map_err(script_failure)?;
+            let fields = script
+                .on_create(target_side, &towards, &view)
+                .map_err(script_failure)?;
+            record_script_writes(&mut plan, &fields, target_side, &conn.mapping);
         }
         let mut created_shadow = Shadow(plan.shadow_updates.clone());
         let (created, refused) = self

@@ -11,7 +11,7 @@ use crate::connector::{ConnectorError, Item};
 use crate::store::QueuedEvent;
 use chrono::Utc;
 use std::time::Duration;
-use tandem_core::plan::holds_created;
+use tandem_core::plan::{holds_created, restore_written};
 use tandem_core::{Link, Shadow, Side};
 use tracing::{debug, info, warn};
 
@@ -229,9 +229,20 @@ impl Engine {
             // keeps no such reference, holds exactly the values the create sent.
             if let Some(found) = page.items.iter().find(|i| {
                 i.link.as_deref().map(str::trim) == Some(key.as_str())
-                    || recorded
-                        .as_ref()
-                        .is_some_and(|r| holds_created(&i.fields, Side::External, r, &conn.mapping))
+                    || recorded.as_ref().is_some_and(|r| {
+                        holds_created(
+                            &restore_written(
+                                &i.fields,
+                                Side::External,
+                                r,
+                                &Shadow::default(),
+                                &conn.mapping,
+                            ),
+                            Side::External,
+                            r,
+                            &conn.mapping,
+                        )
+                    })
             }) {
                 info!(connection = %conn.name, jira = %key, external = %found.id, "found the twin an earlier attempt created");
                 return Ok(Some(found.id.clone()));
@@ -297,10 +308,17 @@ impl Engine {
         item: &Item,
     ) -> Result<Option<String>, Failure> {
         let records = self.store.recorded_creates_into(&conn.name, side).await?;
-        if let Some(r) = records
-            .iter()
-            .find(|r| holds_created(&item.fields, side, &r.values, &conn.mapping))
-        {
+        if let Some(r) = records.iter().find(|r| {
+            // A create the script shaped is recognised by the values it sent.
+            let values = restore_written(
+                &item.fields,
+                side,
+                &r.values,
+                &Shadow::default(),
+                &conn.mapping,
+            );
+            holds_created(&values, side, &r.values, &conn.mapping)
+        }) {
             info!(connection = %conn.name, %side, item = %item.id, twin_of = %r.item_id, "recognised the twin of an earlier create");
             return Ok(Some(r.item_id.clone()));
         }

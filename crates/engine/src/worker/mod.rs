@@ -23,7 +23,8 @@
 //! The files follow those steps: `discover.rs` finds an unlinked item's twin (and writes
 //! Jira's link field), `create.rs` creates one when none is found, `apply.rs` plans and
 //! writes a linked event, `finish.rs` records how an event ended (completion, retry, dead
-//! letter). `connection.rs` holds what the worker knows about a connection, and the planner
+//! letter). `script.rs` runs the connection's rules script: its `filter` before step 1,
+//! its hooks on the writes of steps 1 and 3. `connection.rs` holds what the worker knows about a connection, and the planner
 //! input built from it. Which ordering key an event is queued under is the queueing policy
 //! ([`crate::queueing`]), shared with the webhook route, the poller and bulk sync.
 
@@ -32,6 +33,7 @@ mod connection;
 mod create;
 mod discover;
 mod finish;
+mod script;
 
 pub use connection::{ConnectionRuntime, CreateRules, Scope};
 // The queueing policy lives in its own module (the webhook route, the poller and bulk sync
@@ -284,6 +286,9 @@ impl Engine {
         let event = &queued.event;
         if event.kind == ChangeKind::Commented {
             return self.ignore(queued, "comments are not synced").await;
+        }
+        if let Some(reason) = self.script_filter(conn, queued).await? {
+            return self.ignore(queued, &reason).await;
         }
         let link = self
             .store
