@@ -1205,4 +1205,105 @@ mod tests {
             Err(StoreError::InvalidUrl(_))
         ));
     }
+    /// What the store alone costs per event, on a file with fsync on: enqueue N distinct items,
+    /// then claim and complete all of them, then the same again with every completion settling
+    /// the events a fresh read carried (the worker's path for webhooks that only name the
+    /// item). Prints µs per event, median of 3. A measurement, not a test: run with
+    /// `cargo test --release -p tandem-engine store_cost -- --ignored --nocapture`
+    /// (`TANDEM_STORE_COST_N` sets N, 20,000 by default).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[ignore]
+    async fn store_cost() {
+        use std::time::Instant;
+        use tandem_core::{ChangeKind, EventOrigin, FieldValue};
+
+        let n: usize = std::env::var("TANDEM_STORE_COST_N")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(20_000);
+        let event = |round: usize, i: usize| ChangeEvent {
+            connection: "c".to_string(),
+            source: Side::Jira,
+            item_id: format!("{i}"),
+            item_key: Some(format!("TEST-{i}")),
+            kind: ChangeKind::Updated,
+            fields: [("summary".to_string(), FieldValue::Text(format!("item {i}")))]
+                .into_iter()
+                .collect(),
+            needs_fetch: true,
+            source_ts: Utc::now(),
+            idempotency_key: format!("{round}-{i}"),
+            origin: EventOrigin::Webhook,
+        };
+        let mut enqueue = Vec::new();
+        let mut plain = Vec::new();
+        let mut carried = Vec::new();
+        for run in 0..3 {
+            let dir = tempfile::tempdir().unwrap();
+            let url = format!("sqlite://{}", dir.path().join("cost.db").display());
+            let store = Arc::new(SqliteStore::open(&url).await.unwrap());
+            for (round, settle) in [(0, false), (1, true)] {
+                let started = Instant::now();
+                // Several at once, as receivers do, so group commit is measured as it runs.
+                let mut tasks = tokio::task::JoinSet::new();
+                for chunk in 0..8 {
+                    let evs: Vec<ChangeEvent> =
+                        (chunk..n).step_by(8).map(|i| event(round, i)).collect();
+                    let s = Arc::clone(&store);
+                    tasks.spawn(async move {
+                        for ev in &evs {
+                            s.enqueue(ev, Utc::now()).await.unwrap();
+                        }
+                    });
+                }
+                while let Some(r) = tasks.join_next().await {
+                    r.unwrap();
+                }
+                if !settle {
+                    enqueue.push(started.elapsed().as_secs_f64() * 1e6 / n as f64);
+                }
+                let started = Instant::now();
+                let mut finished = 0;
+                while finished < n {
+                    let claimed = store
+                        .claim_due("cost", Utc::now(), Duration::from_secs(60), 32)
+                        .await
+                        .unwrap();
+                    assert!(
+                        !claimed.is_empty(),
+                        "the queue ran dry at {finished} of {n}"
+                    );
+                    for ev in claimed {
+                        let mut c = Completion::done();
+                        if settle {
+                            c.covers_through = Some(store.newest_event_id().await.unwrap());
+                        }
+                        store.complete(ev.id, "cost", c, Utc::now()).await.unwrap();
+                        finished += 1;
+                    }
+                }
+                let per = started.elapsed().as_secs_f64() * 1e6 / n as f64;
+                if settle {
+                    carried.push(per)
+                } else {
+                    plain.push(per)
+                }
+            }
+            eprintln!(
+                "run {run}: enqueue {:.0} µs, claim+complete {:.0} µs, with carried {:.0} µs",
+                enqueue[run], plain[run], carried[run]
+            );
+        }
+        let median = |v: &mut Vec<f64>| {
+            v.sort_by(f64::total_cmp);
+            v[1]
+        };
+        eprintln!(
+            "store cost, N={n}, median of 3, µs per event: enqueue {:.0}, claim+complete {:.0}, \
+             claim+complete settling carried {:.0}",
+            median(&mut enqueue),
+            median(&mut plain),
+            median(&mut carried)
+        );
+    }
 }
