@@ -71,6 +71,15 @@ macro_rules! steps {
                     "/0006_operator_actions.sql"
                 )),
             },
+            Step {
+                version: 7,
+                name: "open events by id",
+                sql: include_str!(concat!(
+                    "../../migrations/",
+                    $folder,
+                    "/0007_open_events_by_id.sql"
+                )),
+            },
         ]
     };
 }

@@ -32,10 +32,8 @@ use super::migrate::{self, Migrator, Step};
 /// are simply not ours this round. A row that changed after our snapshot is re-checked against
 /// the due condition under its lock, so a fresh lease taken elsewhere is never stolen.
 const CLAIM: &str = concat!(
-    "WITH ",
-    sql::claim_heads!(),
-    ", picked AS (",
-    sql::claim_pick!(),
+    "WITH picked AS (",
+    sql::claim_pick!("events e"),
     " FOR UPDATE OF e SKIP LOCKED) ",
     sql::claim_lease!(),
     " WHERE id IN (SELECT id FROM picked) RETURNING ",

@@ -62,36 +62,41 @@ pub(crate) const ENQUEUE: &str =
 pub(crate) const EVENT_BY_IDEMPOTENCY_KEY: &str =
     "SELECT id FROM events WHERE connection = $1 AND idempotency_key = $2";
 
-/// The claim's first part, `heads`: the oldest unfinished event of every key, read in one pass
-/// over the partial index. Only those can be claimed, so a deep backlog on a few keys costs one
-/// index scan rather than a lookup per queued event.
-macro_rules! claim_heads {
-    () => {
-        "heads AS (
-             SELECT ordering_key, MIN(id) AS id FROM events
-             WHERE status IN ('pending', 'leased')
-             GROUP BY ordering_key
-         )"
-    };
-}
-pub(crate) use claim_heads;
-
-/// The claim's pick: the ids of up to `$4` heads due at `$3` (pending and due, or leased with
-/// an expired lease), oldest first.
+/// The claim's pick: the ids of up to `$4` due events (pending and due at `$3`, or leased with
+/// an expired lease) that head their ordering key, oldest first, read from `$events` (the
+/// table as the backend names it, so SQLite can be held to the index).
+///
+/// It walks the open events in id order (index `events_open`) and stops at `$4`: each one
+/// costs two probes of small partial indexes, whether an older open event of its key exists
+/// (then it is not the head) and whether another event of its key holds a live lease. A claim
+/// therefore costs the heads it takes and the open events ahead of them, not a pass over every
+/// open event (the `GROUP BY ordering_key` it replaces).
 macro_rules! claim_pick {
-    () => {
-        "SELECT e.id FROM heads h JOIN events e ON e.id = h.id
-         WHERE ((e.status = 'pending' AND e.next_attempt_at <= $3)
-                OR (e.status = 'leased' AND e.lease_expires_at <= $3))
-           -- A later event can hold a live lease when an earlier one came back from the
-           -- dead letters; the key stays busy until it finishes.
-           AND NOT EXISTS (SELECT 1 FROM events l
-                           WHERE l.ordering_key = h.ordering_key
-                             AND l.status = 'leased'
-                             AND l.lease_expires_at > $3
-                             AND l.id <> e.id)
-         ORDER BY e.id
-         LIMIT $4"
+    ($events:literal) => {
+        concat!(
+            "SELECT e.id FROM ",
+            $events,
+            " WHERE e.status IN ('pending', 'leased')
+               -- Due, written as one comparison: as an OR of the two cases it reads to
+               -- PostgreSQL's planner as a bitmap scan of `events_due` for every due event and
+               -- a sort, the whole-queue pass this walk is for avoiding.
+               AND CASE WHEN e.status = 'pending' THEN e.next_attempt_at
+                        ELSE e.lease_expires_at END <= $3
+               -- Only the oldest unfinished event of its key.
+               AND NOT EXISTS (SELECT 1 FROM events o
+                               WHERE o.ordering_key = e.ordering_key
+                                 AND o.status IN ('pending', 'leased')
+                                 AND o.id < e.id)
+               -- A later event can hold a live lease when an earlier one came back from the
+               -- dead letters; the key stays busy until it finishes.
+               AND NOT EXISTS (SELECT 1 FROM events l
+                               WHERE l.ordering_key = e.ordering_key
+                                 AND l.status = 'leased'
+                                 AND l.lease_expires_at > $3
+                                 AND l.id <> e.id)
+             ORDER BY e.id
+             LIMIT $4"
+        )
     };
 }
 pub(crate) use claim_pick;
@@ -127,9 +132,14 @@ macro_rules! settle_carried {
         concat!(
             "UPDATE events
              SET status = 'done', last_error = $1, updated_at = $2
-             WHERE status = 'pending' AND id > $3 AND id <= $4
-               AND (connection, ordering_key, source, item_id) =
-                   (SELECT connection, ordering_key, source, item_id FROM events WHERE id = $3)
+             -- The key and the open-status terms let it seek the few open events of this key
+             -- in `events_open_by_key` (whose condition they repeat) rather than read every
+             -- event in the id range, so JSON is read only for the events it settles.
+             WHERE ordering_key = (SELECT ordering_key FROM events WHERE id = $3)
+               AND status IN ('pending', 'leased') AND status = 'pending'
+               AND id > $3 AND id <= $4
+               AND (connection, source, item_id) =
+                   (SELECT connection, source, item_id FROM events WHERE id = $3)
                AND ",
             $payload_kind,
             " <> 'commented'"
