@@ -1294,7 +1294,8 @@ mod tests {
     /// the events a fresh read carried (the worker's path for webhooks that only name the
     /// item). Prints µs per event, median of 3. A measurement, not a test: run with
     /// `cargo test --release -p tandem-engine store_cost -- --ignored --nocapture`
-    /// (`TANDEM_STORE_COST_N` sets N, 20,000 by default).
+    /// (`TANDEM_STORE_COST_N` sets N, 20,000 by default; `TANDEM_STORE_COST_CARRIED_N` the
+    /// carried round's, 2,000).
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     #[ignore]
     async fn store_cost() {
@@ -1305,6 +1306,13 @@ mod tests {
             .ok()
             .and_then(|v| v.parse().ok())
             .unwrap_or(20_000);
+        // The carried round is smaller: each of its completions settles over the id range of
+        // everything queued after it, which here is the whole rest of the round, where in
+        // service it is what arrived during one read.
+        let carried_n: usize = std::env::var("TANDEM_STORE_COST_CARRIED_N")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(2_000);
         let event = |round: usize, i: usize| ChangeEvent {
             connection: "c".to_string(),
             source: Side::Jira,
@@ -1326,7 +1334,7 @@ mod tests {
             let dir = tempfile::tempdir().unwrap();
             let url = format!("sqlite://{}", dir.path().join("cost.db").display());
             let store = Arc::new(SqliteStore::open(&url).await.unwrap());
-            for (round, settle) in [(0, false), (1, true)] {
+            for (round, settle, n) in [(0, false, n), (1, true, carried_n)] {
                 let started = Instant::now();
                 // Several at once, as receivers do, so group commit is measured as it runs.
                 let mut tasks = tokio::task::JoinSet::new();
@@ -1383,8 +1391,8 @@ mod tests {
             v[1]
         };
         eprintln!(
-            "store cost, N={n}, median of 3, µs per event: enqueue {:.0}, claim+complete {:.0}, \
-             claim+complete settling carried {:.0}",
+            "store cost, N={n} (carried {carried_n}), median of 3, µs per event: enqueue {:.0}, \
+             claim+complete {:.0}, claim+complete settling carried {:.0}",
             median(&mut enqueue),
             median(&mut plain),
             median(&mut carried)
