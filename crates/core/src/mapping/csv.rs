@@ -1,5 +1,5 @@
 //! Reading the seed's `fieldMappings.csv`, optionally extended with
-//! `direction,type,valueMap,default,conflict` columns.
+//! `direction,type,valueMap,default,conflict,expr` columns.
 
 use super::error::{MappingError, MappingErrors};
 use super::types::{FieldMapping, Location, Mapping};
@@ -14,6 +14,7 @@ enum Column {
     ValueMap,
     Default,
     Conflict,
+    Expr,
 }
 
 impl Column {
@@ -32,6 +33,7 @@ impl Column {
             "valuemap" | "values" => Column::ValueMap,
             "default" => Column::Default,
             "conflict" => Column::Conflict,
+            "expr" | "expression" => Column::Expr,
             _ => return None,
         })
     }
@@ -122,7 +124,7 @@ pub fn parse_csv(text: &str, file: &str) -> Result<Mapping, MappingErrors> {
         errors.push(MappingError::new(
             Location::new(file, 0),
             "no header line: the first line must be `jiraField,externalField` \
-             (optionally followed by direction,type,valueMap,default,conflict)",
+             (optionally followed by direction,type,valueMap,default,conflict,expr)",
         ));
     }
     if errors.is_empty() {
@@ -160,7 +162,7 @@ fn parse_header(cells: &[String], loc: &Location) -> Result<Vec<Column>, Mapping
                     loc.clone(),
                     format!(
                         "unknown column `{cell}` in the header: expected jiraField, \
-                         externalField, direction, type, valueMap, default, conflict"
+                         externalField, direction, type, valueMap, default, conflict, expr"
                     ),
                 ));
             }
@@ -210,6 +212,7 @@ fn parse_row(
                 Err(e) => errors.push(MappingError::new(loc.clone(), e)),
             },
             Column::Default if !cell.is_empty() => m.default = Some(cell.to_string()),
+            Column::Expr if !cell.is_empty() => m.expr = Some(cell.to_string()),
             _ => {}
         }
     }

@@ -277,3 +277,44 @@ fn line_at_counts_lines() {
     assert_eq!(line_at("a\nb\nc", 2), 2);
     assert_eq!(line_at("a\nb\nc", 99), 3);
 }
+
+#[test]
+fn csv_expr_column_is_optional() {
+    // Without the column (the seed file) no entry has an expression.
+    let m = parse_csv(SEED, "fieldMappings.csv").unwrap();
+    assert!(m.fields.iter().all(|f| f.expr.is_none()));
+
+    // With it, a quoted cell may hold commas and `#`; an empty cell means none.
+    let text = "jiraField,externalField,expr
+summary,1,value.to_upper()
+labels,2,\"value.replace(\"\"#\"\", \"\",\"\")\" # a comment
+description,3,
+";
+    let m = parse_csv(text, "m.csv").unwrap();
+    assert_eq!(m.fields.len(), 3);
+    assert_eq!(m.fields[0].expr.as_deref(), Some("value.to_upper()"));
+    assert_eq!(
+        m.fields[1].expr.as_deref(),
+        Some("value.replace(\"#\", \",\")")
+    );
+    assert_eq!(m.fields[1].location.line, 3);
+    assert_eq!(m.fields[2].expr, None);
+}
+
+#[test]
+fn toml_expr_key() {
+    let text = r#"
+[[field]]
+jira = "summary"
+external = "1"
+expr = "value.to_upper()"
+
+[[field]]
+jira = "description"
+external = "2"
+expr = "  "
+"#;
+    let m = parse_toml(text, "map.toml").unwrap();
+    assert_eq!(m.fields[0].expr.as_deref(), Some("value.to_upper()"));
+    assert_eq!(m.fields[1].expr, None, "a blank expr means none");
+}

@@ -45,6 +45,9 @@ pub struct FieldMappingSpec {
     /// with the transition into each named status.
     #[serde(default)]
     pub transition_fields: BTreeMap<String, serde_json::Value>,
+    /// A one-line script expression applied to the value written to the target side.
+    #[serde(default)]
+    pub expr: Option<String>,
 }
 
 impl FieldMappingSpec {
@@ -70,6 +73,11 @@ impl FieldMappingSpec {
         }
         // `default = ""` means "no default", as an empty CSV cell does.
         m.default = self.default.filter(|d| !d.trim().is_empty());
+        // Likewise `expr = ""` means "no expression".
+        m.expr = self
+            .expr
+            .map(|e| e.trim().to_string())
+            .filter(|e| !e.is_empty());
         if let Some(d) = &self.direction {
             match d.parse() {
                 Ok(d) => m.direction = d,

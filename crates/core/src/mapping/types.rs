@@ -116,6 +116,10 @@ pub struct FieldMapping {
     /// transition request's `fields`, in Jira's JSON.
     #[serde(default)]
     pub transition_fields: BTreeMap<String, serde_json::Value>,
+    /// A one-line script expression applied to each value written to the target side
+    /// (`value.to_upper()`); kept as text here and compiled by the engine.
+    #[serde(default)]
+    pub expr: Option<String>,
     pub location: Location,
 }
 
@@ -131,6 +135,7 @@ impl FieldMapping {
             default: None,
             conflict: None,
             transition_fields: BTreeMap::new(),
+            expr: None,
             location: Location::default(),
         }
     }
