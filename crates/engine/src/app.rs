@@ -110,7 +110,8 @@ pub(crate) async fn connection_runtime(
         fingerprint(&format!("{:?}", conn.jira)),
         fingerprint(&format!("{:?}", conn.external)),
     )
-    .with_script(conn.script.clone()))
+    .with_script(conn.script.clone())
+    .with_exprs(conn.exprs.clone()))
 }
 
 /// A short fingerprint of one side's configuration (its `Debug` form, in which secrets are

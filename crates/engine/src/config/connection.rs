@@ -7,10 +7,11 @@ use super::jira::JiraConfig;
 use super::rest::RestConfig;
 use super::spans::SpanIndex;
 use serde::Deserialize;
+use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
 use tandem_core::mapping::{ConflictPolicy, FieldMappingSpec, Location, Mapping};
-use tandem_script::{Script, ScriptLimits};
+use tandem_script::{FieldExpr, Script, ScriptLimits};
 
 /// Which sides may receive newly created twins.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
@@ -81,7 +82,13 @@ pub struct ConnectionConfig {
     /// The script, compiled by the semantic pass (so `tandem check` and a reload refuse a
     /// script that does not compile).
     pub script: Option<Script>,
+    /// The mapping entries' `expr`s, compiled when the mapping is loaded, by mapping key
+    /// (`jira|external`).
+    pub exprs: FieldExprs,
 }
+
+/// Compiled per-field expressions, by mapping key.
+pub type FieldExprs = BTreeMap<String, FieldExpr>;
 
 impl ConnectionConfig {
     /// What serde cannot check in the connection at `at` (`connection[2]`) of the file at
@@ -304,6 +311,7 @@ impl From<RawConnection> for ConnectionConfig {
             script_path: raw.script,
             script_limits: raw.script_limits,
             script: None,
+            exprs: FieldExprs::new(),
         }
     }
 }

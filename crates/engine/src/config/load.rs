@@ -1,16 +1,18 @@
 //! Reading a configuration: the passes (syntax, `${VAR}`, schema, semantic checks) and then
-//! each connection's field mapping, with every problem placed at its line.
+//! each connection's field mapping and its per-field expressions, with every problem placed
+//! at its line.
 
 use super::env::substitute_table;
 use super::error::{ConfigError, ConfigIssue};
 use super::preset::{self, Sources};
 use super::rest::RestFormat;
 use super::spans::SpanIndex;
-use super::{Config, ExternalConfig, MappingSource};
+use super::{Config, ExternalConfig, FieldExprs, MappingSource};
 use serde::Deserialize;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use tandem_core::mapping::{self, Location, Mapping, MappingErrors};
+use tandem_script::{FieldExpr, ScriptLimits};
 use toml::de::DeTable;
 
 /// Reads, checks and resolves a configuration file, with mappings, using the process
@@ -96,7 +98,13 @@ fn load_mappings(config: &mut Config) -> Result<(), ConfigError> {
     let mut issues = Vec::new();
     for conn in &mut config.connections {
         match load_mapping(&conn.mapping) {
-            Ok(m) => conn.fields = m,
+            Ok(m) => {
+                match compile_exprs(&m, conn.script_limits) {
+                    Ok(exprs) => conn.exprs = exprs,
+                    Err(mut es) => issues.append(&mut es),
+                }
+                conn.fields = m;
+            }
             Err(errors) => issues.extend(errors.errors.into_iter().map(|e| ConfigIssue {
                 file: PathBuf::from(e.location.file),
                 line: (e.location.line > 0).then_some(e.location.line),
@@ -130,6 +138,46 @@ fn load_mappings(config: &mut Config) -> Result<(), ConfigError> {
         Ok(())
     } else {
         Err(ConfigError { issues })
+    }
+}
+
+/// Compiles every entry's `expr`, under the connection's script limits. A compile error is
+/// placed at the entry's line (CSV row, `[[field]]` table), with the expression's text and
+/// the column inside it.
+pub fn compile_exprs(
+    mapping: &Mapping,
+    limits: ScriptLimits,
+) -> Result<FieldExprs, Vec<ConfigIssue>> {
+    let mut exprs = FieldExprs::new();
+    let mut issues = Vec::new();
+    for m in &mapping.fields {
+        let Some(text) = &m.expr else {
+            continue;
+        };
+        // Runtime errors name the entry the same way: `fieldMappings.csv:3 expr:1:7: ...`.
+        let origin = format!("{} expr", m.location);
+        match FieldExpr::compile_at(&origin, text, limits) {
+            Ok(e) => {
+                exprs.insert(m.key(), e);
+            }
+            Err(e) => {
+                let at = e
+                    .column
+                    .map(|c| format!(" (column {c})"))
+                    .unwrap_or_default();
+                issues.push(ConfigIssue {
+                    file: PathBuf::from(&m.location.file),
+                    line: (m.location.line > 0).then_some(m.location.line),
+                    key: "expr".into(),
+                    message: format!("`{text}` does not compile{at}: {}", e.message),
+                });
+            }
+        }
+    }
+    if issues.is_empty() {
+        Ok(exprs)
+    } else {
+        Err(issues)
     }
 }
 

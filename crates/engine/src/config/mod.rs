@@ -42,7 +42,7 @@ mod worker;
 mod tests;
 
 pub use self::connection::{
-    ConnectionConfig, CreatePolicy, ExternalConfig, FilterConfig, MappingSource,
+    ConnectionConfig, CreatePolicy, ExternalConfig, FieldExprs, FilterConfig, MappingSource,
 };
 pub use self::duration::parse_duration;
 pub use self::env::expand_env;

@@ -4,11 +4,12 @@
 
 use crate::connector::{Connector, Fields, Item};
 use chrono::{DateTime, Utc};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use tandem_core::mapping::{ConflictPolicy, Mapping};
 use tandem_core::plan::PlanInput;
 use tandem_core::{Shadow, Side};
-use tandem_script::Script;
+use tandem_script::{FieldExpr, Script};
 use tokio::sync::Mutex;
 
 /// Which sides may receive newly created twins.
@@ -73,6 +74,8 @@ pub struct ConnectionRuntime {
     pub scope: Scope,
     /// The connection's rules script (`script = "rules.rhai"`), compiled.
     pub script: Option<Script>,
+    /// The mapping entries' `expr`s, compiled, by mapping key.
+    pub exprs: BTreeMap<String, FieldExpr>,
     /// Serialises link discovery and twin creation: the echo of a twin being created waits
     /// here and then finds the new link instead of creating a second twin.
     pub(super) link_lock: Mutex<()>,
@@ -101,6 +104,7 @@ impl ConnectionRuntime {
             create,
             scope,
             script: None,
+            exprs: BTreeMap::new(),
             link_lock: Mutex::new(()),
             jira_fingerprint: String::new(),
             external_fingerprint: String::new(),
@@ -118,6 +122,12 @@ impl ConnectionRuntime {
     /// The same runtime, running `script`'s hooks.
     pub fn with_script(mut self, script: Option<Script>) -> Self {
         self.script = script;
+        self
+    }
+
+    /// The same runtime, applying the mapping entries' compiled `expr`s (by mapping key).
+    pub fn with_exprs(mut self, exprs: BTreeMap<String, FieldExpr>) -> Self {
+        self.exprs = exprs;
         self
     }
 

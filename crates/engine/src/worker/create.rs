@@ -5,7 +5,7 @@
 //! create circuit: no further twin is made there until it is recognised or reset.
 
 use super::apply::{audit_rows, note_how, refused_failure, settle_refused};
-use super::script::{created_from, run_towards, script_failure};
+use super::script::{apply_exprs, created_from, run_towards, script_failure};
 use super::{ConnectionRuntime, Engine, Failure, Outcome};
 use crate::connector::{ConnectorError, Fields, Item};
 use crate::store::{EventStatus, QueuedEvent};
@@ -47,12 +47,14 @@ impl Engine {
         if let Some(err) = plan.errors.first() {
             return Err(Failure::Permanent(err.to_string()));
         }
+        let view = created_from(item, event.source, &values);
+        // The mapping entries' `expr`s first, as on an update.
+        apply_exprs(conn, &mut plan, target_side, &view)?;
         if let Some(script) = &conn.script {
             // The twin's fields as the script shapes them: what it writes towards that side
             // (`to_jira`/`to_external`), then what it adds or changes for a new item
             // (`on_create`). Values it changed are recorded (see `record_script_writes`), so
             // the twin is recognised by them and their echo is an echo.
-            let view = created_from(item, event.source, &values);
             let towards =
                 run_towards(script, target_side, &plan.writes, &view).map_err(script_failure)?;
             let fields = script

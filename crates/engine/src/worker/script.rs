@@ -1,6 +1,6 @@
 //! The connection's rules script in the worker: `filter` before an event is looked at,
-//! `to_jira`/`to_external` on the planned writes of an update, `on_create` on a new twin's
-//! fields. A script error is permanent (the event becomes a dead letter with the script's
+//! the mapping entries' `expr`s and then `to_jira`/`to_external` on the planned writes of an
+//! update, `on_create` on a new twin's fields. A script or expression error is permanent (the event becomes a dead letter with the script's
 //! message and position): running it again would fail the same way until the script is fixed.
 
 use super::{ConnectionRuntime, Engine, Failure};
@@ -74,15 +74,17 @@ pub(super) fn created_from(item: &Item, source: Side, values: &Fields) -> ItemVi
     }
 }
 
-/// Runs the hook towards `target` (`to_jira` or `to_external`) on the plan's writes and makes
-/// its result the plan's writes, recording the values it changed (see
-/// [`record_script_writes`]). Without a script, or a hook for `target`, the plan stays.
+/// Applies the mapping entries' `expr`s and then the hook towards `target` (`to_jira` or
+/// `to_external`) to the plan's writes and makes their result the plan's writes, recording
+/// the values they changed (see [`record_script_writes`]). Without expressions or a script
+/// the plan stays.
 pub(super) fn transform_writes(
     conn: &ConnectionRuntime,
     plan: &mut Plan,
     target: Side,
     item: &ItemView,
 ) -> Result<(), Failure> {
+    apply_exprs(conn, plan, target, item)?;
     let Some(script) = &conn.script else {
         return Ok(());
     };
@@ -90,6 +92,39 @@ pub(super) fn transform_writes(
         return Ok(());
     }
     let written = run_towards(script, target, &plan.writes, item).map_err(script_failure)?;
+    record_script_writes(plan, &written, target, &conn.mapping);
+    Ok(())
+}
+
+/// Applies each mapping entry's `expr` to the value the plan writes to `target` for it
+/// (`value` is that value, in the target's terms), before any hook, and records the values
+/// it changed so that their echoes stay echoes.
+pub(super) fn apply_exprs(
+    conn: &ConnectionRuntime,
+    plan: &mut Plan,
+    target: Side,
+    item: &ItemView,
+) -> Result<(), Failure> {
+    if conn.exprs.is_empty() || plan.writes.is_empty() {
+        return Ok(());
+    }
+    let mut written = plan.writes.clone();
+    for m in conn
+        .mapping
+        .fields
+        .iter()
+        .filter(|m| m.direction.writes_to(target))
+    {
+        let Some(expr) = conn.exprs.get(&m.key()) else {
+            continue;
+        };
+        let field = m.field_on(target);
+        let Some(value) = written.get(field) else {
+            continue;
+        };
+        let value = expr.eval(value, item).map_err(script_failure)?;
+        written.insert(field.to_string(), value);
+    }
     record_script_writes(plan, &written, target, &conn.mapping);
     Ok(())
 }
