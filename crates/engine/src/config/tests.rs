@@ -521,3 +521,65 @@ fn durations_and_storage_urls() {
     );
     assert!(resolve_storage_url("mysql://x", dir).is_err());
 }
+
+#[test]
+fn a_broken_expr_is_refused_at_its_mapping_line() {
+    // In a CSV file: the row's line, the expression and where in it.
+    let text = VALID
+        .replace(
+            "[[connection.field]]\njira = \"summary\"\nexternal = \"1001\"\n",
+            "",
+        )
+        .replace(
+            "[[connection.field]]\njira = \"duedate\"\nexternal = 1003\ntype = \"date\"\n",
+            "mapping = \"m.csv\"\n",
+        );
+    let tmp = tempfile::tempdir().unwrap();
+    let csv = tmp.path().join("m.csv");
+    let config = tmp.path().join("tandem.toml");
+    std::fs::write(
+        &csv,
+        "jiraField,externalField,expr\nsummary,1,value.to_upper()\ndescription,2,value.trim(\n",
+    )
+    .unwrap();
+    let err = load_str(&text, &config, env).unwrap_err();
+    assert_eq!(err.issues.len(), 1, "{err}");
+    let issue = &err.issues[0];
+    assert_eq!(issue.file, csv);
+    assert_eq!(issue.line, Some(3), "{err}");
+    assert_eq!(issue.key, "expr");
+    assert!(
+        issue.message.contains("`value.trim(` does not compile"),
+        "{err}"
+    );
+    assert!(
+        err.to_string()
+            .starts_with(&format!("{}:3: expr: ", csv.display())),
+        "{err}"
+    );
+
+    // Fixed, it loads, and the expression is compiled for its entry only.
+    std::fs::write(
+        &csv,
+        "jiraField,externalField,expr\nsummary,1,value.to_upper()\ndescription,2,\n",
+    )
+    .unwrap();
+    let c = load_str(&text, &config, env).unwrap();
+    let exprs = &c.connections[0].exprs;
+    assert_eq!(exprs.keys().collect::<Vec<_>>(), ["summary|1"]);
+    assert_eq!(exprs["summary|1"].source(), "value.to_upper()");
+
+    // Inline: the `[[connection.field]]` table's line in the config file; an unknown
+    // variable is a compile error too.
+    let text = VALID.replace("type = \"date\"", "type = \"date\"\nexpr = \"valeu\"");
+    let issue = one_issue(&text);
+    assert_eq!(issue.file, Path::new("/etc/tandem/tandem.toml"));
+    assert_eq!(
+        issue.line,
+        Some(line_of(&text, "[[connection.field]]\njira = \"duedate\""))
+    );
+    assert!(
+        issue.message.contains("`valeu` does not compile"),
+        "{issue}"
+    );
+}
