@@ -1,7 +1,8 @@
 //! A connection's rules script end to end: both sandboxes and a real Tandem on loopback. What
 //! a user checks: a skipped event says why in `tandem events list`, a reshaped value crosses
 //! once and its echo writes nothing back, a failing script parks the event naming the
-//! script's line, `tandem check` and `tandem script test` show what the script does.
+//! script's line, `tandem check` and `tandem script test` show what the script does; a
+//! mapping entry's `expr` reshapes its value the same way.
 
 mod common;
 
@@ -150,6 +151,74 @@ async fn a_suffix_added_on_the_way_to_jira_crosses_once_and_its_echo_writes_noth
     w.stop().await;
 }
 
+/// The seed mapping with `value.to_upper()` on the summary entry (an `expr` column).
+const UPPER_MAPPING: &str = "jiraField,externalField,direction,type,expr
+summary,1001,both,text,value.to_upper()
+description,1002,both,richtext,
+dueDate,1003,both,date,
+";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mapping_expr_upper_cases_the_value_written_and_its_echo_writes_nothing() {
+    let w = world(Options {
+        mapping: Some(("fieldMappings.csv", UPPER_MAPPING.to_string())),
+        ..Options::default()
+    })
+    .await;
+    let link_field = w.jira.external_id_field().to_string();
+
+    // Created outside: the Jira twin's summary is upper-cased.
+    let ext_id = w.external.user_create(vec![(1001, "Refund".into())]);
+    let issue = eventually("Jira twin", || {
+        w.jira
+            .issues()
+            .into_iter()
+            .find(|i| i["fields"][&link_field] == json!(ext_id))
+    })
+    .await;
+    let key = issue["key"].as_str().unwrap().to_string();
+    assert_eq!(issue["fields"]["summary"], json!("REFUND"));
+    quiesce(&w).await;
+    let jira_writes = w.jira_writes().len();
+    assert_eq!(jira_writes, 1, "one create in Jira");
+    assert_eq!(
+        w.external_writes().len(),
+        0,
+        "the twin's echo wrote nothing back"
+    );
+
+    // Edited outside: one write to Jira, and its echo writes nothing outside.
+    assert!(
+        w.external
+            .user_edit(&ext_id, vec![(1001, "Refund please".into())])
+    );
+    eventually("the edit in Jira", || {
+        w.jira
+            .issue(&key)
+            .filter(|i| i["fields"]["summary"] == json!("REFUND PLEASE"))
+    })
+    .await;
+    quiesce(&w).await;
+    assert_eq!(w.jira_writes().len(), jira_writes + 1);
+    assert_eq!(w.external_writes().len(), 0, "the echo wrote nothing back");
+
+    // Edited in Jira: the expression applies that way too.
+    w.jira
+        .user_edit_issue(&key, json!({"summary": "Refund sent"}));
+    eventually("the Jira edit outside", || {
+        w.external
+            .item(&ext_id)
+            .filter(|i| ext_field(i, 1001).as_deref() == Some("REFUND SENT"))
+    })
+    .await;
+    quiesce(&w).await;
+    assert_eq!(w.external_writes().len(), 1);
+    assert_eq!(w.jira_writes().len(), jira_writes + 1, "nothing came back");
+    let issue = w.jira.issue(&key).unwrap();
+    assert_eq!(issue["fields"]["summary"], json!("Refund sent"));
+    w.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_script_error_dead_letters_the_event_with_the_scripts_line_and_column() {
     let (_dir, line) = script("fn to_external(fields, item) {\n    throw \"no customer\";\n}\n");
@@ -162,6 +231,28 @@ async fn a_script_error_dead_letters_the_event_with_the_scripts_line_and_column(
     let dead = eventually("a dead letter", || dead_letters(&w).into_iter().next()).await;
     assert!(dead.reason.contains("rules.rhai:2:5:"), "{}", dead.reason);
     assert!(dead.reason.contains("no customer"), "{}", dead.reason);
+    assert!(w.twins_of(&key).is_empty());
+    w.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_mapping_expr_dead_letters_the_event_naming_the_mapping_line() {
+    let mapping = "jiraField,externalField,expr\nsummary,1001,parse_int(value)\n";
+    let w = world(Options {
+        mapping: Some(("fieldMappings.csv", mapping.to_string())),
+        ..Options::default()
+    })
+    .await;
+    let key = w
+        .jira
+        .user_create_issue("TEST", json!({"summary": "not a number"}));
+    let dead = eventually("a dead letter", || dead_letters(&w).into_iter().next()).await;
+    assert!(
+        dead.reason.contains("fieldMappings.csv:2 expr"),
+        "{}",
+        dead.reason
+    );
+    assert!(dead.reason.contains("'not a number'"), "{}", dead.reason);
     assert!(w.twins_of(&key).is_empty());
     w.stop().await;
 }
