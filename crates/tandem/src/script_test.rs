@@ -68,9 +68,13 @@ pub fn run(
             names.join(", ")
         );
     };
-    let Some(script) = &conn.script else {
-        bail!("connection `{connection}` has no script (add `script = \"rules.rhai\"`)");
-    };
+    let script = conn.script.as_ref();
+    if script.is_none() && conn.exprs.is_empty() {
+        bail!(
+            "connection `{connection}` has no script (add `script = \"rules.rhai\"`) and no \
+             mapping expressions (`expr`)"
+        );
+    }
     let text = std::fs::read_to_string(event_path)
         .with_context(|| format!("cannot read {}", event_path.display()))?;
     let file: EventFile = serde_json::from_str(&text)
@@ -110,11 +114,13 @@ pub fn run(
     };
 
     let (result, log) = capture_log(|| -> anyhow::Result<Option<BTreeMap<String, FieldValue>>> {
-        if let FilterDecision::Skip(reason) = script.filter(&event)? {
-            println!("filter: skip (skipped by script: {reason})");
-            return Ok(None);
+        if let Some(script) = script {
+            if let FilterDecision::Skip(reason) = script.filter(&event)? {
+                println!("filter: skip (skipped by script: {reason})");
+                return Ok(None);
+            }
+            println!("filter: keep");
         }
-        println!("filter: keep");
         let plan = if file.kind == Kind::Created {
             plan_create(source, chrono::Utc::now(), &fields, &conn.fields)
         } else {
@@ -133,9 +139,30 @@ pub fn run(
         if let Some(e) = plan.errors.first() {
             bail!("the mapping cannot convert the event: {e}");
         }
+        // The mapping's expressions first, then the hooks: the order the worker runs them in.
+        let mut writes = plan.writes.clone();
+        for m in conn
+            .fields
+            .fields
+            .iter()
+            .filter(|m| m.direction.writes_to(target))
+        {
+            let (Some(expr), Some(value)) =
+                (conn.exprs.get(&m.key()), writes.get(m.field_on(target)))
+            else {
+                continue;
+            };
+            let value = expr
+                .eval(value, &item)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", m.location))?;
+            writes.insert(m.field_on(target).to_string(), value);
+        }
+        let Some(script) = script else {
+            return Ok(Some(writes));
+        };
         let towards = match target {
-            Side::Jira => script.to_jira(&plan.writes, &item)?,
-            Side::External => script.to_external(&plan.writes, &item)?,
+            Side::Jira => script.to_jira(&writes, &item)?,
+            Side::External => script.to_external(&writes, &item)?,
         };
         let written = if file.kind == Kind::Created {
             script.on_create(target, &towards, &item)?

@@ -16,6 +16,12 @@ async fn quick_bench_lands_every_edit_with_one_write_and_silent_echoes() {
         .expect("the bench runs");
     let t = &report.tandem;
     let table = tandem::bench::render(&report);
+    // The script phase ran the shipped example and says so in the table.
+    assert!(report.script.hook_us > 0.0, "{table}");
+    assert!(
+        table.contains("script (customer_prefix.rhai to_jira"),
+        "{table}"
+    );
 
     for d in [&t.jira_to_external, &t.external_to_jira] {
         assert_eq!(d.edits, opts.latency_edits);

@@ -361,3 +361,54 @@ fn tandem_script_test_prints_the_decision_and_the_fields_written() {
     );
     assert!(!text.contains("write on"), "{text}");
 }
+
+#[test]
+fn tandem_script_test_runs_the_mapping_expressions_without_a_script() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("tandem.toml");
+    std::fs::write(
+        &config,
+        r#"
+[[connection]]
+name = "helpdesk"
+
+[[connection.field]]
+jira = "summary"
+external = "1001"
+expr = "value.to_upper()"
+
+[connection.jira]
+base_url = "https://example.atlassian.net"
+email = "me@example.com"
+api_token = "t"
+project = "TEST"
+
+[connection.external]
+type = "rest"
+base_url = "https://ext.example.com"
+"#,
+    )
+    .unwrap();
+    let event = dir.path().join("event.json");
+    std::fs::write(
+        &event,
+        r#"{ "side": "external", "id": "7", "fields": { "1001": "Printer jam" } }"#,
+    )
+    .unwrap();
+    let out = tandem(&[
+        "script",
+        "test",
+        "--config",
+        config.to_str().unwrap(),
+        "--connection",
+        "helpdesk",
+        "--event",
+        event.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("write on jira:"), "{text}");
+    assert!(text.contains("summary = \"PRINTER JAM\""), "{text}");
+    // No script: no filter ran.
+    assert!(!text.contains("filter:"), "{text}");
+}

@@ -37,6 +37,7 @@ mod engine_memory;
 pub mod engine_process;
 mod in_process;
 mod render;
+pub mod script_overhead;
 mod seed;
 
 pub use engine_memory::EngineMemory;
@@ -352,6 +353,8 @@ pub struct Report {
     /// `tandem serve` on its own under load on distinct items (runs given the binary and
     /// [`BenchOptions::engine_process`] only).
     pub engine_process: Option<EngineReport>,
+    /// What a typical rules script costs per event (`to_jira` of the shipped example).
+    pub script: script_overhead::ScriptOverhead,
 }
 
 /// Runs the benchmark: Tandem first (on SQLite in a scratch folder), then the seed baseline,
@@ -445,6 +448,12 @@ pub async fn run_with(
             tandem.throughput.edits_per_sec,
         ),
     };
+    progress(&opts, "script: a typical to_jira hook, timed per call");
+    let mut script = script_overhead::measure()?;
+    script.share_of_engine_cpu_pct = engine_process
+        .as_ref()
+        .and_then(|e| e.external_to_jira.cpu.us_per_change)
+        .map(|cpu| 100.0 * script.hook_us / cpu);
     Ok(Report {
         store,
         date: chrono::Utc::now().format("%Y-%m-%d %H:%M UTC").to_string(),
@@ -462,6 +471,7 @@ pub async fn run_with(
         ratios,
         engine_memory,
         engine_process,
+        script,
     })
 }
 
