@@ -23,8 +23,7 @@
 //! the running phase's name to `phase` there (then pauses half a second), so a profiler can
 //! attach to the engine and tell the phases apart.
 
-use super::in_process::external_value;
-use super::{EDITED, Stats, initial_values, scratch_dir, status_kb};
+use super::{Stats, edit_shows, initial_values, scratch_dir, send_edit, status_kb};
 use crate::demo;
 use anyhow::{Context, bail};
 use serde::Serialize;
@@ -575,23 +574,13 @@ impl Rig {
             return;
         };
         item.values = [format!("{tag} summary"), format!("{tag} ref")];
-        match from {
-            From::Jira => {
-                let mut fields = serde_json::Map::new();
-                for ((field, _), value) in EDITED.iter().zip(&item.values) {
-                    fields.insert((*field).to_string(), json!(value));
-                }
-                self.jira.user_edit_issue(&item.key, Value::Object(fields));
-            }
-            From::External => {
-                let fields = EDITED
-                    .iter()
-                    .zip(&item.values)
-                    .map(|((_, id), value)| (*id, value.clone()))
-                    .collect();
-                self.external.user_edit(&item.twin, fields);
-            }
-        }
+        send_edit(
+            &self.jira,
+            &self.external,
+            (&item.key, &item.twin),
+            &item.values,
+            from,
+        );
     }
 
     /// Whether item `i`'s last edit is visible on `side`.
@@ -599,20 +588,13 @@ impl Rig {
         let Some(item) = self.items.get(i) else {
             return false;
         };
-        match side {
-            From::Jira => self.jira.issue(&item.key).is_some_and(|issue| {
-                EDITED
-                    .iter()
-                    .zip(&item.values)
-                    .all(|((field, _), v)| issue["fields"][*field].as_str() == Some(v.as_str()))
-            }),
-            From::External => self.external.item(&item.twin).is_some_and(|it| {
-                EDITED
-                    .iter()
-                    .zip(&item.values)
-                    .all(|((_, id), v)| external_value(&it, *id) == Some(v.as_str()))
-            }),
-        }
+        edit_shows(
+            &self.jira,
+            &self.external,
+            (&item.key, &item.twin),
+            &item.values,
+            side,
+        )
     }
 
     /// Rounds of one edit per item from `from`, all at once, each waited for, until the
@@ -809,12 +791,8 @@ fn phase(changes: usize, landed: usize, rounds: usize, took: Duration, cpu: Cpu)
     }
 }
 
-/// Where an edit is made.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum From {
-    Jira,
-    External,
-}
+// Where an edit is made, as the other phases say it.
+use super::EditSide as From;
 
 fn other(side: From) -> From {
     match side {

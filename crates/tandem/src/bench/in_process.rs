@@ -4,9 +4,9 @@
 //! the latency, throughput, steady and ingest phases, and the PostgreSQL scratch schema.
 
 use super::{
-    BenchOptions, Calls, Direction, EDIT_TIMEOUT, EDITED, Ingest, Memory, PER_EDIT_WEBHOOKS,
-    QUIET_TIMEOUT, Stats, Steady, StrategyReport, THROUGHPUT_TIMEOUT, Throughput, initial_values,
-    proc_status_kb, progress, reset_peak_rss, scratch_dir, seed,
+    BenchOptions, Calls, Direction, EDIT_TIMEOUT, Ingest, Memory, PER_EDIT_WEBHOOKS, QUIET_TIMEOUT,
+    Stats, Steady, StrategyReport, THROUGHPUT_TIMEOUT, Throughput, edit_shows, initial_values,
+    proc_status_kb, progress, reset_peak_rss, scratch_dir, seed, send_edit,
 };
 use crate::{app, demo};
 use anyhow::{Context, bail};
@@ -83,12 +83,8 @@ struct World {
     quiesced: bool,
 }
 
-/// Where an edit is made.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum From {
-    Jira,
-    External,
-}
+// Where an edit is made, as the other phases say it.
+use super::EditSide as From;
 
 pub(super) async fn run_strategy(
     kind: Kind,
@@ -356,23 +352,13 @@ impl World {
             return;
         };
         pair.values = [format!("{tag} summary"), format!("{tag} ref")];
-        match from {
-            From::Jira => {
-                let mut fields = serde_json::Map::new();
-                for ((field, _), value) in EDITED.iter().zip(&pair.values) {
-                    fields.insert((*field).to_string(), json!(value));
-                }
-                self.jira.user_edit_issue(&pair.key, Value::Object(fields));
-            }
-            From::External => {
-                let fields = EDITED
-                    .iter()
-                    .zip(&pair.values)
-                    .map(|((_, id), value)| (*id, value.clone()))
-                    .collect();
-                self.external.user_edit(&pair.ext_id, fields);
-            }
-        }
+        send_edit(
+            &self.jira,
+            &self.external,
+            (&pair.key, &pair.ext_id),
+            &pair.values,
+            from,
+        );
     }
 
     /// Whether pair `i`'s last edit is visible on `side`.
@@ -380,20 +366,13 @@ impl World {
         let Some(pair) = self.pairs.get(i) else {
             return false;
         };
-        match side {
-            From::Jira => self.jira.issue(&pair.key).is_some_and(|issue| {
-                EDITED
-                    .iter()
-                    .zip(&pair.values)
-                    .all(|((field, _), v)| issue["fields"][*field].as_str() == Some(v.as_str()))
-            }),
-            From::External => self.external.item(&pair.ext_id).is_some_and(|item| {
-                EDITED
-                    .iter()
-                    .zip(&pair.values)
-                    .all(|((_, id), v)| external_value(&item, *id) == Some(v.as_str()))
-            }),
-        }
+        edit_shows(
+            &self.jira,
+            &self.external,
+            (&pair.key, &pair.ext_id),
+            &pair.values,
+            side,
+        )
     }
 
     /// Edits one at a time from `from`, each timed until visible on the other side, and each

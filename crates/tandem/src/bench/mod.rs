@@ -29,9 +29,10 @@
 
 use anyhow::{Context, bail};
 use serde::Serialize;
+use serde_json::{Value, json};
 use std::path::PathBuf;
 use std::time::Duration;
-use tandem_sandbox::RecordedRequest;
+use tandem_sandbox::{ExternalSandbox, JiraSandbox, RecordedRequest};
 
 mod engine_memory;
 pub mod engine_process;
@@ -56,6 +57,65 @@ pub(crate) const SEED_FIELDS: [(u64, &str); 4] = [
 
 /// The two fields every benchmark edit changes: (Jira field, external field id).
 const EDITED: [(&str, u64); 2] = [("summary", 1001), ("customfield_123456", 1004)];
+
+/// Where an edit is made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum EditSide {
+    Jira,
+    External,
+}
+
+/// Makes an edit of a linked pair on `from`: the two [`EDITED`] fields get `values`, on the
+/// Jira issue `key` or on its twin `twin` outside.
+fn send_edit(
+    jira: &JiraSandbox,
+    external: &ExternalSandbox,
+    (key, twin): (&str, &str),
+    values: &[String; 2],
+    from: EditSide,
+) {
+    match from {
+        EditSide::Jira => {
+            let mut fields = serde_json::Map::new();
+            for ((field, _), value) in EDITED.iter().zip(values) {
+                fields.insert((*field).to_string(), json!(value));
+            }
+            jira.user_edit_issue(key, Value::Object(fields));
+        }
+        EditSide::External => {
+            let fields = EDITED
+                .iter()
+                .zip(values)
+                .map(|((_, id), value)| (*id, value.clone()))
+                .collect();
+            external.user_edit(twin, fields);
+        }
+    }
+}
+
+/// Whether a pair's side `side` holds `values` in the two [`EDITED`] fields.
+fn edit_shows(
+    jira: &JiraSandbox,
+    external: &ExternalSandbox,
+    (key, twin): (&str, &str),
+    values: &[String; 2],
+    side: EditSide,
+) -> bool {
+    match side {
+        EditSide::Jira => jira.issue(key).is_some_and(|issue| {
+            EDITED
+                .iter()
+                .zip(values)
+                .all(|((field, _), v)| issue["fields"][*field].as_str() == Some(v.as_str()))
+        }),
+        EditSide::External => external.item(twin).is_some_and(|item| {
+            EDITED
+                .iter()
+                .zip(values)
+                .all(|((_, id), v)| in_process::external_value(&item, *id) == Some(v.as_str()))
+        }),
+    }
+}
 
 /// How long one latency edit may take before it counts as not landed (on loopback a change
 /// takes milliseconds; an edit still missing after this was lost, e.g. reverted by an echo).
