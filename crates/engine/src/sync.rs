@@ -642,6 +642,7 @@ fn dry_run_one(conn: &ConnectionRuntime, w: Work, summary: &mut Summary) {
                         &pending,
                         &conn.mapping,
                     )
+                    .into_owned()
                 };
                 let source_values = restore(source, side);
                 let mut twin = target.clone();

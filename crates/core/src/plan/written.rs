@@ -14,6 +14,7 @@ use crate::ids::Side;
 use crate::link::{Shadow, ShadowEntry};
 use crate::mapping::{FieldMapping, Mapping};
 use crate::value::FieldValue;
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 /// `values` (keyed by `side`'s field ids, as read from `side`) with every value a script wrote
@@ -22,14 +23,21 @@ use std::collections::BTreeMap;
 ///
 /// Used on the incoming source values and on the twin's current values before planning, so
 /// the echo of a scripted write is an echo and a twin holding it is unchanged.
-pub fn restore_written(
-    values: &BTreeMap<String, FieldValue>,
+///
+/// Borrows `values` unchanged when the link records no scripted value (every link of a
+/// connection without a script): the worker calls this on every event.
+pub fn restore_written<'a>(
+    values: &'a BTreeMap<String, FieldValue>,
     side: Side,
     shadow: &Shadow,
     pending: &Shadow,
     mapping: &Mapping,
-) -> BTreeMap<String, FieldValue> {
-    let mut out = values.clone();
+) -> Cow<'a, BTreeMap<String, FieldValue>> {
+    let scripted = |s: &Shadow| s.0.values().any(|e| e.written.is_some());
+    if !scripted(shadow) && !scripted(pending) {
+        return Cow::Borrowed(values);
+    }
+    let mut out = Cow::Borrowed(values);
     for m in &mapping.fields {
         let field = m.field_on(side);
         let Some(held) = values.get(field) else {
@@ -46,7 +54,7 @@ pub fn restore_written(
         if let Some(entry) = entry
             && let Ok(mapped) = from_canonical(&entry.value, m, side)
         {
-            out.insert(field.to_string(), mapped);
+            out.to_mut().insert(field.to_string(), mapped);
         }
     }
     out
@@ -182,7 +190,8 @@ mod tests {
         let m = mapping();
         let shadow = scripted_shadow();
         let echo = fields(&[("summary", "Printer [from Zendesk]")]);
-        let restored = restore_written(&echo, Side::Jira, &shadow, &Shadow::default(), &m);
+        let restored =
+            restore_written(&echo, Side::Jira, &shadow, &Shadow::default(), &m).into_owned();
         assert_eq!(restored, fields(&[("summary", "Printer")]));
         let p = plan(Side::Jira, &restored, None, &shadow);
         assert!(p.writes.is_empty());
@@ -196,10 +205,12 @@ mod tests {
         let m = mapping();
         let shadow = scripted_shadow();
         let edited = fields(&[("summary", "Printer on fire")]);
-        let restored = restore_written(&edited, Side::Jira, &shadow, &Shadow::default(), &m);
+        let restored =
+            restore_written(&edited, Side::Jira, &shadow, &Shadow::default(), &m).into_owned();
         assert_eq!(restored, edited, "a real edit in Jira stays as it is");
         let external = fields(&[("subject", "Printer [from Zendesk]")]);
-        let restored = restore_written(&external, Side::External, &shadow, &Shadow::default(), &m);
+        let restored = restore_written(&external, Side::External, &shadow, &Shadow::default(), &m)
+            .into_owned();
         assert_eq!(
             restored, external,
             "nothing was scripted towards the external side"
@@ -212,7 +223,7 @@ mod tests {
         let shadow = scripted_shadow();
         let incoming = fields(&[("subject", "Printer jammed")]);
         let twin = fields(&[("summary", "Printer [from Zendesk]")]);
-        let twin = restore_written(&twin, Side::Jira, &shadow, &Shadow::default(), &m);
+        let twin = restore_written(&twin, Side::Jira, &shadow, &Shadow::default(), &m).into_owned();
         let p = plan(Side::External, &incoming, Some(&twin), &shadow);
         // Not a conflict: the twin holds what was synced, so the new value is written.
         assert_eq!(p.decisions[0].outcome, Outcome::Write);
@@ -224,7 +235,8 @@ mod tests {
         let m = mapping();
         let pending = scripted_shadow();
         let twin = fields(&[("summary", "Printer [from Zendesk]")]);
-        let twin = restore_written(&twin, Side::Jira, &Shadow::default(), &pending, &m);
+        let twin =
+            restore_written(&twin, Side::Jira, &Shadow::default(), &pending, &m).into_owned();
         let incoming = fields(&[("subject", "Printer")]);
         let p = plan_update(&PlanInput {
             source: Side::External,
@@ -277,7 +289,7 @@ mod tests {
         let m = mapping();
         let shadow = scripted_shadow();
         let twin = fields(&[("summary", "Printer [from Zendesk]")]);
-        let twin = restore_written(&twin, Side::Jira, &shadow, &Shadow::default(), &m);
+        let twin = restore_written(&twin, Side::Jira, &shadow, &Shadow::default(), &m).into_owned();
         // The same value arrives again with a newer time (say, a poll).
         let mut stale_shadow = shadow.clone();
         if let Some(e) = stale_shadow.0.get_mut(KEY) {

@@ -10,6 +10,7 @@ use super::{ConnectionRuntime, Engine, Failure, Outcome};
 use crate::connector::{Connector, ConnectorError, Fields, Item};
 use crate::store::{AuditEntry, EventStatus, QueuedEvent};
 use chrono::{DateTime, Utc};
+use std::borrow::Cow;
 use tandem_core::plan::{Plan, keep_written, plan_update, restore_written};
 use tandem_core::{ChangeEvent, Link, Shadow, Side};
 use tracing::debug;
@@ -52,8 +53,13 @@ impl Engine {
         // Values a script wrote are read as the mapped values they stand for, on both sides
         // (see `restore_written`): an echo stays an echo, a twin holding one is unchanged.
         let source_values = restored(conn, event.source, &source.values, &link);
-        let mut twin_as_synced = twin.clone();
-        twin_as_synced.fields = restored(conn, target_side, &twin.fields, &link);
+        let twin_as_synced = match restored(conn, target_side, &twin.fields, &link) {
+            Cow::Borrowed(_) => Cow::Borrowed(&twin),
+            Cow::Owned(fields) => Cow::Owned(Item {
+                fields,
+                ..twin.clone()
+            }),
+        };
         let mut plan = plan_update(&conn.plan_input(
             event.source,
             source.ts,
@@ -322,12 +328,12 @@ fn plan_against_shadow(
 
 /// `values` read from `side` with the values a script wrote there taken back to the mapped
 /// values they stand for (see [`restore_written`]).
-pub(crate) fn restored(
+pub(crate) fn restored<'a>(
     conn: &ConnectionRuntime,
     side: Side,
-    values: &Fields,
+    values: &'a Fields,
     link: &Link,
-) -> Fields {
+) -> Cow<'a, Fields> {
     restore_written(values, side, &link.shadow, &link.pending, &conn.mapping)
 }
 
