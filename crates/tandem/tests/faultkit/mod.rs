@@ -1,6 +1,6 @@
 //! What the disk, remote and PostgreSQL fault tests add to the reliability harness
 //! (`reliability/mod.rs`): a forwarding proxy that records every answer the instances gave
-//! (status, time taken, the event ids of a `202`), a configuration with several connections,
+//! (status, time taken, the event ids of a `202`)
 //! and a clock on the writes that reach the sandboxes, to measure how long an edit took to
 //! cross while another connection was sick.
 //!
@@ -9,7 +9,7 @@
 //! not say what they were told.
 #![allow(dead_code)]
 
-use crate::reliability::{EXT_TOKEN, JIRA_SECRET, Load, MAPPING, find_twins};
+use crate::reliability::{EXT_TOKEN, JIRA_SECRET, Load, find_twins};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
@@ -17,7 +17,6 @@ use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
@@ -188,59 +187,6 @@ pub fn status_counts(answers: &[Answer]) -> std::collections::BTreeMap<u16, usiz
         *out.entry(a.status.unwrap_or(0)).or_default() += 1;
     }
     out
-}
-
-/// Writes `tandem.toml` with one `[[connection]]` per `(name, jira, external)`, each synced
-/// with the harness's mapping, like the harness's `write_config` does for one.
-pub fn write_config_for(
-    dir: &Path,
-    storage_url: &str,
-    connections: &[(&str, &JiraSandbox, &ExternalSandbox)],
-    extra_worker: &str,
-    extra_connection: &str,
-) -> PathBuf {
-    std::fs::write(dir.join("fieldMappings.csv"), MAPPING).unwrap();
-    let mut config = format!(
-        r#"
-[server]
-listen = "127.0.0.1:0"
-admin_token = "admin-token"
-[storage]
-url = "{storage_url}"
-[worker]
-{extra_worker}
-"#
-    );
-    for (name, jira, external) in connections {
-        config.push_str(&format!(
-            r#"
-[[connection]]
-name = "{name}"
-mapping = "fieldMappings.csv"
-{extra_connection}
-[connection.filter]
-projects = ["TEST"]
-[connection.jira]
-base_url = "{jira_url}"
-api = "cloud"
-email = "tandem@example.com"
-api_token = "sandbox-api-token"
-project = "TEST"
-issue_type = "Task"
-webhook_secret = "{JIRA_SECRET}"
-[connection.external]
-type = "rest"
-base_url = "{ext_url}"
-auth = {{ type = "basic", username = "external", password = "external-secret" }}
-webhook_token = "{EXT_TOKEN}"
-"#,
-            jira_url = jira.url(),
-            ext_url = external.url(),
-        ));
-    }
-    let path = dir.join("tandem.toml");
-    std::fs::write(&path, config).unwrap();
-    path
 }
 
 /// One user edit of pair `i` on the side chosen, like `Load::edit` but on a pair and side

@@ -91,8 +91,26 @@ pub fn write_config(
     extra_worker: &str,
     extra_connection: &str,
 ) -> PathBuf {
+    write_config_for(
+        dir,
+        storage_url,
+        &[("seed", jira, external)],
+        extra_worker,
+        extra_connection,
+    )
+}
+
+/// Writes `tandem.toml` with one `[[connection]]` per `(name, jira, external)`, each synced
+/// with the harness's mapping.
+pub fn write_config_for(
+    dir: &Path,
+    storage_url: &str,
+    connections: &[(&str, &JiraSandbox, &ExternalSandbox)],
+    extra_worker: &str,
+    extra_connection: &str,
+) -> PathBuf {
     std::fs::write(dir.join("fieldMappings.csv"), MAPPING).unwrap();
-    let config = format!(
+    let mut config = format!(
         r#"
 [server]
 listen = "127.0.0.1:0"
@@ -101,8 +119,13 @@ admin_token = "admin-token"
 url = "{storage_url}"
 [worker]
 {extra_worker}
+"#
+    );
+    for (name, jira, external) in connections {
+        config.push_str(&format!(
+            r#"
 [[connection]]
-name = "seed"
+name = "{name}"
 mapping = "fieldMappings.csv"
 {extra_connection}
 [connection.filter]
@@ -121,9 +144,10 @@ base_url = "{ext_url}"
 auth = {{ type = "basic", username = "external", password = "external-secret" }}
 webhook_token = "{EXT_TOKEN}"
 "#,
-        jira_url = jira.url(),
-        ext_url = external.url(),
-    );
+            jira_url = jira.url(),
+            ext_url = external.url(),
+        ));
+    }
     let path = dir.join("tandem.toml");
     std::fs::write(&path, config).unwrap();
     path
