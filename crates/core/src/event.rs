@@ -17,7 +17,8 @@ use std::collections::BTreeMap;
 pub enum ChangeKind {
     Created,
     Updated,
-    /// A comment was added; carried for completeness, not synced as a field.
+    /// A comment of the item was added, edited or deleted (which one: [`ChangeEvent::comment`]).
+    /// The worker reconciles the item's comments with its twin's (`comment::plan_comments`).
     Commented,
 }
 
@@ -55,6 +56,27 @@ pub struct ChangeEvent {
     /// Unique per connection; a second delivery with the same key is a duplicate.
     pub idempotency_key: String,
     pub origin: EventOrigin,
+    /// For a `Commented` event: the comment the delivery named and what happened to it (a
+    /// poll names none: it only knows the item changed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comment: Option<CommentRef>,
+}
+
+/// What happened to a comment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CommentChange {
+    Created,
+    Updated,
+    Deleted,
+}
+
+/// The comment a delivery is about.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommentRef {
+    /// The comment's id on the event's side.
+    pub id: String,
+    pub change: CommentChange,
 }
 
 impl ChangeEvent {

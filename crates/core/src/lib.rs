@@ -5,6 +5,7 @@
 //! to write, and the retry schedule are all plain functions over plain data, so they can be
 //! tested exhaustively and reused by the server, the CLI and the benchmarks alike.
 
+pub mod comment;
 pub mod convert;
 pub mod event;
 pub mod ids;
@@ -16,8 +17,9 @@ pub mod retry;
 pub mod richtext;
 pub mod value;
 
+pub use comment::{Comment, CommentAction, CommentLink, CommentSettings, NewComment, TandemMark};
 pub use convert::{map_to_external, map_to_jira};
-pub use event::{ChangeEvent, ChangeKind, EventOrigin};
+pub use event::{ChangeEvent, ChangeKind, CommentChange, CommentRef, EventOrigin};
 pub use ids::Side;
 pub use kind::{ConvertError, FieldType, coerce, from_text, to_text};
 pub use link::{Link, Shadow, ShadowEntry};

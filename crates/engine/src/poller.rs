@@ -261,6 +261,7 @@ pub fn snapshot_event(
         source_ts: item.updated.unwrap_or(now),
         idempotency_key: format!("{prefix}:{side}:{}:{state}", item.id),
         origin,
+        comment: None,
     }
 }
 

@@ -43,6 +43,7 @@ fn event(connection: &str, source: Side, item: &str, key: &str) -> ChangeEvent {
         source_ts: t(-60),
         idempotency_key: key.to_string(),
         origin: EventOrigin::Webhook,
+        comment: None,
     }
 }
 

@@ -1,6 +1,7 @@
 //! `[[connection]]`: a Jira side, an external side, the mapping and the rules between them
 //! (which sides get new twins, how often to poll, which issues take part, the rules script).
 
+use super::comments::CommentsConfig;
 use super::config_dir;
 use super::duration::de_duration;
 use super::jira::JiraConfig;
@@ -85,6 +86,9 @@ pub struct ConnectionConfig {
     /// The mapping entries' `expr`s, compiled when the mapping is loaded, by mapping key
     /// (`jira|external`).
     pub exprs: FieldExprs,
+    /// `comments`, `comment_deletes`, `internal_comments`, `comment_header`,
+    /// `comments_history`, `external_name`.
+    pub comments: CommentsConfig,
 }
 
 /// Compiled per-field expressions, by mapping key.
@@ -188,6 +192,7 @@ impl ConnectionConfig {
             }
         }
 
+        self.comments.check(at, issue);
         self.jira.check(&format!("{at}.jira"), issue);
         if self.jira.dynamic_webhook_url.is_some()
             && self
@@ -283,6 +288,23 @@ struct RawConnection {
     /// `[connection.script_limits]`; every key optional, unknown keys refused.
     #[serde(default)]
     script_limits: ScriptLimits,
+    /// `both` (default) | `to_jira` | `to_external` | `none`.
+    #[serde(default)]
+    comments: tandem_core::comment::CommentSync,
+    /// `delete` (default) | `keep`.
+    #[serde(default)]
+    comment_deletes: tandem_core::comment::CommentDeletes,
+    /// `private` (default) | `skip` | `public`.
+    #[serde(default)]
+    internal_comments: tandem_core::comment::InternalComments,
+    /// Default `"{author} ({system}) wrote:"`.
+    #[serde(default)]
+    comment_header: Option<String>,
+    #[serde(default)]
+    comments_history: bool,
+    /// How the other system is named in comment headers.
+    #[serde(default)]
+    external_name: Option<String>,
 }
 
 impl From<RawConnection> for ConnectionConfig {
@@ -312,6 +334,16 @@ impl From<RawConnection> for ConnectionConfig {
             script_limits: raw.script_limits,
             script: None,
             exprs: FieldExprs::new(),
+            comments: CommentsConfig {
+                sync: raw.comments,
+                deletes: raw.comment_deletes,
+                internal: raw.internal_comments,
+                header: raw
+                    .comment_header
+                    .unwrap_or_else(|| tandem_core::comment::DEFAULT_HEADER.into()),
+                history: raw.comments_history,
+                external_name: raw.external_name,
+            },
         }
     }
 }

@@ -24,6 +24,7 @@
 //! `worker.rs`, `connection.rs`, `jira.rs`, `rest.rs`). Everything public is re-exported
 //! here, so `config::JiraConfig` and `config::load` stay the paths callers use.
 
+mod comments;
 mod connection;
 mod duration;
 mod env;
@@ -41,6 +42,7 @@ mod worker;
 #[cfg(test)]
 mod tests;
 
+pub use self::comments::CommentsConfig;
 pub use self::connection::{
     ConnectionConfig, CreatePolicy, ExternalConfig, FieldExprs, FilterConfig, MappingSource,
 };

@@ -18,6 +18,7 @@ use chrono::{DateTime, Utc};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
+use tandem_core::comment::{Comment, NewComment};
 use tandem_core::mapping::Mapping;
 use tandem_core::{ChangeEvent, FieldValue, Side};
 
@@ -212,6 +213,11 @@ impl ConnectorError {
 
 pub type ConnectorResult<T> = Result<T, ConnectorError>;
 
+/// The error of a comment call on a connector that has no comments.
+fn comments_unsupported(kind: &str) -> ConnectorError {
+    ConnectorError::permanent(format!("the {kind} connector does not sync comments"))
+}
+
 /// What `tandem check` learned about one side.
 #[derive(Debug, Clone, Default)]
 pub struct CheckReport {
@@ -269,8 +275,48 @@ pub trait Connector: Send + Sync + 'static {
         page: Option<&str>,
     ) -> ConnectorResult<Page>;
 
-    /// Adds a comment for people (Jira: "Tandem could not sync …"). No-op where unsupported.
+    /// Adds a comment for people (Jira: "Tandem could not sync …"), marked as Tandem's notice
+    /// where the system keeps marks so that it is never synced. No-op where unsupported.
     async fn comment(&self, id: &str, text: &str) -> ConnectorResult<()>;
+
+    /// Whether this connector reads and writes comments (`comments = …` needs both sides).
+    fn supports_comments(&self) -> bool {
+        false
+    }
+
+    /// Whether a comment here can be an internal note (Jira Service Management's internal
+    /// comments, a tracker's private notes), read into `Comment::internal` and written from
+    /// `NewComment::internal`.
+    fn supports_internal_comments(&self) -> bool {
+        false
+    }
+
+    /// Every comment of item `id`, oldest first (all pages).
+    async fn list_comments(&self, _id: &str) -> ConnectorResult<Vec<Comment>> {
+        Err(comments_unsupported(self.kind()))
+    }
+
+    /// Adds `comment` to item `id` and answers the new comment's id. Stamps the comment's
+    /// mark where the system keeps one out of the text (Jira: the comment property `tandem`,
+    /// set in the same call), so the comment is recognised as Tandem's own.
+    async fn create_comment(&self, _id: &str, _comment: &NewComment) -> ConnectorResult<String> {
+        Err(comments_unsupported(self.kind()))
+    }
+
+    /// Rewrites comment `comment_id` of item `id`.
+    async fn update_comment(
+        &self,
+        _id: &str,
+        _comment_id: &str,
+        _comment: &NewComment,
+    ) -> ConnectorResult<()> {
+        Err(comments_unsupported(self.kind()))
+    }
+
+    /// Deletes comment `comment_id` of item `id`; a comment already gone (404) is success.
+    async fn delete_comment(&self, _id: &str, _comment_id: &str) -> ConnectorResult<()> {
+        Err(comments_unsupported(self.kind()))
+    }
 
     /// Online check for `tandem check`: credentials, field resolution.
     async fn check(&self) -> CheckReport;

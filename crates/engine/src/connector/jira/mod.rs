@@ -705,6 +705,7 @@ impl Connector for JiraConnector {
             // other side chose.
             idempotency_key: format!("{}:{delivery_id}", self.side),
             origin: EventOrigin::Webhook,
+            comment: None,
         }])
     }
 

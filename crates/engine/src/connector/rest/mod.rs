@@ -494,6 +494,7 @@ impl Connector for RestConnector {
             source_ts: now,
             idempotency_key: format!("{}:{key}", self.side),
             origin: EventOrigin::Webhook,
+            comment: None,
         };
         let kind_of = |name: Option<&str>| match name.map(str::to_ascii_lowercase).as_deref() {
             Some("created" | "create" | "item.created" | "issue_created") => ChangeKind::Created,

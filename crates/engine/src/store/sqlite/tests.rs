@@ -75,6 +75,7 @@ async fn a_schema_6_database_opens_and_claims_as_before() {
                 source_ts: now,
                 idempotency_key: format!("k{n}"),
                 origin: EventOrigin::Webhook,
+                comment: None,
             };
             sqlx::query(sql::ENQUEUE)
                 .bind("c")
@@ -155,6 +156,7 @@ async fn store_cost() {
         source_ts: Utc::now(),
         idempotency_key: format!("{round}-{i}"),
         origin: EventOrigin::Webhook,
+        comment: None,
     };
     let mut enqueue = Vec::new();
     let mut plain = Vec::new();
