@@ -15,6 +15,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use tandem_core::Side;
+use tandem_core::comment::{CommentSettings, CommentSync};
 use tandem_core::retry::RetryPolicy;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -94,6 +95,7 @@ pub(crate) async fn connection_runtime(
         to_jira: conn.create.allows_create_on(Side::Jira),
         to_external: conn.create.allows_create_on(Side::External),
     };
+    let comments = comment_settings(conn, &*jira, &*external);
     Ok(ConnectionRuntime::new(
         conn.name.clone(),
         jira,
@@ -111,7 +113,58 @@ pub(crate) async fn connection_runtime(
         fingerprint(&format!("{:?}", conn.external)),
     )
     .with_script(conn.script.clone())
-    .with_exprs(conn.exprs.clone()))
+    .with_exprs(conn.exprs.clone())
+    .with_comments(comments))
+}
+
+/// The connection's comment settings, with what its two connectors can do: comments travel
+/// only when both sides read and write them.
+pub(crate) fn comment_settings(
+    conn: &ConnectionConfig,
+    jira: &dyn Connector,
+    external: &dyn Connector,
+) -> CommentSettings {
+    let c = &conn.comments;
+    let mut sync = c.sync;
+    if sync != CommentSync::Off && !(jira.supports_comments() && external.supports_comments()) {
+        let without = if jira.supports_comments() {
+            Side::External
+        } else {
+            Side::Jira
+        };
+        info!(connection = %conn.name, side = %without, "comments are not synced: this side's connector has no comments");
+        sync = CommentSync::Off;
+    }
+    let external_name = c
+        .external_name
+        .clone()
+        .unwrap_or_else(|| match &conn.external {
+            crate::config::ExternalConfig::Rest(r) => r
+                .preset
+                .as_deref()
+                .map(capitalised)
+                .unwrap_or_else(|| "External".into()),
+            crate::config::ExternalConfig::Jira(_) => "Jira (other site)".into(),
+        });
+    CommentSettings {
+        sync,
+        deletes: c.deletes,
+        internal: c.internal,
+        header: c.header.clone(),
+        jira_system: "Jira".into(),
+        external_system: external_name,
+        jira_has_internal: jira.supports_internal_comments(),
+        external_has_internal: external.supports_internal_comments(),
+        history: c.history,
+    }
+}
+
+fn capitalised(s: &str) -> String {
+    let mut chars = s.chars();
+    match chars.next() {
+        Some(f) => f.to_uppercase().chain(chars).collect(),
+        None => String::new(),
+    }
 }
 
 /// A short fingerprint of one side's configuration (its `Debug` form, in which secrets are

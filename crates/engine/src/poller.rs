@@ -156,6 +156,18 @@ pub async fn poll_once(
                 continue;
             }
             let link = store.link_by_item(&conn.name, side, &item.id).await?;
+            // A linked item that changed may have new comments (adding one moves the item's
+            // update time on the systems Tandem knows): its pair's comments are reconciled,
+            // once per listed state. That costs a read of each side's comments per changed
+            // item, and no write when they are in step.
+            if let Some(link) = &link
+                && let Some(event) = comments_event(conn, side, item, now)
+            {
+                match enqueue_linked(store, &event, Some(link), now).await? {
+                    Enqueued::New(_) => stats.queued += 1,
+                    Enqueued::Duplicate(_) => {}
+                }
+            }
             if let Some(link) = &link
                 && !differs_from_shadow(conn, side, item, link)
             {
@@ -184,6 +196,38 @@ pub async fn poll_once(
         info!(connection = %conn.name, %side, listed = stats.listed, queued = stats.queued, "poll found changes");
     }
     Ok(stats)
+}
+
+/// The event asking for the comments of a listed, linked item to be reconciled, when the
+/// connection syncs comments and the system says when the item changed (without that time,
+/// every poll would queue one).
+fn comments_event(
+    conn: &ConnectionRuntime,
+    side: Side,
+    item: &Item,
+    now: DateTime<Utc>,
+) -> Option<ChangeEvent> {
+    if conn.comments.sync == tandem_core::comment::CommentSync::Off {
+        return None;
+    }
+    let updated = item.updated?;
+    Some(ChangeEvent {
+        connection: conn.name.clone(),
+        source: side,
+        item_id: item.id.clone(),
+        item_key: item.key.clone(),
+        kind: ChangeKind::Commented,
+        fields: Default::default(),
+        needs_fetch: false,
+        source_ts: updated.min(now),
+        idempotency_key: format!(
+            "poll-comments:{side}:{}:{}",
+            item.id,
+            updated.timestamp_millis()
+        ),
+        origin: EventOrigin::Poll,
+        comment: None,
+    })
 }
 
 /// Stores and returns the cursor a side starts from when it has none: one interval back.

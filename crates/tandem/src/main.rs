@@ -665,6 +665,44 @@ fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     }
 }
 
+/// Where a connection asks for comments that one of its connectors cannot carry.
+fn comment_notes(config: &tandem::config::Config) -> Vec<String> {
+    let http = reqwest::Client::new();
+    let mut notes = Vec::new();
+    for conn in &config.connections {
+        if conn.comments.sync == tandem_core::comment::CommentSync::Off {
+            continue;
+        }
+        let build = |side, cfg: tandem::connector::SideConfig<'_>| {
+            let ctx =
+                tandem::connector::ConnectorContext::new(side, conn.fields.clone(), http.clone());
+            tandem::connector::build(cfg, ctx).ok()
+        };
+        let jira = build(tandem_core::Side::Jira, (&conn.jira).into());
+        let external = build(tandem_core::Side::External, (&conn.external).into());
+        for (side, c) in [
+            (tandem_core::Side::Jira, jira),
+            (tandem_core::Side::External, external),
+        ] {
+            if let Some(c) = c
+                && !c.supports_comments()
+            {
+                notes.push(format!(
+                    "connection `{}`: comments are not synced: the {side} side ({}) has no comment operations{}",
+                    conn.name,
+                    c.kind(),
+                    if c.kind() == "rest" {
+                        " (configure list_comments and create_comment, see CONFIG.md)"
+                    } else {
+                        ""
+                    }
+                ));
+            }
+        }
+    }
+    notes
+}
+
 async fn cmd_check(config_path: &Path, offline: bool) -> anyhow::Result<ExitCode> {
     let config = match load_config(config_path) {
         Ok(c) => c,
@@ -673,6 +711,9 @@ async fn cmd_check(config_path: &Path, offline: bool) -> anyhow::Result<ExitCode
     println!("{}", summary(config_path, &config));
     for warning in unauthenticated_webhooks(&config) {
         println!("WARNING {warning}");
+    }
+    for note in comment_notes(&config) {
+        println!("NOTE {note}");
     }
     if offline {
         return Ok(ExitCode::SUCCESS);

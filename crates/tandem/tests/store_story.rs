@@ -1670,3 +1670,102 @@ async fn unreadable_creates_open_a_circuit_postgres() {
     })
     .await;
 }
+
+/// Comment threads and comment links, against any backend: the thread's baseline is set by
+/// the first look and kept after; a pending link is stored before its twin exists, completed
+/// with the twin's id, refused when it would link a comment twice, and forgotten.
+async fn comment_story(s: Arc<dyn Store>) {
+    use tandem_core::comment::{CommentLink, CommentLinkState};
+    let (since, links) = s
+        .comment_thread("c", "10001", "EXT-1", t(100))
+        .await
+        .unwrap();
+    assert_eq!((since, links.len()), (t(100), 0));
+    let (since, _) = s
+        .comment_thread("c", "10001", "EXT-1", t(500))
+        .await
+        .unwrap();
+    assert_eq!(since, t(100), "the first look sets the baseline for good");
+
+    let mut pending = CommentLink {
+        id: 0,
+        origin: Side::Jira,
+        jira_id: Some("30001".into()),
+        external_id: None,
+        shadow: "Can you reproduce?".into(),
+        state: CommentLinkState::Pending,
+    };
+    pending.id = s
+        .save_comment_link("c", "10001", "EXT-1", &pending, t(101))
+        .await
+        .unwrap();
+    assert!(pending.id > 0);
+    let (_, links) = s
+        .comment_thread("c", "10001", "EXT-1", t(102))
+        .await
+        .unwrap();
+    assert_eq!(links, vec![pending.clone()]);
+
+    let mut linked = pending.clone();
+    linked.external_id = Some("c-7".into());
+    linked.state = CommentLinkState::Linked;
+    assert_eq!(
+        s.save_comment_link("c", "10001", "EXT-1", &linked, t(103))
+            .await
+            .unwrap(),
+        pending.id
+    );
+    // The same Jira comment linked a second time: refused, nothing written.
+    let twice = CommentLink {
+        id: 0,
+        external_id: Some("c-8".into()),
+        ..linked.clone()
+    };
+    assert!(matches!(
+        s.save_comment_link("c", "10001", "EXT-1", &twice, t(104))
+            .await,
+        Err(StoreError::Conflict(_))
+    ));
+    // Another pair's thread is its own; another connection may use the same comment ids.
+    assert!(
+        s.comment_thread("c", "10002", "EXT-2", t(105))
+            .await
+            .unwrap()
+            .1
+            .is_empty()
+    );
+    s.save_comment_link("other", "10001", "EXT-1", &twice, t(105))
+        .await
+        .unwrap();
+    let (_, links) = s
+        .comment_thread("c", "10001", "EXT-1", t(106))
+        .await
+        .unwrap();
+    assert_eq!(links, vec![linked]);
+    s.delete_comment_link(pending.id).await.unwrap();
+    assert!(
+        s.comment_thread("c", "10001", "EXT-1", t(107))
+            .await
+            .unwrap()
+            .1
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn comment_story_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("comments.db").display());
+    comment_story(store::open(&url).await.unwrap()).await;
+}
+
+#[tokio::test]
+async fn comment_story_postgres() {
+    let Some(url) = postgres_url("comment_story_postgres") else {
+        return;
+    };
+    in_postgres(&url, "comments", 1, |mut stores, _| async move {
+        comment_story(stores.remove(0)).await;
+    })
+    .await;
+}

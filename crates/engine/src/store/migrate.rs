@@ -80,6 +80,15 @@ macro_rules! steps {
                     "/0007_open_events_by_id.sql"
                 )),
             },
+            Step {
+                version: 8,
+                name: "comment links",
+                sql: include_str!(concat!(
+                    "../../migrations/",
+                    $folder,
+                    "/0008_comment_links.sql"
+                )),
+            },
         ]
     };
 }

@@ -38,7 +38,7 @@ use std::fmt;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
-use tandem_core::{ChangeEvent, FieldValue, Link, Shadow, Side};
+use tandem_core::{ChangeEvent, CommentLink, FieldValue, Link, Shadow, Side};
 
 /// The result of every store operation.
 pub type StoreResult<T> = Result<T, StoreError>;
@@ -696,6 +696,32 @@ pub trait Store: Send + Sync + 'static {
 
     async fn count_links(&self, connection: Option<&str>) -> StoreResult<i64>;
 
+    /// The comment thread of the pair (`jira_id`, `external_id`): its baseline — `since` if
+    /// this is the pair's first reconcile, which starts the thread — and its comment links,
+    /// oldest first.
+    async fn comment_thread(
+        &self,
+        connection: &str,
+        jira_id: &str,
+        external_id: &str,
+        since: DateTime<Utc>,
+    ) -> StoreResult<(DateTime<Utc>, Vec<CommentLink>)>;
+
+    /// Stores `link`, a comment link of the pair (`jira_id`, `external_id`): inserted when
+    /// its id is 0, else rewritten. Answers its id. A comment already linked in the
+    /// connection is refused ([`StoreError::Conflict`]).
+    async fn save_comment_link(
+        &self,
+        connection: &str,
+        jira_id: &str,
+        external_id: &str,
+        link: &CommentLink,
+        now: DateTime<Utc>,
+    ) -> StoreResult<i64>;
+
+    /// Forgets comment link `id`.
+    async fn delete_comment_link(&self, id: i64) -> StoreResult<()>;
+
     /// Audit entries, newest first.
     async fn list_audit(
         &self,
@@ -713,6 +739,20 @@ pub trait Store: Send + Sync + 'static {
         cursor: &str,
         now: DateTime<Utc>,
     ) -> StoreResult<()>;
+}
+
+/// A comment link's write refused because one of its comments is linked already.
+pub(crate) fn comment_link_error(e: sqlx::Error, link: &CommentLink) -> StoreError {
+    match e.as_database_error() {
+        Some(d) if d.is_unique_violation() => StoreError::Conflict(format!(
+            "comment {} is linked already",
+            link.jira_id
+                .as_deref()
+                .or(link.external_id.as_deref())
+                .unwrap_or("?")
+        )),
+        _ => e.into(),
+    }
 }
 
 /// A create Tandem started, as [`Store::recorded_creates_into`] lists it.

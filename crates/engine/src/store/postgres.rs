@@ -10,8 +10,9 @@ use super::rows::{self as decode, Columns, What, col, decode_recorded_create};
 use super::{
     AuditEntry, Completion, ConnectionLock, CreateCircuit, CursorState, DeadLetter, DeadResolution,
     Enqueued, EventFilter, EventStatus, OperatorAction, QueuedEvent, RecentEvent, RecordedCreate,
-    Store, StoreError, StoreResult, check_completion, contains_pattern, covered_note, lease_expiry,
-    link_conflict, link_not_saved, redact_url, resolution_outcome, sql, to_json,
+    Store, StoreError, StoreResult, check_completion, comment_link_error, contains_pattern,
+    covered_note, lease_expiry, link_conflict, link_not_saved, redact_url, resolution_outcome, sql,
+    to_json,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -21,7 +22,7 @@ use sqlx::{Connection, Postgres, Row};
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
-use tandem_core::{ChangeEvent, Link, Shadow, Side};
+use tandem_core::{ChangeEvent, CommentLink, Link, Shadow, Side};
 
 use super::migrate::{self, Migrator, Step};
 
@@ -998,6 +999,88 @@ impl Store for PgStore {
             .fetch_all(&self.pool)
             .await?;
         rows.iter().map(decode::link).collect()
+    }
+
+    async fn comment_thread(
+        &self,
+        connection: &str,
+        jira_id: &str,
+        external_id: &str,
+        since: DateTime<Utc>,
+    ) -> StoreResult<(DateTime<Utc>, Vec<CommentLink>)> {
+        let started: Option<DateTime<Utc>> = sqlx::query_scalar(sql::COMMENT_THREAD_SINCE)
+            .bind(connection)
+            .bind(jira_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        let since = match started {
+            Some(s) => s,
+            None => {
+                sqlx::query(sql::START_COMMENT_THREAD)
+                    .bind(connection)
+                    .bind(jira_id)
+                    .bind(external_id)
+                    .bind(since)
+                    .execute(&self.pool)
+                    .await?;
+                since
+            }
+        };
+        let rows = sqlx::query(sql::COMMENT_LINKS)
+            .bind(connection)
+            .bind(jira_id)
+            .fetch_all(&self.pool)
+            .await?;
+        let links = rows
+            .iter()
+            .map(decode::comment_link)
+            .collect::<StoreResult<_>>()?;
+        Ok((since, links))
+    }
+
+    async fn save_comment_link(
+        &self,
+        connection: &str,
+        jira_id: &str,
+        external_id: &str,
+        link: &CommentLink,
+        now: DateTime<Utc>,
+    ) -> StoreResult<i64> {
+        if link.id == 0 {
+            sqlx::query_scalar(sql::INSERT_COMMENT_LINK)
+                .bind(connection)
+                .bind(jira_id)
+                .bind(external_id)
+                .bind(link.origin.as_str())
+                .bind(link.jira_id.as_deref())
+                .bind(link.external_id.as_deref())
+                .bind(&link.shadow)
+                .bind(link.state.as_str())
+                .bind(now)
+                .fetch_one(&self.pool)
+                .await
+                .map_err(|e| comment_link_error(e, link))
+        } else {
+            sqlx::query(sql::UPDATE_COMMENT_LINK)
+                .bind(link.id)
+                .bind(link.jira_id.as_deref())
+                .bind(link.external_id.as_deref())
+                .bind(&link.shadow)
+                .bind(link.state.as_str())
+                .bind(now)
+                .execute(&self.pool)
+                .await
+                .map_err(|e| comment_link_error(e, link))?;
+            Ok(link.id)
+        }
+    }
+
+    async fn delete_comment_link(&self, id: i64) -> StoreResult<()> {
+        sqlx::query(sql::DELETE_COMMENT_LINK)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 
     async fn count_links(&self, connection: Option<&str>) -> StoreResult<i64> {

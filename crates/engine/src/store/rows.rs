@@ -75,6 +75,35 @@ pub(crate) fn link(row: &impl Columns) -> StoreResult<Link> {
     .decode()
 }
 
+/// A `comment_links` row ([`super::sql::COMMENT_LINKS`]) as a comment link.
+pub(crate) fn comment_link(row: &impl Columns) -> StoreResult<tandem_core::CommentLink> {
+    use tandem_core::comment::CommentLinkState;
+    let id = row.bigint("id", &|| "comment link row".to_string())?;
+    let what = || format!("comment link {id}");
+    let origin = row.text("origin", &what)?;
+    let origin = match origin.as_str() {
+        "jira" => Side::Jira,
+        "external" => Side::External,
+        other => {
+            return Err(StoreError::Corrupt(format!(
+                "{}: origin `{other}` is not a side",
+                what()
+            )));
+        }
+    };
+    let state = row.text("state", &what)?;
+    let state = CommentLinkState::parse(&state)
+        .ok_or_else(|| StoreError::Corrupt(format!("{}: state `{state}` is not known", what())))?;
+    Ok(tandem_core::CommentLink {
+        id,
+        origin,
+        jira_id: row.opt_text("jira_comment", &what)?,
+        external_id: row.opt_text("external_comment", &what)?,
+        shadow: row.text("shadow", &what)?,
+        state,
+    })
+}
+
 /// An `audit_log` row as an audit entry.
 pub(crate) fn audit(row: &impl Columns) -> StoreResult<AuditEntry> {
     let id = row.bigint("id", &|| "audit row".to_string())?;

@@ -457,6 +457,48 @@ pub(crate) const SET_CURSOR: &str =
 pub(crate) const CURSORS: &str =
     "SELECT connection, side, cursor, updated_at FROM cursors ORDER BY connection, side";
 
+// ---------------------------------------------------------------------------------------------
+// Comment threads and comment links (see core::comment).
+
+/// The baseline of the pair whose Jira item is `$2` in connection `$1`.
+pub(crate) const COMMENT_THREAD_SINCE: &str =
+    "SELECT since FROM comment_threads WHERE connection = $1 AND jira_id = $2";
+
+/// Starts the thread of the pair (`$1` connection, `$2` Jira item, `$3` external item) with
+/// baseline `$4`, unless it has one already.
+pub(crate) const START_COMMENT_THREAD: &str =
+    "INSERT INTO comment_threads (connection, jira_id, external_id, since) VALUES ($1, $2, $3, $4)
+     ON CONFLICT (connection, jira_id) DO NOTHING";
+
+/// The columns of a comment link, as `rows::comment_link` reads them.
+macro_rules! comment_link_cols {
+    () => {
+        "id, origin, jira_comment, external_comment, shadow, state"
+    };
+}
+
+/// The comment links of the pair whose Jira item is `$2` in connection `$1`, oldest first.
+pub(crate) const COMMENT_LINKS: &str = concat!(
+    "SELECT ",
+    comment_link_cols!(),
+    " FROM comment_links WHERE connection = $1 AND jira_id = $2 ORDER BY id"
+);
+
+/// Records a new comment link (`$1` connection, `$2`/`$3` the pair's items, `$4` origin,
+/// `$5`/`$6` the comments' ids, `$7` shadow, `$8` state, `$9` now), answering its id.
+pub(crate) const INSERT_COMMENT_LINK: &str = "INSERT INTO comment_links
+       (connection, jira_id, external_id, origin, jira_comment, external_comment, shadow, state,
+        updated_at)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id";
+
+/// Rewrites comment link `$1`: ids `$2`/`$3`, shadow `$4`, state `$5`, at `$6`.
+pub(crate) const UPDATE_COMMENT_LINK: &str = "UPDATE comment_links
+     SET jira_comment = $2, external_comment = $3, shadow = $4, state = $5, updated_at = $6
+     WHERE id = $1";
+
+/// Forgets comment link `$1`.
+pub(crate) const DELETE_COMMENT_LINK: &str = "DELETE FROM comment_links WHERE id = $1";
+
 #[cfg(test)]
 mod tests {
     use sqlx::Connection;

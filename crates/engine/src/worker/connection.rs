@@ -1,11 +1,12 @@
 //! What the worker knows about one connection: its two connectors, mapping, conflict policy,
-//! create rules, scope and rules script, and the planner input built from them for everyone
+//! create rules, scope, rules script and comment settings, and the planner input built from them for everyone
 //! who plans.
 
 use crate::connector::{Connector, Fields, Item};
 use chrono::{DateTime, Utc};
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use tandem_core::comment::{CommentSettings, CommentSync};
 use tandem_core::mapping::{ConflictPolicy, Mapping};
 use tandem_core::plan::PlanInput;
 use tandem_core::{Shadow, Side};
@@ -76,6 +77,8 @@ pub struct ConnectionRuntime {
     pub script: Option<Script>,
     /// The mapping entries' `expr`s, compiled, by mapping key.
     pub exprs: BTreeMap<String, FieldExpr>,
+    /// How the pair's comments are kept in step (off unless [`Self::with_comments`] says).
+    pub comments: CommentSettings,
     /// Serialises link discovery and twin creation: the echo of a twin being created waits
     /// here and then finds the new link instead of creating a second twin.
     pub(super) link_lock: Mutex<()>,
@@ -105,6 +108,10 @@ impl ConnectionRuntime {
             scope,
             script: None,
             exprs: BTreeMap::new(),
+            comments: CommentSettings {
+                sync: CommentSync::Off,
+                ..CommentSettings::default()
+            },
             link_lock: Mutex::new(()),
             jira_fingerprint: String::new(),
             external_fingerprint: String::new(),
@@ -128,6 +135,12 @@ impl ConnectionRuntime {
     /// The same runtime, applying the mapping entries' compiled `expr`s (by mapping key).
     pub fn with_exprs(mut self, exprs: BTreeMap<String, FieldExpr>) -> Self {
         self.exprs = exprs;
+        self
+    }
+
+    /// The same runtime, syncing comments under `settings`.
+    pub fn with_comments(mut self, settings: CommentSettings) -> Self {
+        self.comments = settings;
         self
     }
 

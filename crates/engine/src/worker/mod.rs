@@ -23,12 +23,14 @@
 //! The files follow those steps: `discover.rs` finds an unlinked item's twin (and writes
 //! Jira's link field), `create.rs` creates one when none is found, `apply.rs` plans and
 //! writes a linked event, `finish.rs` records how an event ended (completion, retry, dead
-//! letter). `script.rs` runs the connection's rules script: its `filter` before step 1,
+//! letter). `comments.rs` reconciles the comments of a pair when an event says one changed.
+//! `script.rs` runs the connection's rules script: its `filter` before step 1,
 //! its hooks on the writes of steps 1 and 3. `connection.rs` holds what the worker knows about a connection, and the planner
 //! input built from it. Which ordering key an event is queued under is the queueing policy
 //! ([`crate::queueing`]), shared with the webhook route, the poller and bulk sync.
 
 mod apply;
+mod comments;
 mod connection;
 mod create;
 mod discover;
@@ -285,7 +287,7 @@ impl Engine {
     ) -> Result<Outcome, Failure> {
         let event = &queued.event;
         if event.kind == ChangeKind::Commented {
-            return self.ignore(queued, "comments are not synced").await;
+            return self.sync_comments(conn, queued).await;
         }
         if let Some(reason) = self.script_filter(conn, queued).await? {
             return self.ignore(queued, &reason).await;
