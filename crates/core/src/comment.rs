@@ -334,17 +334,49 @@ pub fn plan_comments(input: &CommentInput<'_>) -> Vec<CommentAction> {
                 let twin_side = l.origin.other();
                 let origin_id = l.id_on(l.origin).unwrap_or_default();
                 let Some(origin) = lists(l.origin).get(origin_id).copied() else {
-                    // The comment went before its twin was made (or found): forget the
-                    // link; a twin made meanwhile is found by its mark on a later pass
-                    // and never copied back.
-                    actions.push(CommentAction::Forget { link_id: l.id });
+                    // The comment went before its twin was recorded. A twin that landed
+                    // all the same (its answer lost) goes too; then the link is forgotten.
+                    let landed = lists(twin_side).values().find(|c| {
+                        !linked[idx(twin_side)].contains(c.id.as_str())
+                            && is_twin_of(c, origin_id, &l.shadow, &s.header)
+                    });
+                    match landed {
+                        Some(twin)
+                            if s.deletes == CommentDeletes::Delete
+                                && s.sync.writes_to(twin_side) =>
+                        {
+                            adopted[idx(twin_side)].insert(twin.id.as_str());
+                            actions.push(CommentAction::Delete {
+                                link_id: l.id,
+                                on: twin_side,
+                                comment_id: twin.id.clone(),
+                            });
+                        }
+                        _ => actions.push(CommentAction::Forget { link_id: l.id }),
+                    }
                     continue;
                 };
-                let found = lists(twin_side).values().find(|c| {
+                let free = |c: &&Comment| {
                     !linked[idx(twin_side)].contains(c.id.as_str())
                         && !adopted[idx(twin_side)].contains(c.id.as_str())
-                        && is_twin_of(c, origin_id, &l.shadow, &s.header)
-                });
+                };
+                // By mark, or by header and content; failing that (a person edited the
+                // twin before its link was completed), by the header naming the origin's
+                // author and system, oldest first: a pairing of two such twins may swap,
+                // but no second twin is made.
+                let expected = header_line(&s.header, &origin.author, s.system(l.origin));
+                let candidates: Vec<&Comment> =
+                    lists(twin_side).values().copied().filter(free).collect();
+                let found = candidates
+                    .iter()
+                    .find(|c| is_twin_of(c, origin_id, &l.shadow, &s.header))
+                    .or_else(|| {
+                        candidates
+                            .iter()
+                            .filter(|c| c.mark.is_none() && first_line(&c.body) == expected)
+                            .min_by_key(|c| (c.created, c.id.as_str()))
+                    })
+                    .copied();
                 match found {
                     Some(twin) => {
                         adopted[idx(twin_side)].insert(twin.id.as_str());
@@ -398,7 +430,7 @@ pub fn plan_comments(input: &CommentInput<'_>) -> Vec<CommentAction> {
     }
     fresh.sort_by(|a, b| (a.1.created, &a.1.id).cmp(&(b.1.created, &b.1.id)));
     for (side, c) in fresh {
-        if c.mark.is_some() {
+        if c.mark.is_some() || is_unmarked_twin(c, side, s) {
             // Tandem wrote it: a notice, or a twin whose link is gone. Copying it back
             // would be an echo.
             continue;
@@ -550,6 +582,27 @@ fn plan_deleted(l: &CommentLink, gone: Side, s: &CommentSettings, out: &mut Vec<
             link_id: l.id,
             deleted_on: gone,
         }),
+    }
+}
+
+/// Whether `c`, on `side` where the system keeps no mark, reads as a twin Tandem made: its
+/// first paragraph is a header naming the other side's system.
+fn is_unmarked_twin(c: &Comment, side: Side, s: &CommentSettings) -> bool {
+    c.mark.is_none()
+        && has_header(&c.body, &s.header)
+        && first_line(&c.body).contains(s.system(side.other()))
+}
+
+/// The plain text of the first block of `body`.
+fn first_line(body: &Doc) -> String {
+    match body.normalized().blocks.first() {
+        Some(Block::Paragraph { content }) => content
+            .iter()
+            .map(Inline::plain)
+            .collect::<String>()
+            .trim()
+            .to_string(),
+        _ => String::new(),
     }
 }
 

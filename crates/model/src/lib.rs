@@ -22,6 +22,8 @@
 //! engine has gone quiet. [`Variant`] switches off one safeguard at a time, to show that the
 //! checker finds the bug that safeguard prevents.
 
+pub mod comments;
+
 use chrono::{DateTime, Utc};
 use stateright::{Model, Property};
 use std::collections::BTreeMap;

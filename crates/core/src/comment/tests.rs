@@ -378,3 +378,48 @@ fn a_round_trip_through_a_plain_text_side_is_not_an_edit() {
     };
     assert_eq!(plan(&[rich], &[twin], &links, &s), vec![]);
 }
+
+#[test]
+fn a_twin_edited_before_its_link_was_completed_is_adopted_not_copied_back() {
+    // The twin landed outside (no mark there), the worker crashed before recording its id,
+    // and a person edited it: its content no longer matches, its header still names the
+    // origin's author and system.
+    let s = settings();
+    let mut pending = linked(1, Side::Jira, "10001", "", "first words");
+    pending.external_id = None;
+    pending.state = CommentLinkState::Pending;
+    let jira = [c("10001", "Ann", "first words", 5)];
+    let ext = [twin_text("7", "Ann", "Jira", "edited words", 9)];
+    assert_eq!(
+        plan(&jira, &ext, &[pending], &s),
+        vec![CommentAction::Adopt {
+            link_id: 1,
+            on: Side::External,
+            comment_id: "7".into()
+        }]
+    );
+    // With its link lost altogether, such a twin is still never copied back to Jira.
+    assert_eq!(plan(&jira[..0], &ext, &[], &s), vec![]);
+}
+
+#[test]
+fn a_twin_that_landed_for_a_comment_deleted_meanwhile_is_deleted_too() {
+    let s = settings();
+    let mut pending = linked(1, Side::Jira, "10001", "", "bye");
+    pending.external_id = None;
+    pending.state = CommentLinkState::Pending;
+    let ext = [twin_text("7", "Ann", "Jira", "bye", 6)];
+    assert_eq!(
+        plan(&[], &ext, std::slice::from_ref(&pending), &s),
+        vec![CommentAction::Delete {
+            link_id: 1,
+            on: Side::External,
+            comment_id: "7".into()
+        }]
+    );
+    // Nothing landed: the link is only forgotten.
+    assert_eq!(
+        plan(&[], &[], &[pending], &s),
+        vec![CommentAction::Forget { link_id: 1 }]
+    );
+}

@@ -9,6 +9,7 @@
 //! before it stays done, and the retry plans only what is left.
 
 use super::{ConnectionRuntime, Engine, Failure, Outcome};
+use crate::connector::ConnectorError;
 use crate::store::{AuditEntry, EventStatus, QueuedEvent, StoreError};
 use chrono::{Duration as TimeDelta, Utc};
 use tandem_core::comment::{
@@ -185,7 +186,8 @@ impl Engine {
                         &comment_id,
                         &comment,
                     )
-                    .await?;
+                    .await
+                    .map_err(deleted_meanwhile)?;
                 let old = std::mem::replace(&mut l.shadow, shadow.clone());
                 store
                     .save_comment_link(&conn.name, jira_item, external_item, &l, Utc::now())
@@ -297,6 +299,21 @@ fn link_item<'a>(side: Side, jira: &'a str, external: &'a str) -> &'a str {
     match side {
         Side::Jira => jira,
         Side::External => external,
+    }
+}
+
+/// An edit of a comment that was deleted since the listing (404): retried, and the retry's
+/// plan sees the deletion (the model check's "no step left undone" relies on it).
+fn deleted_meanwhile(e: ConnectorError) -> Failure {
+    match e {
+        ConnectorError::Permanent {
+            status: Some(404),
+            message,
+        } => Failure::Transient {
+            message: format!("the comment was deleted meanwhile ({message}); reconciling again"),
+            retry_after: None,
+        },
+        other => other.into(),
     }
 }
 
