@@ -631,7 +631,10 @@ async fn comment_edits_and_deletes_fire_their_webhooks() {
         )
         .await;
     assert_eq!(s, 201, "{made}");
-    assert!(made.get("properties").is_none(), "only with expand=properties");
+    assert!(
+        made.get("properties").is_none(),
+        "only with expand=properties"
+    );
     let id = made["id"].as_str().unwrap().to_string();
     let (s, v) = j
         .put(
@@ -642,7 +645,10 @@ async fn comment_edits_and_deletes_fire_their_webhooks() {
     assert_eq!(s, 200, "{v}");
     assert_eq!(v["body"], "two");
     let (s, _) = j
-        .delete(&format!("/rest/api/3/issue/{key}/comment/{id}"), json!(null))
+        .delete(
+            &format!("/rest/api/3/issue/{key}/comment/{id}"),
+            json!(null),
+        )
         .await;
     assert_eq!(s, 204);
     // By people, through the test helpers.

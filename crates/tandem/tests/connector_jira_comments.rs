@@ -82,7 +82,10 @@ async fn comments_round_trip_on_cloud_and_data_center() {
         assert!(!listed[0].internal && listed[0].mark.is_none());
         assert_eq!(listed[0].created, listed[0].updated);
         assert_eq!(listed[1].id, note);
-        assert!(listed[1].internal, "sd.public.comment makes an internal note");
+        assert!(
+            listed[1].internal,
+            "sd.public.comment makes an internal note"
+        );
         assert_eq!(listed[121].body.to_plain(), "filler 119", "oldest first");
         let pages = sb
             .request_log()
@@ -92,12 +95,11 @@ async fn comments_round_trip_on_cloud_and_data_center() {
         assert!(pages >= 3, "paged: {pages} listing calls in all");
 
         // A twin: marked, internal, and read back as such.
-        let mark = TandemMark::TwinOf { of: "ext-42".into() };
+        let mark = TandemMark::TwinOf {
+            of: "ext-42".into(),
+        };
         let twin = c
-            .create_comment(
-                &id,
-                &new_comment("Copied *over*", true, Some(mark.clone())),
-            )
+            .create_comment(&id, &new_comment("Copied *over*", true, Some(mark.clone())))
             .await
             .expect("create");
         let raw = sb.comments(&key);
@@ -132,7 +134,9 @@ async fn comments_round_trip_on_cloud_and_data_center() {
         assert_eq!(read[0].body.to_plain(), "Second thoughts");
         assert!(read[0].updated > read[0].created);
         c.delete_comment(&id, &twin).await.expect("delete");
-        c.delete_comment(&id, &twin).await.expect("a gone comment is Ok");
+        c.delete_comment(&id, &twin)
+            .await
+            .expect("a gone comment is Ok");
         assert!(sb.comments(&key).iter().all(|r| r["id"] != json!(twin)));
 
         // Refusals are permanent and say why.
