@@ -612,6 +612,121 @@ async fn webhooks_signed_with_changelog_and_echoes() {
 }
 
 #[tokio::test]
+async fn comment_edits_and_deletes_fire_their_webhooks() {
+    let (sb, j) = sandbox().await;
+    let rx = Receiver::start().await;
+    let (s, v) = j
+        .post(
+            "/rest/webhooks/1.0/webhook",
+            json!({"name": "c", "url": rx.url, "events": ["comment_created", "comment_updated", "comment_deleted"]}),
+        )
+        .await;
+    assert_eq!(s, 201, "{v}");
+    let key = create(&j, "talk").await;
+    // By the API: create with a property, edit, delete.
+    let (s, made) = j
+        .post(
+            &format!("/rest/api/3/issue/{key}/comment"),
+            json!({"body": adf("one"), "properties": [{"key": "tandem", "value": {"kind": "notice"}}]}),
+        )
+        .await;
+    assert_eq!(s, 201, "{made}");
+    assert!(
+        made.get("properties").is_none(),
+        "only with expand=properties"
+    );
+    let id = made["id"].as_str().unwrap().to_string();
+    let (s, v) = j
+        .put(
+            &format!("/rest/api/2/issue/{key}/comment/{id}"),
+            json!({"body": "two"}),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["body"], "two");
+    let (s, _) = j
+        .delete(
+            &format!("/rest/api/3/issue/{key}/comment/{id}"),
+            json!(null),
+        )
+        .await;
+    assert_eq!(s, 204);
+    // By people, through the test helpers.
+    let mine = sb.user_add_comment("alice", &key, "from alice");
+    sb.user_edit_comment("bob", &key, &mine, "edited by bob");
+    let note = sb.user_add_internal_comment("bob", &key, "internal");
+    sb.user_delete_comment("alice", &key, &mine);
+    let hits = rx.wait_for(7).await;
+    let seen: Vec<(String, String)> = hits
+        .iter()
+        .map(|h| {
+            (
+                h.json["webhookEvent"].as_str().unwrap_or("?").to_string(),
+                h.json["comment"]["id"].as_str().unwrap_or("?").to_string(),
+            )
+        })
+        .collect();
+    let want = |e: &str, i: &str| (e.to_string(), i.to_string());
+    assert_eq!(
+        seen,
+        vec![
+            want("comment_created", &id),
+            want("comment_updated", &id),
+            want("comment_deleted", &id),
+            want("comment_created", &mine),
+            want("comment_updated", &mine),
+            want("comment_created", &note),
+            want("comment_deleted", &mine),
+        ]
+    );
+    for h in &hits {
+        let b = &h.json;
+        assert!(b["timestamp"].is_i64(), "{b}");
+        assert_eq!(b["issue"]["key"], key.as_str());
+        assert!(b["issue"]["id"].is_string());
+        assert_eq!(b["issue"]["fields"]["project"]["key"], "TEST");
+        assert!(b["comment"]["body"].is_string(), "webhooks speak v2: {b}");
+    }
+    let edited = &hits[4].json["comment"];
+    assert_eq!(edited["body"], "edited by bob");
+    assert_eq!(edited["author"]["displayName"], "Alice Human");
+    assert_eq!(edited["updateAuthor"]["displayName"], "Bob Human");
+    assert_ne!(edited["created"], edited["updated"]);
+    assert_eq!(hits[5].json["comment"]["jsdPublic"], json!(false));
+    // What is left: the internal note, with its property.
+    let left = sb.comments(&key);
+    assert_eq!(left.len(), 1);
+    assert_eq!(
+        left[0]["properties"],
+        json!([{"key": "sd.public.comment", "value": {"internal": true}}])
+    );
+    // Unknown comments and bad bodies get Jira's answers.
+    let (s, v) = j
+        .put(
+            &format!("/rest/api/3/issue/{key}/comment/{mine}"),
+            json!({"body": adf("x")}),
+        )
+        .await;
+    assert_eq!(s, 404, "{v}");
+    let (s, v) = j
+        .put(
+            &format!("/rest/api/3/issue/{key}/comment/{note}"),
+            json!({"body": "not a document"}),
+        )
+        .await;
+    assert_eq!(s, 400, "{v}");
+    assert!(v["errors"]["comment"].is_string(), "{v}");
+    let (s, v) = j
+        .post(
+            &format!("/rest/api/3/issue/{key}/comment"),
+            json!({"body": adf("x"), "properties": [{"value": 1}]}),
+        )
+        .await;
+    assert_eq!(s, 400, "{v}");
+    sb.shutdown().await;
+}
+
+#[tokio::test]
 async fn webhook_retry_keeps_identifier() {
     let (sb, j) = sandbox().await;
     let rx = Receiver::start().await;

@@ -74,7 +74,29 @@ pub(crate) fn router(inner: S) -> Router {
                         list_comments(s, v, p, q)
                     },
                 )
-                .post(move |s: State<S>, p: Path<String>, b: Bytes| add_comment(s, v, p, b)),
+                .post(
+                    move |s: State<S>,
+                          p: Path<String>,
+                          q: Query<Vec<(String, String)>>,
+                          b: Bytes| { add_comment(s, v, p, q, b) },
+                ),
+            )
+            .route(
+                &format!("{prefix}/issue/{{key}}/comment/{{id}}"),
+                get(
+                    move |s: State<S>,
+                          p: Path<(String, String)>,
+                          q: Query<Vec<(String, String)>>| {
+                        get_comment(s, v, p, q)
+                    },
+                )
+                .put(
+                    move |s: State<S>,
+                          p: Path<(String, String)>,
+                          q: Query<Vec<(String, String)>>,
+                          b: Bytes| { edit_comment(s, v, p, q, b) },
+                )
+                .delete(move |s: State<S>, p: Path<(String, String)>| delete_comment(s, p)),
             )
             .route(
                 &format!("{prefix}/issue/{{key}}/transitions"),
@@ -419,28 +441,56 @@ async fn edit(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
+/// Whether `expand` asks for the comments' `properties`.
+fn expands_properties(q: &[(String, String)]) -> bool {
+    list_param(q, "expand")
+        .iter()
+        .any(|e| e.eq_ignore_ascii_case("properties"))
+}
+
+/// `GET …/issue/{key}/comment`: a `PageOfComments`, oldest first unless `orderBy=-created`
+/// (Jira orders by `created` only), with properties on `expand=properties`.
 async fn list_comments(
     State(inner): State<S>,
     api: Api,
     Path(key): Path<String>,
     Query(q): Query<Vec<(String, String)>>,
 ) -> R {
-    let start: usize = param(&q, "startAt")
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let max: usize = param(&q, "maxResults")
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(100)
-        .min(5000);
+    let num = |name: &str, default: usize| -> Result<usize, ApiError> {
+        match param(&q, name) {
+            Some(v) => v.trim().parse().map_err(|_| {
+                ApiError::new(400, format!("The value '{v}' is not valid for {name}."))
+            }),
+            None => Ok(default),
+        }
+    };
+    let start = num("startAt", 0)?;
+    let max = num("maxResults", 100)?.min(5000);
+    let newest_first = match param(&q, "orderBy").as_deref().map(str::trim) {
+        None | Some("created" | "+created") => false,
+        Some("-created") => true,
+        Some(other) => {
+            return Err(ApiError::new(
+                400,
+                format!(
+                    "The value '{other}' is not valid for orderBy: use created, +created or -created."
+                ),
+            ));
+        }
+    };
+    let props = expands_properties(&q);
     let st = inner.lock();
     let id = st.find(&key).ok_or_else(ApiError::not_found)?;
     let issue = st.issues.get(&id).ok_or_else(ApiError::not_found)?;
-    let page: Vec<Value> = issue
-        .comments
-        .iter()
+    let mut ordered: Vec<&model::Comment> = issue.comments.iter().collect();
+    if newest_first {
+        ordered.reverse();
+    }
+    let page: Vec<Value> = ordered
+        .into_iter()
         .skip(start)
         .take(max)
-        .map(|c| c.render(&inner.base, api, id))
+        .map(|c| c.render_with(&inner.base, api, id, props))
         .collect();
     ok(
         StatusCode::OK,
@@ -453,11 +503,46 @@ async fn list_comments(
     )
 }
 
-async fn add_comment(State(inner): State<S>, api: Api, Path(key): Path<String>, body: Bytes) -> R {
+async fn add_comment(
+    State(inner): State<S>,
+    api: Api,
+    Path(key): Path<String>,
+    Query(q): Query<Vec<(String, String)>>,
+    body: Bytes,
+) -> R {
     let body = json_body(&body)?;
     let actor = inner.lock().api_user();
-    let comment = inner.add_comment(&actor, api, &key, &body)?;
+    let comment = inner.add_comment(&actor, api, &key, &body, expands_properties(&q))?;
     ok(StatusCode::CREATED, comment)
+}
+
+async fn get_comment(
+    State(inner): State<S>,
+    api: Api,
+    Path((key, cid)): Path<(String, String)>,
+    Query(q): Query<Vec<(String, String)>>,
+) -> R {
+    let comment = inner.get_comment(api, &key, &cid, expands_properties(&q))?;
+    ok(StatusCode::OK, comment)
+}
+
+async fn edit_comment(
+    State(inner): State<S>,
+    api: Api,
+    Path((key, cid)): Path<(String, String)>,
+    Query(q): Query<Vec<(String, String)>>,
+    body: Bytes,
+) -> R {
+    let body = json_body(&body)?;
+    let actor = inner.lock().api_user();
+    let comment = inner.edit_comment(&actor, api, &key, &cid, &body, expands_properties(&q))?;
+    ok(StatusCode::OK, comment)
+}
+
+async fn delete_comment(State(inner): State<S>, Path((key, cid)): Path<(String, String)>) -> R {
+    let actor = inner.lock().api_user();
+    inner.delete_comment(&actor, &key, &cid)?;
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 async fn list_transitions(

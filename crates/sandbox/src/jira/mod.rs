@@ -224,7 +224,35 @@ pub(crate) enum Event<'a> {
         history: &'a History,
         kind: &'static str,
     },
-    Commented(&'a Comment),
+    /// A comment was added, edited or deleted (the comment as it was when deleted).
+    Comment(&'a Comment, CommentChange),
+}
+
+/// What happened to a comment, for its webhook.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CommentChange {
+    Created,
+    Updated,
+    Deleted,
+}
+
+impl CommentChange {
+    /// The admin webhook event (`comment_created` …).
+    fn webhook_event(self) -> &'static str {
+        match self {
+            CommentChange::Created => "comment_created",
+            CommentChange::Updated => "comment_updated",
+            CommentChange::Deleted => "comment_deleted",
+        }
+    }
+    /// The `issue_event_type_name` of the `jira:issue_updated` Jira sends alongside.
+    fn issue_event_type(self) -> &'static str {
+        match self {
+            CommentChange::Created => "issue_commented",
+            CommentChange::Updated => "issue_comment_edited",
+            CommentChange::Deleted => "issue_comment_deleted",
+        }
+    }
 }
 
 impl Inner {
@@ -681,42 +709,37 @@ impl Inner {
         Ok(())
     }
 
+    /// Add a comment as `actor` from a `CommentRequest` body (`body`, optional `properties`
+    /// and `visibility`); fires `comment_created`. Answers the rendered comment, with its
+    /// properties when `expand` asks for them.
     pub fn add_comment(
         &self,
         actor: &User,
         api: Api,
         key: &str,
         body: &Value,
+        expand: bool,
     ) -> Result<Value, ApiError> {
         let mut st = self.lock();
         let id = st.find(key).ok_or_else(ApiError::not_found)?;
-        let doc = match (api, body.get("body")) {
-            (Api::V3, Some(doc)) if adf::is_doc(doc) => doc.clone(),
-            (Api::V2, Some(Value::String(s))) if !s.trim().is_empty() => adf::from_wiki(s),
-            (Api::V3, Some(_)) => {
-                let mut e = Map::new();
-                e.insert(
-                    "comment".into(),
-                    json!("Comment body is not valid! Operation value must be an Atlassian Document (see the Atlassian Document Format)"),
-                );
-                return Err(ApiError::fields(e));
-            }
-            _ => {
-                let mut e = Map::new();
-                e.insert("comment".into(), json!("Comment body can not be empty!"));
-                return Err(ApiError::fields(e));
-            }
-        };
+        let doc = comment_doc(api, body)?;
+        let properties = comment_properties(body)?;
+        let visibility = comment_visibility(body)?;
         let now = st.tick();
         let cid = st.next_comment_id;
         st.next_comment_id += 1;
-        let comment = Comment {
+        let mut comment = Comment {
             id: cid,
             author: actor.clone(),
+            update_author: actor.clone(),
             body: doc,
             created: now,
+            updated: now,
+            properties: Vec::new(),
+            visibility,
         };
-        let rendered = comment.render(&self.base, api, id);
+        comment.set_properties(properties);
+        let rendered = comment.render_with(&self.base, api, id, expand);
         let Some(issue) = st.issues.get_mut(&id) else {
             return Err(ApiError::not_found());
         };
@@ -726,9 +749,101 @@ impl Inner {
         if let Some(issue) = st.issues.get(&id)
             && let Some(c) = issue.comments.last()
         {
-            self.fire(st, actor, issue, Event::Commented(c));
+            self.fire(st, actor, issue, Event::Comment(c, CommentChange::Created));
         }
         Ok(rendered)
+    }
+
+    /// One comment of an issue, rendered (`GET …/comment/{id}`).
+    pub fn get_comment(
+        &self,
+        api: Api,
+        key: &str,
+        comment_id: &str,
+        expand: bool,
+    ) -> Result<Value, ApiError> {
+        let st = self.lock();
+        let id = st.find(key).ok_or_else(ApiError::not_found)?;
+        let issue = st.issues.get(&id).ok_or_else(ApiError::not_found)?;
+        let pos = comment_position(issue, comment_id)?;
+        Ok(issue.comments[pos].render_with(&self.base, api, id, expand))
+    }
+
+    /// Rewrite a comment's body as `actor` (`PUT …/comment/{id}`); properties named in the
+    /// body are set, the others kept. Fires `comment_updated` when anything changed.
+    pub fn edit_comment(
+        &self,
+        actor: &User,
+        api: Api,
+        key: &str,
+        comment_id: &str,
+        body: &Value,
+        expand: bool,
+    ) -> Result<Value, ApiError> {
+        let mut st = self.lock();
+        let id = st.find(key).ok_or_else(ApiError::not_found)?;
+        let pos = {
+            let issue = st.issues.get(&id).ok_or_else(ApiError::not_found)?;
+            comment_position(issue, comment_id)?
+        };
+        let doc = comment_doc(api, body)?;
+        let properties = comment_properties(body)?;
+        let visibility = comment_visibility(body)?;
+        let now = st.tick();
+        let Some(issue) = st.issues.get_mut(&id) else {
+            return Err(ApiError::not_found());
+        };
+        let c = &mut issue.comments[pos];
+        let before = (c.body.clone(), c.properties.clone(), c.visibility.clone());
+        c.body = doc;
+        c.set_properties(properties);
+        if body.get("visibility").is_some() {
+            c.visibility = visibility;
+        }
+        let changed = before != (c.body.clone(), c.properties.clone(), c.visibility.clone());
+        if changed {
+            c.updated = now;
+            c.update_author = actor.clone();
+            issue.updated = now;
+        }
+        let rendered = issue.comments[pos].render_with(&self.base, api, id, expand);
+        let st = &*st;
+        if changed && let Some(issue) = st.issues.get(&id) {
+            let c = &issue.comments[pos];
+            self.fire(st, actor, issue, Event::Comment(c, CommentChange::Updated));
+        }
+        Ok(rendered)
+    }
+
+    /// Delete a comment as `actor` (`DELETE …/comment/{id}`); fires `comment_deleted`.
+    pub fn delete_comment(
+        &self,
+        actor: &User,
+        key: &str,
+        comment_id: &str,
+    ) -> Result<(), ApiError> {
+        let mut st = self.lock();
+        let id = st.find(key).ok_or_else(ApiError::not_found)?;
+        let pos = {
+            let issue = st.issues.get(&id).ok_or_else(ApiError::not_found)?;
+            comment_position(issue, comment_id)?
+        };
+        let now = st.tick();
+        let Some(issue) = st.issues.get_mut(&id) else {
+            return Err(ApiError::not_found());
+        };
+        let removed = issue.comments.remove(pos);
+        issue.updated = now;
+        let st = &*st;
+        if let Some(issue) = st.issues.get(&id) {
+            self.fire(
+                st,
+                actor,
+                issue,
+                Event::Comment(&removed, CommentChange::Deleted),
+            );
+        }
+        Ok(())
     }
 
     /// Register an admin webhook; returns its REST representation.
@@ -871,7 +986,7 @@ impl Inner {
                     Some(changed),
                 ));
             }
-            Event::Commented(c) => {
+            Event::Comment(c, change) => {
                 let comment = c.render(base, Api::V2, issue.id);
                 let subset = |k: &str| {
                     [
@@ -884,11 +999,12 @@ impl Inner {
                     ]
                     .contains(&k)
                 };
+                let name = change.webhook_event();
                 candidates.push((
-                    "comment_created",
+                    name,
                     json!({
                         "timestamp": stamp,
-                        "webhookEvent": "comment_created",
+                        "webhookEvent": name,
                         "comment": comment,
                         "issue": {
                             "id": issue.id.to_string(),
@@ -899,12 +1015,13 @@ impl Inner {
                     }),
                     None,
                 ));
+                // Jira also tells issue webhooks, with the comment and no changelog.
                 candidates.push((
                     "jira:issue_updated",
                     json!({
                         "timestamp": stamp,
                         "webhookEvent": "jira:issue_updated",
-                        "issue_event_type_name": "issue_commented",
+                        "issue_event_type_name": change.issue_event_type(),
                         "user": user,
                         "issue": full_issue(),
                         "comment": comment,
@@ -972,6 +1089,107 @@ impl Inner {
             }
         }
     }
+}
+
+/// The stored (ADF) body of a `CommentRequest`, or Jira's 400.
+fn comment_doc(api: Api, body: &Value) -> Result<Value, ApiError> {
+    let refuse = |msg: &str| {
+        let mut e = Map::new();
+        e.insert("comment".into(), json!(msg));
+        Err(ApiError::fields(e))
+    };
+    if !body.is_object() {
+        return Err(ApiError::new(
+            400,
+            "Can not deserialize instance of Comment: the body must be a JSON object.",
+        ));
+    }
+    match (api, body.get("body")) {
+        (Api::V3, Some(doc)) if adf::is_doc(doc) => Ok(doc.clone()),
+        (Api::V2, Some(Value::String(s))) if !s.trim().is_empty() => Ok(adf::from_wiki(s)),
+        (Api::V3, Some(_)) => refuse(
+            "Comment body is not valid! Operation value must be an Atlassian Document (see the Atlassian Document Format)",
+        ),
+        _ => refuse("Comment body can not be empty!"),
+    }
+}
+
+/// Longest value Jira keeps in one entity property (32 KiB of JSON).
+const PROPERTY_VALUE_MAX: usize = 32_768;
+
+/// The `properties` of a `CommentRequest` (`[{"key", "value"}]`), or Jira's 400.
+fn comment_properties(body: &Value) -> Result<Vec<(String, Value)>, ApiError> {
+    let list = match body.get("properties") {
+        None | Some(Value::Null) => return Ok(Vec::new()),
+        Some(Value::Array(a)) => a,
+        Some(_) => return Err(ApiError::new(400, "'properties' must be an array.")),
+    };
+    let mut out = Vec::new();
+    for p in list {
+        let key = match p.get("key") {
+            Some(Value::String(k)) if !k.trim().is_empty() && k.chars().count() <= 255 => k,
+            Some(Value::String(k)) if !k.trim().is_empty() => {
+                return Err(ApiError::new(
+                    400,
+                    "The property key can not be longer than 255 characters.",
+                ));
+            }
+            _ => return Err(ApiError::new(400, "The property key can not be empty.")),
+        };
+        let Some(value) = p.get("value") else {
+            return Err(ApiError::new(
+                400,
+                format!("The property '{key}' has no value."),
+            ));
+        };
+        if value.to_string().len() > PROPERTY_VALUE_MAX {
+            return Err(ApiError::new(
+                400,
+                format!("The property '{key}' is too big: at most 32768 bytes of JSON."),
+            ));
+        }
+        out.push((key.clone(), value.clone()));
+    }
+    Ok(out)
+}
+
+/// The `visibility` of a `CommentRequest` (a group or role), or Jira's 400.
+fn comment_visibility(body: &Value) -> Result<Option<Value>, ApiError> {
+    match body.get("visibility") {
+        None | Some(Value::Null) => Ok(None),
+        Some(v @ Value::Object(o))
+            if matches!(
+                o.get("type").and_then(Value::as_str),
+                Some("group" | "role")
+            ) && (o.get("value").is_some_and(Value::is_string)
+                || o.get("identifier").is_some_and(Value::is_string)) =>
+        {
+            Ok(Some(v.clone()))
+        }
+        Some(_) => {
+            let mut e = Map::new();
+            e.insert(
+                "commentLevel".into(),
+                json!("You are currently not a member of the project role or group specified."),
+            );
+            Err(ApiError::fields(e))
+        }
+    }
+}
+
+/// Where comment `comment_id` sits in the issue's list, or Jira's 404.
+fn comment_position(issue: &Issue, comment_id: &str) -> Result<usize, ApiError> {
+    comment_id
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .and_then(|cid| issue.comments.iter().position(|c| c.id == cid))
+        .ok_or_else(|| {
+            ApiError::new(
+                404,
+                format!("Can not find a comment for the id: {comment_id}."),
+            )
+        })
 }
 
 /// A running Jira sandbox.
@@ -1099,7 +1317,8 @@ impl JiraSandbox {
         self.inner.log.len()
     }
 
-    /// Comments on an issue in v3 shape (ADF bodies).
+    /// Comments on an issue in v3 shape (ADF bodies), with their properties, as
+    /// `GET /rest/api/3/issue/{key}/comment?expand=properties` lists them.
     pub fn comments(&self, key: &str) -> Vec<Value> {
         let st = self.inner.lock();
         st.find(key)
@@ -1107,10 +1326,90 @@ impl JiraSandbox {
             .map(|i| {
                 i.comments
                     .iter()
-                    .map(|c| c.render(&self.inner.base, Api::V3, i.id))
+                    .map(|c| c.render_with(&self.inner.base, Api::V3, i.id, true))
                     .collect()
             })
             .unwrap_or_default()
+    }
+
+    /// The sandbox user named `user` (login name, account id or display name).
+    ///
+    /// # Panics
+    /// If there is none: a test naming an unknown person is a bug in the test.
+    fn person(&self, user: &str) -> User {
+        let st = self.inner.lock();
+        st.users
+            .iter()
+            .find(|u| {
+                u.name.eq_ignore_ascii_case(user)
+                    || u.account_id == user
+                    || u.display_name.eq_ignore_ascii_case(user)
+            })
+            .cloned()
+            .unwrap_or_else(|| panic!("no sandbox user `{user}` (try alice or bob)"))
+    }
+
+    /// Comment on an issue as `user` (e.g. `"alice"`), with plain text as a person types it.
+    /// Fires `comment_created`; answers the comment's id.
+    ///
+    /// # Panics
+    /// If the user or the issue does not exist.
+    pub fn user_add_comment(&self, user: &str, key: &str, text: &str) -> String {
+        self.user_add_comment_body(user, key, json!({ "body": adf::from_plain(text) }))
+    }
+
+    /// Comment on an issue as `user` with a whole v3 `CommentRequest` (ADF `body`, and
+    /// `properties` such as JSM's `sd.public.comment` for an internal note). Fires
+    /// `comment_created`; answers the comment's id.
+    ///
+    /// # Panics
+    /// If the user or the issue does not exist, or Jira would refuse the body.
+    pub fn user_add_comment_body(&self, user: &str, key: &str, body: Value) -> String {
+        let who = self.person(user);
+        match self.inner.add_comment(&who, Api::V3, key, &body, false) {
+            Ok(c) => c["id"].as_str().unwrap_or_default().to_string(),
+            Err(e) => panic!("user_add_comment failed: {}", e.body()),
+        }
+    }
+
+    /// Add a JSM internal note as `user` (the property `sd.public.comment` `{"internal":
+    /// true}`, so `jsdPublic` is false). Answers the comment's id.
+    pub fn user_add_internal_comment(&self, user: &str, key: &str, text: &str) -> String {
+        self.user_add_comment_body(
+            user,
+            key,
+            json!({
+                "body": adf::from_plain(text),
+                "properties": [{ "key": model::JSM_PUBLIC_PROPERTY, "value": { "internal": true } }],
+            }),
+        )
+    }
+
+    /// Rewrite comment `id` of issue `key` as `user`, with plain text. Fires
+    /// `comment_updated` when the text changed.
+    ///
+    /// # Panics
+    /// If the user, the issue or the comment does not exist.
+    pub fn user_edit_comment(&self, user: &str, key: &str, id: &str, text: &str) {
+        let who = self.person(user);
+        let body = json!({ "body": adf::from_plain(text) });
+        if let Err(e) = self
+            .inner
+            .edit_comment(&who, Api::V3, key, id, &body, false)
+        {
+            panic!("user_edit_comment failed: {}", e.body());
+        }
+    }
+
+    /// Delete comment `id` of issue `key` as `user`. Fires `comment_deleted`.
+    ///
+    /// # Panics
+    /// If the user, the issue or the comment does not exist.
+    pub fn user_delete_comment(&self, user: &str, key: &str, id: &str) {
+        let who = self.person(user);
+        if let Err(e) = self.inner.delete_comment(&who, key, id) {
+            panic!("user_delete_comment failed: {}", e.body());
+        }
     }
 
     /// Create an issue as a human user (v3 field formats; a plain string description is
@@ -1187,7 +1486,13 @@ impl JiraSandbox {
         let body = json!({
             "name": "sandbox",
             "url": url,
-            "events": ["jira:issue_created", "jira:issue_updated", "comment_created"],
+            "events": [
+                "jira:issue_created",
+                "jira:issue_updated",
+                "comment_created",
+                "comment_updated",
+                "comment_deleted",
+            ],
             "secret": secret,
         });
         if let Err(e) = self.inner.register_hook(&body) {

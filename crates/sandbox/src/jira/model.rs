@@ -446,31 +446,85 @@ impl Project {
     }
 }
 
+/// The comment property Jira Service Management keeps an internal note's flag in.
+pub const JSM_PUBLIC_PROPERTY: &str = "sd.public.comment";
+
 /// A comment, body stored as ADF.
 #[derive(Debug, Clone)]
 pub struct Comment {
     pub id: u64,
     pub author: User,
+    /// Who edited it last (`author` until someone does).
+    pub update_author: User,
     pub body: Value,
     pub created: DateTime<Utc>,
+    /// The last edit; `created` until then.
+    pub updated: DateTime<Utc>,
+    /// Comment properties (`EntityProperty`), in the order they were first set.
+    pub properties: Vec<(String, Value)>,
+    /// `visibility` as given (a group or role restriction), if any.
+    pub visibility: Option<Value>,
 }
 
 impl Comment {
+    /// A JSM internal note: the property `sd.public.comment` holds `{"internal": true}`.
+    pub fn internal(&self) -> bool {
+        self.property(JSM_PUBLIC_PROPERTY)
+            .and_then(|v| v.get("internal"))
+            .and_then(Value::as_bool)
+            .unwrap_or(false)
+    }
+
+    pub fn property(&self, key: &str) -> Option<&Value> {
+        self.properties
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v)
+    }
+
+    /// Sets (or replaces) the given properties, keeping the others.
+    pub fn set_properties(&mut self, props: Vec<(String, Value)>) {
+        for (k, v) in props {
+            match self.properties.iter_mut().find(|(key, _)| *key == k) {
+                Some(slot) => slot.1 = v,
+                None => self.properties.push((k, v)),
+            }
+        }
+    }
+
+    /// The `Comment` bean, without its properties (what Jira sends unless asked).
     pub fn render(&self, base: &str, api: Api, issue_id: u64) -> Value {
+        self.render_with(base, api, issue_id, false)
+    }
+
+    /// The `Comment` bean; `properties` adds them (`expand=properties`).
+    pub fn render_with(&self, base: &str, api: Api, issue_id: u64, properties: bool) -> Value {
         let body = match api {
             Api::V3 => self.body.clone(),
             Api::V2 => json!(adf::to_wiki(&self.body)),
         };
-        json!({
+        let mut v = json!({
             "self": format!("{base}{}/issue/{issue_id}/comment/{}", api.prefix(), self.id),
             "id": self.id.to_string(),
             "author": self.author.render(base, api),
             "body": body,
-            "updateAuthor": self.author.render(base, api),
+            "updateAuthor": self.update_author.render(base, api),
             "created": jira_time(&self.created),
-            "updated": jira_time(&self.created),
-            "jsdPublic": true,
-        })
+            "updated": jira_time(&self.updated),
+            "jsdPublic": !self.internal(),
+        });
+        if let Some(vis) = &self.visibility {
+            v["visibility"] = vis.clone();
+        }
+        if properties {
+            v["properties"] = json!(
+                self.properties
+                    .iter()
+                    .map(|(k, val)| json!({ "key": k, "value": val }))
+                    .collect::<Vec<_>>()
+            );
+        }
+        v
     }
 }
 

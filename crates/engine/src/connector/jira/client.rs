@@ -240,11 +240,54 @@ impl JiraClient {
             .map(|_| ())
     }
 
-    /// `POST /issue/{id}/comment` (201).
-    pub async fn add_comment(&self, id: &str, body: &Value) -> ConnectorResult<()> {
+    /// `POST /issue/{id}/comment` (201) → the new `Comment`.
+    pub async fn add_comment(&self, id: &str, body: &Value) -> ConnectorResult<Value> {
         self.call(Method::POST, &["issue", id, "comment"], &[], Some(body))
-            .await
-            .map(|_| ())
+            .await?
+            .json("jira: created comment")
+    }
+
+    /// `GET /issue/{id}/comment?startAt&maxResults&orderBy=created&expand=properties`: one
+    /// page of the issue's comments, oldest first, each with its properties.
+    pub async fn comments(&self, id: &str, start_at: u64, max: u32) -> ConnectorResult<Value> {
+        let query = [
+            ("startAt", start_at.to_string()),
+            ("maxResults", max.to_string()),
+            ("orderBy", "created".to_string()),
+            ("expand", "properties".to_string()),
+        ];
+        self.call(Method::GET, &["issue", id, "comment"], &query, None)
+            .await?
+            .json("jira: comment list")
+    }
+
+    /// `PUT /issue/{id}/comment/{commentId}` (200).
+    pub async fn edit_comment(
+        &self,
+        id: &str,
+        comment_id: &str,
+        body: &Value,
+    ) -> ConnectorResult<()> {
+        self.call(
+            Method::PUT,
+            &["issue", id, "comment", comment_id],
+            &[],
+            Some(body),
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// `DELETE /issue/{id}/comment/{commentId}` (204).
+    pub async fn delete_comment(&self, id: &str, comment_id: &str) -> ConnectorResult<()> {
+        self.call(
+            Method::DELETE,
+            &["issue", id, "comment", comment_id],
+            &[],
+            None,
+        )
+        .await
+        .map(|_| ())
     }
 
     /// `GET /issue/{id}/transitions?expand=transitions.fields`: the transitions available

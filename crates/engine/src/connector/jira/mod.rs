@@ -15,6 +15,7 @@
 
 pub mod admin;
 pub mod client;
+pub mod comments;
 pub mod dynamic;
 pub mod fields;
 pub mod webhook;
@@ -33,8 +34,11 @@ use chrono::{DateTime, TimeZone, Utc};
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
+use tandem_core::comment::{Comment, NewComment, TandemMark};
 use tandem_core::mapping::{FieldType, Mapping};
-use tandem_core::{ChangeEvent, ChangeKind, EventOrigin, FieldValue, Side};
+use tandem_core::{
+    ChangeEvent, ChangeKind, CommentChange, CommentRef, EventOrigin, FieldValue, Side,
+};
 
 /// Results per search page; Jira may return fewer.
 const PAGE_SIZE: u32 = 100;
@@ -433,6 +437,74 @@ impl JiraConnector {
         }
     }
 
+    /// The one event of a `comment_*` delivery: the issue's comments changed. `None` when
+    /// the issue is outside the connection's filter (projects, issue types), as the worker's
+    /// scope would decide for the issue's own events.
+    fn comment_event(
+        &self,
+        connection: &str,
+        d: webhook::Delivery,
+        change: CommentChange,
+        now: DateTime<Utc>,
+    ) -> Option<ChangeEvent> {
+        let comment = d.comment?;
+        let named = |field: &str, key: &str| {
+            d.fields
+                .get(field)
+                .and_then(|v| v.get(key))
+                .and_then(Value::as_str)
+        };
+        let admits = |list: &[String], value: Option<&str>| {
+            list.is_empty()
+                || value.is_none_or(|v| list.iter().any(|x| x.trim().eq_ignore_ascii_case(v)))
+        };
+        if !admits(&self.filter.projects, named("project", "key"))
+            || !admits(&self.filter.issue_types, named("issuetype", "name"))
+        {
+            tracing::debug!(issue = %d.issue_key, "jira: comment outside the connection's filter");
+            return None;
+        }
+        let delivered = d
+            .timestamp_ms
+            .and_then(|ms| Utc.timestamp_millis_opt(ms).single());
+        // A created or edited comment is dated by its own `updated`, which a re-read shows
+        // too; a deleted one has no later time than the delivery's.
+        let at = match change {
+            CommentChange::Deleted => delivered,
+            _ => comment
+                .updated
+                .as_deref()
+                .and_then(fields::parse_jira_datetime)
+                .or(delivered),
+        };
+        let stamp = at.map_or_else(|| "?".to_string(), |t| t.timestamp_millis().to_string());
+        let verb = match change {
+            CommentChange::Created => "created",
+            CommentChange::Updated => "updated",
+            CommentChange::Deleted => "deleted",
+        };
+        Some(ChangeEvent {
+            connection: connection.to_string(),
+            source: self.side,
+            item_id: d.issue_id,
+            item_key: Some(d.issue_key),
+            kind: ChangeKind::Commented,
+            fields: BTreeMap::new(),
+            needs_fetch: false,
+            source_ts: at.unwrap_or(now),
+            // The same change of the same comment gives the same key, however often Jira
+            // delivers it (a retry carries the same comment and `updated`); namespaced by
+            // side, as the issue events are, so the two sites of a Jira ↔ Jira connection
+            // cannot collide.
+            idempotency_key: format!("{}:comment:{}:{verb}:{stamp}", self.side, comment.id),
+            origin: EventOrigin::Webhook,
+            comment: Some(CommentRef {
+                id: comment.id,
+                change,
+            }),
+        })
+    }
+
     fn project_clause(&self) -> String {
         format!("project = {}", jql_string(&self.project))
     }
@@ -627,6 +699,12 @@ impl Connector for JiraConnector {
         let Some(d) = webhook::parse(body)? else {
             return Ok(Vec::new());
         };
+        if let webhook::EventType::Comment(change) = d.event {
+            return Ok(self
+                .comment_event(connection, d, change, now)
+                .into_iter()
+                .collect());
+        }
         let resolved = self.cached().unwrap_or_else(|| {
             tracing::warn!("jira: webhook read before field resolution; using field ids as named");
             Arc::new(self.guessed())
@@ -875,8 +953,46 @@ impl Connector for JiraConnector {
 
     async fn comment(&self, id: &str, text: &str) -> ConnectorResult<()> {
         let id = check_issue_ref(id)?;
-        let body = json!({ "body": fields::comment_body(text, self.client.api()) });
-        self.client.add_comment(id, &body).await
+        // Marked as Tandem's notice, so comment sync never copies it to the other side.
+        let body = json!({
+            "body": fields::comment_body(text, self.client.api()),
+            "properties": comments::properties(Some(&TandemMark::Notice), false),
+        });
+        match self.client.add_comment(id, &body).await {
+            Ok(_) => Ok(()),
+            // Created, with an answer we do not need: the notice is there.
+            Err(e) if e.took_effect() => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn supports_comments(&self) -> bool {
+        true
+    }
+
+    fn supports_internal_comments(&self) -> bool {
+        true
+    }
+
+    async fn list_comments(&self, id: &str) -> ConnectorResult<Vec<Comment>> {
+        comments::list(&self.client, check_issue_ref(id)?).await
+    }
+
+    async fn create_comment(&self, id: &str, comment: &NewComment) -> ConnectorResult<String> {
+        comments::create(&self.client, check_issue_ref(id)?, comment).await
+    }
+
+    async fn update_comment(
+        &self,
+        id: &str,
+        comment_id: &str,
+        comment: &NewComment,
+    ) -> ConnectorResult<()> {
+        comments::update(&self.client, check_issue_ref(id)?, comment_id, comment).await
+    }
+
+    async fn delete_comment(&self, id: &str, comment_id: &str) -> ConnectorResult<()> {
+        comments::delete(&self.client, check_issue_ref(id)?, comment_id).await
     }
 
     fn take_write_note(&self, id: &str) -> Option<(String, String)> {

@@ -11,6 +11,7 @@ use axum::http::HeaderMap;
 use hmac::{Hmac, Mac};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
+use tandem_core::CommentChange;
 
 /// The header carrying Jira's signature.
 pub const SIGNATURE_HEADER: &str = "x-hub-signature";
@@ -67,8 +68,20 @@ pub fn body_digest(body: &[u8]) -> String {
 pub enum EventType {
     Created,
     Updated,
-    /// Anything we acknowledge but do not sync (comments, deletions, unknown events).
+    /// `comment_created`, `comment_updated`, `comment_deleted`: the comment is in
+    /// [`Delivery::comment`].
+    Comment(CommentChange),
+    /// Anything we acknowledge but do not sync (deletions, unknown events).
     Ignored,
+}
+
+/// The comment a `comment_*` delivery is about.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeliveredComment {
+    /// Jira's comment id (digits).
+    pub id: String,
+    /// The comment's `updated` (its `created` when never edited), as Jira wrote it.
+    pub updated: Option<String>,
 }
 
 /// One changelog entry: Jira's `fieldId` (when sent) and `field` (a display name for custom
@@ -91,6 +104,8 @@ pub struct Delivery {
     pub changed: Vec<ChangedField>,
     /// `timestamp` in milliseconds since the epoch.
     pub timestamp_ms: Option<i64>,
+    /// The comment of a `comment_*` delivery.
+    pub comment: Option<DeliveredComment>,
 }
 
 fn shape(path: &str, message: impl Into<String>) -> WebhookError {
@@ -136,8 +151,28 @@ pub fn parse(body: &[u8]) -> Result<Option<Delivery>, WebhookError> {
     let event = match event_name {
         "jira:issue_created" => EventType::Created,
         "jira:issue_updated" => EventType::Updated,
+        "comment_created" => EventType::Comment(CommentChange::Created),
+        "comment_updated" => EventType::Comment(CommentChange::Updated),
+        "comment_deleted" => EventType::Comment(CommentChange::Deleted),
         _ => EventType::Ignored,
     };
+    // Jira tells issue webhooks of a comment too: `jira:issue_updated` with
+    // `issue_event_type_name` `issue_commented` (or `issue_comment_edited` / `_deleted`),
+    // the comment and no changelog. The `comment_*` delivery is the one that counts; this
+    // one changes no field, so it is acknowledged and dropped, never a second comment event.
+    // One that does carry a changelog is read as an ordinary update.
+    let comment_echo = matches!(
+        root.get("issue_event_type_name").and_then(Value::as_str),
+        Some("issue_commented" | "issue_comment_edited" | "issue_comment_deleted")
+    );
+    let has_changelog = root
+        .get("changelog")
+        .and_then(|c| c.get("items"))
+        .and_then(Value::as_array)
+        .is_some_and(|items| !items.is_empty());
+    if event == EventType::Updated && comment_echo && !has_changelog {
+        return Ok(None);
+    }
     if event == EventType::Ignored {
         return Ok(None);
     }
@@ -202,6 +237,10 @@ pub fn parse(body: &[u8]) -> Result<Option<Delivery>, WebhookError> {
         Some(_) => return Err(shape("/changelog", "changelog must be an object")),
     }
     let timestamp_ms = root.get("timestamp").and_then(Value::as_i64);
+    let comment = match event {
+        EventType::Comment(_) => Some(delivered_comment(root)?),
+        _ => None,
+    };
     Ok(Some(Delivery {
         event,
         issue_id,
@@ -209,7 +248,35 @@ pub fn parse(body: &[u8]) -> Result<Option<Delivery>, WebhookError> {
         fields,
         changed,
         timestamp_ms,
+        comment,
     }))
+}
+
+/// The `comment` of a `comment_*` delivery: its id (digits, as Jira's are) and `updated`.
+fn delivered_comment(root: &Map<String, Value>) -> Result<DeliveredComment, WebhookError> {
+    let comment = match root.get("comment") {
+        Some(Value::Object(o)) => o,
+        Some(_) => return Err(shape("/comment", "comment must be an object")),
+        None => return Err(shape("/comment", "missing comment")),
+    };
+    let id = id_string(comment.get("id")).ok_or_else(|| {
+        shape(
+            "/comment/id",
+            "comment.id must be a non-empty string or number",
+        )
+    })?;
+    if id.len() > 20 || !id.chars().all(|c| c.is_ascii_digit()) {
+        return Err(shape(
+            "/comment/id",
+            "comment.id must be a Jira comment id: digits only",
+        ));
+    }
+    let updated = comment
+        .get("updated")
+        .or_else(|| comment.get("created"))
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    Ok(DeliveredComment { id, updated })
 }
 
 #[cfg(test)]
@@ -277,8 +344,19 @@ mod tests {
             ),
             "/changelog/items/0"
         );
+        assert_eq!(path(r#"{"webhookEvent":"comment_created"}"#), "/issue");
+        assert_eq!(
+            path(r#"{"webhookEvent":"comment_created","issue":{"id":"1","key":"A-1"}}"#),
+            "/comment"
+        );
+        assert_eq!(
+            path(
+                r#"{"webhookEvent":"comment_updated","issue":{"id":"1","key":"A-1"},"comment":{"id":"1 OR 2"}}"#
+            ),
+            "/comment/id"
+        );
         assert!(
-            parse(br#"{"webhookEvent":"comment_created"}"#)
+            parse(br#"{"webhookEvent":"worklog_created"}"#)
                 .unwrap()
                 .is_none()
         );
