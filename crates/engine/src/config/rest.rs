@@ -614,6 +614,60 @@ impl RestField {
 mod tests {
     use super::*;
 
+    /// The issues `check` reports for a custom table with these extra TOML lines.
+    fn comment_issues(extra: &str) -> Vec<(String, String)> {
+        let text = format!(
+            "base_url = \"http://x.local\"\nformat = \"custom\"\n\
+             [operations.update]\nmethod = \"PUT\"\npath = \"/t/{{id}}\"\n{extra}"
+        );
+        let cfg: RestConfig = toml::from_str(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        let mut out = Vec::new();
+        cfg.check(false, "c", &mut |k: &str, m: String| {
+            out.push((k.to_string(), m))
+        });
+        out
+    }
+
+    #[test]
+    fn comment_operations_are_checked_at_load() {
+        let list = "[operations.list_comments]\nmethod = \"GET\"\npath = \"/t/{id}/notes\"\n";
+        let create = "[operations.create_comment]\nmethod = \"POST\"\npath = \"/t/{id}/notes\"\n\
+                      body = '{\"text\": {{body}}}'\nid_pointer = \"/id\"\n";
+        let place = "[comment]\nbody_pointer = \"/text\"\ncreated_pointer = \"/at\"\n";
+        assert_eq!(comment_issues(""), vec![]);
+        assert_eq!(comment_issues(&format!("{list}{create}{place}")), vec![]);
+        let keys = |extra: &str| -> Vec<String> {
+            comment_issues(extra).into_iter().map(|(k, _)| k).collect()
+        };
+        assert_eq!(
+            keys(&format!("{list}{place}")),
+            vec!["c.operations.create_comment"]
+        );
+        assert_eq!(keys(&format!("{list}{create}")), vec!["c.comment"]);
+        assert_eq!(keys(place), vec!["c.comment"]);
+        let no_body = create.replace("{{body}}", "\"x\"");
+        assert_eq!(
+            keys(&format!("{list}{no_body}{place}")),
+            vec!["c.operations.create_comment.body"]
+        );
+        let update = "[operations.update_comment]\nmethod = \"PUT\"\npath = \"/notes\"\n\
+                      body = '{\"text\": {{body}}}'\n";
+        assert_eq!(
+            keys(&format!("{list}{create}{place}{update}")),
+            vec!["c.operations.update_comment.path"]
+        );
+        let issues = comment_issues(&format!("{list}{create}{place}format = \"html\"\n"));
+        assert_eq!(issues.len(), 1);
+        assert_eq!(issues[0].0, "c.comment.format");
+        assert!(issues[0].1.contains("not supported yet"), "{}", issues[0].1);
+        assert_eq!(
+            keys(&format!(
+                "{list}{create}{place}internal_pointer = \"bad\"\n"
+            )),
+            vec!["c.comment.internal_pointer"]
+        );
+    }
+
     #[test]
     fn pointer_escapes_follow_rfc_6901() {
         for ok in ["", "/", "/a~0b", "/a~1b/c", "/~01", "/é/~1"] {
