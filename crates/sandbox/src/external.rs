@@ -7,6 +7,8 @@
 //! generic connector's `format = "custom"`. Like Redmine, its listing filter
 //! `updated_on=>=…` refuses a time with fractional seconds: `422 {"errors":["Updated is
 //! invalid"]}`.
+//!
+//! Items have comments (`/API/issue/{id}/comments`, Redmine's journals); see [`comments`].
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -29,6 +31,8 @@ use crate::net::{
     HttpLayer, RateWindow, RequestLog, Running, ct_eq, log_and_faults, rate_limited_response,
 };
 use crate::webhook::{Delivery, Dispatcher, RetryPolicy, new_delivery_id};
+
+mod comments;
 
 /// Settings of an external sandbox.
 #[derive(Debug, Clone)]
@@ -89,6 +93,22 @@ struct ExtState {
     webhook_url: Option<String>,
     webhook_token: Option<String>,
     rate: RateWindow,
+    comments: comments::Comments,
+}
+
+impl ExtState {
+    /// The next change time: now on this system's clock, in milliseconds, and always later
+    /// than the previous one, so every change has its own `updated`.
+    fn tick(&mut self) -> DateTime<Utc> {
+        let now = chrono::SubsecRound::trunc_subsecs(Utc::now() + self.clock_offset, 3);
+        let t = if now > self.last_time {
+            now
+        } else {
+            self.last_time + chrono::Duration::milliseconds(1)
+        };
+        self.last_time = t;
+        t
+    }
 }
 
 struct Inner {
@@ -108,6 +128,7 @@ struct FieldIn {
 }
 
 /// Errors in the external system's own style: `{"error": "..."}`.
+#[derive(Debug)]
 struct ExtError(StatusCode, String);
 
 impl IntoResponse for ExtError {
@@ -217,16 +238,7 @@ impl Inner {
             }
         };
         let creating = id.is_none();
-        let now = {
-            let now = chrono::SubsecRound::trunc_subsecs(Utc::now() + st.clock_offset, 3);
-            let t = if now > st.last_time {
-                now
-            } else {
-                st.last_time + chrono::Duration::milliseconds(1)
-            };
-            st.last_time = t;
-            t
-        };
+        let now = st.tick();
         let item = st.items.get_mut(&n)?;
         let mut changed = Vec::new();
         for f in fields {
@@ -247,23 +259,30 @@ impl Inner {
             item.updated = now;
         }
         let item_id = item.id.clone();
-        if (creating || !changed.is_empty())
-            && let Some(url) = st.webhook_url.clone()
-        {
+        if creating || !changed.is_empty() {
             let body = json!({ "sourceIssueId": item_id, "fields": changed });
-            let mut headers = vec![("X-Delivery-Id".to_string(), new_delivery_id())];
-            if let Some(t) = &st.webhook_token {
-                headers.push(("Authorization".to_string(), format!("Bearer {t}")));
-            }
-            self.dispatcher.send(Delivery {
-                key: item_id.clone(),
-                url,
-                headers,
-                retry_header: None,
-                body: serde_json::to_vec(&body).unwrap_or_default(),
-            });
+            self.send_hook(&st, &item_id, &body);
         }
         Some(item_id)
+    }
+
+    /// Sends `body` to the webhook URL, if there is one, in order with the item's other
+    /// deliveries (same key), with a fresh `X-Delivery-Id` kept over its retries.
+    fn send_hook(&self, st: &ExtState, item_id: &str, body: &Value) {
+        let Some(url) = st.webhook_url.clone() else {
+            return;
+        };
+        let mut headers = vec![("X-Delivery-Id".to_string(), new_delivery_id())];
+        if let Some(t) = &st.webhook_token {
+            headers.push(("Authorization".to_string(), format!("Bearer {t}")));
+        }
+        self.dispatcher.send(Delivery {
+            key: item_id.to_string(),
+            url,
+            headers,
+            retry_header: None,
+            body: serde_json::to_vec(body).unwrap_or_default(),
+        });
     }
 }
 
@@ -274,8 +293,20 @@ fn router(inner: S) -> Router {
         .route("/API/issue", post(create))
         .route("/API/issue/{id}", post(update).get(fetch))
         .route("/API/issues", get(list))
+        .route(
+            "/API/issue/{id}/comments",
+            get(comments::list).post(comments::create),
+        )
+        .route(
+            "/API/issue/{id}/comments/{cid}",
+            axum::routing::put(comments::update).delete(comments::delete),
+        )
         .route("/issues.json", get(redmine_list).post(redmine_create))
         .route("/issues/{file}", get(redmine_fetch).put(redmine_update))
+        .route(
+            "/journals/{file}",
+            axum::routing::put(comments::redmine_edit),
+        )
         .fallback(|| async { ExtError(StatusCode::NOT_FOUND, "no such endpoint".into()) })
         .layer(middleware::from_fn_with_state(inner.clone(), auth_and_rate))
         .layer(middleware::from_fn_with_state(
@@ -528,10 +559,24 @@ async fn redmine_list(State(inner): State<S>, Query(q): Query<Vec<(String, Strin
         .into_response()
 }
 
-async fn redmine_fetch(State(inner): State<S>, Path(file): Path<String>) -> Response {
+/// `?include=journals` (or a list naming it) adds the issue's notes, as Redmine does.
+async fn redmine_fetch(
+    State(inner): State<S>,
+    Path(file): Path<String>,
+    Query(q): Query<Vec<(String, String)>>,
+) -> Response {
+    let journals = q
+        .iter()
+        .any(|(k, v)| k == "include" && v.split(',').any(|i| i.trim() == "journals"));
     let st = inner.lock();
     match redmine_number(&file).and_then(|n| Some((n, st.items.get(&n)?))) {
-        Some((n, item)) => axum::Json(json!({ "issue": item.redmine_json(n) })).into_response(),
+        Some((n, item)) => {
+            let mut issue = item.redmine_json(n);
+            if journals {
+                issue["journals"] = st.comments.redmine_journals(n);
+            }
+            axum::Json(json!({ "issue": issue })).into_response()
+        }
         None => StatusCode::NOT_FOUND.into_response(),
     }
 }
@@ -568,10 +613,20 @@ async fn redmine_update(State(inner): State<S>, Path(file): Path<String>, body: 
         Ok(f) => f,
         Err((status, msg)) => return redmine_error(status, &msg),
     };
-    match inner.upsert(Some(&format!("EXT-{n}")), None, fields) {
-        Some(_) => StatusCode::NO_CONTENT.into_response(),
-        None => StatusCode::NOT_FOUND.into_response(),
+    // `notes` (and `private_notes`) add a journal, as Redmine does with an update.
+    let note = match comments::redmine_note(&body) {
+        Ok(n) => n,
+        Err(msg) => return redmine_error(StatusCode::UNPROCESSABLE_ENTITY, &msg),
+    };
+    let id = format!("EXT-{n}");
+    if inner.upsert(Some(&id), None, fields).is_none() {
+        return StatusCode::NOT_FOUND.into_response();
     }
+    if let Some((notes, private)) = note {
+        let author = inner.cfg.username.clone();
+        inner.add_comment(&id, &author, &notes, private);
+    }
+    StatusCode::NO_CONTENT.into_response()
 }
 
 /// A running external-system sandbox.
@@ -603,6 +658,7 @@ impl ExternalSandbox {
                 webhook_url: cfg.webhook_url.clone(),
                 webhook_token: cfg.webhook_token.clone(),
                 rate: RateWindow::default(),
+                comments: comments::Comments::default(),
             }),
             dispatcher: Dispatcher::start(cfg.webhook_retry.clone(), faults.clone()),
             cfg,

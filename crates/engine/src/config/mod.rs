@@ -53,8 +53,8 @@ pub use self::jira::{JiraApi, JiraConfig, jira_webhook_url};
 pub use self::load::{load, load_mapping, load_str, parse_str};
 pub use self::preset::{PRESETS, Preset, PresetInfo};
 pub use self::rest::{
-    HttpMethod, RestAuth, RestConfig, RestField, RestFormat, RestOperation, RestOperations,
-    RestWebhook, WebhookPayload, check_json_pointer,
+    HttpMethod, RestAuth, RestComment, RestConfig, RestField, RestFormat, RestOperation,
+    RestOperations, RestWebhook, WebhookPayload, check_json_pointer,
 };
 pub use self::server::{MAX_CONNECTIONS_LIMIT, ServerConfig};
 pub use self::since::SinceFormat;

@@ -41,6 +41,10 @@ pub struct RestConfig {
     /// `[[connection.external.fields]]`: where each external field lives (custom format).
     #[serde(default)]
     pub fields: Vec<RestField>,
+    /// `[connection.external.comment]`: where a listed comment's parts are and how its text
+    /// is written (custom format, with the comment operations).
+    #[serde(default)]
+    pub comment: Option<RestComment>,
     /// Where each key of this table sits in the file, so that problems found only when the
     /// system is contacted (`tandem check` reading a real item) are reported at their line.
     #[serde(skip)]
@@ -59,6 +63,7 @@ impl RestConfig {
                     ("operations", self.operations.is_some()),
                     ("webhook", self.webhook.is_some()),
                     ("fields", !self.fields.is_empty()),
+                    ("comment", self.comment.is_some()),
                 ] {
                     if present {
                         issue(
@@ -83,6 +88,10 @@ impl RestConfig {
                     ("update", Some(&ops.update)),
                     ("fetch", ops.fetch.as_ref()),
                     ("list_changed", ops.list_changed.as_ref()),
+                    ("list_comments", ops.list_comments.as_ref()),
+                    ("create_comment", ops.create_comment.as_ref()),
+                    ("update_comment", ops.update_comment.as_ref()),
+                    ("delete_comment", ops.delete_comment.as_ref()),
                 ];
                 for (name, op) in all {
                     let Some(op) = op else { continue };
@@ -180,7 +189,11 @@ impl RestConfig {
                     if let Some(p) = &w.event_pointer {
                         check_pointer(p, &format!("{at}.webhook.event_pointer"), issue);
                     }
+                    if let Some(p) = &w.comment_id_pointer {
+                        check_pointer(p, &format!("{at}.webhook.comment_id_pointer"), issue);
+                    }
                 }
+                self.check_comments(ops, at, issue);
                 let mut ids = HashMap::new();
                 for (i, f) in self.fields.iter().enumerate() {
                     let k = format!("{at}.fields[{i}]");
@@ -206,6 +219,101 @@ impl RestConfig {
                         None => {}
                     }
                 }
+            }
+        }
+    }
+}
+
+impl RestConfig {
+    /// The comment operations of a custom system: all or nothing of `list_comments` +
+    /// `create_comment` (updates and deletes need them), their placeholders, and the
+    /// `[comment]` table that says where a listed comment's parts are.
+    fn check_comments(&self, ops: &RestOperations, at: &str, issue: &mut impl FnMut(&str, String)) {
+        let ops_at = format!("{at}.operations");
+        let any = ops.list_comments.is_some()
+            || ops.create_comment.is_some()
+            || ops.update_comment.is_some()
+            || ops.delete_comment.is_some();
+        if !any {
+            if self.comment.is_some() {
+                issue(
+                    &format!("{at}.comment"),
+                    "only used with the comment operations (`operations.list_comments` and                      `operations.create_comment`)"
+                        .into(),
+                );
+            }
+            if self
+                .webhook
+                .as_ref()
+                .is_some_and(|w| w.comment_id_pointer.is_some())
+            {
+                issue(
+                    &format!("{at}.webhook.comment_id_pointer"),
+                    "only used with the comment operations (`operations.list_comments` and                      `operations.create_comment`)"
+                        .into(),
+                );
+            }
+            return;
+        }
+        for (name, present) in [
+            ("list_comments", ops.list_comments.is_some()),
+            ("create_comment", ops.create_comment.is_some()),
+        ] {
+            if !present {
+                issue(
+                    &format!("{ops_at}.{name}"),
+                    "comments need both `list_comments` and `create_comment` (or none of the                      comment operations)"
+                        .into(),
+                );
+            }
+        }
+        let placeholders: [(&str, Option<&RestOperation>, &[&str]); 4] = [
+            ("list_comments", ops.list_comments.as_ref(), &["{id}"]),
+            ("create_comment", ops.create_comment.as_ref(), &["{id}"]),
+            (
+                "update_comment",
+                ops.update_comment.as_ref(),
+                &["{comment_id}"],
+            ),
+            (
+                "delete_comment",
+                ops.delete_comment.as_ref(),
+                &["{comment_id}"],
+            ),
+        ];
+        for (name, op, needs) in placeholders {
+            let Some(op) = op else { continue };
+            for p in needs {
+                if !op.path.contains(p) {
+                    issue(
+                        &format!("{ops_at}.{name}.path"),
+                        format!("must contain `{p}`"),
+                    );
+                }
+            }
+            if matches!(name, "create_comment" | "update_comment") {
+                match &op.body {
+                    Some(b) if b.contains("{{body}}") => {}
+                    Some(_) => issue(
+                        &format!("{ops_at}.{name}.body"),
+                        "the body template must contain `{{body}}` (the comment's text)".into(),
+                    ),
+                    None => issue(
+                        &format!("{ops_at}.{name}.body"),
+                        "needs a body template containing `{{body}}`, e.g.                          '{\"comment\": {\"body\": {{body}}}}'"
+                            .into(),
+                    ),
+                }
+            }
+        }
+        if ops.list_comments.is_some() {
+            match &self.comment {
+                None => issue(
+                    &format!("{at}.comment"),
+                    "`list_comments` needs [connection.external.comment] with at least                      `body_pointer` and `created_pointer`"
+                        .into(),
+                ),
+                Some(c) => c.check(&format!("{at}.comment"), issue),
             }
         }
     }
@@ -316,6 +424,78 @@ pub struct RestOperations {
     /// `id_pointer`.
     #[serde(default)]
     pub list_changed: Option<RestOperation>,
+    /// Lists item `{id}`'s comments, oldest first: `items_pointer` (default: the whole
+    /// answer) is the array, `id_pointer` (default `/id`) each comment's id. With
+    /// `create_comment`, comments of this system are synced.
+    #[serde(default)]
+    pub list_comments: Option<RestOperation>,
+    /// Adds a comment to item `{id}`; the body template holds `{{body}}` (the text, a JSON
+    /// string) and may hold `{{internal}}` (a boolean). `id_pointer`: the new comment's id in
+    /// the answer; without it the id is found by listing the comments (systems that answer
+    /// `204`, like Redmine's notes).
+    #[serde(default)]
+    pub create_comment: Option<RestOperation>,
+    /// Rewrites comment `{comment_id}` of item `{id}`; body as `create_comment`'s.
+    #[serde(default)]
+    pub update_comment: Option<RestOperation>,
+    /// Deletes comment `{comment_id}` of item `{id}` (404 counts as deleted). Without it a
+    /// deletion to carry here fails as a permanent error: set the connection's
+    /// `comment_deletes = "keep"` for a system that cannot delete comments (Redmine).
+    #[serde(default)]
+    pub delete_comment: Option<RestOperation>,
+}
+
+/// `[connection.external.comment]`: where each part of a listed comment is (JSON Pointers
+/// inside one element of `list_comments`' array), and its text's format.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RestComment {
+    /// The comment's text. Required.
+    pub body_pointer: String,
+    /// When it was written (RFC 3339 or epoch seconds/milliseconds). Required.
+    pub created_pointer: String,
+    /// Its last edit; default: `created_pointer`'s time.
+    #[serde(default)]
+    pub updated_pointer: Option<String>,
+    /// The author's display name; default: none ("").
+    #[serde(default)]
+    pub author_pointer: Option<String>,
+    /// A boolean (or `"1"`/`"0"`) that is true for an internal/private note. When set, the
+    /// system counts as having internal comments.
+    #[serde(default)]
+    pub internal_pointer: Option<String>,
+    /// How the text is written: `plain` (default; the only form so far).
+    #[serde(default)]
+    pub format: Option<String>,
+}
+
+impl RestComment {
+    fn check(&self, at: &str, issue: &mut impl FnMut(&str, String)) {
+        for (k, p) in [
+            ("body_pointer", Some(&self.body_pointer)),
+            ("created_pointer", Some(&self.created_pointer)),
+            ("updated_pointer", self.updated_pointer.as_ref()),
+            ("author_pointer", self.author_pointer.as_ref()),
+            ("internal_pointer", self.internal_pointer.as_ref()),
+        ] {
+            if let Some(p) = p {
+                check_pointer(p, &format!("{at}.{k}"), issue);
+            }
+        }
+        match self.format.as_deref() {
+            None | Some("plain") => {}
+            Some(f @ ("markdown" | "html")) => issue(
+                &format!("{at}.format"),
+                format!(
+                    "\"{f}\" is not supported yet: comments are read and written as plain text                      (format = \"plain\")"
+                ),
+            ),
+            Some(f) => issue(
+                &format!("{at}.format"),
+                format!("unknown format `{f}`: use \"plain\""),
+            ),
+        }
+    }
 }
 
 /// One HTTP call of a custom REST system.
@@ -399,6 +579,11 @@ pub struct RestWebhook {
     /// JSON Pointer to the event name (e.g. `created`, `updated`).
     #[serde(default)]
     pub event_pointer: Option<String>,
+    /// JSON Pointer to a comment id: a delivery with a value there is about that comment of
+    /// the item (its event name saying created, updated or deleted), not about the item's
+    /// fields.
+    #[serde(default)]
+    pub comment_id_pointer: Option<String>,
 }
 
 /// `[[connection.external.fields]]`: where one external field lives in the item JSON.
@@ -428,6 +613,60 @@ impl RestField {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The issues `check` reports for a custom table with these extra TOML lines.
+    fn comment_issues(extra: &str) -> Vec<(String, String)> {
+        let text = format!(
+            "base_url = \"http://x.local\"\nformat = \"custom\"\n\
+             [operations.update]\nmethod = \"PUT\"\npath = \"/t/{{id}}\"\n{extra}"
+        );
+        let cfg: RestConfig = toml::from_str(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        let mut out = Vec::new();
+        cfg.check(false, "c", &mut |k: &str, m: String| {
+            out.push((k.to_string(), m))
+        });
+        out
+    }
+
+    #[test]
+    fn comment_operations_are_checked_at_load() {
+        let list = "[operations.list_comments]\nmethod = \"GET\"\npath = \"/t/{id}/notes\"\n";
+        let create = "[operations.create_comment]\nmethod = \"POST\"\npath = \"/t/{id}/notes\"\n\
+                      body = '{\"text\": {{body}}}'\nid_pointer = \"/id\"\n";
+        let place = "[comment]\nbody_pointer = \"/text\"\ncreated_pointer = \"/at\"\n";
+        assert_eq!(comment_issues(""), vec![]);
+        assert_eq!(comment_issues(&format!("{list}{create}{place}")), vec![]);
+        let keys = |extra: &str| -> Vec<String> {
+            comment_issues(extra).into_iter().map(|(k, _)| k).collect()
+        };
+        assert_eq!(
+            keys(&format!("{list}{place}")),
+            vec!["c.operations.create_comment"]
+        );
+        assert_eq!(keys(&format!("{list}{create}")), vec!["c.comment"]);
+        assert_eq!(keys(place), vec!["c.comment"]);
+        let no_body = create.replace("{{body}}", "\"x\"");
+        assert_eq!(
+            keys(&format!("{list}{no_body}{place}")),
+            vec!["c.operations.create_comment.body"]
+        );
+        let update = "[operations.update_comment]\nmethod = \"PUT\"\npath = \"/notes\"\n\
+                      body = '{\"text\": {{body}}}'\n";
+        assert_eq!(
+            keys(&format!("{list}{create}{place}{update}")),
+            vec!["c.operations.update_comment.path"]
+        );
+        let issues = comment_issues(&format!("{list}{create}{place}format = \"html\"\n"));
+        assert_eq!(issues.len(), 1);
+        assert_eq!(issues[0].0, "c.comment.format");
+        assert!(issues[0].1.contains("not supported yet"), "{}", issues[0].1);
+        assert_eq!(
+            keys(&format!(
+                "{list}{create}{place}internal_pointer = \"bad\"\n"
+            )),
+            vec!["c.comment.internal_pointer"]
+        );
+    }
 
     #[test]
     fn pointer_escapes_follow_rfc_6901() {

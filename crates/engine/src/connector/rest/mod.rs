@@ -8,11 +8,14 @@
 //! pointer to write — enough to reach common trackers and desks without new code.
 //!
 //! A REST system has no place that we know of to record the twin's id and no search for it,
-//! so `set_link` and `find_by_link` do nothing: the store's links are the record. Comments
-//! are a Jira notion here and are skipped.
+//! so `set_link` and `find_by_link` do nothing: the store's links are the record.
+//!
+//! Comments (`comments.rs`): the seed's comment routes, or a custom system's configured
+//! comment operations; plain-text bodies.
 
 mod check;
 pub mod client;
+mod comments;
 pub mod fields;
 pub mod webhook;
 
@@ -35,6 +38,7 @@ use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
+use tandem_core::comment::{Comment, NewComment};
 use tandem_core::mapping::{FieldType, Mapping};
 use tandem_core::{ChangeEvent, ChangeKind, EventOrigin, FieldValue, Side};
 
@@ -65,6 +69,13 @@ pub struct RestConnector {
     webhook_token: Option<Secret>,
     webhook_id_pointer: String,
     webhook_event_pointer: Option<String>,
+    /// Custom format: where a comment delivery names its comment.
+    webhook_comment_pointer: Option<String>,
+    /// Where a listed comment's parts are.
+    comment_places: comments::CommentPlaces,
+    /// Whether comments are read and written here (seed: always; custom: with
+    /// `list_comments` and `create_comment`).
+    comments_enabled: bool,
     /// External field id → where it lives (custom format).
     places: BTreeMap<String, FieldPlace>,
     /// How `list_changed` writes `{since}` (custom format).
@@ -143,9 +154,24 @@ impl RestConnector {
                 .and_then(|l| l.since_format.as_deref()),
         )
         .map_err(|e| anyhow::anyhow!("rest: list_changed.since_format: {e}"))?;
-        let (id_ptr, event_ptr) = match &cfg.webhook {
-            Some(w) => (w.id_pointer.clone(), w.event_pointer.clone()),
-            None => ("/id".to_string(), None),
+        let (id_ptr, event_ptr, comment_ptr) = match &cfg.webhook {
+            Some(w) => (
+                w.id_pointer.clone(),
+                w.event_pointer.clone(),
+                w.comment_id_pointer.clone(),
+            ),
+            None => ("/id".to_string(), None, None),
+        };
+        let (comment_places, comments_enabled) = match (&cfg.format, &cfg.operations) {
+            (RestFormat::Seed, _) => (comments::CommentPlaces::seed(), true),
+            (RestFormat::Custom, Some(ops)) => match &cfg.comment {
+                Some(c) if ops.list_comments.is_some() && ops.create_comment.is_some() => (
+                    comments::CommentPlaces::custom(ops.list_comments.as_ref(), c),
+                    true,
+                ),
+                _ => (comments::CommentPlaces::seed(), false),
+            },
+            (RestFormat::Custom, None) => (comments::CommentPlaces::seed(), false),
         };
         Ok(RestConnector {
             side: ctx.side,
@@ -156,6 +182,9 @@ impl RestConnector {
             webhook_token: cfg.webhook_token.clone().filter(|t| !t.is_empty()),
             webhook_id_pointer: id_ptr,
             webhook_event_pointer: event_ptr,
+            webhook_comment_pointer: comment_ptr,
+            comment_places,
+            comments_enabled,
             places,
             since_format,
             key_lines: cfg.key_lines.clone(),
@@ -405,26 +434,39 @@ fn method(m: HttpMethod) -> Method {
 /// `{{id}}` the item id as a JSON string. Substitution happens on parsed JSON, so a value
 /// can never change the template's structure.
 fn render_body(template: &str, fields_obj: &Value, id: Option<&str>) -> ConnectorResult<Value> {
-    const FIELDS: &str = "\u{0}tandem-fields\u{0}";
-    const ID: &str = "\u{0}tandem-id\u{0}";
-    let text = template
-        .replace("\"{{fields}}\"", "\"\\u0000tandem-fields\\u0000\"")
-        .replace("{{fields}}", "\"\\u0000tandem-fields\\u0000\"")
-        .replace("\"{{id}}\"", "\"\\u0000tandem-id\\u0000\"")
-        .replace("{{id}}", "\"\\u0000tandem-id\\u0000\"");
+    let id = id.map_or(Value::Null, |i| json!(i));
+    render_template(template, &[("fields", fields_obj.clone()), ("id", id)])
+}
+
+/// Fills `{{name}}` (quoted or not) in a JSON template with `values`' JSON. Each placeholder
+/// is first made a marker string, the template parsed, and the markers replaced in the
+/// parsed value, so a value can never change the template's structure.
+fn render_template(template: &str, values: &[(&str, Value)]) -> ConnectorResult<Value> {
+    let marker = |name: &str| format!("\u{0}tandem-{name}\u{0}");
+    let mut text = template.to_string();
+    for (name, _) in values {
+        let escaped = format!("\"\\u0000tandem-{name}\\u0000\"");
+        text = text
+            .replace(&format!("\"{{{{{name}}}}}\""), &escaped)
+            .replace(&format!("{{{{{name}}}}}"), &escaped);
+    }
     let mut v: Value = serde_json::from_str(&text).map_err(|e| {
         ConnectorError::permanent(format!("rest: the body template is not JSON: {e}"))
     })?;
-    fn fill(v: &mut Value, fields_obj: &Value, id: Option<&str>) {
+    let markers: Vec<(String, &Value)> = values.iter().map(|(n, v)| (marker(n), v)).collect();
+    fn fill(v: &mut Value, markers: &[(String, &Value)]) {
         match v {
-            Value::String(s) if s == FIELDS => *v = fields_obj.clone(),
-            Value::String(s) if s == ID => *v = id.map_or(Value::Null, |i| json!(i)),
-            Value::Array(a) => a.iter_mut().for_each(|x| fill(x, fields_obj, id)),
-            Value::Object(o) => o.values_mut().for_each(|x| fill(x, fields_obj, id)),
+            Value::String(s) => {
+                if let Some((_, with)) = markers.iter().find(|(m, _)| m == s) {
+                    *v = (*with).clone();
+                }
+            }
+            Value::Array(a) => a.iter_mut().for_each(|x| fill(x, markers)),
+            Value::Object(o) => o.values_mut().for_each(|x| fill(x, markers)),
             _ => {}
         }
     }
-    fill(&mut v, fields_obj, id);
+    fill(&mut v, &markers);
     Ok(v)
 }
 
@@ -479,6 +521,14 @@ impl Connector for RestConnector {
             webhook::verify_bearer(token, headers)?;
         }
         let v = webhook::parse_json(body)?;
+        // A comment delivery is one `Commented` event, whatever the payload setting.
+        let comment = match &self.format {
+            Format::Seed => self.parse_seed_comment(connection, headers, body, &v, now)?,
+            Format::Custom(_) => self.parse_custom_comment(connection, headers, body, &v, now)?,
+        };
+        if let Some(e) = comment {
+            return Ok(vec![e]);
+        }
         let key =
             webhook::delivery_id(headers).unwrap_or_else(|| hex::encode(Sha256::digest(body)));
         let event = |item_id: String, kind, values, needs_fetch| ChangeEvent {
@@ -735,6 +785,35 @@ impl Connector for RestConnector {
 
     async fn comment(&self, _id: &str, _text: &str) -> ConnectorResult<()> {
         Ok(())
+    }
+
+    fn supports_comments(&self) -> bool {
+        self.comments_enabled
+    }
+
+    fn supports_internal_comments(&self) -> bool {
+        self.comments_enabled && self.comment_places.has_internal()
+    }
+
+    async fn list_comments(&self, id: &str) -> ConnectorResult<Vec<Comment>> {
+        self.list_comments_impl(id).await
+    }
+
+    async fn create_comment(&self, id: &str, comment: &NewComment) -> ConnectorResult<String> {
+        self.create_comment_impl(id, comment).await
+    }
+
+    async fn update_comment(
+        &self,
+        id: &str,
+        comment_id: &str,
+        comment: &NewComment,
+    ) -> ConnectorResult<()> {
+        self.update_comment_impl(id, comment_id, comment).await
+    }
+
+    async fn delete_comment(&self, id: &str, comment_id: &str) -> ConnectorResult<()> {
+        self.delete_comment_impl(id, comment_id).await
     }
 
     async fn check(&self) -> CheckReport {

@@ -65,7 +65,7 @@ pub const MAX_ID_CHARS: usize = 255;
 /// Refuses ids that could not be a real item's: control characters (NUL is also refused by
 /// PostgreSQL text columns, which would turn the delivery into a 503 retried forever) and
 /// overlong ones. Quotes, spaces and JQL syntax are legal: ids are quoted wherever they go.
-fn check_item_id(id: &str, path: &str, what: &str) -> Result<(), WebhookError> {
+pub(super) fn check_item_id(id: &str, path: &str, what: &str) -> Result<(), WebhookError> {
     if id.chars().any(char::is_control) {
         return Err(shape(
             path,
