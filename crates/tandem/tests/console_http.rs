@@ -1,8 +1,8 @@
 //! The operator console's locks, over plain HTTP against a real `tandem serve`: sign-in sets
 //! a hardened session cookie, nothing works without it, an action needs the session's CSRF
 //! token and must come from this origin, a tampered cookie is refused, an action is written
-//! to the audit trail with who did it, and signing out ends the session for good. The JSON
-//! API keeps its Bearer token.
+//! to the audit trail with who did it (a per-user token signs in as that user), and signing
+//! out ends the session for good. The JSON API keeps its Bearer token.
 
 mod common;
 
@@ -41,7 +41,12 @@ fn csrf_of(page: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_console_is_locked_and_its_actions_are_guarded() {
-    let w = world(Options::default()).await;
+    let w = world(Options {
+        server_extra:
+            "console_users = [{ name = \"alice\", token = \"alice-token-0123456789\" }]\n".into(),
+        ..Options::default()
+    })
+    .await;
     let http = client();
     let url = |p: &str| format!("{}{p}", w.base);
     let host = w.base.trim_start_matches("http://").to_string();
@@ -196,11 +201,31 @@ async fn the_console_is_locked_and_its_actions_are_guarded() {
     assert_eq!(status_of(dead_id).await, EventStatus::Dead);
     assert!(store.list_operator_actions(10).await.unwrap().is_empty());
 
-    // The same action with everything in order goes through and is audited with who did it.
+    // The same action with everything in order goes through and is audited with who did it:
+    // alice, signed in with her own token.
+    assert!(overview.contains("Signed in as <strong>admin</strong>"));
+    let alice = http
+        .post(url("/login"))
+        .form(&[("token", "alice-token-0123456789")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(alice.status(), 303);
+    let (alice_cookie, _) = session_cookie(&alice);
+    let (_, _, alice_page) = page(format!("/events/{dead_id}"), alice_cookie.clone()).await;
+    assert!(alice_page.contains("Signed in as <strong>alice</strong>"));
     let (status, _) = act(
         format!("/events/{dead_id}/discard"),
-        cookie.clone(),
+        alice_cookie.clone(),
         csrf.clone(),
+        Some(("origin", format!("http://{host}"))),
+    )
+    .await;
+    assert_eq!(status, 403, "the admin session's CSRF token is not alice's");
+    let (status, _) = act(
+        format!("/events/{dead_id}/discard"),
+        alice_cookie.clone(),
+        csrf_of(&alice_page),
         Some(("origin", format!("http://{host}"))),
     )
     .await;
@@ -214,11 +239,11 @@ async fn the_console_is_locked_and_its_actions_are_guarded() {
             actions[0].action,
             actions[0].event_id
         ),
-        ("console:admin", DeadAction::Discard, Some(dead_id))
+        ("console:alice", DeadAction::Discard, Some(dead_id))
     );
     let (_, _, audit) = page("/audit".into(), cookie.clone()).await;
     assert!(
-        audit.contains("console:admin") && audit.contains("discard"),
+        audit.contains("console:alice") && audit.contains("discard"),
         "{audit}"
     );
 

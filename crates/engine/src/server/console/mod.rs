@@ -45,7 +45,7 @@ struct Console {
 /// The console's routes, to merge into the server's router.
 pub(super) fn router(app: Arc<AppState>) -> Router {
     let console = Arc::new(Console {
-        sessions: Sessions::new(app.admin_token.as_ref()),
+        sessions: Sessions::new(app.admin_token.as_ref(), &app.console_users),
         app,
     });
     Router::new()
@@ -204,14 +204,15 @@ fn login_form(message: Option<&str>, open: bool) -> String {
     if !open {
         body.push_str(
             "<p class=\"error\" role=\"alert\">The console is closed: set <code>server.admin_token</code> \
-             in the config and restart Tandem.</p>",
+             (or <code>server.console_users</code>) in the config and restart Tandem.</p>",
         );
     }
     body.push_str(
         "<form method=\"post\" action=\"/login\" class=\"login\">\
-         <label for=\"token\">Admin token</label>\
+         <label for=\"token\">Token</label>\
          <input id=\"token\" name=\"token\" type=\"password\" autocomplete=\"current-password\" required autofocus>\
-         <p class=\"hint\">The <code>server.admin_token</code> of this Tandem's config.</p>\
+         <p class=\"hint\">Your token from <code>server.console_users</code>, or the \
+         <code>server.admin_token</code> of this Tandem's config.</p>\
          <button type=\"submit\">Sign in</button></form>",
     );
     page("Sign in", "", None, &body)
@@ -250,7 +251,10 @@ async fn login(
         ),
         None => html_response(
             StatusCode::UNAUTHORIZED,
-            login_form(Some("That is not the admin token."), c.sessions.open()),
+            login_form(
+                Some("That token is not the admin token nor any console user's."),
+                c.sessions.open(),
+            ),
         ),
     }
 }
