@@ -247,6 +247,20 @@ async fn the_console_is_locked_and_its_actions_are_guarded() {
         "{audit}"
     );
 
+    // The events page filters by when events were received; a bad bound is named.
+    let (status, _, recent) = page("/events?since=1h".into(), cookie.clone()).await;
+    assert_eq!(status, 200);
+    assert!(
+        recent.contains(&format!("href=\"/events/{dead_id}\"")),
+        "{recent}"
+    );
+    let (_, _, old) = page("/events?until=2000-01-01T00:00".into(), cookie.clone()).await;
+    assert!(old.contains("No event matches."), "{old}");
+    assert!(!old.contains(&format!("href=\"/events/{dead_id}\"")));
+    let (status, _, bad) = page("/events?since=yesterday".into(), cookie.clone()).await;
+    assert_eq!(status, 400);
+    assert!(bad.contains("since=yesterday"), "{bad}");
+
     // The JSON API still takes the Bearer token, and only it.
     let api = http
         .get(url("/api/v1/events"))

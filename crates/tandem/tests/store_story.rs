@@ -725,14 +725,39 @@ async fn console_story(s: Arc<dyn Store>) {
         "filtered by the side it came from"
     );
 
-    // Retry-all for a filter: only c1's Jira-side dead letter comes back.
-    let retry_c1_jira = DeadResolution {
+    // A time filter on when events were received: `since` included, `until` not.
+    let received = |since: Option<i64>, until: Option<i64>| async move {
+        ids(&s
+            .list_events(&EventFilter {
+                since: since.map(t),
+                until: until.map(t),
+                ..EventFilter::default()
+            })
+            .await
+            .unwrap())
+    };
+    assert_eq!(received(Some(1), None).await, vec![c.id(), b.id()]);
+    assert_eq!(received(None, Some(1)).await, vec![a.id()]);
+    assert_eq!(received(Some(1), Some(2)).await, vec![b.id()]);
+    assert_eq!(received(Some(3), None).await, Vec::<i64>::new());
+
+    // Retry-all for a filter: only c1's Jira-side dead letter comes back, and only within
+    // the filter's time bounds (it was received at t(0)).
+    let mut retry_c1_jira = DeadResolution {
         action: DeadAction::Retry,
         event_id: None,
         connection: Some("c1".into()),
         side: Some(Side::Jira),
+        since: Some(t(1)),
+        until: None,
         actor: "console:admin".into(),
     };
+    assert_eq!(s.resolve_dead(&retry_c1_jira, t(10)).await, Ok(0));
+    assert_eq!(
+        s.get_event(a.id()).await.unwrap().unwrap().status,
+        EventStatus::Dead
+    );
+    (retry_c1_jira.since, retry_c1_jira.until) = (None, Some(t(1)));
     assert_eq!(s.resolve_dead(&retry_c1_jira, t(10)).await, Ok(1));
     let back = s.get_event(a.id()).await.unwrap().unwrap();
     assert_eq!(
@@ -758,6 +783,8 @@ async fn console_story(s: Arc<dyn Store>) {
         event_id: Some(b.id()),
         connection: None,
         side: None,
+        since: None,
+        until: None,
         actor: "console:ops".into(),
     };
     assert_eq!(s.resolve_dead(&discard_b, t(11)).await, Ok(1));

@@ -267,6 +267,10 @@ pub struct EventFilter {
     pub status: Option<EventStatus>,
     /// The side the event came from.
     pub side: Option<Side>,
+    /// Received at or after this instant.
+    pub since: Option<DateTime<Utc>>,
+    /// Received before this instant.
+    pub until: Option<DateTime<Utc>>,
     pub limit: u32,
 }
 
@@ -276,9 +280,24 @@ impl Default for EventFilter {
             connection: None,
             status: None,
             side: None,
+            since: None,
+            until: None,
             limit: 100,
         }
     }
+}
+
+/// The `[since, until)` bounds of a time filter as the statements bind them: an open end is a
+/// time before or after any event, so both backends run one statement with no NULL test (a
+/// NULL-able timestamp parameter would need a cast each dialect spells differently).
+pub(crate) fn time_bounds(
+    since: Option<DateTime<Utc>>,
+    until: Option<DateTime<Utc>>,
+) -> (DateTime<Utc>, DateTime<Utc>) {
+    let first = DateTime::from_timestamp(0, 0).unwrap_or_default();
+    // 9999-12-31T23:59:59Z: the last instant both backends store (and RFC 3339 can write).
+    let last = DateTime::from_timestamp(253_402_300_799, 0).unwrap_or_default();
+    (since.unwrap_or(first), until.unwrap_or(last))
 }
 
 /// What an operator does to dead letters from the console.
@@ -308,6 +327,10 @@ pub struct DeadResolution {
     pub event_id: Option<i64>,
     pub connection: Option<String>,
     pub side: Option<Side>,
+    /// Only events received at or after this instant (with `event_id: None`).
+    pub since: Option<DateTime<Utc>>,
+    /// Only events received before this instant.
+    pub until: Option<DateTime<Utc>>,
     /// Who did it, as the audit trail shows it (`console:admin`).
     pub actor: String,
 }

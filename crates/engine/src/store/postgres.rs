@@ -11,7 +11,7 @@ use super::{
     AuditEntry, Completion, ConnectionLock, CreateCircuit, CursorState, DeadLetter, DeadResolution,
     Enqueued, EventFilter, EventStatus, OperatorAction, QueuedEvent, RecentEvent, RecordedCreate,
     Store, StoreError, StoreResult, check_completion, contains_pattern, covered_note, lease_expiry,
-    link_conflict, link_not_saved, redact_url, resolution_outcome, sql, to_json,
+    link_conflict, link_not_saved, redact_url, resolution_outcome, sql, time_bounds, to_json,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -643,11 +643,14 @@ impl Store for PgStore {
     }
 
     async fn list_events(&self, f: &EventFilter) -> StoreResult<Vec<QueuedEvent>> {
+        let (since, until) = time_bounds(f.since, f.until);
         let rows = sqlx::query(sql::LIST_EVENTS)
             .bind(&f.connection)
             .bind(f.status.map(EventStatus::as_str))
             .bind(i64::from(f.limit))
             .bind(f.side.map(Side::as_str))
+            .bind(since)
+            .bind(until)
             .fetch_all(&self.pool)
             .await?;
         rows.iter().map(decode::event).collect()
@@ -686,11 +689,14 @@ impl Store for PgStore {
     async fn resolve_dead(&self, r: &DeadResolution, now: DateTime<Utc>) -> StoreResult<u64> {
         let side = r.side.map(Side::as_str);
         let mut tx = self.pool.begin().await?;
+        let (since, until) = time_bounds(r.since, r.until);
         sqlx::query(sql::RESOLVE_DEAD_LETTERS)
             .bind(now)
             .bind(r.event_id)
             .bind(&r.connection)
             .bind(side)
+            .bind(since)
+            .bind(until)
             .execute(&mut *tx)
             .await?;
         let (status, note) = resolution_outcome(r);
@@ -701,6 +707,8 @@ impl Store for PgStore {
             .bind(side)
             .bind(status)
             .bind(note)
+            .bind(since)
+            .bind(until)
             .execute(&mut *tx)
             .await?
             .rows_affected();
