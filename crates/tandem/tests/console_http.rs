@@ -138,6 +138,10 @@ async fn the_console_is_locked_and_its_actions_are_guarded() {
     let (status, _, event_page) = page(format!("/events/{dead_id}"), cookie.clone()).await;
     assert_eq!(status, 200);
     assert!(event_page.contains("Retry") && event_page.contains("Discard"));
+    // Its attempts, each with its outcome and error (Jira refuses the long summary).
+    let attempts = &event_page[event_page.find("<h2>Attempts</h2>").expect("attempts")..];
+    assert!(attempts.contains("status-dead"), "{attempts}");
+    assert!(attempts.contains("255"), "the error is shown: {attempts}");
     let csrf = csrf_of(&event_page);
 
     // A tampered cookie is no session.

@@ -80,6 +80,16 @@ macro_rules! steps {
                     "/0007_open_events_by_id.sql"
                 )),
             },
+            // 8 is taken by another branch's step; the runner only needs versions to grow.
+            Step {
+                version: 9,
+                name: "event attempts",
+                sql: include_str!(concat!(
+                    "../../migrations/",
+                    $folder,
+                    "/0009_event_attempts.sql"
+                )),
+            },
         ]
     };
 }

@@ -361,6 +361,46 @@ pub struct RecentEvent {
     pub updated_at: DateTime<Utc>,
 }
 
+/// One attempt at an event, as [`Store::list_attempts`] returns it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EventAttempt {
+    /// 1 for the first attempt; numbering goes on across an operator's retry.
+    pub attempt: i64,
+    pub at: DateTime<Utc>,
+    /// The error (retry, dead) or why it was ignored; `None` when it was applied.
+    pub error: Option<String>,
+    /// From the claim to the outcome, when this process made the claim.
+    pub duration_ms: Option<i64>,
+    /// `done`, `ignored`, `retry` or `dead`.
+    pub outcome: String,
+}
+
+/// Attempts kept per event (the newest ones); `sql::TRIM_ATTEMPTS` spells the same number.
+pub const KEPT_ATTEMPTS: i64 = 50;
+
+/// When this process claimed each event it holds, so an outcome can say how long its attempt
+/// took. In memory: the claimer is the only one who records the outcome, and after a restart
+/// the duration is merely unknown.
+#[derive(Default)]
+pub(crate) struct AttemptClock(std::sync::Mutex<std::collections::HashMap<i64, DateTime<Utc>>>);
+
+impl AttemptClock {
+    pub(crate) fn started(&self, ids: impl IntoIterator<Item = i64>, now: DateTime<Utc>) {
+        let mut m = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        // Claims whose outcome never came (lease lost, shutdown) are let go after a day.
+        m.retain(|_, at| now - *at < TimeDelta::days(1));
+        for id in ids {
+            m.insert(id, now);
+        }
+    }
+
+    /// Milliseconds since event `id` was claimed here, forgetting the claim.
+    pub(crate) fn took(&self, id: i64, now: DateTime<Utc>) -> Option<i64> {
+        let mut m = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        m.remove(&id).map(|at| (now - at).num_milliseconds().max(0))
+    }
+}
+
 /// A poll cursor and when it last moved.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CursorState {
@@ -563,6 +603,9 @@ pub trait Store: Send + Sync + 'static {
     /// all in one transaction. Returns how many events changed (0: nothing matched, and no
     /// action is recorded).
     async fn resolve_dead(&self, r: &DeadResolution, now: DateTime<Utc>) -> StoreResult<u64>;
+
+    /// Every attempt at event `id` still kept (the newest [`KEPT_ATTEMPTS`]), oldest first.
+    async fn list_attempts(&self, id: i64) -> StoreResult<Vec<EventAttempt>>;
 
     /// Operator actions, newest first.
     async fn list_operator_actions(&self, limit: u32) -> StoreResult<Vec<OperatorAction>>;

@@ -215,6 +215,26 @@ pub(crate) const RECENT_EVENTS: &str =
      FROM events ORDER BY id DESC LIMIT $1";
 
 // ---------------------------------------------------------------------------------------------
+// Every attempt at an event.
+
+/// Records an attempt at event `$1`: at `$2`, error `$3`, duration `$4` ms (NULL: unknown),
+/// outcome `$5`; numbered one past the event's newest attempt.
+pub(crate) const INSERT_ATTEMPT: &str =
+    "INSERT INTO event_attempts (event_id, attempt, at, error, duration_ms, outcome)
+     VALUES ($1, (SELECT COALESCE(MAX(attempt), 0) + 1 FROM event_attempts WHERE event_id = $1),
+             $2, $3, $4, $5)";
+
+/// Forgets event `$1`'s attempts older than its newest [`super::KEPT_ATTEMPTS`].
+pub(crate) const TRIM_ATTEMPTS: &str = "DELETE FROM event_attempts
+     WHERE event_id = $1
+       AND attempt <= (SELECT MAX(attempt) FROM event_attempts WHERE event_id = $1) - 50";
+
+/// Event `$1`'s attempts, oldest first.
+pub(crate) const LIST_ATTEMPTS: &str =
+    "SELECT attempt, at, error, duration_ms, outcome FROM event_attempts
+     WHERE event_id = $1 ORDER BY attempt";
+
+// ---------------------------------------------------------------------------------------------
 // Dead letters and the operators' actions on them.
 
 /// Unresolved dead letters, newest first, `$2` of them, in connection `$1` (NULL for any),

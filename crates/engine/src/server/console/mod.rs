@@ -1028,7 +1028,7 @@ async fn event_page(
             EventStatus::Dead => "Why it is a dead letter",
             EventStatus::Ignored => "Why it was not synced",
             EventStatus::Done => "Note",
-            _ => "Last error (the store keeps the newest attempt's error)",
+            _ => "Last error",
         };
         let _ = write!(
             body,
@@ -1036,6 +1036,32 @@ async fn event_page(
             esc(err)
         );
     }
+    let attempts = match store.list_attempts(id).await {
+        Ok(a) => a,
+        Err(e) => return store_failure(e),
+    };
+    let mut rows = String::new();
+    for a in &attempts {
+        rows.push_str(&row(&[
+            a.attempt.to_string(),
+            when(&a.at),
+            format!(
+                "<span class=\"status status-{o}\">{o}</span>",
+                o = esc(&a.outcome)
+            ),
+            a.duration_ms
+                .map(|ms| format!("{ms} ms"))
+                .unwrap_or_else(|| "–".into()),
+            esc(a.error.as_deref().unwrap_or("")),
+        ]));
+    }
+    body.push_str("<h2>Attempts</h2>");
+    body.push_str(&table(
+        "Every attempt, oldest first (the newest 50 are kept)",
+        &["Attempt", "When", "Outcome", "Took", "Error"],
+        &rows,
+        "Not attempted yet.",
+    ));
     if e.status == EventStatus::Dead {
         let csrf = html::csrf_field(&c.sessions.csrf(&s));
         let _ = write!(
