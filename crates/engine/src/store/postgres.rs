@@ -11,7 +11,7 @@ use super::{
     AuditEntry, Completion, ConnectionLock, CreateCircuit, CursorState, DeadLetter, DeadResolution,
     Enqueued, EventFilter, EventStatus, OperatorAction, QueuedEvent, RecentEvent, RecordedCreate,
     Store, StoreError, StoreResult, check_completion, contains_pattern, covered_note, lease_expiry,
-    link_conflict, link_not_saved, redact_url, resolution_outcome, sql, time_bounds, to_json,
+    link_conflict, link_not_saved, redact_url, resolution_outcome, sql, to_json,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -24,7 +24,7 @@ use std::time::Duration;
 use tandem_core::{ChangeEvent, Link, Shadow, Side};
 
 use super::migrate::{self, Migrator, Step};
-use super::{AttemptClock, EventAttempt};
+use super::{AttemptClock, EventAttempt, time_bounds};
 
 // Statements only PostgreSQL runs; the rest are in `sql.rs`.
 

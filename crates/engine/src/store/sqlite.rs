@@ -15,7 +15,7 @@ use super::{
     AuditEntry, Completion, ConnectionLock, CreateCircuit, CursorState, DeadLetter, DeadResolution,
     Enqueued, EventFilter, EventStatus, OperatorAction, QueuedEvent, RecentEvent, RecordedCreate,
     Store, StoreError, StoreResult, check_completion, contains_pattern, covered_note, lease_expiry,
-    link_conflict, link_not_saved, resolution_outcome, sql, time_bounds, to_json,
+    link_conflict, link_not_saved, resolution_outcome, sql, to_json,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
@@ -35,7 +35,7 @@ use tokio::sync::Mutex;
 mod writer;
 
 use super::migrate::{self, Migrator, Step};
-use super::{AttemptClock, EventAttempt};
+use super::{AttemptClock, EventAttempt, time_bounds};
 use writer::{WriteFailures, Writer};
 
 // Statements only SQLite runs; the rest are in `sql.rs`.
