@@ -233,6 +233,7 @@ pub async fn start(
         max_body_bytes: config.server.max_body_bytes,
         body_read_timeout: config.server.body_read_timeout,
         admin_token: config.server.admin_token.clone(),
+        console_users: config.server.console_users.clone(),
         metrics,
     });
     let listener = tokio::net::TcpListener::bind(listen)

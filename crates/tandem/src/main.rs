@@ -828,10 +828,9 @@ async fn cmd_events_list(config_path: &Path, status: Option<&str>) -> anyhow::Re
     };
     let events = store
         .list_events(&tandem::store::EventFilter {
-            connection: None,
             status,
-            side: None,
             limit: 200,
+            ..Default::default()
         })
         .await?;
     if events.is_empty() {

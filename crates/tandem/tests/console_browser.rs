@@ -404,6 +404,9 @@ async fn an_operator_follows_a_change_and_fixes_a_failure_in_the_browser() {
         .await;
     b.wait_text("[data-status]", "dead").await;
     b.wait_text("main", "500").await;
+    // Every attempt with its error: the first table right after a heading is the attempts..
+    b.wait_text("h2 + .scroll table", "dead").await;
+    b.wait_text("h2 + .scroll table", "500").await;
     b.remember().await;
     b.screenshot("event").await;
 
@@ -433,6 +436,7 @@ async fn an_operator_follows_a_change_and_fixes_a_failure_in_the_browser() {
         tokio::time::sleep(Duration::from_millis(200)).await;
         b.open(&format!("{base}/events/{dead_id}")).await;
     }
+    b.wait_text("h2 + .scroll table", "done").await;
     b.screenshot("event-retried").await;
     eventually("the retried edit landed", || {
         w.external

@@ -1,8 +1,8 @@
 //! The operator console's locks, over plain HTTP against a real `tandem serve`: sign-in sets
 //! a hardened session cookie, nothing works without it, an action needs the session's CSRF
 //! token and must come from this origin, a tampered cookie is refused, an action is written
-//! to the audit trail with who did it, and signing out ends the session for good. The JSON
-//! API keeps its Bearer token.
+//! to the audit trail with who did it (a per-user token signs in as that user), and signing
+//! out ends the session for good. The JSON API keeps its Bearer token.
 
 mod common;
 
@@ -41,7 +41,12 @@ fn csrf_of(page: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_console_is_locked_and_its_actions_are_guarded() {
-    let w = world(Options::default()).await;
+    let w = world(Options {
+        server_extra:
+            "console_users = [{ name = \"alice\", token = \"alice-token-0123456789\" }]\n".into(),
+        ..Options::default()
+    })
+    .await;
     let http = client();
     let url = |p: &str| format!("{}{p}", w.base);
     let host = w.base.trim_start_matches("http://").to_string();
@@ -133,6 +138,10 @@ async fn the_console_is_locked_and_its_actions_are_guarded() {
     let (status, _, event_page) = page(format!("/events/{dead_id}"), cookie.clone()).await;
     assert_eq!(status, 200);
     assert!(event_page.contains("Retry") && event_page.contains("Discard"));
+    // Its attempts, each with its outcome and error (Jira refuses the long summary).
+    let attempts = &event_page[event_page.find("<h2>Attempts</h2>").expect("attempts")..];
+    assert!(attempts.contains("status-dead"), "{attempts}");
+    assert!(attempts.contains("255"), "the error is shown: {attempts}");
     let csrf = csrf_of(&event_page);
 
     // A tampered cookie is no session.
@@ -196,11 +205,31 @@ async fn the_console_is_locked_and_its_actions_are_guarded() {
     assert_eq!(status_of(dead_id).await, EventStatus::Dead);
     assert!(store.list_operator_actions(10).await.unwrap().is_empty());
 
-    // The same action with everything in order goes through and is audited with who did it.
+    // The same action with everything in order goes through and is audited with who did it:
+    // alice, signed in with her own token.
+    assert!(overview.contains("Signed in as <strong>admin</strong>"));
+    let alice = http
+        .post(url("/login"))
+        .form(&[("token", "alice-token-0123456789")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(alice.status(), 303);
+    let (alice_cookie, _) = session_cookie(&alice);
+    let (_, _, alice_page) = page(format!("/events/{dead_id}"), alice_cookie.clone()).await;
+    assert!(alice_page.contains("Signed in as <strong>alice</strong>"));
     let (status, _) = act(
         format!("/events/{dead_id}/discard"),
-        cookie.clone(),
+        alice_cookie.clone(),
         csrf.clone(),
+        Some(("origin", format!("http://{host}"))),
+    )
+    .await;
+    assert_eq!(status, 403, "the admin session's CSRF token is not alice's");
+    let (status, _) = act(
+        format!("/events/{dead_id}/discard"),
+        alice_cookie.clone(),
+        csrf_of(&alice_page),
         Some(("origin", format!("http://{host}"))),
     )
     .await;
@@ -214,13 +243,27 @@ async fn the_console_is_locked_and_its_actions_are_guarded() {
             actions[0].action,
             actions[0].event_id
         ),
-        ("console:admin", DeadAction::Discard, Some(dead_id))
+        ("console:alice", DeadAction::Discard, Some(dead_id))
     );
     let (_, _, audit) = page("/audit".into(), cookie.clone()).await;
     assert!(
-        audit.contains("console:admin") && audit.contains("discard"),
+        audit.contains("console:alice") && audit.contains("discard"),
         "{audit}"
     );
+
+    // The events page filters by when events were received; a bad bound is named.
+    let (status, _, recent) = page("/events?since=1h".into(), cookie.clone()).await;
+    assert_eq!(status, 200);
+    assert!(
+        recent.contains(&format!("href=\"/events/{dead_id}\"")),
+        "{recent}"
+    );
+    let (_, _, old) = page("/events?until=2000-01-01T00:00".into(), cookie.clone()).await;
+    assert!(old.contains("No event matches."), "{old}");
+    assert!(!old.contains(&format!("href=\"/events/{dead_id}\"")));
+    let (status, _, bad) = page("/events?since=yesterday".into(), cookie.clone()).await;
+    assert_eq!(status, 400);
+    assert!(bad.contains("since=yesterday"), "{bad}");
 
     // The JSON API still takes the Bearer token, and only it.
     let api = http

@@ -430,10 +430,8 @@ async fn snapshot(w: &World, config: &tandem::config::Config) -> (Vec<Value>, Ve
     let links = store.list_links(None, 100_000, 0).await.unwrap();
     let events = store
         .list_events(&tandem::store::EventFilter {
-            connection: None,
-            status: None,
-            side: None,
             limit: 100_000,
+            ..Default::default()
         })
         .await
         .unwrap();

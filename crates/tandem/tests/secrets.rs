@@ -25,6 +25,7 @@ const WEBHOOK_SECRET: &str = "SECRET-whs-51c2e";
 const WEBHOOK_TOKEN: &str = "SECRET-wht-a8d04";
 const ADMIN_TOKEN: &str = "SECRET-adm-33b7f";
 const EXT_PASSWORD: &str = "SECRET-pwd-9e6c1";
+const USER_TOKEN: &str = "SECRET-usr-c0ffee-4d2a";
 const EMAIL: &str = "tandem@example.com";
 
 /// Every secret in each form it travels in (Basic auth sends base64 of `user:secret`).
@@ -36,6 +37,7 @@ fn forbidden() -> Vec<String> {
         WEBHOOK_TOKEN.into(),
         ADMIN_TOKEN.into(),
         EXT_PASSWORD.into(),
+        USER_TOKEN.into(),
         b64(format!("{EMAIL}:{API_TOKEN}")),
         b64(format!("external:{EXT_PASSWORD}")),
     ]
@@ -144,6 +146,7 @@ async fn world() -> World {
         r#"
 [server]
 admin_token = "{ADMIN_TOKEN}"
+console_users = [{{ name = "alice", token = "{USER_TOKEN}" }}]
 [storage]
 url = "sqlite://tandem.db"
 [worker]
@@ -301,10 +304,11 @@ async fn no_secret_reaches_logs_answers_admin_api_metrics_or_cli() {
         .unwrap();
     let signed_in = jar
         .post(url("/login"))
-        .form(&[("token", ADMIN_TOKEN)])
+        .form(&[("token", USER_TOKEN)])
         .send()
         .await
         .unwrap();
+    // Signed in with a console user's token: its pages are walked as that user sees them.
     assert_eq!(signed_in.status().as_u16(), 303);
     let cookie = signed_in.headers()["set-cookie"]
         .to_str()
@@ -678,7 +682,7 @@ fn credential_checks_are_constant_time() {
         "the admin token check uses Secret::matches"
     );
     let console = code(include_str!("../../engine/src/server/console/session.rs"));
-    for check in ["t.matches(", ".verify_slice(", ".ct_eq("] {
+    for check in ["token.matches(", ".verify_slice(", ".ct_eq("] {
         assert!(
             console.contains(check),
             "the console's sign-in, session and CSRF checks use {check}"

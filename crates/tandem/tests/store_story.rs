@@ -712,6 +712,25 @@ async fn console_story(s: Arc<dyn Store>) {
             .await
             .unwrap();
     }
+    // Each outcome is an attempt, with its error and how long it took from the claim (t(3)).
+    let attempts = s.list_attempts(a.id()).await.unwrap();
+    assert_eq!(attempts.len(), 1);
+    assert_eq!(
+        (
+            attempts[0].attempt,
+            attempts[0].outcome.as_str(),
+            attempts[0].error.clone(),
+            attempts[0].duration_ms,
+            attempts[0].at,
+        ),
+        (
+            1,
+            "dead",
+            Some(format!("HTTP 400 on {}", a.id())),
+            Some(1000),
+            t(4)
+        )
+    );
     let external = s
         .list_events(&EventFilter {
             side: Some(Side::External),
@@ -725,14 +744,39 @@ async fn console_story(s: Arc<dyn Store>) {
         "filtered by the side it came from"
     );
 
-    // Retry-all for a filter: only c1's Jira-side dead letter comes back.
-    let retry_c1_jira = DeadResolution {
+    // A time filter on when events were received: `since` included, `until` not.
+    let received = |since: Option<i64>, until: Option<i64>| async move {
+        ids(&s
+            .list_events(&EventFilter {
+                since: since.map(t),
+                until: until.map(t),
+                ..EventFilter::default()
+            })
+            .await
+            .unwrap())
+    };
+    assert_eq!(received(Some(1), None).await, vec![c.id(), b.id()]);
+    assert_eq!(received(None, Some(1)).await, vec![a.id()]);
+    assert_eq!(received(Some(1), Some(2)).await, vec![b.id()]);
+    assert_eq!(received(Some(3), None).await, Vec::<i64>::new());
+
+    // Retry-all for a filter: only c1's Jira-side dead letter comes back, and only within
+    // the filter's time bounds (it was received at t(0)).
+    let mut retry_c1_jira = DeadResolution {
         action: DeadAction::Retry,
         event_id: None,
         connection: Some("c1".into()),
         side: Some(Side::Jira),
+        since: Some(t(1)),
+        until: None,
         actor: "console:admin".into(),
     };
+    assert_eq!(s.resolve_dead(&retry_c1_jira, t(10)).await, Ok(0));
+    assert_eq!(
+        s.get_event(a.id()).await.unwrap().unwrap().status,
+        EventStatus::Dead
+    );
+    (retry_c1_jira.since, retry_c1_jira.until) = (None, Some(t(1)));
     assert_eq!(s.resolve_dead(&retry_c1_jira, t(10)).await, Ok(1));
     let back = s.get_event(a.id()).await.unwrap().unwrap();
     assert_eq!(
@@ -758,6 +802,8 @@ async fn console_story(s: Arc<dyn Store>) {
         event_id: Some(b.id()),
         connection: None,
         side: None,
+        since: None,
+        until: None,
         actor: "console:ops".into(),
     };
     assert_eq!(s.resolve_dead(&discard_b, t(11)).await, Ok(1));
@@ -933,6 +979,71 @@ async fn console_story_sqlite() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("console.db").display());
     console_story(store::open(&url).await.unwrap()).await;
+}
+
+/// Every outcome of an event is an attempt, numbered on across retries, written with the
+/// outcome; only the newest 50 are kept.
+async fn attempts_story(s: Arc<dyn Store>) {
+    let s = &*s;
+    let e = s
+        .enqueue(&event("c1", Side::Jira, "1", "k-a"), t(0))
+        .await
+        .unwrap();
+    for i in 0..55 {
+        let claimed = s.claim_due("w", t(i * 10 + 1), LEASE, 1).await.unwrap();
+        assert_eq!(ids(&claimed), vec![e.id()], "claim {i}");
+        let error = format!("HTTP 503 #{i}");
+        s.retry_later(e.id(), "w", t(i * 10 + 5), &error, t(i * 10 + 3))
+            .await
+            .unwrap();
+    }
+    s.claim_due("w", t(1000), LEASE, 1).await.unwrap();
+    s.complete(e.id(), "w", Completion::done(), t(1000))
+        .await
+        .unwrap();
+    let attempts = s.list_attempts(e.id()).await.unwrap();
+    assert_eq!(attempts.len(), 50);
+    assert_eq!(
+        attempts.iter().map(|a| a.attempt).collect::<Vec<_>>(),
+        (7..=56).collect::<Vec<_>>()
+    );
+    let first = &attempts[0];
+    assert_eq!(
+        (
+            first.outcome.as_str(),
+            first.error.as_deref(),
+            first.duration_ms
+        ),
+        ("retry", Some("HTTP 503 #6"), Some(2000))
+    );
+    let last = &attempts[49];
+    assert_eq!(
+        (
+            last.outcome.as_str(),
+            last.error.as_deref(),
+            last.duration_ms
+        ),
+        ("done", None, Some(0))
+    );
+    assert!(s.list_attempts(e.id() + 1).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn attempts_story_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("attempts.db").display());
+    attempts_story(store::open(&url).await.unwrap()).await;
+}
+
+#[tokio::test]
+async fn attempts_story_postgres() {
+    let Some(url) = postgres_url("attempts_story_postgres") else {
+        return;
+    };
+    in_postgres(&url, "attempts", 1, |mut stores, _| async move {
+        attempts_story(stores.remove(0)).await;
+    })
+    .await;
 }
 
 #[tokio::test]

@@ -56,7 +56,7 @@ pub use self::rest::{
     HttpMethod, RestAuth, RestComment, RestConfig, RestField, RestFormat, RestOperation,
     RestOperations, RestWebhook, WebhookPayload, check_json_pointer,
 };
-pub use self::server::{MAX_CONNECTIONS_LIMIT, ServerConfig};
+pub use self::server::{ADMIN_USER, ConsoleUser, MAX_CONNECTIONS_LIMIT, ServerConfig};
 pub use self::since::SinceFormat;
 pub use self::spans::KeyLines;
 pub use self::storage::StorageConfig;

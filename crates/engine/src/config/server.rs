@@ -18,6 +18,10 @@ pub struct ServerConfig {
     /// request (the webhook, health and metrics routes still work).
     #[serde(default)]
     pub admin_token: Option<Secret>,
+    /// People who may sign in to the console with a token of their own (besides
+    /// `admin_token`); their actions are recorded under their names.
+    #[serde(default)]
+    pub console_users: Vec<ConsoleUser>,
     /// Largest accepted request body in bytes; bigger webhook deliveries get `413`.
     /// Default 1 MiB.
     #[serde(default = "default_max_body_bytes")]
@@ -52,6 +56,7 @@ impl Default for ServerConfig {
         ServerConfig {
             listen: default_listen(),
             admin_token: None,
+            console_users: Vec::new(),
             max_body_bytes: default_max_body_bytes(),
             header_read_timeout: default_header_read_timeout(),
             body_read_timeout: default_body_read_timeout(),
@@ -81,6 +86,7 @@ impl ServerConfig {
                 );
             }
         }
+        self.check_console_users(issue);
         if !(1..=MAX_CONNECTIONS_LIMIT).contains(&self.max_connections) {
             issue(
                 "server.max_connections",
@@ -92,6 +98,78 @@ impl ServerConfig {
         }
     }
 }
+
+impl ServerConfig {
+    /// Names unique and plain (they appear in the audit trail and in the session cookie),
+    /// tokens long enough not to be guessed and distinct (a token names one person).
+    fn check_console_users(&self, issue: &mut impl FnMut(&str, String)) {
+        let mut names = std::collections::HashSet::new();
+        for (i, u) in self.console_users.iter().enumerate() {
+            let key = |field: &str| format!("server.console_users[{i}].{field}");
+            let plain = !u.name.is_empty()
+                && u.name.bytes().all(|b| {
+                    b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'_' | b'.' | b'-')
+                });
+            if !plain {
+                issue(
+                    &key("name"),
+                    format!(
+                        "`{}` is not a valid user name: use lower-case letters, digits, `_`, `.` and `-`",
+                        u.name
+                    ),
+                );
+            } else if u.name == ADMIN_USER {
+                issue(
+                    &key("name"),
+                    "`admin` is the name of whoever signs in with server.admin_token; choose another"
+                        .into(),
+                );
+            } else if !names.insert(u.name.as_str()) {
+                issue(
+                    &key("name"),
+                    format!("`{}` is named twice in server.console_users", u.name),
+                );
+            }
+            if u.token.expose().chars().count() < MIN_USER_TOKEN_CHARS {
+                issue(
+                    &key("token"),
+                    format!(
+                        "too short: a console token needs at least {MIN_USER_TOKEN_CHARS} characters"
+                    ),
+                );
+            } else if self
+                .admin_token
+                .as_ref()
+                .is_some_and(|a| a.expose() == u.token.expose())
+                || self.console_users[..i]
+                    .iter()
+                    .any(|o| o.token.expose() == u.token.expose())
+            {
+                issue(
+                    &key("token"),
+                    "is the same as another console token: each person needs a token of their own"
+                        .into(),
+                );
+            }
+        }
+    }
+}
+
+/// One entry of `server.console_users`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsoleUser {
+    /// Shown in the console and recorded with the person's actions (`console:<name>`).
+    pub name: String,
+    /// What the person signs in with.
+    pub token: Secret,
+}
+
+/// The console user who signed in with `server.admin_token`.
+pub const ADMIN_USER: &str = "admin";
+
+/// Shortest accepted `server.console_users[].token`.
+pub const MIN_USER_TOKEN_CHARS: usize = 16;
 
 /// Largest `server.max_connections`: the connection cap is a semaphore whose permits are
 /// all taken back at shutdown in one `u32` request.

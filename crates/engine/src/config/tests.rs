@@ -583,3 +583,57 @@ fn a_broken_expr_is_refused_at_its_mapping_line() {
         "{issue}"
     );
 }
+
+#[test]
+fn console_users_expand_their_tokens_and_are_checked() {
+    let with_users = |users: &str| {
+        VALID.replace(
+            "admin_token = \"${ADMIN}\"",
+            &format!("admin_token = \"${{ADMIN}}\"\nconsole_users = [{users}]"),
+        )
+    };
+    let c = load(&with_users(
+        r#"{ name = "alice", token = "${JIRA_TOKEN}-long-enough" }, { name = "bob.s-2_x", token = "0123456789abcdef" }"#,
+    ))
+    .unwrap();
+    let users = &c.server.console_users;
+    assert_eq!(users.len(), 2);
+    assert_eq!(users[0].name, "alice");
+    assert_eq!(users[0].token.expose(), "jira-secret-value-long-enough");
+    assert!(!format!("{c:?}").contains("jira-secret-value-long-enough"));
+
+    for (users, key, says) in [
+        (
+            r#"{ name = "Alice", token = "0123456789abcdef" }"#,
+            "server.console_users[0].name",
+            "not a valid user name",
+        ),
+        (
+            r#"{ name = "alice", token = "0123456789abcdef" }, { name = "alice", token = "0123456789abcdeg" }"#,
+            "server.console_users[1].name",
+            "named twice",
+        ),
+        (
+            r#"{ name = "admin", token = "0123456789abcdef" }"#,
+            "server.console_users[0].name",
+            "server.admin_token",
+        ),
+        (
+            r#"{ name = "alice", token = "short" }"#,
+            "server.console_users[0].token",
+            "at least 16 characters",
+        ),
+        (
+            r#"{ name = "alice", token = "0123456789abcdef" }, { name = "bob", token = "0123456789abcdef" }"#,
+            "server.console_users[1].token",
+            "a token of their own",
+        ),
+    ] {
+        let text = with_users(users);
+        let issue = one_issue(&text);
+        assert_eq!(issue.key, key, "{issue}");
+        assert!(issue.message.contains(says), "{issue}");
+        assert_eq!(issue.line, Some(line_of(&text, "console_users")), "{issue}");
+        assert!(!issue.to_string().contains("0123456789abcdef"), "{issue}");
+    }
+}

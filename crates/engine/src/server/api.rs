@@ -115,7 +115,7 @@ pub(super) async fn events(
         limit: q.limit(),
         connection: q.connection,
         status,
-        side: None,
+        ..EventFilter::default()
     };
     let events = state.engine.store.list_events(&filter).await;
     store_json(

@@ -31,6 +31,8 @@ pub struct AppState {
     pub body_read_timeout: Duration,
     /// Bearer token for `/api/v1` and the console's sign-in; without one those stay closed.
     pub admin_token: Option<Secret>,
+    /// People who sign in to the console with tokens of their own (`server.console_users`).
+    pub console_users: Vec<crate::config::ConsoleUser>,
     /// Renders `/metrics`; `None` when no recorder is installed (tests).
     pub metrics: Option<PrometheusHandle>,
 }

@@ -89,6 +89,15 @@ macro_rules! steps {
                     "/0008_comment_links.sql"
                 )),
             },
+            Step {
+                version: 9,
+                name: "event attempts",
+                sql: include_str!(concat!(
+                    "../../migrations/",
+                    $folder,
+                    "/0009_event_attempts.sql"
+                )),
+            },
         ]
     };
 }

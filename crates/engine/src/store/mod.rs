@@ -267,6 +267,10 @@ pub struct EventFilter {
     pub status: Option<EventStatus>,
     /// The side the event came from.
     pub side: Option<Side>,
+    /// Received at or after this instant.
+    pub since: Option<DateTime<Utc>>,
+    /// Received before this instant.
+    pub until: Option<DateTime<Utc>>,
     pub limit: u32,
 }
 
@@ -276,9 +280,24 @@ impl Default for EventFilter {
             connection: None,
             status: None,
             side: None,
+            since: None,
+            until: None,
             limit: 100,
         }
     }
+}
+
+/// The `[since, until)` bounds of a time filter as the statements bind them: an open end is a
+/// time before or after any event, so both backends run one statement with no NULL test (a
+/// NULL-able timestamp parameter would need a cast each dialect spells differently).
+pub(crate) fn time_bounds(
+    since: Option<DateTime<Utc>>,
+    until: Option<DateTime<Utc>>,
+) -> (DateTime<Utc>, DateTime<Utc>) {
+    let first = DateTime::from_timestamp(0, 0).unwrap_or_default();
+    // 9999-12-31T23:59:59Z: the last instant both backends store (and RFC 3339 can write).
+    let last = DateTime::from_timestamp(253_402_300_799, 0).unwrap_or_default();
+    (since.unwrap_or(first), until.unwrap_or(last))
 }
 
 /// What an operator does to dead letters from the console.
@@ -308,6 +327,10 @@ pub struct DeadResolution {
     pub event_id: Option<i64>,
     pub connection: Option<String>,
     pub side: Option<Side>,
+    /// Only events received at or after this instant (with `event_id: None`).
+    pub since: Option<DateTime<Utc>>,
+    /// Only events received before this instant.
+    pub until: Option<DateTime<Utc>>,
     /// Who did it, as the audit trail shows it (`console:admin`).
     pub actor: String,
 }
@@ -336,6 +359,46 @@ pub struct RecentEvent {
     pub last_error: Option<String>,
     pub received_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+}
+
+/// One attempt at an event, as [`Store::list_attempts`] returns it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EventAttempt {
+    /// 1 for the first attempt; numbering goes on across an operator's retry.
+    pub attempt: i64,
+    pub at: DateTime<Utc>,
+    /// The error (retry, dead) or why it was ignored; `None` when it was applied.
+    pub error: Option<String>,
+    /// From the claim to the outcome, when this process made the claim.
+    pub duration_ms: Option<i64>,
+    /// `done`, `ignored`, `retry` or `dead`.
+    pub outcome: String,
+}
+
+/// Attempts kept per event (the newest ones); `sql::TRIM_ATTEMPTS` spells the same number.
+pub const KEPT_ATTEMPTS: i64 = 50;
+
+/// When this process claimed each event it holds, so an outcome can say how long its attempt
+/// took. In memory: the claimer is the only one who records the outcome, and after a restart
+/// the duration is merely unknown.
+#[derive(Default)]
+pub(crate) struct AttemptClock(std::sync::Mutex<std::collections::HashMap<i64, DateTime<Utc>>>);
+
+impl AttemptClock {
+    pub(crate) fn started(&self, ids: impl IntoIterator<Item = i64>, now: DateTime<Utc>) {
+        let mut m = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        // Claims whose outcome never came (lease lost, shutdown) are let go after a day.
+        m.retain(|_, at| now - *at < TimeDelta::days(1));
+        for id in ids {
+            m.insert(id, now);
+        }
+    }
+
+    /// Milliseconds since event `id` was claimed here, forgetting the claim.
+    pub(crate) fn took(&self, id: i64, now: DateTime<Utc>) -> Option<i64> {
+        let mut m = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        m.remove(&id).map(|at| (now - at).num_milliseconds().max(0))
+    }
 }
 
 /// A poll cursor and when it last moved.
@@ -540,6 +603,9 @@ pub trait Store: Send + Sync + 'static {
     /// all in one transaction. Returns how many events changed (0: nothing matched, and no
     /// action is recorded).
     async fn resolve_dead(&self, r: &DeadResolution, now: DateTime<Utc>) -> StoreResult<u64>;
+
+    /// Every attempt at event `id` still kept (the newest [`KEPT_ATTEMPTS`]), oldest first.
+    async fn list_attempts(&self, id: i64) -> StoreResult<Vec<EventAttempt>>;
 
     /// Operator actions, newest first.
     async fn list_operator_actions(&self, limit: u32) -> StoreResult<Vec<OperatorAction>>;

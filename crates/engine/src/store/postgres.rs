@@ -25,6 +25,7 @@ use std::time::Duration;
 use tandem_core::{ChangeEvent, CommentLink, Link, Shadow, Side};
 
 use super::migrate::{self, Migrator, Step};
+use super::{AttemptClock, EventAttempt, time_bounds};
 
 // Statements only PostgreSQL runs; the rest are in `sql.rs`.
 
@@ -134,6 +135,8 @@ impl Drop for PgAdvisoryLock {
 
 pub(crate) struct PgStore {
     pool: PgPool,
+    /// When this process claimed the events it holds (how long each attempt took).
+    clock: AttemptClock,
 }
 
 /// Opens a store whose tables live in `schema` (created if missing). For tests, and for
@@ -203,6 +206,31 @@ impl Columns for PgRow {
 }
 
 impl PgStore {
+    /// Records an attempt at `event_id` and keeps only the newest ones, in the caller's
+    /// transaction (the one recording the outcome).
+    async fn record_attempt(
+        conn: &mut PgConnection,
+        event_id: i64,
+        now: DateTime<Utc>,
+        error: Option<&str>,
+        duration_ms: Option<i64>,
+        outcome: &str,
+    ) -> StoreResult<()> {
+        sqlx::query(sql::INSERT_ATTEMPT)
+            .bind(event_id)
+            .bind(now)
+            .bind(error)
+            .bind(duration_ms)
+            .bind(outcome)
+            .execute(&mut *conn)
+            .await?;
+        sqlx::query(sql::TRIM_ATTEMPTS)
+            .bind(event_id)
+            .execute(&mut *conn)
+            .await?;
+        Ok(())
+    }
+
     pub(crate) async fn open(url: &str, schema: Option<&str>) -> StoreResult<PgStore> {
         let mut opts = connect_options(url)?;
         if let Some(schema) = schema {
@@ -220,7 +248,10 @@ impl PgStore {
             .acquire_timeout(Duration::from_secs(10))
             .connect_with(opts)
             .await?;
-        let store = PgStore { pool };
+        let store = PgStore {
+            pool,
+            clock: AttemptClock::default(),
+        };
         store.migrate().await?;
         Ok(store)
     }
@@ -448,6 +479,7 @@ impl Store for PgStore {
             }
         }
         out.sort_by_key(|e| e.id);
+        self.clock.started(out.iter().map(|e| e.id), now);
         Ok(out)
     }
 
@@ -474,6 +506,11 @@ impl Store for PgStore {
         if owned != 1 {
             return Err(StoreError::LeaseLost { event_id });
         }
+        let error = (c.status == EventStatus::Ignored)
+            .then_some(c.note.as_deref())
+            .flatten();
+        let took = self.clock.took(event_id, now);
+        Self::record_attempt(&mut tx, event_id, now, error, took, c.status.as_str()).await?;
         if let Some(through) = c.covers_through {
             sqlx::query(SETTLE_CARRIED)
                 .bind(covered_note(event_id))
@@ -508,15 +545,19 @@ impl Store for PgStore {
         error: &str,
         now: DateTime<Utc>,
     ) -> StoreResult<u32> {
+        let mut tx = self.pool.begin().await?;
         let attempts: Option<i32> = sqlx::query_scalar(sql::RETRY_LATER)
             .bind(next_at)
             .bind(error)
             .bind(now)
             .bind(event_id)
             .bind(owner)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *tx)
             .await?;
         let attempts = attempts.ok_or(StoreError::LeaseLost { event_id })?;
+        let took = self.clock.took(event_id, now);
+        Self::record_attempt(&mut tx, event_id, now, Some(error), took, "retry").await?;
+        tx.commit().await?;
         u32::try_from(attempts).map_err(|_| {
             StoreError::Corrupt(format!(
                 "event {event_id}: attempts {attempts} out of range"
@@ -582,6 +623,8 @@ impl Store for PgStore {
             .bind(now)
             .execute(&mut *tx)
             .await?;
+        let took = self.clock.took(event_id, now);
+        Self::record_attempt(&mut tx, event_id, now, Some(reason), took, "dead").await?;
         tx.commit().await?;
         Ok(())
     }
@@ -644,11 +687,14 @@ impl Store for PgStore {
     }
 
     async fn list_events(&self, f: &EventFilter) -> StoreResult<Vec<QueuedEvent>> {
+        let (since, until) = time_bounds(f.since, f.until);
         let rows = sqlx::query(sql::LIST_EVENTS)
             .bind(&f.connection)
             .bind(f.status.map(EventStatus::as_str))
             .bind(i64::from(f.limit))
             .bind(f.side.map(Side::as_str))
+            .bind(since)
+            .bind(until)
             .fetch_all(&self.pool)
             .await?;
         rows.iter().map(decode::event).collect()
@@ -687,11 +733,14 @@ impl Store for PgStore {
     async fn resolve_dead(&self, r: &DeadResolution, now: DateTime<Utc>) -> StoreResult<u64> {
         let side = r.side.map(Side::as_str);
         let mut tx = self.pool.begin().await?;
+        let (since, until) = time_bounds(r.since, r.until);
         sqlx::query(sql::RESOLVE_DEAD_LETTERS)
             .bind(now)
             .bind(r.event_id)
             .bind(&r.connection)
             .bind(side)
+            .bind(since)
+            .bind(until)
             .execute(&mut *tx)
             .await?;
         let (status, note) = resolution_outcome(r);
@@ -702,6 +751,8 @@ impl Store for PgStore {
             .bind(side)
             .bind(status)
             .bind(note)
+            .bind(since)
+            .bind(until)
             .execute(&mut *tx)
             .await?
             .rows_affected();
@@ -719,6 +770,14 @@ impl Store for PgStore {
         }
         tx.commit().await?;
         Ok(n)
+    }
+
+    async fn list_attempts(&self, id: i64) -> StoreResult<Vec<EventAttempt>> {
+        let rows = sqlx::query(sql::LIST_ATTEMPTS)
+            .bind(id)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(|r| decode::attempt(r, id)).collect()
     }
 
     async fn list_operator_actions(&self, limit: u32) -> StoreResult<Vec<OperatorAction>> {

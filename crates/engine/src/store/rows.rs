@@ -6,8 +6,8 @@
 //! decodes to the same value (or the same [`StoreError::Corrupt`]) on either.
 
 use super::{
-    AuditEntry, CreateCircuit, CursorState, DeadAction, DeadLetter, EventStatus, OperatorAction,
-    QueuedEvent, RecentEvent, RecordedCreate, StoreError, StoreResult,
+    AuditEntry, CreateCircuit, CursorState, DeadAction, DeadLetter, EventAttempt, EventStatus,
+    OperatorAction, QueuedEvent, RecentEvent, RecordedCreate, StoreError, StoreResult,
 };
 use chrono::{DateTime, Utc};
 use sqlx::{ColumnIndex, Decode, Row, Type};
@@ -153,6 +153,18 @@ pub(crate) fn operator_action(row: &impl Columns) -> StoreResult<OperatorAction>
             .transpose()?,
         event_id: row.opt_bigint("event_id", &what)?,
         events: row.bigint("events", &what)?,
+    })
+}
+
+/// A row of [`super::sql::LIST_ATTEMPTS`] for event `event_id`.
+pub(crate) fn attempt(row: &impl Columns, event_id: i64) -> StoreResult<EventAttempt> {
+    let what = || format!("attempt at event {event_id}");
+    Ok(EventAttempt {
+        attempt: row.bigint("attempt", &what)?,
+        at: row.time("at", &what)?,
+        error: row.opt_text("error", &what)?,
+        duration_ms: row.opt_bigint("duration_ms", &what)?,
+        outcome: row.text("outcome", &what)?,
     })
 }
 

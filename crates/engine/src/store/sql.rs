@@ -193,7 +193,7 @@ pub(crate) const FORGET_OWNER: &str = "DELETE FROM lease_owners WHERE owner = $1
 pub(crate) const GET_EVENT: &str = concat!("SELECT ", event_cols!(), " FROM events WHERE id = $1");
 
 /// Events newest first, `$3` of them, in connection `$1`, status `$2` and from side `$4`
-/// (each NULL for any).
+/// (each NULL for any), received in `[$5, $6)` (see [`super::time_bounds`]).
 pub(crate) const LIST_EVENTS: &str = concat!(
     "SELECT ",
     event_cols!(),
@@ -201,6 +201,7 @@ pub(crate) const LIST_EVENTS: &str = concat!(
       WHERE (CAST($1 AS TEXT) IS NULL OR connection = $1)
         AND (CAST($2 AS TEXT) IS NULL OR status = $2)
         AND (CAST($4 AS TEXT) IS NULL OR source = $4)
+        AND received_at >= $5 AND received_at < $6
       ORDER BY id DESC LIMIT $3"
 );
 
@@ -212,6 +213,26 @@ pub(crate) const QUEUE_DEPTH: &str = "SELECT connection, status, COUNT(*) AS n F
 pub(crate) const RECENT_EVENTS: &str =
     "SELECT id, connection, source, status, last_error, received_at, updated_at
      FROM events ORDER BY id DESC LIMIT $1";
+
+// ---------------------------------------------------------------------------------------------
+// Every attempt at an event.
+
+/// Records an attempt at event `$1`: at `$2`, error `$3`, duration `$4` ms (NULL: unknown),
+/// outcome `$5`; numbered one past the event's newest attempt.
+pub(crate) const INSERT_ATTEMPT: &str =
+    "INSERT INTO event_attempts (event_id, attempt, at, error, duration_ms, outcome)
+     VALUES ($1, (SELECT COALESCE(MAX(attempt), 0) + 1 FROM event_attempts WHERE event_id = $1),
+             $2, $3, $4, $5)";
+
+/// Forgets event `$1`'s attempts older than its newest [`super::KEPT_ATTEMPTS`].
+pub(crate) const TRIM_ATTEMPTS: &str = "DELETE FROM event_attempts
+     WHERE event_id = $1
+       AND attempt <= (SELECT MAX(attempt) FROM event_attempts WHERE event_id = $1) - 50";
+
+/// Event `$1`'s attempts, oldest first.
+pub(crate) const LIST_ATTEMPTS: &str =
+    "SELECT attempt, at, error, duration_ms, outcome FROM event_attempts
+     WHERE event_id = $1 ORDER BY attempt";
 
 // ---------------------------------------------------------------------------------------------
 // Dead letters and the operators' actions on them.
@@ -237,33 +258,41 @@ pub(crate) const RETRY_DEAD_EVENTS: &str = "UPDATE events
      WHERE status = 'dead' AND (CAST($2 AS BIGINT) IS NULL OR id = $2)";
 
 /// Which dead events a [`super::DeadResolution`] acts on: `$2` event id, `$3` connection,
-/// `$4` side, each `NULL` for any.
+/// `$4` side, each `NULL` for any, received in `[$since, $until)` (the parameters named by the
+/// caller, so each statement numbers its own without gaps).
 macro_rules! dead_match {
-    () => {
-        "status = 'dead' AND (CAST($2 AS BIGINT) IS NULL OR id = $2)
+    ($since:literal, $until:literal) => {
+        concat!(
+            "status = 'dead' AND (CAST($2 AS BIGINT) IS NULL OR id = $2)
          AND (CAST($3 AS TEXT) IS NULL OR connection = $3)
-         AND (CAST($4 AS TEXT) IS NULL OR source = $4)"
+         AND (CAST($4 AS TEXT) IS NULL OR source = $4)
+         AND received_at >= ",
+            $since,
+            " AND received_at < ",
+            $until
+        )
     };
 }
 
-/// Resolves the matching dead letters' rows at `$1` (run before the events change).
+/// Resolves the matching dead letters' rows at `$1` (run before the events change); `$5`,
+/// `$6` the time bounds.
 pub(crate) const RESOLVE_DEAD_LETTERS: &str = concat!(
     "UPDATE dead_letters SET resolved_at = $1
      WHERE resolved_at IS NULL AND event_id IN (SELECT id FROM events WHERE ",
-    dead_match!(),
+    dead_match!("$5", "$6"),
     ")"
 );
 
 /// Moves the matching dead events to `$5` (pending or ignored) at `$1`; `$6`, when set,
 /// replaces the last error. A retry keeps the error (it says what failed before); a discard
-/// says who discarded it.
+/// says who discarded it. `$7`, `$8` the time bounds.
 pub(crate) const RESOLVE_DEAD_EVENTS: &str = concat!(
     "UPDATE events
      SET status = $5, attempts = CASE WHEN $5 = 'pending' THEN 0 ELSE attempts END,
          next_attempt_at = $1, lease_owner = NULL, lease_expires_at = NULL,
          last_error = COALESCE($6, last_error), updated_at = $1
      WHERE ",
-    dead_match!()
+    dead_match!("$7", "$8")
 );
 
 /// Records an operator action: `$1` at, `$2` actor, `$3` action, `$4` connection, `$5` side,

@@ -35,6 +35,7 @@ use tokio::sync::Mutex;
 mod writer;
 
 use super::migrate::{self, Migrator, Step};
+use super::{AttemptClock, EventAttempt, time_bounds};
 use writer::{WriteFailures, Writer};
 
 // Statements only SQLite runs; the rest are in `sql.rs`.
@@ -97,6 +98,8 @@ pub(crate) struct SqliteStore {
     /// [`Store::lock_connection`]'s locks, one per connection name. In-process only: one
     /// SQLite file serves one `tandem serve` (several instances need PostgreSQL).
     connection_locks: std::sync::Mutex<HashMap<String, Arc<Mutex<()>>>>,
+    /// When this process claimed the events it holds (how long each attempt took).
+    clock: AttemptClock,
 }
 
 /// How a timestamp is stored: fixed-width UTC text, so string order is time order.
@@ -217,6 +220,7 @@ impl SqliteStore {
             pool,
             write,
             connection_locks: std::sync::Mutex::new(HashMap::new()),
+            clock: AttemptClock::default(),
         };
         store.migrate().await?;
         Ok(store)
@@ -336,6 +340,31 @@ impl SqliteStore {
         Ok(n == 1)
     }
 
+    /// Records an attempt at `event_id` and keeps only the newest ones, in the caller's
+    /// transaction (the one recording the outcome).
+    async fn record_attempt(
+        conn: &mut SqliteConnection,
+        event_id: i64,
+        now: &str,
+        error: Option<&str>,
+        duration_ms: Option<i64>,
+        outcome: &str,
+    ) -> StoreResult<()> {
+        sqlx::query(sql::INSERT_ATTEMPT)
+            .bind(event_id)
+            .bind(now)
+            .bind(error)
+            .bind(duration_ms)
+            .bind(outcome)
+            .execute(&mut *conn)
+            .await?;
+        sqlx::query(sql::TRIM_ATTEMPTS)
+            .bind(event_id)
+            .execute(&mut *conn)
+            .await?;
+        Ok(())
+    }
+
     async fn insert_audit(
         conn: &mut SqliteConnection,
         a: &AuditEntry,
@@ -429,6 +458,7 @@ impl Store for SqliteStore {
             return Ok(Vec::new());
         }
         let expires = ts(lease_expiry(now, lease)?);
+        let claimed_at = now;
         let now = ts(now);
         let lease_owner = owner.to_string();
         let claim_now = now.clone();
@@ -469,6 +499,7 @@ impl Store for SqliteStore {
         }
         // RETURNING gives no order guarantee; callers expect arrival order.
         out.sort_by_key(|e| e.id);
+        self.clock.started(out.iter().map(|e| e.id), claimed_at);
         Ok(out)
     }
 
@@ -480,6 +511,7 @@ impl Store for SqliteStore {
         now: DateTime<Utc>,
     ) -> StoreResult<()> {
         check_completion(&c)?;
+        let took = self.clock.took(event_id, now);
         let now = ts(now);
         let owner = owner.to_string();
         // Several statements: the writer runs them in a savepoint, undone together on error.
@@ -498,6 +530,11 @@ impl Store for SqliteStore {
                     if owned != 1 {
                         return Err(StoreError::LeaseLost { event_id });
                     }
+                    let error = (c.status == EventStatus::Ignored)
+                        .then_some(c.note.as_deref())
+                        .flatten();
+                    let outcome = c.status.as_str();
+                    Self::record_attempt(&mut *conn, event_id, &now, error, took, outcome).await?;
                     if let Some(through) = c.covers_through {
                         sqlx::query(SETTLE_CARRIED)
                             .bind(covered_note(event_id))
@@ -534,20 +571,34 @@ impl Store for SqliteStore {
         error: &str,
         now: DateTime<Utc>,
     ) -> StoreResult<u32> {
+        let took = self.clock.took(event_id, now);
         let (next_at, now) = (ts(next_at), ts(now));
         let (error, owner) = (error.to_string(), owner.to_string());
+        // Several statements: the writer runs them in a savepoint, undone together on error.
         let attempts: Option<i64> = self
             .writer
-            .write(false, move |conn| {
+            .write(true, move |conn| {
                 Box::pin(async move {
-                    Ok(sqlx::query_scalar(sql::RETRY_LATER)
+                    let attempts: Option<i64> = sqlx::query_scalar(sql::RETRY_LATER)
                         .bind(&next_at)
                         .bind(&error)
                         .bind(&now)
                         .bind(event_id)
                         .bind(&owner)
-                        .fetch_optional(conn)
-                        .await?)
+                        .fetch_optional(&mut *conn)
+                        .await?;
+                    if attempts.is_some() {
+                        Self::record_attempt(
+                            &mut *conn,
+                            event_id,
+                            &now,
+                            Some(&error),
+                            took,
+                            "retry",
+                        )
+                        .await?;
+                    }
+                    Ok(attempts)
                 })
             })
             .await?;
@@ -615,6 +666,7 @@ impl Store for SqliteStore {
         reason: &str,
         now: DateTime<Utc>,
     ) -> StoreResult<()> {
+        let took = self.clock.took(event_id, now);
         let now = ts(now);
         let _w = self.write.lock().await;
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
@@ -633,6 +685,7 @@ impl Store for SqliteStore {
             .bind(&now)
             .execute(&mut *tx)
             .await?;
+        Self::record_attempt(&mut tx, event_id, &now, Some(reason), took, "dead").await?;
         tx.commit().await?;
         Ok(())
     }
@@ -713,11 +766,14 @@ impl Store for SqliteStore {
     }
 
     async fn list_events(&self, f: &EventFilter) -> StoreResult<Vec<QueuedEvent>> {
+        let (since, until) = time_bounds(f.since, f.until);
         let rows = sqlx::query(sql::LIST_EVENTS)
             .bind(&f.connection)
             .bind(f.status.map(EventStatus::as_str))
             .bind(i64::from(f.limit))
             .bind(f.side.map(Side::as_str))
+            .bind(ts(since))
+            .bind(ts(until))
             .fetch_all(&self.pool)
             .await?;
         rows.iter().map(decode::event).collect()
@@ -760,11 +816,15 @@ impl Store for SqliteStore {
         let side = r.side.map(Side::as_str);
         let _w = self.write.lock().await;
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let (since, until) = time_bounds(r.since, r.until);
+        let (since, until) = (ts(since), ts(until));
         sqlx::query(sql::RESOLVE_DEAD_LETTERS)
             .bind(&now)
             .bind(r.event_id)
             .bind(&r.connection)
             .bind(side)
+            .bind(&since)
+            .bind(&until)
             .execute(&mut *tx)
             .await?;
         let (status, note) = resolution_outcome(r);
@@ -775,6 +835,8 @@ impl Store for SqliteStore {
             .bind(side)
             .bind(status)
             .bind(note)
+            .bind(&since)
+            .bind(&until)
             .execute(&mut *tx)
             .await?
             .rows_affected();
@@ -792,6 +854,14 @@ impl Store for SqliteStore {
         }
         tx.commit().await?;
         Ok(n)
+    }
+
+    async fn list_attempts(&self, id: i64) -> StoreResult<Vec<EventAttempt>> {
+        let rows = sqlx::query(sql::LIST_ATTEMPTS)
+            .bind(id)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(|r| decode::attempt(r, id)).collect()
     }
 
     async fn list_operator_actions(&self, limit: u32) -> StoreResult<Vec<OperatorAction>> {

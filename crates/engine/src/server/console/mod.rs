@@ -45,7 +45,7 @@ struct Console {
 /// The console's routes, to merge into the server's router.
 pub(super) fn router(app: Arc<AppState>) -> Router {
     let console = Arc::new(Console {
-        sessions: Sessions::new(app.admin_token.as_ref()),
+        sessions: Sessions::new(app.admin_token.as_ref(), &app.console_users),
         app,
     });
     Router::new()
@@ -204,14 +204,15 @@ fn login_form(message: Option<&str>, open: bool) -> String {
     if !open {
         body.push_str(
             "<p class=\"error\" role=\"alert\">The console is closed: set <code>server.admin_token</code> \
-             in the config and restart Tandem.</p>",
+             (or <code>server.console_users</code>) in the config and restart Tandem.</p>",
         );
     }
     body.push_str(
         "<form method=\"post\" action=\"/login\" class=\"login\">\
-         <label for=\"token\">Admin token</label>\
+         <label for=\"token\">Token</label>\
          <input id=\"token\" name=\"token\" type=\"password\" autocomplete=\"current-password\" required autofocus>\
-         <p class=\"hint\">The <code>server.admin_token</code> of this Tandem's config.</p>\
+         <p class=\"hint\">Your token from <code>server.console_users</code>, or the \
+         <code>server.admin_token</code> of this Tandem's config.</p>\
          <button type=\"submit\">Sign in</button></form>",
     );
     page("Sign in", "", None, &body)
@@ -250,7 +251,10 @@ async fn login(
         ),
         None => html_response(
             StatusCode::UNAUTHORIZED,
-            login_form(Some("That is not the admin token."), c.sessions.open()),
+            login_form(
+                Some("That token is not the admin token nor any console user's."),
+                c.sessions.open(),
+            ),
         ),
     }
 }
@@ -711,6 +715,8 @@ struct EventsQuery {
     connection: Option<String>,
     side: Option<String>,
     status: Option<String>,
+    since: Option<String>,
+    until: Option<String>,
 }
 
 /// The events filter from query or form fields; `Err` names the bad value.
@@ -718,7 +724,10 @@ fn event_filter(
     connection: &Option<String>,
     side: &Option<String>,
     status: &Option<String>,
+    since: &Option<String>,
+    until: &Option<String>,
 ) -> Result<EventFilter, String> {
+    let now = Utc::now();
     Ok(EventFilter {
         connection: given(connection).map(str::to_string),
         side: given(side)
@@ -726,8 +735,55 @@ fn event_filter(
             .transpose()
             .map_err(|e| e.to_string())?,
         status: given(status).map(str::parse::<EventStatus>).transpose()?,
+        since: given(since)
+            .map(|t| parse_instant("since", t, now))
+            .transpose()?,
+        until: given(until)
+            .map(|t| parse_instant("until", t, now))
+            .transpose()?,
         limit: PAGE_SIZE * 4,
     })
+}
+
+/// A time filter's bound: RFC 3339 (`2026-12-03T10:00:00Z`), what a `datetime-local` input
+/// sends (`2026-12-03T10:00`, read as UTC like every time the console shows), or a span back
+/// from `now` (`30m`, `1h`, `24h`, `7d`).
+fn parse_instant(
+    key: &str,
+    text: &str,
+    now: chrono::DateTime<Utc>,
+) -> Result<chrono::DateTime<Utc>, String> {
+    use chrono::{NaiveDateTime, TimeDelta};
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(text) {
+        return Ok(t.with_timezone(&Utc));
+    }
+    for form in ["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S"] {
+        if let Ok(t) = NaiveDateTime::parse_from_str(text, form) {
+            return Ok(t.and_utc());
+        }
+    }
+    let ago = text
+        .strip_suffix(['m', 'h', 'd'])
+        .and_then(|n| n.parse::<i64>().ok())
+        .filter(|n| *n >= 0)
+        .and_then(|n| match text.chars().last() {
+            Some('m') => TimeDelta::try_minutes(n),
+            Some('h') => TimeDelta::try_hours(n),
+            _ => TimeDelta::try_days(n),
+        })
+        .and_then(|d| now.checked_sub_signed(d));
+    ago.ok_or_else(|| {
+        format!(
+            "`{key}={text}` is not a time: use 2026-12-03T10:00 (UTC), RFC 3339 \
+             (2026-12-03T10:00:00Z) or a span back from now (30m, 1h, 24h, 7d)"
+        )
+    })
+}
+
+/// A bound as a `datetime-local` input shows it (UTC, to the minute).
+fn local_input(t: Option<chrono::DateTime<Utc>>) -> String {
+    t.map(|t| t.format("%Y-%m-%dT%H:%M").to_string())
+        .unwrap_or_default()
 }
 
 fn bad_request(why: &str) -> Response {
@@ -758,7 +814,7 @@ async fn events_page(
         Ok(s) => s,
         Err(r) => return *r,
     };
-    let filter = match event_filter(&q.connection, &q.side, &q.status) {
+    let filter = match event_filter(&q.connection, &q.side, &q.status, &q.since, &q.until) {
         Ok(f) => f,
         Err(why) => return bad_request(&why),
     };
@@ -785,11 +841,36 @@ async fn events_page(
          <div><label for=\"connection\">Connection</label><select id=\"connection\" name=\"connection\">{}</select></div>\
          <div><label for=\"side\">Side</label><select id=\"side\" name=\"side\">{}</select></div>\
          <div><label for=\"status\">Status</label><select id=\"status\" name=\"status\">{}</select></div>\
+         <div><label for=\"since\">Received since (UTC)</label><input id=\"since\" name=\"since\" type=\"datetime-local\" value=\"{}\"></div>\
+         <div><label for=\"until\">Received before (UTC)</label><input id=\"until\" name=\"until\" type=\"datetime-local\" value=\"{}\"></div>\
          <button type=\"submit\">Filter</button></form>",
         html::options(&connection_choices(&c), filter.connection.as_deref()),
         html::options(&sides, side),
         html::options(&statuses, status),
+        esc(&local_input(filter.since)),
+        esc(&local_input(filter.until)),
     );
+    // Quick spans back from now, keeping the other filters.
+    let mut keep = String::new();
+    for (k, v) in [
+        ("connection", filter.connection.as_deref()),
+        ("side", side),
+        ("status", status),
+    ] {
+        if let Some(v) = v {
+            let _ = write!(keep, "&{k}={}", url_part(v));
+        }
+    }
+    body.push_str("<p class=\"spans\">Received in the last: ");
+    for (i, span) in ["1h", "24h", "7d"].iter().enumerate() {
+        let _ = write!(
+            body,
+            "{}<a href=\"{}\">{span}</a>",
+            if i > 0 { ", " } else { "" },
+            esc(&format!("/events?since={span}{keep}"))
+        );
+    }
+    body.push_str("</p>");
     if filter.status == Some(EventStatus::Dead) && !events.is_empty() {
         let csrf = c.sessions.csrf(&s);
         let _ = write!(
@@ -797,10 +878,15 @@ async fn events_page(
             "<form method=\"post\" action=\"/events/retry-all\" class=\"bulk\">{}\
              <input type=\"hidden\" name=\"connection\" value=\"{}\">\
              <input type=\"hidden\" name=\"side\" value=\"{}\">\
+             <input type=\"hidden\" name=\"since\" value=\"{}\">\
+             <input type=\"hidden\" name=\"until\" value=\"{}\">\
              <button type=\"submit\">Retry every dead letter matching this filter</button></form>",
             html::csrf_field(&csrf),
             esc(filter.connection.as_deref().unwrap_or("")),
             esc(side.unwrap_or("")),
+            // Absolute, so the retry covers what the page showed even if "1h" has moved on.
+            esc(&filter.since.map(|t| t.to_rfc3339()).unwrap_or_default()),
+            esc(&filter.until.map(|t| t.to_rfc3339()).unwrap_or_default()),
         );
     }
     let mut rows = String::new();
@@ -942,7 +1028,7 @@ async fn event_page(
             EventStatus::Dead => "Why it is a dead letter",
             EventStatus::Ignored => "Why it was not synced",
             EventStatus::Done => "Note",
-            _ => "Last error (the store keeps the newest attempt's error)",
+            _ => "Last error",
         };
         let _ = write!(
             body,
@@ -950,6 +1036,32 @@ async fn event_page(
             esc(err)
         );
     }
+    let attempts = match store.list_attempts(id).await {
+        Ok(a) => a,
+        Err(e) => return store_failure(e),
+    };
+    let mut rows = String::new();
+    for a in &attempts {
+        rows.push_str(&row(&[
+            a.attempt.to_string(),
+            when(&a.at),
+            format!(
+                "<span class=\"status status-{o}\">{o}</span>",
+                o = esc(&a.outcome)
+            ),
+            a.duration_ms
+                .map(|ms| format!("{ms} ms"))
+                .unwrap_or_else(|| "–".into()),
+            esc(a.error.as_deref().unwrap_or("")),
+        ]));
+    }
+    body.push_str("<h2>Attempts</h2>");
+    body.push_str(&table(
+        "Every attempt, oldest first (the newest 50 are kept)",
+        &["Attempt", "When", "Outcome", "Took", "Error"],
+        &rows,
+        "Not attempted yet.",
+    ));
     if e.status == EventStatus::Dead {
         let csrf = html::csrf_field(&c.sessions.csrf(&s));
         let _ = write!(
@@ -992,6 +1104,8 @@ struct ActionForm {
     csrf: String,
     connection: Option<String>,
     side: Option<String>,
+    since: Option<String>,
+    until: Option<String>,
 }
 
 async fn resolve(
@@ -1006,7 +1120,7 @@ async fn resolve(
         Ok(s) => s,
         Err(r) => return *r,
     };
-    let filter = match event_filter(&f.connection, &f.side, &None) {
+    let filter = match event_filter(&f.connection, &f.side, &None, &f.since, &f.until) {
         Ok(filter) => filter,
         Err(why) => return bad_request(&why),
     };
@@ -1015,6 +1129,8 @@ async fn resolve(
         event_id,
         connection: filter.connection,
         side: filter.side,
+        since: filter.since,
+        until: filter.until,
         actor: format!("console:{}", s.user),
     };
     match c.app.engine.store.resolve_dead(&r, Utc::now()).await {
@@ -1051,7 +1167,12 @@ async fn retry_all(
     Form(f): Form<ActionForm>,
 ) -> Response {
     let mut back = String::from("/events?status=dead");
-    for (k, v) in [("connection", &f.connection), ("side", &f.side)] {
+    for (k, v) in [
+        ("connection", &f.connection),
+        ("side", &f.side),
+        ("since", &f.since),
+        ("until", &f.until),
+    ] {
         if let Some(v) = given(v) {
             let _ = write!(back, "&{k}={}", url_part(v));
         }
@@ -1132,4 +1253,39 @@ async fn audit_page(State(c): State<Arc<Console>>, headers: HeaderMap) -> Respon
         "Nothing written yet.",
     ));
     c.render(&Access::Session(s), "Audit", "/audit", &body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn time_bounds_read_every_accepted_form_and_name_a_bad_one() {
+        let now = chrono::DateTime::parse_from_rfc3339("2026-12-03T12:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let at = |s: &str| parse_instant("since", s, now).map(|t| t.to_rfc3339());
+        let ok = |s: &str| Ok(s.to_string());
+        assert_eq!(
+            at("2026-12-03T10:00:00+01:00"),
+            ok("2026-12-03T09:00:00+00:00")
+        );
+        assert_eq!(at("2026-12-03T10:00"), ok("2026-12-03T10:00:00+00:00"));
+        assert_eq!(at("2026-12-03T10:00:30"), ok("2026-12-03T10:00:30+00:00"));
+        assert_eq!(at("1h"), ok("2026-12-03T11:00:00+00:00"));
+        assert_eq!(at("24h"), ok("2026-12-02T12:00:00+00:00"));
+        assert_eq!(at("30m"), ok("2026-12-03T11:30:00+00:00"));
+        assert_eq!(at("7d"), ok("2026-11-26T12:00:00+00:00"));
+        for bad in [
+            "yesterday",
+            "-1h",
+            "1w",
+            "h",
+            "2026-13-03T10:00",
+            "99999999999999d",
+        ] {
+            let err = at(bad).unwrap_err();
+            assert!(err.contains(&format!("`since={bad}`")), "{err}");
+        }
+    }
 }

@@ -1,9 +1,10 @@
 //! Console sign-in: HMAC-signed session cookies, CSRF tokens and the same-origin check.
 //!
 //! A session is a cookie `tandem_session=<user>.<expires>.<nonce>.<mac>`, the MAC an
-//! HMAC-SHA256 over the rest under a key derived from the admin token. Nothing is kept on the
-//! server, so sessions survive a restart and work on every instance sharing one config; and
-//! changing `server.admin_token` ends every session at once. Signing out clears the cookie
+//! HMAC-SHA256 over the rest under a key derived from every sign-in token (the admin token
+//! and each of `server.console_users`). Nothing is kept on the server, so sessions survive a
+//! restart and work on every instance sharing one config; and changing any token (or adding
+//! or removing a user) ends every session at once. Signing out clears the cookie
 //! and revokes its nonce in this process until it would have expired anyway.
 //!
 //! Every state-changing request must carry the session's CSRF token (an HMAC of the nonce,
@@ -12,6 +13,7 @@
 //! `Origin`, when present, must name this host. With `SameSite=Strict` on the cookie, that is
 //! three independent locks.
 
+use crate::config::{ADMIN_USER, ConsoleUser};
 use crate::secret::Secret;
 use axum::http::{HeaderMap, header};
 use chrono::{DateTime, TimeDelta, Utc};
@@ -39,23 +41,37 @@ pub(super) struct Session {
 
 /// The keys and the revoked nonces; one per server.
 pub(super) struct Sessions {
-    /// `None` when no admin token is configured: nobody can sign in.
+    /// `None` when no token is configured: nobody can sign in.
     key: Option<[u8; 32]>,
-    token: Option<Secret>,
+    /// Who may sign in: user name and token, the admin token first.
+    tokens: Vec<(String, Secret)>,
     revoked: Mutex<HashMap<String, DateTime<Utc>>>,
 }
 
 impl Sessions {
-    pub fn new(admin_token: Option<&Secret>) -> Self {
-        let key = admin_token.filter(|t| !t.is_empty()).map(|t| {
+    pub fn new(admin_token: Option<&Secret>, users: &[ConsoleUser]) -> Self {
+        let tokens: Vec<(String, Secret)> = admin_token
+            .map(|t| (ADMIN_USER.to_string(), t.clone()))
+            .into_iter()
+            .chain(users.iter().map(|u| (u.name.clone(), u.token.clone())))
+            .filter(|(_, t)| !t.is_empty())
+            .collect();
+        // Every name and token goes into the key, each length-prefixed so that no two lists
+        // hash alike: changing, adding or removing any of them ends every session.
+        let key = (!tokens.is_empty()).then(|| {
             let mut h = Sha256::new();
-            h.update(b"tandem console session key v1\0");
-            h.update(t.expose().as_bytes());
+            h.update(b"tandem console session key v2\0");
+            for (name, token) in &tokens {
+                for part in [name.as_str(), token.expose()] {
+                    h.update((part.len() as u64).to_be_bytes());
+                    h.update(part.as_bytes());
+                }
+            }
             h.finalize().into()
         });
         Sessions {
             key,
-            token: admin_token.cloned(),
+            tokens,
             revoked: Mutex::new(HashMap::new()),
         }
     }
@@ -76,12 +92,16 @@ impl Sessions {
         Some(mac)
     }
 
-    /// The user a presented sign-in token belongs to (compared in constant time).
-    pub fn user_for_token(&self, presented: &str) -> Option<&'static str> {
-        match &self.token {
-            Some(t) if self.open() && t.matches(presented.as_bytes()) => Some("admin"),
-            _ => None,
+    /// The user a presented sign-in token belongs to. Every token is compared (in constant
+    /// time), so the answer's timing does not tell which user's token was nearly right.
+    pub fn user_for_token(&self, presented: &str) -> Option<&str> {
+        let mut found = None;
+        for (name, token) in &self.tokens {
+            if token.matches(presented.as_bytes()) && found.is_none() {
+                found = Some(name.as_str());
+            }
         }
+        found
     }
 
     /// A new session for `user` and the cookie value that carries it.
@@ -110,11 +130,9 @@ impl Sessions {
     /// out.
     pub fn read(&self, headers: &HeaderMap, now: DateTime<Utc>) -> Option<Session> {
         let value = cookie(headers, COOKIE)?;
-        let mut parts = value.split('.');
-        let (user, exp, nonce, mac) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
-        if parts.next().is_some() {
-            return None;
-        }
+        // From the right: a user name may hold dots, the other three parts never do.
+        let mut parts = value.rsplitn(4, '.');
+        let (mac, nonce, exp, user) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
         let given = hex::decode(mac).ok()?;
         self.mac(&["session", user, exp, nonce])?
             .verify_slice(&given)
@@ -241,7 +259,7 @@ mod tests {
 
     #[test]
     fn a_session_round_trips_and_tampering_is_refused() {
-        let s = Sessions::new(Some(&Secret::new("tok")));
+        let s = Sessions::new(Some(&Secret::new("tok")), &[]);
         let now = Utc::now();
         let (session, value) = s.start("admin", now).unwrap();
         assert_eq!(s.read(&with_cookie(&value), now), Some(session.clone()));
@@ -249,7 +267,7 @@ mod tests {
         assert_eq!(s.read(&with_cookie(&forged), now), None);
         let later = now + TimeDelta::hours(SESSION_HOURS) + TimeDelta::seconds(1);
         assert_eq!(s.read(&with_cookie(&value), later), None, "expired");
-        let other_key = Sessions::new(Some(&Secret::new("another token")));
+        let other_key = Sessions::new(Some(&Secret::new("another token")), &[]);
         assert_eq!(other_key.read(&with_cookie(&value), now), None);
         assert!(s.csrf_ok(&session, &s.csrf(&session)));
         assert!(!s.csrf_ok(&session, ""));
@@ -259,11 +277,48 @@ mod tests {
 
     #[test]
     fn no_token_no_sessions() {
-        let s = Sessions::new(None);
+        let s = Sessions::new(None, &[]);
         assert!(!s.open());
         assert_eq!(s.user_for_token(""), None);
         assert!(s.start("admin", Utc::now()).is_none());
-        assert!(!Sessions::new(Some(&Secret::new(""))).open());
+        assert!(!Sessions::new(Some(&Secret::new("")), &[]).open());
+    }
+
+    fn user(name: &str, token: &str) -> ConsoleUser {
+        ConsoleUser {
+            name: name.into(),
+            token: Secret::new(token),
+        }
+    }
+
+    #[test]
+    fn each_user_signs_in_as_themselves_and_any_token_change_ends_sessions() {
+        let admin = Secret::new("admin-token");
+        let users = [
+            user("alice", "alice-token-0123456"),
+            user("bob.smith", "bob-token-01234567"),
+        ];
+        let s = Sessions::new(Some(&admin), &users);
+        assert_eq!(s.user_for_token("admin-token"), Some("admin"));
+        assert_eq!(s.user_for_token("alice-token-0123456"), Some("alice"));
+        assert_eq!(s.user_for_token("bob-token-01234567"), Some("bob.smith"));
+        assert_eq!(s.user_for_token("alice-token-012345"), None);
+        let now = Utc::now();
+        let (session, value) = s.start("bob.smith", now).unwrap();
+        assert_eq!(s.read(&with_cookie(&value), now), Some(session));
+        // Only users: the console is open without an admin token.
+        let only_users = Sessions::new(None, &users);
+        assert!(only_users.open());
+        assert_eq!(only_users.user_for_token("admin-token"), None);
+        // Rotating one user's token, or removing a user, changes the key.
+        let rotated = [users[0].clone(), user("bob.smith", "bob-token-rotated-1")];
+        for other in [
+            Sessions::new(Some(&admin), &rotated),
+            Sessions::new(Some(&admin), &users[..1]),
+            only_users,
+        ] {
+            assert_eq!(other.read(&with_cookie(&value), now), None);
+        }
     }
 
     #[test]
