@@ -520,7 +520,16 @@ impl VendorState {
         for (k, v) in values.as_object().unwrap() {
             item[k] = v.clone();
         }
-        item["updated_at"] = json!(stamp(self.vendor, Utc::now()));
+        // A later edit has a later time. GitHub and Zendesk write whole seconds, and the
+        // poller takes an item listed again with the same update time for the same change,
+        // so a second edit within the second of one already polled would not be seen (see
+        // the preset headers); the story's edits are a person's, seconds apart.
+        let before: DateTime<Utc> =
+            DateTime::parse_from_rfc3339(item["updated_at"].as_str().unwrap())
+                .unwrap()
+                .into();
+        let at = Utc::now().max(before + chrono::Duration::seconds(1));
+        item["updated_at"] = json!(stamp(self.vendor, at));
         self.items.insert(id, item);
     }
 
