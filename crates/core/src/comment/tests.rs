@@ -253,7 +253,10 @@ fn direction_history_and_internal_notes_are_respected() {
 
     // Written before the pair's first reconcile: history, not copied by default.
     let old = c("1", "Ann", "old", -10);
-    assert_eq!(plan(std::slice::from_ref(&old), &[], &[], &settings()), vec![]);
+    assert_eq!(
+        plan(std::slice::from_ref(&old), &[], &[], &settings()),
+        vec![]
+    );
     let history = CommentSettings {
         history: true,
         ..settings()
