@@ -30,10 +30,24 @@ pub struct Preset {
 }
 
 /// Every preset the binary knows, by name.
-pub const PRESETS: &[Preset] = &[Preset {
-    name: "redmine",
-    text: include_str!("../../../../presets/redmine.toml"),
-}];
+pub const PRESETS: &[Preset] = &[
+    Preset {
+        name: "redmine",
+        text: include_str!("../../../../presets/redmine.toml"),
+    },
+    Preset {
+        name: "github",
+        text: include_str!("../../../../presets/github.toml"),
+    },
+    Preset {
+        name: "gitlab",
+        text: include_str!("../../../../presets/gitlab.toml"),
+    },
+    Preset {
+        name: "zendesk",
+        text: include_str!("../../../../presets/zendesk.toml"),
+    },
+];
 
 /// The `[preset]` table of a preset file.
 #[derive(Debug, Clone, Deserialize)]
