@@ -626,8 +626,17 @@ async fn webhook_payloads_by_hand_shapes_and_fallbacks() {
     assert_eq!(again[0].idempotency_key, e.idempotency_key);
     assert!(e.idempotency_key.starts_with("jira:") && e.idempotency_key.len() == 5 + 64);
 
-    // Comments and unknown events are acknowledged with nothing to do.
-    for ev in ["comment_created", "jira:version_released", "something_else"] {
+    // A comment event names its comment: without one the delivery is refused, at `/comment`.
+    let b = serde_json::to_vec(
+        &json!({"webhookEvent": "comment_created", "issue": {"id": "1", "key": "A-1"}}),
+    )
+    .expect("json");
+    assert!(
+        c.parse_webhook("conn", &h, &b, now).is_err(),
+        "comment_created without a comment"
+    );
+    // Unknown events are acknowledged with nothing to do.
+    for ev in ["jira:version_released", "something_else"] {
         let b =
             serde_json::to_vec(&json!({"webhookEvent": ev, "issue": {"id": "1", "key": "A-1"}}))
                 .expect("json");
