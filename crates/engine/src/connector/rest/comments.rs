@@ -408,6 +408,8 @@ impl RestConnector {
             Some("comment_created") => CommentChange::Created,
             Some("comment_updated") => CommentChange::Updated,
             Some("comment_deleted") => CommentChange::Deleted,
+            // An item delivery that names its own event (`webhook.event_pointer = "/event"`).
+            Some(other) if !other.starts_with("comment") => return Ok(None),
             _ => {
                 return Err(shape(
                     "/event",
