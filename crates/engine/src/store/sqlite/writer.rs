@@ -15,7 +15,11 @@
 //!   of their writes happened.
 //! - **Atomic per caller.** A write of several statements runs inside its own `SAVEPOINT` and,
 //!   when it fails, is rolled back alone; the others of its batch still commit. A write of one
-//!   statement needs no savepoint: SQLite undoes a failed statement by itself.
+//!   statement needs no savepoint: SQLite undoes a failed statement by itself. But a statement
+//!   that failed on a full disk or an I/O error may have rolled back the whole transaction
+//!   (SQLite does that for `SQLITE_FULL`, `SQLITE_IOERR`, `SQLITE_NOMEM`), and the writes
+//!   after it would then run in autocommit: so such a failure abandons the batch, and every
+//!   caller in it hears an error (an error may be retried; a false success loses a write).
 //! - **Serialised.** The writes of a batch run one after another on one connection, in the order
 //!   they were queued, exactly as they did under the old per-write lock.
 
@@ -35,13 +39,24 @@ pub(crate) type WriteFuture<'c, T> = Pin<Box<dyn Future<Output = StoreResult<T>>
 type Deliver = Box<dyn FnOnce(StoreResult<()>) + Send>;
 
 /// A queued write, type-erased. Called with the batch's connection (or the error that kept the
-/// batch from starting), it runs the write and says whether it succeeded.
+/// batch from starting), it runs the write and says how it went.
 type Job = Box<
     dyn for<'c> FnOnce(
             Result<&'c mut SqliteConnection, StoreError>,
-        ) -> Pin<Box<dyn Future<Output = (bool, Deliver)> + Send + 'c>>
+        ) -> Pin<Box<dyn Future<Output = (Written, Deliver)> + Send + 'c>>
         + Send,
 >;
+
+/// How a write went, as far as the batch around it needs to know.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Written {
+    Ok,
+    /// The write refused itself (a link changed under it, a lease was lost): the database is
+    /// as the write found it.
+    Refused,
+    /// The database failed the write: it may have rolled back more than the write.
+    DbFailed,
+}
 
 struct Queued {
     job: Job,
@@ -127,12 +142,16 @@ impl Writer {
                     Ok(conn) => write(conn).await,
                     Err(e) => Err(e),
                 };
-                let ok = result.is_ok();
+                let written = match &result {
+                    Ok(_) => Written::Ok,
+                    Err(StoreError::Db(_)) => Written::DbFailed,
+                    Err(_) => Written::Refused,
+                };
                 let deliver: Deliver = Box::new(move |committed: StoreResult<()>| {
                     // The caller may have gone (its request was cancelled); nothing to do then.
                     let _ = answer.send(committed.and(result));
                 });
-                (ok, deliver)
+                (written, deliver)
             })
         });
         self.jobs
@@ -167,30 +186,20 @@ async fn run(
     }
 }
 
-/// A write with nothing queued beside it runs exactly as it would without the writer: one
-/// statement in SQLite's own autocommit, several in one transaction. The savepoint and the
-/// extra round trips to the connection's thread would only add latency to an idle store.
+/// A write with nothing queued beside it runs in a transaction of its own.
+///
+/// Never in SQLite's autocommit, not even for one statement: there the commit happens when
+/// the statement steps to its end, and a statement read with `fetch_optional` (an `INSERT ...
+/// RETURNING id`) is dropped after its first row, so sqlx never sees that step, and a commit
+/// that failed (a full disk) would be swallowed: the caller would hear the id of a row that
+/// was rolled back. An explicit `COMMIT` reports its failure.
 async fn commit_alone(pool: &SqlitePool, queued: Queued, failures: &WriteFailures) {
-    if !queued.savepoint {
-        match pool.acquire().await {
-            Ok(mut conn) => {
-                let (_, deliver) = (queued.job)(Ok(&mut *conn)).await;
-                deliver(Ok(()));
-            }
-            Err(e) => {
-                let e = StoreError::from(e);
-                let (_, deliver) = (queued.job)(Err(e.clone())).await;
-                deliver(Err(e));
-            }
-        }
-        return;
-    }
     match pool.begin_with("BEGIN IMMEDIATE").await {
         Ok(mut tx) => {
-            let (ok, deliver) = (queued.job)(Ok(&mut *tx)).await;
+            let (written, deliver) = (queued.job)(Ok(&mut *tx)).await;
             // A failed write is rolled back whole by dropping the transaction; its caller
             // hears its own error.
-            let committed = if ok {
+            let committed = if written == Written::Ok {
                 tx.commit().await.map_err(StoreError::from)
             } else {
                 Ok(())
@@ -251,13 +260,22 @@ async fn commit_batch(pool: &SqlitePool, batch: &mut Vec<Queued>, failures: &Wri
             broken = Some(e);
             break;
         }
-        let (ok, deliver) = (queued.job)(Ok(&mut *tx)).await;
+        let (written, deliver) = (queued.job)(Ok(&mut *tx)).await;
         delivers.push(deliver);
-        let close: &[&'static str] = match (queued.savepoint, ok) {
-            (true, true) => &["RELEASE write"],
-            (true, false) => &["ROLLBACK TO write", "RELEASE write"],
-            // One statement: SQLite already undid it if it failed.
-            (false, _) => &[],
+        let close: &[&'static str] = match (queued.savepoint, written) {
+            (true, Written::Ok) => &["RELEASE write"],
+            // If SQLite rolled the whole transaction back, the savepoint is gone and the
+            // `ROLLBACK TO` fails: the batch is abandoned below.
+            (true, _) => &["ROLLBACK TO write", "RELEASE write"],
+            (false, Written::Ok | Written::Refused) => &[],
+            // SQLite undid the statement, but perhaps the whole transaction with it; which
+            // one cannot be told from here, so the batch is abandoned.
+            (false, Written::DbFailed) => {
+                broken = Some(StoreError::Db(
+                    "a write of the same commit failed; the commit was abandoned".into(),
+                ));
+                break;
+            }
         };
         for sql in close {
             if let Err(e) = run_sql(&mut tx, sql).await {
