@@ -7,6 +7,7 @@
 //! demo or the benchmark harness, which live in the `tandem` binary crate.
 
 pub mod app;
+pub mod clock;
 pub mod config;
 pub mod connector;
 pub mod poller;

@@ -1880,3 +1880,123 @@ async fn comment_story_postgres() {
     })
     .await;
 }
+
+/// The host's clock set back an hour, then forward two: every wait the queue holds lasts as
+/// long in real time as it was meant to; a write made on the new clock before the jump was
+/// noticed is not moved again; another instance's lease is left alone.
+async fn clock_jump_story(s: Arc<dyn Store>) {
+    let s = &*s;
+    let mut id = Vec::new();
+    for item in ["1", "2", "3", "4"] {
+        let e = s
+            .enqueue(&event("c1", Side::Jira, item, &format!("k-{item}")), t(0))
+            .await
+            .unwrap();
+        id.push(e.id());
+    }
+    let (e1, e2, e3, e4) = (id[0], id[1], id[2], id[3]);
+    let claimed = s.claim_due("w", t(1), LEASE, 3).await.unwrap();
+    assert_eq!(ids(&claimed), vec![e1, e2, e3]);
+    assert_eq!(
+        ids(&s.claim_due("v", t(1), LEASE, 1).await.unwrap()),
+        vec![e4]
+    );
+    // e1 waits five minutes, e2 ten seconds; e3 stays leased by w (until 31), e4 by v.
+    s.retry_later(e1, "w", t(301), "HTTP 429", t(1))
+        .await
+        .unwrap();
+    s.retry_later(e2, "w", t(11), "HTTP 503", t(1))
+        .await
+        .unwrap();
+
+    // At real second 2 the clock is set back an hour.
+    let back = TimeDelta::hours(-1);
+    let h = |secs: i64| t(secs) + back;
+    let moved = s.shift_schedule("w", back, h(2)).await.unwrap();
+    assert_eq!(
+        moved, 2,
+        "the two retries; leases are renewed on the new clock instead"
+    );
+    assert!(s.claim_due("x", h(10), LEASE, 4).await.unwrap().is_empty());
+    assert_eq!(
+        ids(&s.claim_due("x", h(11), LEASE, 4).await.unwrap()),
+        vec![e2],
+        "the ten-second retry is due ten seconds after it was scheduled, not an hour later"
+    );
+    s.retry_later(e2, "x", h(410), "HTTP 503", h(11))
+        .await
+        .unwrap();
+    // w renews its lease on the new clock, as its worker does every third of the lease.
+    assert!(s.extend_lease(e3, "w", h(20), LEASE).await.unwrap());
+    assert!(s.claim_due("x", h(49), LEASE, 4).await.unwrap().is_empty());
+    assert_eq!(
+        ids(&s.claim_due("x", h(50), LEASE, 4).await.unwrap()),
+        vec![e3]
+    );
+    s.complete(e3, "x", Completion::done(), h(50))
+        .await
+        .unwrap();
+    s.complete(e4, "v", Completion::done(), h(50))
+        .await
+        .unwrap();
+    let e5 = s
+        .enqueue(&event("c1", Side::Jira, "5", "k-5"), h(300))
+        .await
+        .unwrap()
+        .id();
+    assert_eq!(
+        ids(&s.claim_due("x", h(301), LEASE, 4).await.unwrap()),
+        vec![e1, e5],
+        "the five-minute retry keeps its five minutes"
+    );
+
+    // At (new) 319 the clock jumps two hours forward, and x retries e5 by the new clock
+    // before the jump is noticed at 320. x's lease on e1 (to 331) and e2's retry (at 410)
+    // keep their real length; e5's retry, already on the new clock, stays as written.
+    let fwd = TimeDelta::hours(2);
+    let f = |secs: i64| h(secs) + fwd;
+    s.retry_later(e5, "x", f(325), "HTTP 503", f(319))
+        .await
+        .unwrap();
+    assert_eq!(s.shift_schedule("x", fwd, f(320)).await.unwrap(), 2);
+    assert!(
+        s.claim_due("z", f(324), LEASE, 4).await.unwrap().is_empty(),
+        "x's lease is not taken from it by the jump"
+    );
+    assert_eq!(
+        ids(&s.claim_due("z", f(325), LEASE, 4).await.unwrap()),
+        vec![e5]
+    );
+    assert_eq!(
+        ids(&s.claim_due("z", f(331), LEASE, 4).await.unwrap()),
+        vec![e1]
+    );
+    for e in [e5, e1] {
+        s.complete(e, "z", Completion::done(), f(331))
+            .await
+            .unwrap();
+    }
+    assert!(s.claim_due("z", f(409), LEASE, 4).await.unwrap().is_empty());
+    assert_eq!(
+        ids(&s.claim_due("z", f(410), LEASE, 4).await.unwrap()),
+        vec![e2]
+    );
+}
+
+#[tokio::test]
+async fn clock_jump_story_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("clock.db").display());
+    clock_jump_story(store::open(&url).await.unwrap()).await;
+}
+
+#[tokio::test]
+async fn clock_jump_story_postgres() {
+    let Some(url) = postgres_url("clock_jump_story_postgres") else {
+        return;
+    };
+    in_postgres(&url, "clock", 1, |mut stores, _| async move {
+        clock_jump_story(stores.remove(0)).await;
+    })
+    .await;
+}

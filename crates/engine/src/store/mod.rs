@@ -375,6 +375,35 @@ pub struct EventAttempt {
     pub outcome: String,
 }
 
+/// Which queue times [`Store::shift_schedule`] moves after a jump of the clock by `by`.
+///
+/// Rows written since the jump already hold times of the new clock and must not move:
+/// they are told apart by their `updated_at`, which is later than the old clock's reading of
+/// now (`now - by`) only for them when the clock went forward. Going back, nothing tells them
+/// apart, and it need not: a retry moved back is only clamped to now (early, never lost), and
+/// leases are left alone, since their holders renew them on the new clock within a third of
+/// the lease (a lease moved back could end under a worker still busy with it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ShiftPlan {
+    /// Pending events due after this move (not yet due before the jump, by either clock).
+    pub due_after: DateTime<Utc>,
+    /// Only rows last written at or before this (the old clock's now) move.
+    pub written_by: DateTime<Utc>,
+    /// Whether this instance's leases move too (forward jumps only).
+    pub move_leases: bool,
+}
+
+impl ShiftPlan {
+    pub(crate) fn new(by: TimeDelta, now: DateTime<Utc>) -> ShiftPlan {
+        let old_now = now - by;
+        ShiftPlan {
+            due_after: old_now.min(now),
+            written_by: old_now,
+            move_leases: by > TimeDelta::zero(),
+        }
+    }
+}
+
 /// Attempts kept per event (the newest ones); `sql::TRIM_ATTEMPTS` spells the same number.
 pub const KEPT_ATTEMPTS: i64 = 50;
 
@@ -580,6 +609,19 @@ pub trait Store: Send + Sync + 'static {
     /// Returns every lease `owner` holds to the queue, due at once, and forgets its heartbeat
     /// (graceful shutdown).
     async fn release_leases(&self, owner: &str) -> StoreResult<u64>;
+
+    /// The host's wall clock jumped by `by` (negative: back), as of `now` (the clock after the
+    /// jump): moves the times the queue waits for by as much, so every wait lasts as long in
+    /// real time as it was meant to (see [`ShiftPlan`] for which rows move). Without this, a
+    /// clock set back an hour would hold every retry (and every later event of its link) for
+    /// an extra hour, and a clock set forward would end this instance's leases mid-work.
+    /// Returns how many events moved.
+    async fn shift_schedule(
+        &self,
+        owner: &str,
+        by: chrono::TimeDelta,
+        now: DateTime<Utc>,
+    ) -> StoreResult<u64>;
 
     async fn get_event(&self, id: i64) -> StoreResult<Option<QueuedEvent>>;
 

@@ -47,6 +47,18 @@ const SETTLE_CARRIED: &str = sql::settle_carried!("(payload::jsonb ->> 'kind')")
 
 /// Notes that lease owner `$1` is alive, by the server's clock: the one clock every instance
 /// shares (see [`Store::heartbeat`]).
+/// Moves pending events due after `$3` and last written at or before `$4` by `$1`
+/// milliseconds, never to before `$2` (now).
+const SHIFT_PENDING: &str = "UPDATE events
+     SET next_attempt_at = GREATEST(next_attempt_at + $1::bigint * interval '1 millisecond', $2),
+         updated_at = $2
+     WHERE status = 'pending' AND next_attempt_at > $3 AND updated_at <= $4";
+
+/// Moves the leases owner `$2` holds, last written at or before `$3`, by `$1` milliseconds.
+const SHIFT_LEASES: &str = "UPDATE events
+     SET lease_expires_at = lease_expires_at + $1::bigint * interval '1 millisecond'
+     WHERE status = 'leased' AND lease_owner = $2 AND updated_at <= $3";
+
 const HEARTBEAT: &str = "INSERT INTO lease_owners (owner, heartbeat_at) VALUES ($1, now())
      ON CONFLICT (owner) DO UPDATE SET heartbeat_at = excluded.heartbeat_at";
 
@@ -627,6 +639,36 @@ impl Store for PgStore {
         Self::record_attempt(&mut tx, event_id, now, Some(reason), took, "dead").await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    async fn shift_schedule(
+        &self,
+        owner: &str,
+        by: chrono::TimeDelta,
+        now: DateTime<Utc>,
+    ) -> StoreResult<u64> {
+        let plan = super::ShiftPlan::new(by, now);
+        let millis = by.num_milliseconds();
+        let mut tx = self.pool.begin().await?;
+        let mut moved = sqlx::query(SHIFT_PENDING)
+            .bind(millis)
+            .bind(now)
+            .bind(plan.due_after)
+            .bind(plan.written_by)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if plan.move_leases {
+            moved += sqlx::query(SHIFT_LEASES)
+                .bind(millis)
+                .bind(owner)
+                .bind(plan.written_by)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+        }
+        tx.commit().await?;
+        Ok(moved)
     }
 
     async fn release_leases(&self, owner: &str) -> StoreResult<u64> {

@@ -59,6 +59,20 @@ const SETTLE_CARRIED: &str = sql::settle_carried!("json_extract(payload, '$.kind
 
 /// Notes that lease owner `$1` is alive at `$2`. This machine's clock is the only one a SQLite
 /// file is used under, so the time is bound like every other.
+/// Moves pending events due after `$3` and last written at or before `$4` by `$1` seconds
+/// (text, `-3600.000`), never to before `$2` (now). Timestamps are RFC 3339 text with
+/// milliseconds and `Z`, which `strftime` writes back in the same form, so they still compare
+/// as text.
+const SHIFT_PENDING: &str = "UPDATE events
+     SET next_attempt_at = MAX(strftime('%Y-%m-%dT%H:%M:%fZ', next_attempt_at, $1 || ' seconds'), $2),
+         updated_at = $2
+     WHERE status = 'pending' AND next_attempt_at > $3 AND updated_at <= $4";
+
+/// Moves the leases owner `$2` holds, last written at or before `$3`, by `$1` seconds.
+const SHIFT_LEASES: &str = "UPDATE events
+     SET lease_expires_at = strftime('%Y-%m-%dT%H:%M:%fZ', lease_expires_at, $1 || ' seconds')
+     WHERE status = 'leased' AND lease_owner = $2 AND updated_at <= $3";
+
 const HEARTBEAT: &str = "INSERT INTO lease_owners (owner, heartbeat_at) VALUES ($1, $2)
      ON CONFLICT (owner) DO UPDATE SET heartbeat_at = excluded.heartbeat_at";
 
@@ -706,6 +720,42 @@ impl Store for SqliteStore {
             .await?;
         tx.commit().await?;
         Ok(n)
+    }
+
+    async fn shift_schedule(
+        &self,
+        owner: &str,
+        by: chrono::TimeDelta,
+        now: DateTime<Utc>,
+    ) -> StoreResult<u64> {
+        let plan = super::ShiftPlan::new(by, now);
+        let seconds = format!("{:.3}", by.num_milliseconds() as f64 / 1000.0);
+        let (due_after, written_by) = (ts(plan.due_after), ts(plan.written_by));
+        let (now, owner) = (ts(now), owner.to_string());
+        self.writer
+            .write(true, move |conn| {
+                Box::pin(async move {
+                    let mut moved = sqlx::query(SHIFT_PENDING)
+                        .bind(&seconds)
+                        .bind(&now)
+                        .bind(&due_after)
+                        .bind(&written_by)
+                        .execute(&mut *conn)
+                        .await?
+                        .rows_affected();
+                    if plan.move_leases {
+                        moved += sqlx::query(SHIFT_LEASES)
+                            .bind(&seconds)
+                            .bind(&owner)
+                            .bind(&written_by)
+                            .execute(&mut *conn)
+                            .await?
+                            .rows_affected();
+                    }
+                    Ok(moved)
+                })
+            })
+            .await
     }
 
     async fn heartbeat(&self, owner: &str) -> StoreResult<()> {

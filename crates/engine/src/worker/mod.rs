@@ -42,6 +42,7 @@ pub use connection::{ConnectionRuntime, CreateRules, Scope};
 // use it too); these paths keep working.
 pub use crate::queueing::{enqueue, enqueue_linked, ordering_key};
 
+use crate::clock::ClockWatch;
 use crate::connector::ConnectorError;
 use crate::store::{QueuedEvent, Store, StoreError};
 use chrono::Utc;
@@ -81,6 +82,8 @@ pub struct Engine {
     pub settings: WorkerSettings,
     /// Woken by the server after an enqueue so new work starts without waiting a poll tick.
     pub wake: Notify,
+    /// Tells a jump of the host's clock from time passing (see [`crate::clock`]).
+    clock: ClockWatch,
 }
 
 /// How one event ended, for logs and metrics.
@@ -147,6 +150,7 @@ impl Engine {
             connections,
             settings,
             wake: Notify::new(),
+            clock: ClockWatch::default(),
         })
     }
 
@@ -157,6 +161,11 @@ impl Engine {
         let permits = Arc::new(Semaphore::new(self.settings.concurrency.max(1)));
         tokio::pin!(shutdown);
         loop {
+            // Before claiming: a jump forward would otherwise make this instance's own leases
+            // look expired and claimable.
+            if let Some(jump) = self.clock.check() {
+                self.clock_jumped(jump).await;
+            }
             let free = permits.available_permits() as u32;
             let claimed = if free == 0 {
                 Vec::new()
@@ -210,6 +219,28 @@ impl Engine {
             Ok(0) => {}
             Ok(n) => info!(released = n, "released leases on shutdown"),
             Err(e) => warn!(error = %e, "could not release leases on shutdown"),
+        }
+    }
+
+    /// Keeps the queue's waits at their real length after the host's clock jumped.
+    async fn clock_jumped(&self, jump: chrono::TimeDelta) {
+        metrics::counter!("tandem_clock_jumps_total").increment(1);
+        let now = Utc::now();
+        match self
+            .store
+            .shift_schedule(&self.settings.owner, jump, now)
+            .await
+        {
+            Ok(moved) => warn!(
+                jump_ms = jump.num_milliseconds(),
+                moved,
+                "the host's clock jumped; moved the queue's retry times and this instance's leases by as much"
+            ),
+            Err(e) => warn!(
+                jump_ms = jump.num_milliseconds(),
+                error = %e,
+                "the host's clock jumped and the queue's times could not be moved; retries may wait longer than planned"
+            ),
         }
     }
 

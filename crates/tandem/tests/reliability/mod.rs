@@ -188,6 +188,11 @@ impl Instance {
     /// Starts `tandem serve` and waits for its "listening" line. Logs go to `log` (appended,
     /// so restarts keep the history).
     pub fn start(config: &Path, log: PathBuf) -> Instance {
+        Instance::start_with_env(config, log, &[])
+    }
+
+    /// [`Instance::start`] with more environment variables for the process.
+    pub fn start_with_env(config: &Path, log: PathBuf, env: &[(&str, String)]) -> Instance {
         let stderr = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -203,6 +208,7 @@ impl Instance {
                 "RUST_LOG",
                 std::env::var("TANDEM_TEST_CHILD_LOG").unwrap_or_else(|_| "warn".into()),
             )
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
             .stdout(Stdio::piped())
             .stderr(Stdio::from(stderr))
             .spawn()
