@@ -487,7 +487,8 @@ impl RestComment {
             Some(f @ ("markdown" | "html")) => issue(
                 &format!("{at}.format"),
                 format!(
-                    "\"{f}\" is not supported yet: comments are read and written as plain text                      (format = \"plain\")"
+                    "\"{f}\" is not supported yet: comments are read and written as plain text \
+                     (format = \"plain\")"
                 ),
             ),
             Some(f) => issue(

@@ -9,8 +9,16 @@ use crate::secret::Secret;
 use axum::http::HeaderMap;
 use serde_json::Value;
 
-/// Headers a sender may use to name a delivery; the first present wins.
-pub const DELIVERY_ID_HEADERS: [&str; 2] = ["x-delivery-id", "idempotency-key"];
+/// Headers a sender may use to name a delivery; the first present wins. Each stays the same
+/// when the sender redelivers: `Idempotency-Key` (GitLab, and the IETF draft),
+/// `X-GitHub-Delivery` (GitHub's redeliver keeps it), `X-Zendesk-Webhook-Invocation-Id`
+/// (Zendesk's retries of one invocation).
+pub const DELIVERY_ID_HEADERS: [&str; 4] = [
+    "x-delivery-id",
+    "idempotency-key",
+    "x-github-delivery",
+    "x-zendesk-webhook-invocation-id",
+];
 
 /// Checks `Authorization: Bearer <token>` in constant time.
 pub fn verify_bearer(token: &Secret, headers: &HeaderMap) -> Result<(), WebhookError> {
@@ -209,6 +217,32 @@ mod tests {
             verify_bearer(&t, &h).unwrap_err().to_string(),
             "Authorization must be `Bearer <token>`"
         );
+    }
+
+    #[test]
+    fn a_vendor_delivery_header_names_the_delivery() {
+        let mut h = HeaderMap::new();
+        assert_eq!(delivery_id(&h), None);
+        h.insert(
+            "x-github-delivery",
+            HeaderValue::from_static("72d3162e-cc78-11e3-81ab-4c9367dc0958"),
+        );
+        assert_eq!(
+            delivery_id(&h).as_deref(),
+            Some("72d3162e-cc78-11e3-81ab-4c9367dc0958")
+        );
+        h.insert(
+            "x-zendesk-webhook-invocation-id",
+            HeaderValue::from_static("z-1"),
+        );
+        h.insert("idempotency-key", HeaderValue::from_static("  "));
+        assert_eq!(
+            delivery_id(&h).as_deref(),
+            Some("72d3162e-cc78-11e3-81ab-4c9367dc0958"),
+            "an empty header is passed over; the first present one wins"
+        );
+        h.insert("x-delivery-id", HeaderValue::from_static("d-9"));
+        assert_eq!(delivery_id(&h).as_deref(), Some("d-9"));
     }
 
     #[test]
