@@ -98,6 +98,29 @@ pub struct Plan {
     pub decisions: Vec<Decision>,
     /// Conversion failures: permanent, the caller dead-letters them.
     pub errors: Vec<ConvertError>,
+    /// The conflicts the policy settled, with both sides' values: what the caller records
+    /// for people to review (the decisions alone name no values).
+    pub conflicts: Vec<Conflict>,
+}
+
+/// One conflict the policy settled: both sides changed a field since the last sync (or a
+/// pair never synced held two values) and one side's value was kept.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Conflict {
+    pub mapping_key: String,
+    /// The policy that decided (the field's own, else the connection's).
+    pub policy: ConflictPolicy,
+    /// The side whose value was kept.
+    pub winner: Side,
+    /// Jira's value, in canonical (Jira) terms.
+    pub jira_value: FieldValue,
+    /// The external side's value, in canonical (Jira) terms, so the two compare directly.
+    pub external_value: FieldValue,
+    /// When each side's edit was made, when known.
+    pub jira_ts: Option<DateTime<Utc>>,
+    pub external_ts: Option<DateTime<Utc>>,
+    /// Why, in words a person can follow.
+    pub detail: String,
 }
 
 impl Plan {
@@ -297,6 +320,23 @@ pub fn plan_update(input: &PlanInput) -> Plan {
                         (source == Side::External, "external_wins".to_string())
                     }
                 };
+                // Both values in canonical terms, named by side, for the record.
+                let (jira_value, external_value, jira_ts, external_ts) = match source {
+                    Side::Jira => (v.clone(), t.clone(), Some(input.source_ts), input.target_ts),
+                    Side::External => {
+                        (t.clone(), v.clone(), input.target_ts, Some(input.source_ts))
+                    }
+                };
+                plan.conflicts.push(Conflict {
+                    mapping_key: key.clone(),
+                    policy,
+                    winner: if wins { source } else { target },
+                    jira_value,
+                    external_value,
+                    jira_ts,
+                    external_ts,
+                    detail: why.clone(),
+                });
                 if wins {
                     plan.write(
                         m,

@@ -34,9 +34,32 @@ pub struct Running {
     /// The connections' dynamic webhooks (OAuth apps), checked by the `dynamic` task.
     pub dynamic_webhooks: Vec<Arc<DynamicWebhook>>,
     dynamic: JoinHandle<()>,
+    signin_links: Arc<crate::server::SigninLinks>,
 }
 
 impl Running {
+    /// A one-time link that signs a browser into the console as the admin, valid for ten
+    /// minutes (see `server::console::once`); `None` when no admin token is configured.
+    pub fn console_signin_link(&self) -> Option<String> {
+        self.console_signin_link_minted_at(chrono::Utc::now())
+    }
+
+    /// [`Self::console_signin_link`] as if minted at `at`: tests mint one long ago to see an
+    /// expired link refused without waiting for it.
+    #[doc(hidden)]
+    pub fn console_signin_link_minted_at(
+        &self,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> Option<String> {
+        self.config
+            .server
+            .admin_token
+            .as_ref()
+            .filter(|t| !t.is_empty())?;
+        let code = self.signin_links.mint(crate::config::ADMIN_USER, at);
+        Some(format!("http://{}/signin?once={code}", self.addr))
+    }
+
     /// Graceful stop: no new deliveries, in-flight events finish or release their leases.
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
@@ -228,6 +251,7 @@ pub async fn start(
     close_fixed_circuits(&engine)
         .await
         .context("cannot read the create circuits from the store")?;
+    let signin_links = Arc::new(crate::server::SigninLinks::new());
     let state = Arc::new(AppState {
         engine: engine.clone(),
         max_body_bytes: config.server.max_body_bytes,
@@ -235,6 +259,7 @@ pub async fn start(
         admin_token: config.server.admin_token.clone(),
         console_users: config.server.console_users.clone(),
         metrics,
+        signin_links: signin_links.clone(),
     });
     let listener = tokio::net::TcpListener::bind(listen)
         .await
@@ -281,6 +306,7 @@ pub async fn start(
         poller,
         dynamic_webhooks,
         dynamic,
+        signin_links,
     })
 }
 

@@ -4,8 +4,8 @@
 //! bundled seed example (its mapping and `tandem.toml`, rewritten to point at the sandboxes),
 //! then plays the round trip a newcomer wants to see: an issue created in Jira gets a twin
 //! outside; an edit outside lands in Jira; an edit in Jira lands outside. Each step prints
-//! its measured latency, and prints the operator console's address with the token to sign
-//! in with. `--once` exits afterwards (0 only if every step succeeded).
+//! its measured latency, and prints the operator console's one-time sign-in link (and the
+//! token to sign in with once that is spent). `--once` exits afterwards (0 only if every step succeeded).
 
 use crate::app;
 use anyhow::{Context, bail};
@@ -33,12 +33,20 @@ pub async fn run(once: bool) -> anyhow::Result<()> {
     println!("  External sandbox: {}", external.url());
     println!("  Tandem:           {base}  (metrics: {base}/metrics, health: {base}/healthz)");
     println!("  Store:            {}", running.config.storage.url);
-    // The console's sign-in takes the token pasted into its form: a token in a sign-in URL
-    // would end up in the browser's history and in any proxy's logs. The demo's token is the
-    // bundled example's throwaway value for the sandboxes, so printing it costs nothing.
+    // A token in a sign-in URL would end up in the browser's history and in any proxy's
+    // logs, so the link carries a one-time code instead (used once, within ten minutes); the
+    // token still signs in at /login. The demo's token is the bundled example's throwaway
+    // value for the sandboxes, so printing it costs nothing.
+    if let Some(link) = running.console_signin_link() {
+        println!("  Console:          {link}");
+        println!(
+            "                    (open it in a browser within {} minutes: it signs you in once)",
+            crate::server::SIGNIN_LINK_MINUTES
+        );
+    }
     if let Some(token) = &running.config.server.admin_token {
         println!(
-            "  Console:          {base}/  (open it in a browser; sign in with the demo's admin token: {})",
+            "                    or open {base}/login and sign in with the demo's admin token: {}",
             token.expose()
         );
     }

@@ -2,7 +2,10 @@
 //! the W3C WebDriver protocol (plain HTTP, spoken here with reqwest). A person signs in, sees
 //! the overview update live, searches a link and reads its timeline after a synced edit,
 //! watches an edit fail into a dead letter while the other system is down, presses Retry and
-//! sees it done, then signs out. No page opens without signing in, and no secret of the
+//! sees it done; both sides edit one field between syncs and the conflicts page shows the
+//! decision with both values (reached and followed with the keyboard alone); then signs out,
+//! signs in again with a one-time link such as `tandem demo` prints, and finds that link
+//! spent on its second use. No page opens without signing in, and no secret of the
 //! configuration appears in any page.
 //!
 //! Screenshots of every page are taken on the way; they are written to `docs/console/` when
@@ -26,6 +29,9 @@ const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 /// The W3C name of an element reference in WebDriver answers.
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
+/// WebDriver's key codes.
+const TAB: &str = "\u{E004}";
+const ENTER: &str = "\u{E007}";
 
 /// A browser session driven over WebDriver.
 struct Browser {
@@ -283,6 +289,54 @@ impl Browser {
         .await;
     }
 
+    /// Presses one key (a WebDriver key code such as TAB or ENTER) on whatever has focus.
+    async fn press(&self, key: &str) {
+        self.call(
+            reqwest::Method::POST,
+            "/actions",
+            Some(
+                json!({"actions": [{"type": "key", "id": "keyboard", "actions": [
+                    {"type": "keyDown", "value": key},
+                    {"type": "keyUp", "value": key},
+                ]}]}),
+            ),
+        )
+        .await;
+    }
+
+    /// What has keyboard focus: its `id` property, tag name and text.
+    async fn focused(&self) -> (String, String, String) {
+        let e = self
+            .call(reqwest::Method::GET, "/element/active", None)
+            .await;
+        let e = e[ELEMENT].as_str().unwrap_or_default().to_string();
+        let mut got = Vec::new();
+        for what in ["property/id", "name", "text"] {
+            let v = self
+                .call(reqwest::Method::GET, &format!("/element/{e}/{what}"), None)
+                .await;
+            got.push(v.as_str().unwrap_or_default().to_string());
+        }
+        let text = got.pop().unwrap_or_default();
+        let tag = got.pop().unwrap_or_default();
+        (got.pop().unwrap_or_default(), tag, text)
+    }
+
+    /// Presses Tab until `wanted` holds for what has focus, at most `limit` times: that
+    /// element is reachable with the keyboard alone.
+    async fn tab_to(&self, limit: usize, wanted: impl Fn(&(String, String, String)) -> bool) {
+        let mut seen = Vec::new();
+        for _ in 0..limit {
+            self.press(TAB).await;
+            let now = self.focused().await;
+            if wanted(&now) {
+                return;
+            }
+            seen.push(now);
+        }
+        panic!("not reached with {limit} presses of Tab; focus went through {seen:?}");
+    }
+
     async fn resize(&self, width: u32, height: u32) {
         self.call(
             reqwest::Method::POST,
@@ -338,7 +392,7 @@ async fn an_operator_follows_a_change_and_fixes_a_failure_in_the_browser() {
     let mut b = Browser::start().await;
 
     // Nothing opens without signing in: every page sends the browser to the sign-in page.
-    for page in ["/", "/links", "/events?status=dead", "/audit"] {
+    for page in ["/", "/links", "/events?status=dead", "/conflicts", "/audit"] {
         b.open(&format!("{base}{page}")).await;
         assert_eq!(b.url().await, format!("{base}/login"), "{page}");
     }
@@ -453,6 +507,80 @@ async fn an_operator_follows_a_change_and_fixes_a_failure_in_the_browser() {
     b.remember().await;
     b.screenshot("audit").await;
 
+    // Both sides edit the summary between two syncs: the other system fails every call
+    // while the two edits are made, so neither is applied before both are in. The external
+    // edit is the later one, and later_wins keeps it.
+    let conflicts_before = store
+        .list_conflicts(None, None, 100, 0)
+        .await
+        .unwrap()
+        .len();
+    w.external.faults().set_error_rate(1.0);
+    w.jira
+        .user_edit_issue(&key, json!({"summary": "Quarterly report (Jira's take)"}));
+    // Only so that the two edits' times differ (they are compared to the millisecond).
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    w.external.user_edit(
+        &ext_id,
+        vec![(1001, "Quarterly report (outside's take)".into())],
+    );
+    w.external.faults().clear();
+    let started = Instant::now();
+    while store
+        .list_conflicts(None, None, 100, 0)
+        .await
+        .unwrap()
+        .len()
+        == conflicts_before
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "no conflict recorded"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    b.click("nav a[href=\"/conflicts\"]").await;
+    b.wait_text("h1", "Conflicts").await;
+    let conflicts = b
+        .wait_text("main table", "Quarterly report (Jira's take)")
+        .await;
+    assert!(
+        conflicts.contains("Quarterly report (outside's take)"),
+        "both values:\n{conflicts}"
+    );
+    assert!(
+        conflicts.contains("later_wins: external kept"),
+        "which side won:\n{conflicts}"
+    );
+    b.remember().await;
+    b.screenshot("conflicts").await;
+    // With the keyboard alone: to the connection filter, submit it, then on to the link of
+    // the conflict, which opens its timeline.
+    b.tab_to(20, |(id, _, _)| id == "connection").await;
+    b.tab_to(2, |(_, tag, text)| tag == "button" && text == "Filter")
+        .await;
+    b.press(ENTER).await;
+    let started = Instant::now();
+    while !b
+        .url()
+        .await
+        .starts_with(&format!("{base}/conflicts?connection="))
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "Enter on Filter did not submit the form"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    b.wait_text("h1", "Conflicts").await;
+    b.tab_to(30, |(_, tag, text)| tag == "a" && text.starts_with(&key))
+        .await;
+    b.press(ENTER).await;
+    b.wait_text("h1", &key).await;
+    b.wait_text("main", "Conflicts the policy settled for this link")
+        .await;
+    b.remember().await;
+
     // On a phone-sized screen.
     b.resize(390, 844).await;
     b.open(&format!("{base}/")).await;
@@ -479,6 +607,27 @@ async fn an_operator_follows_a_change_and_fixes_a_failure_in_the_browser() {
     b.click("form.signout button").await;
     b.wait_text("h1", "Sign in").await;
     b.open(&format!("{base}/events")).await;
+    assert_eq!(b.url().await, format!("{base}/login"));
+
+    // The link `tandem demo` prints signs in with one click, and lands on the overview with
+    // the code gone from the address.
+    let link = w
+        .tandem
+        .as_ref()
+        .unwrap()
+        .console_signin_link()
+        .expect("a sign-in link");
+    b.open(&link).await;
+    b.wait_text("h1", "Overview").await;
+    assert_eq!(b.url().await, format!("{base}/"));
+    b.wait_text("header", "Signed in as admin").await;
+    b.click("form.signout button").await;
+    b.wait_text("h1", "Sign in").await;
+    // Used once, it opens nothing the second time.
+    b.open(&link).await;
+    b.wait_text("main", "works once").await;
+    b.wait_text("h1", "Sign in").await;
+    b.open(&format!("{base}/conflicts")).await;
     assert_eq!(b.url().await, format!("{base}/login"));
     b.quit().await;
     w.stop().await;

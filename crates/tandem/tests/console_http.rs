@@ -306,3 +306,192 @@ async fn the_console_is_locked_and_its_actions_are_guarded() {
     assert_eq!(json.status(), 401);
     w.stop().await;
 }
+
+/// Makes a conflict on `key`'s summary: the other system fails every call while both sides
+/// edit the summary, so no event can be applied until both edits are in; the external edit is
+/// the later one. Returns once the conflict is recorded.
+async fn make_conflict(w: &common::World, key: &str, jira_says: &str, outside_says: &str) {
+    let twin = eventually("twin", || w.twins_of(key).into_iter().next()).await;
+    let ext_id = twin["id"].as_str().unwrap().to_string();
+    let store = w.engine().store.clone();
+    let before = store
+        .list_conflicts(None, None, 1000, 0)
+        .await
+        .unwrap()
+        .len();
+    w.external.faults().set_error_rate(1.0);
+    w.jira.user_edit_issue(key, json!({ "summary": jira_says }));
+    // Only so that the two edits' times differ (they are compared to the millisecond).
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    w.external
+        .user_edit(&ext_id, vec![(1001, outside_says.to_string())]);
+    w.external.faults().clear();
+    for _ in 0..400 {
+        if store
+            .list_conflicts(None, None, 1000, 0)
+            .await
+            .unwrap()
+            .len()
+            > before
+        {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("no conflict was recorded for {key}");
+}
+
+const SECRETS: [&str; 5] = [
+    "admin-token",
+    "sandbox-api-token",
+    "external-secret",
+    "jira-hook-secret",
+    "ext-hook-token",
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_conflicts_page_shows_both_values_and_a_one_time_link_signs_in_once() {
+    let w = world(Options {
+        max_attempts: 20,
+        ..Options::default()
+    })
+    .await;
+    let http = client();
+    let url = |p: &str| format!("{}{p}", w.base);
+    let key = w
+        .jira
+        .user_create_issue("TEST", json!({"summary": "Budget"}));
+    make_conflict(&w, &key, "Budget (Jira's)", "Budget (outside's)").await;
+    let store = w.engine().store.clone();
+    let recorded = store.list_conflicts(None, None, 10, 0).await.unwrap();
+    assert_eq!(recorded.len(), 1, "{recorded:?}");
+    let k = &recorded[0];
+    assert_eq!(
+        (
+            k.jira_key.as_deref(),
+            k.winner,
+            k.policy.as_str(),
+            &k.jira_value,
+            &k.external_value,
+        ),
+        (
+            Some(key.as_str()),
+            tandem_core::Side::External,
+            "later_wins",
+            &tandem_core::FieldValue::Text("Budget (Jira's)".into()),
+            &tandem_core::FieldValue::Text("Budget (outside's)".into()),
+        ),
+        "{k:?}"
+    );
+    // The later edit won on both sides.
+    eventually("both sides hold the later edit", || {
+        (w.jira.issue(&key)?["fields"]["summary"] == json!("Budget (outside's)")).then_some(())
+    })
+    .await;
+
+    // Without a session the page sends the browser to sign in; the JSON twin wants the token.
+    let r = http.get(url("/conflicts")).send().await.unwrap();
+    assert_eq!(r.status(), 303);
+    assert_eq!(r.headers()["location"], "/login");
+    let api = http.get(url("/api/v1/conflicts")).send().await.unwrap();
+    assert_eq!(api.status(), 401);
+    let api: serde_json::Value = http
+        .get(url("/api/v1/conflicts?connection=seed&limit=5"))
+        .header("authorization", "Bearer admin-token")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let rows = api["conflicts"].as_array().expect("conflicts");
+    assert_eq!(rows.len(), 1, "{api}");
+    assert_eq!(rows[0]["winner"], "external");
+    assert!(rows[0].to_string().contains("Budget (Jira's)"), "{api}");
+    assert!(rows[0].to_string().contains("Budget (outside's)"), "{api}");
+
+    // A one-time link: it signs in once, then it is spent.
+    let tandem = w.tandem.as_ref().unwrap();
+    let link = tandem
+        .console_signin_link()
+        .expect("the admin token is set");
+    let code = link.split("once=").nth(1).unwrap().to_string();
+    assert!(
+        link.starts_with(&format!("{}/signin?once=", w.base)),
+        "{link}"
+    );
+    assert!(!link.contains("admin-token"), "{link}");
+    let first = http.get(&link).send().await.unwrap();
+    assert_eq!(first.status(), 303);
+    assert_eq!(first.headers()["location"], "/");
+    let (cookie, set) = session_cookie(&first);
+    for attr in ["HttpOnly", "SameSite=Strict", "Max-Age=28800"] {
+        assert!(set.contains(attr), "{attr} in {set}");
+    }
+    let again = http.get(&link).send().await.unwrap();
+    assert_eq!(again.status(), 401, "a link works once");
+    assert!(again.headers().get("set-cookie").is_none());
+    let refused = again.text().await.unwrap();
+    assert!(refused.contains("works once"), "{refused}");
+    assert!(
+        refused.contains("action=\"/login\""),
+        "the token form: {refused}"
+    );
+    let expired = tandem
+        .console_signin_link_minted_at(chrono::Utc::now() - chrono::TimeDelta::minutes(11))
+        .unwrap();
+    let late = http.get(&expired).send().await.unwrap();
+    assert_eq!(late.status(), 401, "an expired link");
+    assert!(late.headers().get("set-cookie").is_none());
+    for bogus in ["/signin", "/signin?once=", "/signin?once=00ff"] {
+        let r = http.get(url(bogus)).send().await.unwrap();
+        assert_eq!(r.status(), 401, "{bogus}");
+        assert!(r.headers().get("set-cookie").is_none(), "{bogus}");
+    }
+
+    // The session the link started opens the conflicts page: both values, which side won,
+    // the link to the timeline and the event.
+    let get = |path: &str| {
+        let http = http.clone();
+        let (url, cookie) = (url(path), cookie.clone());
+        async move {
+            let r = http.get(url).header("cookie", cookie).send().await.unwrap();
+            (r.status().as_u16(), r.text().await.unwrap())
+        }
+    };
+    let (status, page) = get("/conflicts").await;
+    assert_eq!(status, 200, "{page}");
+    for want in [
+        "<h1>Conflicts</h1>",
+        "Budget (Jira&#39;s)",
+        "Budget (outside&#39;s)",
+        "<code>later_wins</code>: external kept",
+        &format!("href=\"/links/seed/{}\"", k.jira_id),
+        &format!("href=\"/events/{}\"", k.event_id.unwrap()),
+        "<th scope=\"col\">Jira&#39;s value</th>",
+        "<label for=\"connection\">Connection</label>",
+        "<a href=\"/conflicts\" aria-current=\"page\">Conflicts</a>",
+    ] {
+        assert!(page.contains(want), "missing {want} in {page}");
+    }
+    let (_, other) = get("/conflicts?connection=elsewhere").await;
+    assert!(other.contains("No conflict yet"), "{other}");
+    let (status, beyond) = get("/conflicts?page=4294967295").await;
+    assert_eq!(
+        status, 200,
+        "a page past the end is empty, not an error: {beyond}"
+    );
+    assert!(beyond.contains("No more conflicts."), "{beyond}");
+    let (_, timeline) = get(&format!("/links/seed/{}", k.jira_id)).await;
+    assert!(
+        timeline.contains("<h2>Conflicts</h2>") && timeline.contains("Budget (Jira&#39;s)"),
+        "{timeline}"
+    );
+    // No secret of the configuration, nor the spent code, in any of these pages.
+    for page in [&page, &other, &timeline, &refused] {
+        for s in SECRETS.iter().copied().chain([code.as_str()]) {
+            assert!(!page.contains(s), "a page shows `{s}`");
+        }
+    }
+    w.stop().await;
+}

@@ -286,6 +286,7 @@ async fn no_secret_reaches_logs_answers_admin_api_metrics_or_cli() {
         "/api/v1/events",
         "/api/v1/dead-letters",
         "/api/v1/audit",
+        "/api/v1/conflicts",
     ] {
         let (status, body) = call(&http, reqwest::Method::GET, &url(route), Some(&admin)).await;
         assert_eq!(status, 200, "{route}: {body}");
@@ -355,6 +356,7 @@ async fn no_secret_reaches_logs_answers_admin_api_metrics_or_cli() {
         "/events".into(),
         "/events?status=dead".into(),
         format!("/events/{dead_id}"),
+        "/conflicts".into(),
         "/audit".into(),
     ] {
         let resp = jar
@@ -524,6 +526,7 @@ async fn every_route_but_health_and_metrics_refuses_requests_without_credentials
         ),
         ("/api/v1/dead-letters", "GET", "/api/v1/dead-letters", false),
         ("/api/v1/audit", "GET", "/api/v1/audit", false),
+        ("/api/v1/conflicts", "GET", "/api/v1/conflicts", false),
     ];
     let mut declared = routes_in_source();
     declared.sort();
@@ -536,6 +539,8 @@ async fn every_route_but_health_and_metrics_refuses_requests_without_credentials
         ("/login", "GET", "/login", 200),
         ("/login", "POST", "/login", 401),
         ("/logout", "POST", "/logout", 401),
+        ("/signin", "GET", "/signin?once=0123abcd", 401),
+        ("/conflicts", "GET", "/conflicts", 303),
         ("/links", "GET", "/links?q=TEST", 303),
         (
             "/links/{connection}/{jira_id}",

@@ -112,6 +112,8 @@ fn demo_once_plays_the_round_trip_and_exits_zero() {
         "step 3: edited due date of TEST-1 in Jira → EXT-1 updated outside",
         "All steps passed.",
         "  Console:          http://127.0.0.1:",
+        "/signin?once=",
+        "it signs you in once",
         "sign in with the demo's admin token: sandbox-admin-token",
     ] {
         assert!(stdout.contains(step), "missing {step:?} in:\n{stdout}");

@@ -13,9 +13,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tandem::store::{
-    self, AuditEntry, Completion, DeadAction, DeadResolution, Enqueued, EventFilter, EventStatus,
-    Store, StoreError, drop_postgres_schema, open_postgres_in_schema,
+    self, AuditEntry, Completion, ConflictEntry, DeadAction, DeadResolution, Enqueued, EventFilter,
+    EventStatus, Store, StoreError, drop_postgres_schema, open_postgres_in_schema,
 };
+use tandem_core::mapping::ConflictPolicy;
 use tandem_core::{
     ChangeEvent, ChangeKind, EventOrigin, FieldValue, Link, Shadow, ShadowEntry, Side,
 };
@@ -189,6 +190,7 @@ async fn story(store: Arc<dyn Store>) {
             audit(a1.id(), "summary", None, "hello"),
             audit(a1.id(), "priority", Some("Low"), "High"),
         ],
+        conflicts: Vec::new(),
         note: None,
         covers_through: None,
     };
@@ -271,6 +273,7 @@ async fn story(store: Arc<dyn Store>) {
         status: EventStatus::Done,
         link: Some(stale),
         audit: vec![audit(a2.id(), "summary", Some("hello"), "stale")],
+        conflicts: Vec::new(),
         note: None,
         covers_through: None,
     };
@@ -972,6 +975,74 @@ async fn console_story(s: Arc<dyn Store>) {
         ["summary", "priority"]
     );
     assert!(s.link_audit("c2", "20000", 10).await.unwrap().is_empty());
+
+    // The conflicts an event settled, with both values, written with its outcome and read
+    // back newest first, by connection and link, a page at a time.
+    let f = s
+        .enqueue(&event("c1", Side::External, "ext-9", "k-f"), t(40))
+        .await
+        .unwrap();
+    assert_eq!(
+        ids(&s.claim_due("w", t(40), LEASE, 10).await.unwrap()),
+        vec![f.id()]
+    );
+    let conflict = |connection: &str, jira_id: &str, field: &str| ConflictEntry {
+        id: 0,
+        at: t(41),
+        connection: connection.into(),
+        event_id: None,
+        jira_id: jira_id.into(),
+        jira_key: Some(format!("TEST-{jira_id}")),
+        external_id: "ext-9".into(),
+        mapping_key: field.into(),
+        policy: ConflictPolicy::LaterWins,
+        winner: Side::External,
+        jira_value: FieldValue::Text("from Jira".into()),
+        external_value: FieldValue::Text("from outside".into()),
+        jira_edited_at: Some(t(38)),
+        external_edited_at: None,
+        detail: "this edit is later".into(),
+    };
+    let outcome = Completion {
+        conflicts: vec![
+            conflict("c1", "20000", "summary"),
+            conflict("c2", "20000", "summary"),
+            conflict("c1", "20001", "priority"),
+        ],
+        ..Completion::done()
+    };
+    s.complete(f.id(), "w", outcome, t(41)).await.unwrap();
+    let all = s.list_conflicts(None, None, 10, 0).await.unwrap();
+    assert_eq!(
+        all.iter()
+            .map(|c| (c.connection.as_str(), c.jira_id.as_str()))
+            .collect::<Vec<_>>(),
+        [("c1", "20001"), ("c2", "20000"), ("c1", "20000")],
+        "newest first"
+    );
+    let first = &all[2];
+    assert!(first.id > 0);
+    assert_eq!(
+        ConflictEntry {
+            id: 0,
+            ..first.clone()
+        },
+        ConflictEntry {
+            event_id: Some(f.id()),
+            ..conflict("c1", "20000", "summary")
+        },
+        "every value read back as written; the event is the completed one"
+    );
+    let of_c1 = s.list_conflicts(Some("c1"), None, 10, 0).await.unwrap();
+    assert_eq!(of_c1.len(), 2);
+    let page_two = s.list_conflicts(Some("c1"), None, 1, 1).await.unwrap();
+    assert_eq!(page_two, [of_c1[1].clone()]);
+    let of_link = s
+        .list_conflicts(Some("c1"), Some("20001"), 10, 0)
+        .await
+        .unwrap();
+    assert_eq!(of_link.len(), 1);
+    assert_eq!(of_link[0].mapping_key, "priority");
 }
 
 #[tokio::test]

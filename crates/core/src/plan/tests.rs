@@ -271,6 +271,39 @@ fn conflicts_follow_the_policy() {
 }
 
 #[test]
+fn a_settled_conflict_is_recorded_with_both_values() {
+    use ConflictPolicy::*;
+    // Jira's edit at 20 loses to the external one at 30.
+    let p = conflict(Side::Jira, 20, Some(30), LaterWins);
+    assert_eq!(
+        p.conflicts,
+        [Conflict {
+            mapping_key: "summary|1".into(),
+            policy: LaterWins,
+            winner: Side::External,
+            jira_value: text("mine"),
+            external_value: text("theirs"),
+            jira_ts: Some(ts(20)),
+            external_ts: Some(ts(30)),
+            detail: format!("external's edit at {} is later", ts(30)),
+        }]
+    );
+    // The external edit wins under external_wins: the values are still named by side.
+    let p = conflict(Side::External, 20, None, ExternalWins);
+    let c = &p.conflicts[0];
+    assert_eq!(
+        (c.winner, &c.jira_value, &c.external_value, c.jira_ts),
+        (Side::External, &text("theirs"), &text("mine"), None)
+    );
+    // No conflict, no record: a plain change, an echo.
+    let plain = Case::new(Side::External, 30, &[("1", text("new"))])
+        .shadow(&[("summary|1", text("old"), 10, Side::Jira)])
+        .target(10, &[("summary", text("old"))])
+        .run();
+    assert!(plain.conflicts.is_empty());
+}
+
+#[test]
 fn a_never_synced_pair_that_disagrees_is_settled_by_the_policy() {
     // Just discovered (or re-found after a crash): no shadow, both sides hold a value.
     let pair = |source_ts, target_ts, policy| {

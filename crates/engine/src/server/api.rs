@@ -1,4 +1,4 @@
-//! `/api/v1/…`: links, events, dead letters, audit, replay (the console at `/` is in `console`).
+//! `/api/v1/…`: links, events, dead letters, audit, conflicts, replay (the console at `/` is in `console`).
 //!
 //! Every route here needs `Authorization: Bearer <server.admin_token>`; without a configured
 //! token they answer 401 and say how to set one, so a fresh install exposes nothing.
@@ -144,6 +144,24 @@ pub(super) async fn audit(
     let store = &state.engine.store;
     authorized_list(&state, &headers, "audit", || {
         store.list_audit(q.connection.as_deref(), q.limit())
+    })
+    .await
+}
+
+/// The conflicts the policy settled, newest first, with both values and the side kept.
+pub(super) async fn conflicts(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Query(q): Query<ListQuery>,
+) -> Response {
+    let store = &state.engine.store;
+    authorized_list(&state, &headers, "conflicts", || {
+        store.list_conflicts(
+            q.connection.as_deref(),
+            None,
+            q.limit(),
+            q.offset.unwrap_or(0),
+        )
     })
     .await
 }

@@ -10,6 +10,8 @@ pub mod connections;
 mod console;
 mod webhooks;
 
+pub use console::{SIGNIN_LINK_MINUTES, SigninLinks};
+
 use crate::secret::Secret;
 use crate::worker::Engine;
 use axum::Router;
@@ -35,6 +37,8 @@ pub struct AppState {
     pub console_users: Vec<crate::config::ConsoleUser>,
     /// Renders `/metrics`; `None` when no recorder is installed (tests).
     pub metrics: Option<PrometheusHandle>,
+    /// The console's one-time sign-in links (`/signin?once=…`, what `tandem demo` prints).
+    pub signin_links: Arc<SigninLinks>,
 }
 
 /// The whole HTTP application.
@@ -49,6 +53,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/events/{id}/retry", post(api::retry_event))
         .route("/api/v1/dead-letters", get(api::dead_letters))
         .route("/api/v1/audit", get(api::audit))
+        .route("/api/v1/conflicts", get(api::conflicts))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state.clone())

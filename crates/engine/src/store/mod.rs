@@ -214,6 +214,35 @@ pub struct AuditEntry {
     pub actor: String,
 }
 
+/// A conflict the policy settled while an event was applied ([`tandem_core::plan::Conflict`]
+/// with where and when), as [`Store::list_conflicts`] returns it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConflictEntry {
+    /// Its row id (0 before it is stored).
+    pub id: i64,
+    /// When the policy decided.
+    pub at: DateTime<Utc>,
+    pub connection: String,
+    /// The event being applied; `None` before it is stored means the completed event.
+    pub event_id: Option<i64>,
+    pub jira_id: String,
+    pub jira_key: Option<String>,
+    pub external_id: String,
+    pub mapping_key: String,
+    /// `later_wins`, `jira_wins` or `external_wins`.
+    pub policy: tandem_core::mapping::ConflictPolicy,
+    /// The side whose value was kept.
+    pub winner: Side,
+    /// Both values in canonical (Jira) terms.
+    pub jira_value: FieldValue,
+    pub external_value: FieldValue,
+    /// When each side's edit was made, when known.
+    pub jira_edited_at: Option<DateTime<Utc>>,
+    pub external_edited_at: Option<DateTime<Utc>>,
+    /// Why, in words a person can follow.
+    pub detail: String,
+}
+
 /// The successful outcome of a claimed event, recorded atomically by [`Store::complete`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct Completion {
@@ -226,6 +255,9 @@ pub struct Completion {
     pub link: Option<Link>,
     /// Entries without an `event_id` are recorded under the completed event.
     pub audit: Vec<AuditEntry>,
+    /// The conflicts the policy settled for this event; entries without an `event_id` are
+    /// recorded under the completed event.
+    pub conflicts: Vec<ConflictEntry>,
     /// Kept in the event's `last_error` column (why it was ignored).
     pub note: Option<String>,
     /// Set when the item was read afresh after every event up to this id had been queued:
@@ -243,6 +275,7 @@ impl Completion {
             status: EventStatus::Done,
             link: None,
             audit: Vec::new(),
+            conflicts: Vec::new(),
             note: None,
             covers_through: None,
         }
@@ -254,6 +287,7 @@ impl Completion {
             status: EventStatus::Ignored,
             link: None,
             audit: Vec::new(),
+            conflicts: Vec::new(),
             note: Some(reason.into()),
             covers_through: None,
         }
@@ -829,6 +863,16 @@ pub trait Store: Send + Sync + 'static {
 
     /// Forgets comment link `id`.
     async fn delete_comment_link(&self, id: i64) -> StoreResult<()>;
+
+    /// Settled conflicts, newest first: `limit` of them after skipping `offset`, of
+    /// `connection` (all when `None`) and of the link of Jira item `jira_id` (all when `None`).
+    async fn list_conflicts(
+        &self,
+        connection: Option<&str>,
+        jira_id: Option<&str>,
+        limit: u32,
+        offset: u32,
+    ) -> StoreResult<Vec<ConflictEntry>>;
 
     /// Audit entries, newest first.
     async fn list_audit(

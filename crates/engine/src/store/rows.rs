@@ -6,8 +6,8 @@
 //! decodes to the same value (or the same [`StoreError::Corrupt`]) on either.
 
 use super::{
-    AuditEntry, CreateCircuit, CursorState, DeadAction, DeadLetter, EventAttempt, EventStatus,
-    OperatorAction, QueuedEvent, RecentEvent, RecordedCreate, StoreError, StoreResult,
+    AuditEntry, ConflictEntry, CreateCircuit, CursorState, DeadAction, DeadLetter, EventAttempt,
+    EventStatus, OperatorAction, QueuedEvent, RecentEvent, RecordedCreate, StoreError, StoreResult,
 };
 use chrono::{DateTime, Utc};
 use sqlx::{ColumnIndex, Decode, Row, Type};
@@ -123,6 +123,36 @@ pub(crate) fn audit(row: &impl Columns) -> StoreResult<AuditEntry> {
         actor: row.text("actor", &what)?,
     }
     .decode()
+}
+
+/// A row of [`super::sql::LIST_CONFLICTS`].
+pub(crate) fn conflict(row: &impl Columns) -> StoreResult<ConflictEntry> {
+    let id = row.bigint("id", &|| "conflict row".to_string())?;
+    let what = || format!("conflict {id}");
+    let value = |name: &str| -> StoreResult<FieldValue> {
+        serde_json::from_str(&row.text(name, &what)?)
+            .map_err(|e| StoreError::Corrupt(format!("{}: bad {name}: {e}", what())))
+    };
+    let policy = row.text("policy", &what)?;
+    Ok(ConflictEntry {
+        id,
+        at: row.time("at", &what)?,
+        connection: row.text("connection", &what)?,
+        event_id: row.opt_bigint("event_id", &what)?,
+        jira_id: row.text("jira_id", &what)?,
+        jira_key: row.opt_text("jira_key", &what)?,
+        external_id: row.text("external_id", &what)?,
+        mapping_key: row.text("mapping_key", &what)?,
+        policy: policy
+            .parse()
+            .map_err(|e| StoreError::Corrupt(format!("{}: policy: {e}", what())))?,
+        winner: decode_side(&what(), &row.text("winner", &what)?)?,
+        jira_value: value("jira_value")?,
+        external_value: value("external_value")?,
+        jira_edited_at: row.opt_time("jira_edited_at", &what)?,
+        external_edited_at: row.opt_time("external_edited_at", &what)?,
+        detail: row.text("detail", &what)?,
+    })
 }
 
 /// A row of [`super::sql::LIST_DEAD_LETTERS`].

@@ -412,6 +412,28 @@ pub(crate) const LINK_AUDIT: &str = concat!(
 );
 
 // ---------------------------------------------------------------------------------------------
+// The conflict log.
+
+/// A settled conflict: `$1` at, `$2` connection, `$3` event, `$4` Jira id, `$5` Jira key,
+/// `$6` external id, `$7` mapping key, `$8` policy, `$9` winner, `$10` Jira value,
+/// `$11` external value, `$12` Jira edit time, `$13` external edit time, `$14` detail.
+pub(crate) const INSERT_CONFLICT: &str =
+    "INSERT INTO conflict_log (at, connection, event_id, jira_id, jira_key, external_id,
+                               mapping_key, policy, winner, jira_value, external_value,
+                               jira_edited_at, external_edited_at, detail)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)";
+
+/// Settled conflicts newest first, `$3` of them from `$4`, of connection `$1` and the link of
+/// Jira item `$2` (each NULL: all).
+pub(crate) const LIST_CONFLICTS: &str =
+    "SELECT id, at, connection, event_id, jira_id, jira_key, external_id, mapping_key, policy,
+            winner, jira_value, external_value, jira_edited_at, external_edited_at, detail
+     FROM conflict_log
+     WHERE (CAST($1 AS TEXT) IS NULL OR connection = $1)
+       AND (CAST($2 AS TEXT) IS NULL OR jira_id = $2)
+     ORDER BY id DESC LIMIT $3 OFFSET $4";
+
+// ---------------------------------------------------------------------------------------------
 // Recorded creates and create circuits.
 
 /// Records (or replaces) the create of item `$3` from side `$2` in connection `$1`: values

@@ -12,10 +12,11 @@
 
 use super::rows::{self as decode, Columns, What, col, decode_recorded_create};
 use super::{
-    AuditEntry, Completion, ConnectionLock, CreateCircuit, CursorState, DeadLetter, DeadResolution,
-    Enqueued, EventFilter, EventStatus, OperatorAction, QueuedEvent, RecentEvent, RecordedCreate,
-    Store, StoreError, StoreResult, check_completion, comment_link_error, contains_pattern,
-    covered_note, lease_expiry, link_conflict, link_not_saved, resolution_outcome, sql, to_json,
+    AuditEntry, Completion, ConflictEntry, ConnectionLock, CreateCircuit, CursorState, DeadLetter,
+    DeadResolution, Enqueued, EventFilter, EventStatus, OperatorAction, QueuedEvent, RecentEvent,
+    RecordedCreate, Store, StoreError, StoreResult, check_completion, comment_link_error,
+    contains_pattern, covered_note, lease_expiry, link_conflict, link_not_saved,
+    resolution_outcome, sql, to_json,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
@@ -379,6 +380,31 @@ impl SqliteStore {
         Ok(())
     }
 
+    async fn insert_conflict(
+        conn: &mut SqliteConnection,
+        c: &ConflictEntry,
+        default_event: i64,
+    ) -> StoreResult<()> {
+        sqlx::query(sql::INSERT_CONFLICT)
+            .bind(ts(c.at))
+            .bind(&c.connection)
+            .bind(c.event_id.unwrap_or(default_event))
+            .bind(&c.jira_id)
+            .bind(&c.jira_key)
+            .bind(&c.external_id)
+            .bind(&c.mapping_key)
+            .bind(c.policy.as_str())
+            .bind(c.winner.as_str())
+            .bind(to_json("conflict value", &c.jira_value)?)
+            .bind(to_json("conflict value", &c.external_value)?)
+            .bind(c.jira_edited_at.map(ts))
+            .bind(c.external_edited_at.map(ts))
+            .bind(&c.detail)
+            .execute(conn)
+            .await?;
+        Ok(())
+    }
+
     async fn insert_audit(
         conn: &mut SqliteConnection,
         a: &AuditEntry,
@@ -563,6 +589,9 @@ impl Store for SqliteStore {
                     }
                     for a in &c.audit {
                         Self::insert_audit(&mut *conn, a, event_id).await?;
+                    }
+                    for k in &c.conflicts {
+                        Self::insert_conflict(&mut *conn, k, event_id).await?;
                     }
                     Ok(())
                 })
@@ -1284,6 +1313,23 @@ impl Store for SqliteStore {
             .bind(connection)
             .fetch_one(&self.pool)
             .await?)
+    }
+
+    async fn list_conflicts(
+        &self,
+        connection: Option<&str>,
+        jira_id: Option<&str>,
+        limit: u32,
+        offset: u32,
+    ) -> StoreResult<Vec<ConflictEntry>> {
+        let rows = sqlx::query(sql::LIST_CONFLICTS)
+            .bind(connection)
+            .bind(jira_id)
+            .bind(i64::from(limit))
+            .bind(i64::from(offset))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(decode::conflict).collect()
     }
 
     async fn list_audit(

@@ -8,7 +8,7 @@
 use super::script::{item_view, transform_writes};
 use super::{ConnectionRuntime, Engine, Failure, Outcome};
 use crate::connector::{Connector, ConnectorError, Fields, Item};
-use crate::store::{AuditEntry, EventStatus, QueuedEvent};
+use crate::store::{AuditEntry, ConflictEntry, EventStatus, QueuedEvent};
 use chrono::{DateTime, Utc};
 use std::borrow::Cow;
 use tandem_core::plan::{Plan, keep_written, plan_update, restore_written};
@@ -275,6 +275,7 @@ impl Engine {
         if link.jira_key.is_none() && event.source == Side::Jira {
             link.jira_key = event.item_key.clone();
         }
+        let conflicts = conflict_rows(conn, &link, queued.id, plan);
         let link = if changed {
             link.version += 1;
             Some(link)
@@ -286,8 +287,15 @@ impl Engine {
         } else {
             "applied"
         };
-        self.finish(queued, EventStatus::Done, link, audit, note, covers_through)
-            .await?;
+        self.finish_with_conflicts(
+            queued,
+            EventStatus::Done,
+            link,
+            (audit, conflicts),
+            note,
+            covers_through,
+        )
+        .await?;
         Ok(Outcome::Applied { writes })
     }
 
@@ -428,6 +436,37 @@ pub(super) fn audit_rows(
                 to: value.clone(),
                 actor: "tandem".to_string(),
             }
+        })
+        .collect()
+}
+
+/// One conflict-log row per conflict the plan settled, so people can review both values and
+/// the side kept.
+fn conflict_rows(
+    conn: &ConnectionRuntime,
+    link: &Link,
+    event_id: i64,
+    plan: &Plan,
+) -> Vec<ConflictEntry> {
+    let now = Utc::now();
+    plan.conflicts
+        .iter()
+        .map(|c| ConflictEntry {
+            id: 0,
+            at: now,
+            connection: conn.name.clone(),
+            event_id: Some(event_id),
+            jira_id: link.jira_id.clone(),
+            jira_key: link.jira_key.clone(),
+            external_id: link.external_id.clone(),
+            mapping_key: c.mapping_key.clone(),
+            policy: c.policy,
+            winner: c.winner,
+            jira_value: c.jira_value.clone(),
+            external_value: c.external_value.clone(),
+            jira_edited_at: c.jira_ts,
+            external_edited_at: c.external_ts,
+            detail: c.detail.clone(),
         })
         .collect()
 }

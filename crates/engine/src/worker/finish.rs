@@ -3,7 +3,7 @@
 //! comment on the Jira issue.
 
 use super::{Engine, Failure, Outcome};
-use crate::store::{AuditEntry, Completion, EventStatus, QueuedEvent};
+use crate::store::{AuditEntry, Completion, ConflictEntry, EventStatus, QueuedEvent};
 use chrono::Utc;
 use std::time::{Duration, Instant};
 use tandem_core::{Link, Side};
@@ -162,6 +162,27 @@ impl Engine {
         note: &str,
         covers_through: Option<i64>,
     ) -> Result<Outcome, Failure> {
+        self.finish_with_conflicts(
+            queued,
+            status,
+            link,
+            (audit, Vec::new()),
+            note,
+            covers_through,
+        )
+        .await
+    }
+
+    /// [`Self::finish`], also recording the conflicts the policy settled for the event.
+    pub(super) async fn finish_with_conflicts(
+        &self,
+        queued: &QueuedEvent,
+        status: EventStatus,
+        link: Option<Link>,
+        (audit, conflicts): (Vec<AuditEntry>, Vec<ConflictEntry>),
+        note: &str,
+        covers_through: Option<i64>,
+    ) -> Result<Outcome, Failure> {
         let writes = audit.len();
         self.store
             .complete(
@@ -171,6 +192,7 @@ impl Engine {
                     status,
                     link,
                     audit,
+                    conflicts,
                     // The note is kept in the event's `last_error` column: only reasons for
                     // ignoring belong there, not "applied".
                     note: (status == EventStatus::Ignored).then(|| note.to_string()),

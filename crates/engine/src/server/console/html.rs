@@ -44,6 +44,7 @@ const NAV: &[(&str, &str)] = &[
     ("/links", "Links"),
     ("/events", "Events"),
     ("/events?status=dead", "Dead letters"),
+    ("/conflicts", "Conflicts"),
     ("/audit", "Audit"),
 ];
 

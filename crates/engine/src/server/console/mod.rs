@@ -2,7 +2,8 @@
 //! failure, and to retry or discard dead letters. Served by `tandem serve` itself; the
 //! stylesheet and the small script that keeps the overview live are embedded in the binary.
 //!
-//! Sign-in takes the admin token and sets a session cookie ([`session`]); every page needs a
+//! Sign-in takes the admin token and sets a session cookie ([`session`]), or a one-time
+//! link does ([`once`], what `tandem demo` prints); every page needs a
 //! session (a browser without one is sent to `/login`), every form that changes something
 //! carries the session's CSRF token and must come from this origin. The JSON API under
 //! `/api/v1` keeps its Bearer token and is not affected.
@@ -12,8 +13,11 @@
 //! credentials), and the config is not in reach of this module.
 
 mod html;
+mod once;
 mod overview;
 mod session;
+
+pub use once::{LINK_MINUTES as SIGNIN_LINK_MINUTES, SigninLinks};
 
 use super::AppState;
 use crate::store::{DeadAction, DeadResolution, EventFilter, EventStatus, QueuedEvent};
@@ -51,6 +55,7 @@ pub(super) fn router(app: Arc<AppState>) -> Router {
     Router::new()
         .route("/", get(overview_page))
         .route("/login", get(login_page).post(login))
+        .route("/signin", get(signin_once))
         .route("/logout", post(logout))
         .route("/links", get(links_page))
         .route("/links/{connection}/{jira_id}", get(timeline_page))
@@ -58,6 +63,7 @@ pub(super) fn router(app: Arc<AppState>) -> Router {
         .route("/events/retry-all", post(retry_all))
         .route("/events/{id}", get(event_page))
         .route("/events/{id}/{action}", post(event_action))
+        .route("/conflicts", get(conflicts_page))
         .route("/audit", get(audit_page))
         .route("/console/overview.json", get(overview_json))
         .route("/console/console.css", get(css))
@@ -253,6 +259,44 @@ async fn login(
             StatusCode::UNAUTHORIZED,
             login_form(
                 Some("That token is not the admin token nor any console user's."),
+                c.sessions.open(),
+            ),
+        ),
+    }
+}
+
+#[derive(Deserialize)]
+struct OnceQuery {
+    #[serde(default)]
+    once: String,
+}
+
+/// A one-time link (see [`once`]): a valid, unused code starts a session and goes on to `/`;
+/// any other (used, expired, never issued) is refused alike, saying how to sign in instead.
+async fn signin_once(
+    State(c): State<Arc<Console>>,
+    headers: HeaderMap,
+    Query(q): Query<OnceQuery>,
+) -> Response {
+    let now = Utc::now();
+    let started = c
+        .app
+        .signin_links
+        .redeem(&q.once, now)
+        .and_then(|user| c.sessions.start(&user, now));
+    match started {
+        Some((_, value)) => redirect_setting_cookie(
+            "/",
+            &session::set_cookie(&value, session::over_https(&headers)),
+        ),
+        None => html_response(
+            StatusCode::UNAUTHORIZED,
+            login_form(
+                Some(&format!(
+                    "That sign-in link is not valid: each link works once, for {} minutes. \
+                     Sign in with your token instead.",
+                    once::LINK_MINUTES
+                )),
                 c.sessions.open(),
             ),
         ),
@@ -497,11 +541,16 @@ async fn links_page(
     let store = &c.app.engine.store;
     let found = if text.is_empty() {
         store
-            .list_links(connection, PAGE_SIZE, page_no * PAGE_SIZE)
+            .list_links(connection, PAGE_SIZE, page_no.saturating_mul(PAGE_SIZE))
             .await
     } else {
         store
-            .search_links(connection, text, PAGE_SIZE, page_no * PAGE_SIZE)
+            .search_links(
+                connection,
+                text,
+                PAGE_SIZE,
+                page_no.saturating_mul(PAGE_SIZE),
+            )
             .await
     };
     let links = match found {
@@ -577,8 +626,8 @@ fn pager(path: &str, params: &[(&str, &str)], page_no: u32, more: bool) -> Strin
             href(page_no - 1)
         );
     }
-    let _ = write!(out, "<span>Page {}</span>", page_no + 1);
-    if more {
+    let _ = write!(out, "<span>Page {}</span>", u64::from(page_no) + 1);
+    if more && page_no < u32::MAX {
         let _ = write!(
             out,
             "<a href=\"{}\" rel=\"next\">Next</a>",
@@ -672,6 +721,27 @@ async fn timeline_page(
         &["When", "Side written", "Field", "Old → new", "Event", "By"],
         &rows,
         "Nothing has been written for this link yet.",
+    ));
+    let conflicts = match store
+        .list_conflicts(Some(&connection), Some(&jira_id), 100, 0)
+        .await
+    {
+        Ok(k) => k,
+        Err(e) => return store_failure(e),
+    };
+    body.push_str("<h2>Conflicts</h2>");
+    body.push_str(&table(
+        "Conflicts the policy settled for this link, newest first",
+        &[
+            "When",
+            "Field mapping",
+            "Jira's value",
+            "External value",
+            "Decision",
+            "Event",
+        ],
+        &conflict_rows(&conflicts, false),
+        "No conflict on this link.",
     ));
     c.render(
         &Access::Session(s),
@@ -1178,6 +1248,133 @@ async fn retry_all(
         }
     }
     resolve(&c, &headers, &f, DeadAction::Retry, None, back).await
+}
+
+// --- conflicts ------------------------------------------------------------------------------
+
+#[derive(Deserialize)]
+struct ConflictsQuery {
+    connection: Option<String>,
+    page: Option<u32>,
+}
+
+/// A conflict's value on one side, marked when it is the one kept (in words, not only by
+/// style), with the time of that side's edit when known.
+fn conflict_value(
+    value: &tandem_core::FieldValue,
+    edited: &Option<chrono::DateTime<Utc>>,
+    kept: bool,
+) -> String {
+    let mut out = if kept {
+        format!(
+            "<strong class=\"kept\">{}</strong> <span class=\"tag\">kept</span>",
+            esc(&shown(value))
+        )
+    } else {
+        format!("<span class=\"lost\">{}</span>", esc(&shown(value)))
+    };
+    if let Some(t) = edited {
+        let _ = write!(out, "<br><small>edited {}</small>", when(t));
+    }
+    out
+}
+
+/// The rows of a conflicts table; `with_link` adds the link's column (the conflicts page;
+/// a link's own timeline does without it).
+fn conflict_rows(entries: &[crate::store::ConflictEntry], with_link: bool) -> String {
+    let mut rows = String::new();
+    for k in entries {
+        let mut cells = vec![when(&k.at)];
+        if with_link {
+            cells.push(format!(
+                "<a href=\"{}\">{} ↔ {}</a>",
+                esc(&link_href(&k.connection, &k.jira_id)),
+                esc(k.jira_key.as_deref().unwrap_or(&k.jira_id)),
+                esc(&k.external_id)
+            ));
+        }
+        cells.extend([
+            format!("<code>{}</code>", esc(&k.mapping_key)),
+            conflict_value(&k.jira_value, &k.jira_edited_at, k.winner == Side::Jira),
+            conflict_value(
+                &k.external_value,
+                &k.external_edited_at,
+                k.winner == Side::External,
+            ),
+            format!(
+                "<code>{}</code>: {} kept ({})",
+                esc(k.policy.as_str()),
+                esc(k.winner.as_str()),
+                esc(&k.detail)
+            ),
+            k.event_id
+                .map(|id| format!("<a href=\"/events/{id}\">{id}</a>"))
+                .unwrap_or_else(|| "–".into()),
+        ]);
+        rows.push_str(&row(&cells));
+    }
+    rows
+}
+
+async fn conflicts_page(
+    State(c): State<Arc<Console>>,
+    headers: HeaderMap,
+    Query(q): Query<ConflictsQuery>,
+) -> Response {
+    let s = match c.viewer(&headers) {
+        Ok(s) => s,
+        Err(r) => return *r,
+    };
+    let connection = given(&q.connection);
+    let page_no = q.page.unwrap_or(0);
+    // A page past the end is an empty page, as on the links page.
+    let offset = page_no.saturating_mul(PAGE_SIZE);
+    let found = c
+        .app
+        .engine
+        .store
+        .list_conflicts(connection, None, PAGE_SIZE, offset)
+        .await;
+    let entries = match found {
+        Ok(e) => e,
+        Err(e) => return store_failure(e),
+    };
+    let mut body = format!(
+        "<p class=\"lede\">When both sides changed a field since the last sync, the \
+         connection's conflict policy (<code>later_wins</code>, <code>jira_wins</code> or \
+         <code>external_wins</code>, or the field's own) keeps one side's value; the other \
+         side then gets it too. Values are shown in Jira's terms.</p>\
+         <form method=\"get\" action=\"/conflicts\" class=\"filters\">\
+         <div><label for=\"connection\">Connection</label>\
+         <select id=\"connection\" name=\"connection\">{}</select></div>\
+         <button type=\"submit\">Filter</button></form>",
+        html::options(&connection_choices(&c), connection),
+    );
+    body.push_str(&table(
+        "Conflicts settled by the policy, newest first",
+        &[
+            "When",
+            "Link (Jira ↔ external)",
+            "Field mapping",
+            "Jira's value",
+            "External value",
+            "Decision",
+            "Event",
+        ],
+        &conflict_rows(&entries, true),
+        if page_no > 0 {
+            "No more conflicts."
+        } else {
+            "No conflict yet: no field has been changed on both sides between two syncs."
+        },
+    ));
+    body.push_str(&pager(
+        "/conflicts",
+        &[("connection", connection.unwrap_or(""))],
+        page_no,
+        entries.len() as u32 == PAGE_SIZE,
+    ));
+    c.render(&Access::Session(s), "Conflicts", "/conflicts", &body)
 }
 
 // --- audit ----------------------------------------------------------------------------------
