@@ -734,8 +734,10 @@ fn catalogue() -> Vec<Case> {
             .ok(202, "queued"),
         Case::jira("Jira: RTL and emoji summary", jira_update("10902", "TEST-902", "\u{202e}שלום 🚒"))
             .ok(202, "queued"),
-        Case::jira("Jira: an event we do not sync", r#"{"webhookEvent": "comment_created", "comment": {}}"#)
+        Case::jira("Jira: an event we do not sync", r#"{"webhookEvent": "worklog_created", "worklog": {}}"#)
             .ok(200, "ignored"),
+        Case::jira("Jira: a comment event without its issue", r#"{"webhookEvent": "comment_created", "comment": {}}"#)
+            .shape("/issue", "missing issue"),
         Case::jira("Jira: a change to an unmapped field", json!({
             "webhookEvent": "jira:issue_updated",
             "issue": {"id": "10903", "key": "TEST-903", "fields": {"labels": ["a"]}},
