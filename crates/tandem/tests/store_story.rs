@@ -2071,3 +2071,94 @@ async fn clock_jump_story_postgres() {
     })
     .await;
 }
+
+/// A comment reconcile carries the comment events of its pair queued before its listing
+/// (from either side, under the pair's key), and nothing else: not an edit of the item, not
+/// another pair's comments, not one queued after the listing began.
+async fn comment_reconcile_story(s: Arc<dyn Store>) {
+    let s = &*s;
+    let commented = |source: Side, item: &str, key: &str| {
+        let mut e = event("c1", source, item, key);
+        e.kind = ChangeKind::Commented;
+        e.fields.clear();
+        e
+    };
+    let pair = "link:c1:10001";
+    let first = s
+        .enqueue_with_key(&commented(Side::Jira, "10001", "c-1"), pair, t(0))
+        .await
+        .unwrap()
+        .id();
+    assert_eq!(
+        ids(&s.claim_due("w", t(1), LEASE, 1).await.unwrap()),
+        vec![first]
+    );
+    let later_jira = s
+        .enqueue_with_key(&commented(Side::Jira, "10001", "c-2"), pair, t(2))
+        .await
+        .unwrap()
+        .id();
+    let edit = s
+        .enqueue_with_key(&event("c1", Side::Jira, "10001", "u-3"), pair, t(2))
+        .await
+        .unwrap()
+        .id();
+    let later_external = s
+        .enqueue_with_key(&commented(Side::External, "7", "c-4"), pair, t(2))
+        .await
+        .unwrap()
+        .id();
+    let other_pair = s
+        .enqueue_with_key(
+            &commented(Side::Jira, "10002", "c-5"),
+            "link:c1:10002",
+            t(2),
+        )
+        .await
+        .unwrap()
+        .id();
+    // The listing starts here.
+    let through = s.newest_event_id().await.unwrap();
+    let after_listing = s
+        .enqueue_with_key(&commented(Side::Jira, "10001", "c-6"), pair, t(3))
+        .await
+        .unwrap()
+        .id();
+    s.complete(first, "w", Completion::done(), t(4))
+        .await
+        .unwrap();
+    assert_eq!(
+        s.settle_comment_reconciles(first, through, t(4))
+            .await
+            .unwrap(),
+        2
+    );
+    let status = |id: i64| async move { s.get_event(id).await.unwrap().unwrap().status };
+    for (id, want) in [
+        (later_jira, EventStatus::Done),
+        (later_external, EventStatus::Done),
+        (edit, EventStatus::Pending),
+        (other_pair, EventStatus::Pending),
+        (after_listing, EventStatus::Pending),
+    ] {
+        assert_eq!(status(id).await, want, "event {id}");
+    }
+}
+
+#[tokio::test]
+async fn comment_reconcile_story_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("comments.db").display());
+    comment_reconcile_story(store::open(&url).await.unwrap()).await;
+}
+
+#[tokio::test]
+async fn comment_reconcile_story_postgres() {
+    let Some(url) = postgres_url("comment_reconcile_story_postgres") else {
+        return;
+    };
+    in_postgres(&url, "creconcile", 1, |mut stores, _| async move {
+        comment_reconcile_story(stores.remove(0)).await;
+    })
+    .await;
+}

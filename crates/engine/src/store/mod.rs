@@ -604,6 +604,18 @@ pub trait Store: Send + Sync + 'static {
     /// change made, before the read.
     async fn newest_event_id(&self) -> StoreResult<i64>;
 
+    /// Settles as done the comment events of event `event_id`'s pair queued after it, up to
+    /// id `through` (the newest before its listing), still pending: the reconcile `event_id`
+    /// ran listed both sides' comments after they were queued, so it carried them. A burst
+    /// of comment webhooks and polls of one pair costs one listing instead of one each.
+    /// Returns how many were settled.
+    async fn settle_comment_reconciles(
+        &self,
+        event_id: i64,
+        through: i64,
+        now: DateTime<Utc>,
+    ) -> StoreResult<u64>;
+
     /// Gives the event back for another attempt at `next_at`: attempts + 1, status pending,
     /// lease cleared, `error` kept. Returns the attempts so far.
     async fn retry_later(

@@ -43,6 +43,10 @@ const CLAIM: &str = concat!(
 );
 
 /// Settles the events a fresh read carried; the payload is JSON text, read as `jsonb`.
+/// Settles the later comment events of a reconciled pair ([`sql::settle_comment_reconciles`]).
+const SETTLE_COMMENT_RECONCILES: &str =
+    sql::settle_comment_reconciles!("(payload::jsonb ->> 'kind')");
+
 const SETTLE_CARRIED: &str = sql::settle_carried!("(payload::jsonb ->> 'kind')");
 
 /// Notes that lease owner `$1` is alive, by the server's clock: the one clock every instance
@@ -568,6 +572,22 @@ impl Store for PgStore {
         }
         tx.commit().await?;
         Ok(())
+    }
+
+    async fn settle_comment_reconciles(
+        &self,
+        event_id: i64,
+        through: i64,
+        now: DateTime<Utc>,
+    ) -> StoreResult<u64> {
+        Ok(sqlx::query(SETTLE_COMMENT_RECONCILES)
+            .bind(covered_note(event_id))
+            .bind(now)
+            .bind(event_id)
+            .bind(through)
+            .execute(&self.pool)
+            .await?
+            .rows_affected())
     }
 
     async fn newest_event_id(&self) -> StoreResult<i64> {

@@ -148,6 +148,27 @@ macro_rules! settle_carried {
 }
 pub(crate) use settle_carried;
 
+/// Settles, as carried by the comment reconcile `$3`, the later comment events of its pair
+/// still pending (same connection and ordering key, ids up to `$4`, the newest before its
+/// listing): each asked for the same pair's comments to be listed and reconciled again, and
+/// the listing made after they were queued saw whatever they announced. `$1` note, `$2` now.
+macro_rules! settle_comment_reconciles {
+    ($payload_kind:literal) => {
+        concat!(
+            "UPDATE events
+             SET status = 'done', last_error = $1, updated_at = $2
+             WHERE ordering_key = (SELECT ordering_key FROM events WHERE id = $3)
+               AND status IN ('pending', 'leased') AND status = 'pending'
+               AND id > $3 AND id <= $4
+               AND connection = (SELECT connection FROM events WHERE id = $3)
+               AND ",
+            $payload_kind,
+            " = 'commented'"
+        )
+    };
+}
+pub(crate) use settle_comment_reconciles;
+
 /// The id of the newest event (NULL when the queue is empty).
 pub(crate) const NEWEST_EVENT_ID: &str = "SELECT MAX(id) FROM events";
 

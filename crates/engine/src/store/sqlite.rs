@@ -56,6 +56,10 @@ const CLAIM: &str = concat!(
 
 /// Settles the events a fresh read carried; SQLite reads the payload's JSON with
 /// `json_extract`.
+/// Settles the later comment events of a reconciled pair ([`sql::settle_comment_reconciles`]).
+const SETTLE_COMMENT_RECONCILES: &str =
+    sql::settle_comment_reconciles!("json_extract(payload, '$.kind')");
+
 const SETTLE_CARRIED: &str = sql::settle_carried!("json_extract(payload, '$.kind')");
 
 /// Notes that lease owner `$1` is alive at `$2`. This machine's clock is the only one a SQLite
@@ -594,6 +598,29 @@ impl Store for SqliteStore {
                         Self::insert_conflict(&mut *conn, k, event_id).await?;
                     }
                     Ok(())
+                })
+            })
+            .await
+    }
+
+    async fn settle_comment_reconciles(
+        &self,
+        event_id: i64,
+        through: i64,
+        now: DateTime<Utc>,
+    ) -> StoreResult<u64> {
+        let (note, now) = (covered_note(event_id), ts(now));
+        self.writer
+            .write(false, move |conn| {
+                Box::pin(async move {
+                    Ok(sqlx::query(SETTLE_COMMENT_RECONCILES)
+                        .bind(&note)
+                        .bind(&now)
+                        .bind(event_id)
+                        .bind(through)
+                        .execute(&mut *conn)
+                        .await?
+                        .rows_affected())
                 })
             })
             .await

@@ -76,6 +76,8 @@ impl Engine {
                 .await;
         }
 
+        // Every comment event of this pair queued up to here is carried by the listing below.
+        let through = self.store.newest_event_id().await?;
         let jira = conn.jira.list_comments(&link.jira_id).await?;
         let external = conn.external.list_comments(&link.external_id).await?;
         let actions = plan_comments(&CommentInput {
@@ -93,7 +95,7 @@ impl Engine {
             self.carry_out(conn, queued, &link, &links, action, &mut done)
                 .await?;
         }
-        if done.audit.is_empty() {
+        let outcome = if done.audit.is_empty() {
             let note = if done.skipped.is_empty() {
                 "comments are in step".to_string()
             } else {
@@ -102,11 +104,33 @@ impl Engine {
                     done.skipped.join("; ")
                 )
             };
-            return self.ignore(queued, &note).await;
-        }
-        let note = done.skipped.join("; ");
-        self.finish(queued, EventStatus::Done, None, done.audit, &note, None)
+            self.ignore(queued, &note).await?
+        } else {
+            let note = done.skipped.join("; ");
+            self.finish(queued, EventStatus::Done, None, done.audit, &note, None)
+                .await?
+        };
+        self.settle_carried_reconciles(queued, through).await;
+        Ok(outcome)
+    }
+
+    /// Settles the pair's comment events that the listing just made carried (each would
+    /// list and reconcile the same pair again). Best effort: one left unsettled only costs
+    /// its own listing later.
+    async fn settle_carried_reconciles(&self, queued: &QueuedEvent, through: i64) {
+        match self
+            .store
+            .settle_comment_reconciles(queued.id, through, Utc::now())
             .await
+        {
+            Ok(0) => {}
+            Ok(n) => debug!(
+                event = queued.id,
+                settled = n,
+                "later comment events carried"
+            ),
+            Err(e) => debug!(event = queued.id, error = %e, "later comment events not settled"),
+        }
     }
 
     /// Carries out one planned action, recording it in the store as it goes.
