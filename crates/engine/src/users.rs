@@ -198,3 +198,111 @@ impl UserResolver {
         metrics::counter!("tandem_user_unmatched_total", "connection" => self.connection.clone(), "side" => side.to_string()).increment(1);
     }
 }
+
+/// One user `tandem check --users` found without a match.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnmatchedUser {
+    /// The side the user is on.
+    pub side: Side,
+    pub user: String,
+    /// Where they were seen: a map row (`users.csv:4`) or the fields of recent items.
+    pub seen: String,
+}
+
+/// How far back `tandem check --users` looks for recent items' users.
+pub const RECENT_DAYS: i64 = 30;
+
+/// The users of connection `conn` that do not match, read-only: the map's Jira column entries
+/// Jira does not know, and the users in the user fields of each side's items changed in the
+/// last [`RECENT_DAYS`] days (their first page) that have no match on the other side.
+pub async fn check_users(
+    conn: &crate::config::ConnectionConfig,
+    http: &reqwest::Client,
+) -> anyhow::Result<Vec<UnmatchedUser>> {
+    use crate::connector::{self, ConnectorContext};
+    use tandem_core::mapping::FieldType;
+    let Some(config) = &conn.users else {
+        return Ok(Vec::new());
+    };
+    let make = |side: Side, cfg: connector::SideConfig<'_>| {
+        connector::build(
+            cfg,
+            ConnectorContext::new(side, conn.fields.clone(), http.clone())
+                .with_filter(conn.filter.clone()),
+        )
+    };
+    let jira = make(Side::Jira, (&conn.jira).into())?;
+    let external = make(Side::External, (&conn.external).into())?;
+    for c in [&jira, &external] {
+        c.prepare().await?;
+    }
+    let resolver = UserResolver::new(&conn.name, config, jira.clone(), external.clone());
+    let file = config
+        .map
+        .as_deref()
+        .and_then(|p| p.file_name())
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let mut out = Vec::new();
+    // The map's Jira users, where Jira can be asked.
+    if jira.supports_users() {
+        for pair in resolver.map().pairs() {
+            let known = if is_email(&pair.jira) {
+                resolver.value_on(Side::Jira, &pair.jira).await?.is_some()
+            } else {
+                resolver
+                    .lookup(Side::Jira, UserQuery::Id(&pair.jira))
+                    .await?
+                    .is_some()
+            };
+            if !known {
+                out.push(UnmatchedUser {
+                    side: Side::Jira,
+                    user: pair.jira.clone(),
+                    seen: format!("{file}:{}, not a Jira user", pair.line),
+                });
+            }
+        }
+    }
+    // The users of recent items, each side.
+    let since = chrono::Utc::now() - chrono::Duration::days(RECENT_DAYS);
+    let entries: Vec<_> = conn
+        .fields
+        .fields
+        .iter()
+        .filter(|m| m.field_type == FieldType::User)
+        .collect();
+    for (side, connector) in [(Side::Jira, &jira), (Side::External, &external)] {
+        let page = connector.changed_since(since, None).await?;
+        let mut seen: std::collections::BTreeMap<String, (String, usize)> = Default::default();
+        for item in &page.items {
+            for m in &entries {
+                let Some(v) = item.fields.get(m.field_on(side)) else {
+                    continue;
+                };
+                let user = tandem_core::to_text(v);
+                if user.trim().is_empty() {
+                    continue;
+                }
+                let e = seen
+                    .entry(user.trim().to_string())
+                    .or_insert((m.field_on(side).to_string(), 0));
+                e.1 += 1;
+            }
+        }
+        for (user, (field, count)) in seen {
+            if resolver.to_other(side, &user).await?.is_none() {
+                out.push(UnmatchedUser {
+                    side,
+                    user,
+                    seen: format!(
+                        "{field} of {count} item{} changed in the last {RECENT_DAYS} days, no match on the {} side",
+                        if count == 1 { "" } else { "s" },
+                        side.other()
+                    ),
+                });
+            }
+        }
+    }
+    Ok(out)
+}
