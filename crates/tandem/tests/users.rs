@@ -130,7 +130,8 @@ async fn the_assignee_crosses_both_ways_through_the_map_and_by_e_mail() {
         writes,
         "no write after the echoes"
     );
-    assert_eq!(ext_assignee(&w, &ext).as_deref(), Some("bob@example.com"));
+    // The address stays as the person typed it: Jira's echo is an echo, not a rewrite.
+    assert_eq!(ext_assignee(&w, &ext).as_deref(), Some("Bob@Example.com"));
 
     // The user search is asked once per person and question, then answered from the cache.
     let searches = user_searches(&w);
@@ -297,6 +298,57 @@ async fn data_center_writes_users_by_name() {
     })
     .await;
     w.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_users_lists_who_does_not_match() {
+    let map = "jiraUser,externalUser\nalice@example.com,ext-alice\ncarol@example.com,ext-carol\n";
+    let w = world(Options {
+        mapping: Some(mapping()),
+        files: vec![("users.csv", map.to_string())],
+        connection_extra: "[connection.users]\nmap = \"users.csv\"\n".into(),
+        serve: false,
+        ..Options::default()
+    })
+    .await;
+    w.jira.user_create_issue(
+        "TEST",
+        json!({"summary": "Mapped", "assignee": {"accountId": ALICE}}),
+    );
+    w.jira.user_create_issue(
+        "TEST",
+        json!({"summary": "By e-mail", "assignee": {"accountId": BOB}}),
+    );
+    w.external
+        .user_create(vec![(1001, "Nobody's".into()), (1005, "zed".into())]);
+    w.external
+        .user_create(vec![(1001, "Alice's".into()), (1005, "ext-alice".into())]);
+    let config = tandem::config::load(&w.config_path()).unwrap();
+    let list = tandem::users::check_users(&config.connections[0], &reqwest::Client::new())
+        .await
+        .unwrap();
+    let got: Vec<(String, String, String)> = list
+        .iter()
+        .map(|u| (u.side.to_string(), u.user.clone(), u.seen.clone()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (
+                "jira".to_string(),
+                "carol@example.com".to_string(),
+                "users.csv:3, not a Jira user".to_string()
+            ),
+            (
+                "external".to_string(),
+                "zed".to_string(),
+                "1005 of 1 item changed in the last 30 days, no match on the jira side".to_string()
+            ),
+        ]
+    );
+    // Read-only: nothing was written on either side.
+    assert!(w.jira_writes().is_empty());
+    assert!(w.external_writes().is_empty());
 }
 
 /// Runs a store call from a synchronous probe.
