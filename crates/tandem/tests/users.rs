@@ -50,10 +50,7 @@ fn jira_assignee(w: &World, key: &str) -> Option<String> {
 fn jira_assignee_writes(w: &World) -> Vec<Value> {
     w.jira_writes()
         .into_iter()
-        .filter_map(|r: RecordedRequest| {
-            let a = r.body["fields"].get("assignee").cloned();
-            a
-        })
+        .filter_map(|r: RecordedRequest| r.body["fields"].get("assignee").cloned())
         .collect()
 }
 

@@ -94,16 +94,18 @@ impl Engine {
             self.write_planned(conn, &mut link, &plan, target_side, &twin)
                 .await?;
         }
-        self.finish_applied(
+        let mut audit = audit_rows(
             conn,
-            queued,
-            link,
-            &plan,
-            &twin,
-            source.covers_through,
-            user_audit,
-        )
-        .await
+            Some(queued.id),
+            &link,
+            target_side,
+            &plan.writes,
+            &twin.fields,
+        );
+        note_how(&mut audit, conn.side(target_side).as_ref(), &target_id);
+        audit.extend(user_audit);
+        self.finish_applied(queued, link, &plan, audit, source.covers_through)
+            .await
     }
 
     /// The source item's values to plan with, judged against the shadow alone; a delivered
@@ -263,30 +265,16 @@ impl Engine {
     }
 
     /// Completes an event whose plan was written (or needed no write once the twin was
-    /// read): audit rows, and the link with everything learnt, nothing left pending.
+    /// read): its audit rows, and the link with everything learnt, nothing left pending.
     async fn finish_applied(
         &self,
-        conn: &ConnectionRuntime,
         queued: &QueuedEvent,
         mut link: Link,
         plan: &Plan,
-        twin: &Item,
+        audit: Vec<AuditEntry>,
         covers_through: Option<i64>,
-        user_audit: Vec<AuditEntry>,
     ) -> Result<Outcome, Failure> {
         let event = &queued.event;
-        let target_side = event.source.other();
-        let target_id = link.id_on(target_side).to_string();
-        let mut audit = audit_rows(
-            conn,
-            Some(queued.id),
-            &link,
-            target_side,
-            &plan.writes,
-            &twin.fields,
-        );
-        note_how(&mut audit, conn.side(target_side).as_ref(), &target_id);
-        audit.extend(user_audit);
         let writes = plan.writes.len();
         // The twin was read, so every pending write has been judged (landed or not): the
         // answered writes and what was learnt go into the shadow, and nothing stays pending.
