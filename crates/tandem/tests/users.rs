@@ -343,9 +343,68 @@ async fn check_users_lists_who_does_not_match() {
             ),
         ]
     );
+
+    // The command line says the same.
+    let path = w.config_path();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_tandem"))
+            .args(["check", "--users", "--config"])
+            .arg(&path)
+            .env_remove("TANDEM_CONFIG")
+            .output()
+            .expect("run tandem")
+    })
+    .await
+    .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    println!("{text}");
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains("seed / users: 2 unmatched users"), "{text}");
+    assert!(
+        text.contains("  UNMATCHED jira `carol@example.com`: users.csv:3, not a Jira user"),
+        "{text}"
+    );
+    assert!(
+        text.contains("  UNMATCHED external `zed`: 1005 of 1 item"),
+        "{text}"
+    );
+
     // Read-only: nothing was written on either side.
     assert!(w.jira_writes().is_empty());
     assert!(w.external_writes().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_jira_user_without_a_match_keeps_the_field_outside() {
+    // Without matching by e-mail only the map's people cross; Bob is not in it.
+    let w = people("match_by_email = false", MAP, false).await;
+    let (key, ext) = linked_pair(
+        &w,
+        json!({"summary": "Printer on fire", "assignee": {"accountId": ALICE}}),
+    )
+    .await;
+    assert_eq!(ext_assignee(&w, &ext).as_deref(), Some("ext-alice"));
+    w.jira.user_edit_issue(
+        &key,
+        json!({"summary": "Printer still on fire", "assignee": {"accountId": BOB}}),
+    );
+    eventually("the summary outside", || {
+        w.external
+            .item(&ext)
+            .and_then(|i| ext_field(&i, 1001))
+            .filter(|s| s == "Printer still on fire")
+    })
+    .await;
+    settle(&w).await;
+    assert_eq!(ext_assignee(&w, &ext).as_deref(), Some("ext-alice"), "kept");
+    let audit = w.engine().store.list_audit(Some("seed"), 50).await.unwrap();
+    let miss = audit
+        .iter()
+        .find(|a| a.actor.starts_with("user:unmatched"))
+        .expect("an audit row for the miss");
+    assert_eq!(miss.target, tandem_core::Side::External);
+    assert_eq!(miss.from, Some(tandem_core::FieldValue::User(BOB.into())));
+    w.stop().await;
 }
 
 /// Runs a store call from a synchronous probe.
