@@ -1332,37 +1332,6 @@ impl JiraSandbox {
             .unwrap_or_default()
     }
 
-    /// Adds a person to the site (user name, display name, e-mail) and answers their account
-    /// id. They can then be assigned, searched for and act through the `user_*` helpers.
-    ///
-    /// # Panics
-    /// If a user of that name or e-mail exists: a test adding one twice is a bug in the test.
-    pub fn add_user(&self, name: &str, display_name: &str, email: &str) -> String {
-        let mut st = self.inner.lock();
-        assert!(
-            !st.users
-                .iter()
-                .any(|u| u.name.eq_ignore_ascii_case(name) || u.email.eq_ignore_ascii_case(email)),
-            "sandbox user `{name}` / `{email}` exists already"
-        );
-        let account_id = format!("712020:{:08x}-{name}", st.users.len() as u32 + 0x5eed_0000);
-        st.users.push(User {
-            account_id: account_id.clone(),
-            name: name.to_string(),
-            display_name: display_name.to_string(),
-            email: email.to_string(),
-        });
-        account_id
-    }
-
-    /// The account id of the sandbox user named `user` (name, account id or display name).
-    ///
-    /// # Panics
-    /// If there is none.
-    pub fn account_id(&self, user: &str) -> String {
-        self.person(user).account_id
-    }
-
     /// The sandbox user named `user` (login name, account id or display name).
     ///
     /// # Panics
