@@ -15,6 +15,7 @@ pub mod mapping;
 pub mod plan;
 pub mod retry;
 pub mod richtext;
+pub mod users;
 pub mod value;
 
 pub use comment::{Comment, CommentAction, CommentLink, CommentSettings, NewComment, TandemMark};

@@ -119,6 +119,14 @@ pub(crate) async fn connection_runtime(
         to_external: conn.create.allows_create_on(Side::External),
     };
     let comments = comment_settings(conn, &*jira, &*external);
+    let users = conn.users.as_ref().map(|u| {
+        Arc::new(crate::users::UserResolver::new(
+            &conn.name,
+            u,
+            jira.clone(),
+            external.clone(),
+        ))
+    });
     Ok(ConnectionRuntime::new(
         conn.name.clone(),
         jira,
@@ -137,7 +145,8 @@ pub(crate) async fn connection_runtime(
     )
     .with_script(conn.script.clone())
     .with_exprs(conn.exprs.clone())
-    .with_comments(comments))
+    .with_comments(comments)
+    .with_users(users))
 }
 
 /// The connection's comment settings, with what its two connectors can do: comments travel

@@ -16,4 +16,5 @@ pub mod secret;
 pub mod server;
 pub mod store;
 pub mod sync;
+pub mod users;
 pub mod worker;

@@ -135,6 +135,7 @@ const SERVED: &[(&str, &str)] = &[
     ("get", "/rest/api/3/status/{idOrName}"),
     ("get", "/rest/api/3/field"),
     ("get", "/rest/api/3/myself"),
+    ("get", "/rest/api/3/user/search"),
     ("get", "/rest/api/3/project/{projectIdOrKey}"),
     ("get", "/rest/api/3/search/jql"),
     ("post", "/rest/api/3/search/jql"),
@@ -289,6 +290,7 @@ async fn sandbox_responses_match_the_openapi_spec() {
         .await;
     c.call("get", "/rest/api/3/myself", "/rest/api/3/myself", None, 200)
         .await;
+    user_search_routes(&mut c).await;
     let project = "/rest/api/3/project/{projectIdOrKey}";
     let test = c
         .call("get", project, "/rest/api/3/project/TEST", None, 200)
@@ -447,6 +449,39 @@ async fn sandbox_responses_match_the_openapi_spec() {
         );
     }
     sb.shutdown().await;
+}
+
+/// The user search, as the user map's automatic matching calls it: Cloud by e-mail
+/// (`query`, a prefix match) and by account id, Data Center by `username` (checked against
+/// the same schema: Data Center's answer is Cloud's `User` with `name` and `key`).
+async fn user_search(c: &mut Contract, query: &str, expect: u16) -> Value {
+    let template = "/rest/api/3/user/search";
+    let api = if query.starts_with("username") { 2 } else { 3 };
+    c.call(
+        "get",
+        template,
+        &format!("/rest/api/{api}/user/search?{query}"),
+        None,
+        expect,
+    )
+    .await
+}
+
+async fn user_search_routes(c: &mut Contract) {
+    let by_mail = user_search(c, "query=Alice%40Example.com", 200).await;
+    assert_eq!(by_mail.as_array().map(Vec::len), Some(1), "{by_mail}");
+    assert_eq!(by_mail[0]["accountId"], "5b10ac8d82e05b22cc7d4ef5");
+    assert_eq!(by_mail[0]["emailAddress"], "alice@example.com");
+    let by_prefix = user_search(c, "query=b&maxResults=10", 200).await;
+    assert_eq!(by_prefix[0]["displayName"], "Bob Human", "{by_prefix}");
+    let by_id = user_search(c, "accountId=5b10a2844c20165700ede21g", 200).await;
+    assert_eq!(by_id[0]["displayName"], "Bob Human");
+    let nobody = user_search(c, "query=nobody%40example.com", 200).await;
+    assert_eq!(nobody, json!([]));
+    let dc = user_search(c, "username=alice", 200).await;
+    assert_eq!(dc[0]["name"], "alice", "{dc}");
+    user_search(c, "maxResults=5", 400).await;
+    user_search(c, "username=", 400).await;
 }
 
 /// One comment's routes and comment properties, on v3 and on v2 (whose bodies are wiki

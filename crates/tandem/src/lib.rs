@@ -6,7 +6,7 @@
 //! run the engine against the sandboxes (`tandem-sandbox`).
 
 pub use tandem_engine::{
-    app, config, connector, poller, queueing, secret, server, store, sync, worker,
+    app, config, connector, poller, queueing, secret, server, store, sync, users, worker,
 };
 
 pub mod bench;

@@ -77,6 +77,10 @@ enum Command {
         /// Only validate files; do not contact Jira or the external system.
         #[arg(long)]
         offline: bool,
+        /// Also list the users seen on each side that do not match (read-only): the user
+        /// map's Jira users Jira does not know, and the users of recent items.
+        #[arg(long, conflicts_with = "offline")]
+        users: bool,
     },
     /// Reconcile existing issues in bulk (initial sync); resumable.
     Sync {
@@ -311,7 +315,11 @@ async fn run(cli: Cli) -> ExitCode {
         Command::Presets { command } => cmd_presets(command),
         Command::Demo { once } => cmd_demo(once).await,
         Command::Serve { config, log_format } => cmd_serve(&config.config, log_format).await,
-        Command::Check { config, offline } => cmd_check(&config.config, offline).await,
+        Command::Check {
+            config,
+            offline,
+            users,
+        } => cmd_check(&config.config, offline, users).await,
         Command::Sync {
             config,
             connection,
@@ -703,7 +711,7 @@ fn comment_notes(config: &tandem::config::Config) -> Vec<String> {
     notes
 }
 
-async fn cmd_check(config_path: &Path, offline: bool) -> anyhow::Result<ExitCode> {
+async fn cmd_check(config_path: &Path, offline: bool, users: bool) -> anyhow::Result<ExitCode> {
     let config = match load_config(config_path) {
         Ok(c) => c,
         Err(code) => return Ok(code),
@@ -754,6 +762,9 @@ async fn cmd_check(config_path: &Path, offline: bool) -> anyhow::Result<ExitCode
             }
         }
     }
+    if users {
+        problems += check_users(&config, &http).await;
+    }
     if problems == 0 {
         println!("all systems reachable, credentials valid, fields resolved");
         Ok(ExitCode::SUCCESS)
@@ -764,6 +775,45 @@ async fn cmd_check(config_path: &Path, offline: bool) -> anyhow::Result<ExitCode
         );
         Ok(ExitCode::FAILURE)
     }
+}
+
+/// `tandem check --users`: prints the users of each connection that do not match. They are
+/// not problems (the field is kept, see `unmatched_user`); a side that cannot be read is.
+async fn check_users(config: &tandem::config::Config, http: &reqwest::Client) -> usize {
+    let mut problems = 0;
+    for conn in &config.connections {
+        if conn.users.is_none() {
+            println!(
+                "{} / users: no [connection.users] table; user values cross as they are",
+                conn.name
+            );
+            continue;
+        }
+        match tandem::users::check_users(conn, http).await {
+            Ok(list) if list.is_empty() => {
+                println!("{} / users: every user seen matches", conn.name)
+            }
+            Ok(list) => {
+                println!(
+                    "{} / users: {} unmatched user{}",
+                    conn.name,
+                    list.len(),
+                    if list.len() == 1 { "" } else { "s" }
+                );
+                for u in list {
+                    println!("  UNMATCHED {} `{}`: {}", u.side, u.user, u.seen);
+                }
+            }
+            Err(e) => {
+                println!(
+                    "{} / users:\n  PROBLEM: could not list users: {e:#}",
+                    conn.name
+                );
+                problems += 1;
+            }
+        }
+    }
+    problems
 }
 
 async fn cmd_sync(

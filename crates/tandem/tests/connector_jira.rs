@@ -860,9 +860,53 @@ async fn every_request_the_cloud_client_sends_validates_against_the_openapi_spec
     c.comment(&created.id, "hello\n\nworld")
         .await
         .expect("comment");
+    // The user map's automatic matching: by e-mail (a prefix search, checked exactly) and by
+    // account id.
+    use tandem::connector::UserQuery;
+    let alice = c
+        .find_user(UserQuery::Email("Alice@example.com"))
+        .await
+        .expect("user search")
+        .expect("alice");
+    assert_eq!(alice.id, "5b10ac8d82e05b22cc7d4ef5");
+    let by_id = c
+        .find_user(UserQuery::Id(&alice.id))
+        .await
+        .expect("user search")
+        .expect("alice by id");
+    assert_eq!(by_id.email.as_deref(), Some("alice@example.com"));
+    assert!(
+        c.find_user(UserQuery::Email("alic@example.com"))
+            .await
+            .expect("user search")
+            .is_none(),
+        "a prefix is not a match"
+    );
 
     let log = sb.request_log();
     assert!(log.len() >= 10, "{} requests", log.len());
+    // The user search's query parameters are the operation's own.
+    let declared: Vec<&str> = spec()["paths"]["/rest/api/3/user/search"]["get"]["parameters"]
+        .as_array()
+        .expect("parameters")
+        .iter()
+        .filter_map(|p| p["name"].as_str())
+        .collect();
+    let searches: Vec<&RecordedRequest> = log
+        .iter()
+        .filter(|r| r.path == "/rest/api/3/user/search")
+        .collect();
+    assert_eq!(searches.len(), 3);
+    for r in searches {
+        let query = r.query.as_deref().unwrap_or_default();
+        for pair in query.split('&') {
+            let name = pair.split('=').next().unwrap_or_default();
+            assert!(
+                declared.contains(&name),
+                "`{name}` is not a parameter of user/search"
+            );
+        }
+    }
     let mut seen_bodies = 0;
     for r in &log {
         assert!(

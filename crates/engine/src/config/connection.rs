@@ -7,6 +7,7 @@ use super::duration::de_duration;
 use super::jira::JiraConfig;
 use super::rest::RestConfig;
 use super::spans::SpanIndex;
+use super::users::UsersConfig;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
@@ -89,6 +90,9 @@ pub struct ConnectionConfig {
     /// `comments`, `comment_deletes`, `internal_comments`, `comment_header`,
     /// `comments_history`, `external_name`.
     pub comments: CommentsConfig,
+    /// `[connection.users]`: how people are matched across the sides; `None` when the
+    /// table is absent (user values then cross as they are).
+    pub users: Option<UsersConfig>,
 }
 
 /// Compiled per-field expressions, by mapping key.
@@ -193,6 +197,9 @@ impl ConnectionConfig {
         }
 
         self.comments.check(at, issue);
+        if let Some(users) = &mut self.users {
+            users.check(&format!("{at}.users"), path, issue);
+        }
         self.jira.check(&format!("{at}.jira"), issue);
         if self.jira.dynamic_webhook_url.is_some()
             && self
@@ -305,6 +312,9 @@ struct RawConnection {
     /// How the other system is named in comment headers.
     #[serde(default)]
     external_name: Option<String>,
+    /// `[connection.users]`
+    #[serde(default)]
+    users: Option<UsersConfig>,
 }
 
 impl From<RawConnection> for ConnectionConfig {
@@ -344,6 +354,7 @@ impl From<RawConnection> for ConnectionConfig {
                 history: raw.comments_history,
                 external_name: raw.external_name,
             },
+            users: raw.users,
         }
     }
 }

@@ -37,6 +37,7 @@ mod server;
 mod since;
 mod spans;
 mod storage;
+mod users;
 mod worker;
 
 #[cfg(test)]
@@ -60,6 +61,7 @@ pub use self::server::{ADMIN_USER, ConsoleUser, MAX_CONNECTIONS_LIMIT, ServerCon
 pub use self::since::SinceFormat;
 pub use self::spans::KeyLines;
 pub use self::storage::StorageConfig;
+pub use self::users::UsersConfig;
 pub use self::worker::WorkerConfig;
 
 use self::spans::SpanIndex;

@@ -218,6 +218,24 @@ fn comments_unsupported(kind: &str) -> ConnectorError {
     ConnectorError::permanent(format!("the {kind} connector does not sync comments"))
 }
 
+/// A person as one system knows them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserRecord {
+    /// What a user field there holds (Jira Cloud: the account id; Data Center: the name).
+    pub id: String,
+    pub email: Option<String>,
+    pub display_name: Option<String>,
+}
+
+/// Whom to look up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UserQuery<'a> {
+    /// By e-mail address, exactly (any case).
+    Email(&'a str),
+    /// By what a user field holds (account id, user name).
+    Id(&'a str),
+}
+
 /// What `tandem check` learned about one side.
 #[derive(Debug, Clone, Default)]
 pub struct CheckReport {
@@ -316,6 +334,17 @@ pub trait Connector: Send + Sync + 'static {
     /// Deletes comment `comment_id` of item `id`; a comment already gone (404) is success.
     async fn delete_comment(&self, _id: &str, _comment_id: &str) -> ConnectorResult<()> {
         Err(comments_unsupported(self.kind()))
+    }
+
+    /// Whether [`Self::find_user`] asks the system (Jira's user search). Where it does not,
+    /// a user value is what the map or an e-mail says, written as it is.
+    fn supports_users(&self) -> bool {
+        false
+    }
+
+    /// The one user `query` names exactly, or `Ok(None)`.
+    async fn find_user(&self, _query: UserQuery<'_>) -> ConnectorResult<Option<UserRecord>> {
+        Ok(None)
     }
 
     /// Online check for `tandem check`: credentials, field resolution.

@@ -46,9 +46,11 @@ impl Engine {
         }
         // The twin's current state tells a real conflict (both sides changed since the last
         // sync) from a plain update.
-        let twin = conn.side(target_side).fetch(&target_id).await?;
+        let mut twin = conn.side(target_side).fetch(&target_id).await?;
         if target_side == Side::Jira {
             self.fill_link_field(conn, &link, &twin).await?;
+        } else {
+            twin.fields = self.users_in(conn, target_side, twin.fields).await?;
         }
         // Values a script wrote are read as the mapped values they stand for, on both sides
         // (see `restore_written`): an echo stays an echo, a twin holding one is unchanged.
@@ -75,6 +77,16 @@ impl Engine {
         if let Some(err) = plan.errors.first() {
             return Err(Failure::Permanent(err.to_string()));
         }
+        // People get the target's own user values (or the unmatched rule) first.
+        let user_audit = self
+            .users_out(
+                conn,
+                target_side,
+                &mut plan,
+                (&link.jira_id, &link.external_id),
+                queued.id,
+            )
+            .await?;
         // The script's hook shapes what is written; the shadow keeps the mapped values.
         let view = item_view(event.source, &link, event.item_key.clone(), &source.values);
         transform_writes(conn, &mut plan, target_side, &view)?;
@@ -82,7 +94,17 @@ impl Engine {
             self.write_planned(conn, &mut link, &plan, target_side, &twin)
                 .await?;
         }
-        self.finish_applied(conn, queued, link, &plan, &twin, source.covers_through)
+        let mut audit = audit_rows(
+            conn,
+            Some(queued.id),
+            &link,
+            target_side,
+            &plan.writes,
+            &twin.fields,
+        );
+        note_how(&mut audit, conn.side(target_side).as_ref(), &target_id);
+        audit.extend(user_audit);
+        self.finish_applied(queued, link, &plan, audit, source.covers_through)
             .await
     }
 
@@ -154,7 +176,7 @@ impl Engine {
             self.fill_link_field(conn, link, &item).await?;
         }
         let ts = item.updated.unwrap_or(delivered_ts);
-        let values = item.fields;
+        let values = self.users_in(conn, event.source, item.fields).await?;
         let against_shadow = plan_against_shadow(conn, event.source, link, &values, ts);
         Ok(SourceState {
             values,
@@ -243,28 +265,16 @@ impl Engine {
     }
 
     /// Completes an event whose plan was written (or needed no write once the twin was
-    /// read): audit rows, and the link with everything learnt, nothing left pending.
+    /// read): its audit rows, and the link with everything learnt, nothing left pending.
     async fn finish_applied(
         &self,
-        conn: &ConnectionRuntime,
         queued: &QueuedEvent,
         mut link: Link,
         plan: &Plan,
-        twin: &Item,
+        audit: Vec<AuditEntry>,
         covers_through: Option<i64>,
     ) -> Result<Outcome, Failure> {
         let event = &queued.event;
-        let target_side = event.source.other();
-        let target_id = link.id_on(target_side).to_string();
-        let mut audit = audit_rows(
-            conn,
-            Some(queued.id),
-            &link,
-            target_side,
-            &plan.writes,
-            &twin.fields,
-        );
-        note_how(&mut audit, conn.side(target_side).as_ref(), &target_id);
         let writes = plan.writes.len();
         // The twin was read, so every pending write has been judged (landed or not): the
         // answered writes and what was learnt go into the shadow, and nothing stays pending.
@@ -306,14 +316,15 @@ impl Engine {
         event: &ChangeEvent,
         fetched: Option<&Item>,
     ) -> Result<(Fields, DateTime<Utc>), Failure> {
-        if let Some(item) = fetched {
-            return Ok((item.fields.clone(), item.updated.unwrap_or(event.source_ts)));
-        }
-        if event.needs_fetch {
+        let (fields, ts) = if let Some(item) = fetched {
+            (item.fields.clone(), item.updated.unwrap_or(event.source_ts))
+        } else if event.needs_fetch {
             let item = conn.side(event.source).fetch(&event.item_id).await?;
-            return Ok((item.fields.clone(), item.updated.unwrap_or(event.source_ts)));
-        }
-        Ok((event.fields.clone(), event.source_ts))
+            (item.fields, item.updated.unwrap_or(event.source_ts))
+        } else {
+            (event.fields.clone(), event.source_ts)
+        };
+        Ok((self.users_in(conn, event.source, fields).await?, ts))
     }
 }
 

@@ -79,6 +79,9 @@ pub struct ConnectionRuntime {
     pub exprs: BTreeMap<String, FieldExpr>,
     /// How the pair's comments are kept in step (off unless [`Self::with_comments`] says).
     pub comments: CommentSettings,
+    /// Matches people across the sides (`[connection.users]`); `None`: user values cross
+    /// as they are.
+    pub users: Option<Arc<crate::users::UserResolver>>,
     /// Serialises link discovery and twin creation: the echo of a twin being created waits
     /// here and then finds the new link instead of creating a second twin.
     pub(super) link_lock: Mutex<()>,
@@ -112,6 +115,7 @@ impl ConnectionRuntime {
                 sync: CommentSync::Off,
                 ..CommentSettings::default()
             },
+            users: None,
             link_lock: Mutex::new(()),
             jira_fingerprint: String::new(),
             external_fingerprint: String::new(),
@@ -141,6 +145,12 @@ impl ConnectionRuntime {
     /// The same runtime, syncing comments under `settings`.
     pub fn with_comments(mut self, settings: CommentSettings) -> Self {
         self.comments = settings;
+        self
+    }
+
+    /// The same runtime, matching people through `users`.
+    pub fn with_users(mut self, users: Option<Arc<crate::users::UserResolver>>) -> Self {
+        self.users = users;
         self
     }
 

@@ -47,6 +47,11 @@ impl Engine {
         if let Some(err) = plan.errors.first() {
             return Err(Failure::Permanent(err.to_string()));
         }
+        // People get the target's own user values (or the unmatched rule) first; the link
+        // does not exist yet, so the rows get its ids once it does.
+        let mut user_audit = self
+            .users_out(conn, target_side, &mut plan, ("", ""), queued.id)
+            .await?;
         let view = created_from(item, event.source, &values);
         // The mapping entries' `expr`s first, as on an update.
         apply_exprs(conn, &mut plan, target_side, &view)?;
@@ -82,6 +87,11 @@ impl Engine {
             &BTreeMap::new(),
         );
         note_how(&mut audit, conn.side(target_side).as_ref(), &created.id);
+        for row in &mut user_audit {
+            row.jira_id = link.jira_id.clone();
+            row.external_id = link.external_id.clone();
+        }
+        audit.extend(user_audit);
         for (key, entry) in plan.shadow_updates {
             link.shadow.set(key, entry);
         }

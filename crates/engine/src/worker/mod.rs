@@ -36,6 +36,7 @@ mod create;
 mod discover;
 mod finish;
 mod script;
+mod users;
 
 pub use connection::{ConnectionRuntime, CreateRules, Scope};
 // The queueing policy lives in its own module (the webhook route, the poller and bulk sync

@@ -119,6 +119,10 @@ pub(crate) fn router(inner: S) -> Router {
             .route(
                 &format!("{prefix}/myself"),
                 get(move |s: State<S>| myself(s, v)),
+            )
+            .route(
+                &format!("{prefix}/user/search"),
+                get(move |s: State<S>, q: Query<Vec<(String, String)>>| user_search(s, v, q)),
             );
     }
     api = api
@@ -643,6 +647,76 @@ async fn myself(State(inner): State<S>, api: Api) -> R {
     let mut v = user.render(&inner.base, api);
     v["locale"] = json!("en_US");
     ok(StatusCode::OK, v)
+}
+
+/// `GET /user/search`. Cloud (v3): `query` matches the start of the display name or the
+/// e-mail, any case; `accountId` matches exactly. Data Center (v2): `username` matches the
+/// start of the name, display name or e-mail. One of them is required, as in Jira; results
+/// page with `startAt` / `maxResults`.
+async fn user_search(
+    State(inner): State<S>,
+    api: Api,
+    Query(q): Query<Vec<(String, String)>>,
+) -> R {
+    let param = |k: &str| {
+        q.iter()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.trim().to_string())
+    };
+    let number = |k: &str, default: usize| -> Result<usize, ApiError> {
+        match param(k) {
+            None => Ok(default),
+            Some(v) => v
+                .parse()
+                .map_err(|_| ApiError::new(400, format!("The '{k}' parameter must be a number."))),
+        }
+    };
+    let start = number("startAt", 0)?;
+    let max = number("maxResults", 50)?.min(1000);
+    let starts = |hay: &str, needle: &str| hay.to_lowercase().starts_with(&needle.to_lowercase());
+    let st = inner.lock();
+    let hits: Vec<&model::User> = match api {
+        Api::V3 => match (param("query"), param("accountId")) {
+            (_, Some(id)) if !id.is_empty() => {
+                st.users.iter().filter(|u| u.account_id == id).collect()
+            }
+            (Some(text), _) if !text.is_empty() => st
+                .users
+                .iter()
+                .filter(|u| starts(&u.display_name, &text) || starts(&u.email, &text))
+                .collect(),
+            _ => {
+                return Err(ApiError::new(
+                    400,
+                    "The query parameter 'query' or 'accountId' or 'property' is required.",
+                ));
+            }
+        },
+        Api::V2 => match param("username") {
+            Some(text) if !text.is_empty() => st
+                .users
+                .iter()
+                .filter(|u| {
+                    starts(&u.name, &text)
+                        || starts(&u.display_name, &text)
+                        || starts(&u.email, &text)
+                })
+                .collect(),
+            _ => {
+                return Err(ApiError::new(
+                    400,
+                    "The username query parameter was not provided",
+                ));
+            }
+        },
+    };
+    let page: Vec<Value> = hits
+        .into_iter()
+        .skip(start)
+        .take(max)
+        .map(|u| u.render(&inner.base, api))
+        .collect();
+    ok(StatusCode::OK, Value::Array(page))
 }
 
 /// Run a query: parse, validate, filter, sort. Returns the ids in order.

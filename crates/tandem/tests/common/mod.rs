@@ -49,6 +49,11 @@ pub struct Options {
     /// The connection's mapping file, name and text (`None`: [`MAPPING`] as
     /// `fieldMappings.csv`).
     pub mapping: Option<(&'static str, String)>,
+    /// More files next to the config (name, text), written before it is loaded (a user map).
+    pub files: Vec<(&'static str, String)>,
+    /// Speak to the Jira sandbox as Data Center (`api = "datacenter"`, a PAT) instead of
+    /// Cloud.
+    pub datacenter: bool,
 }
 
 impl Default for Options {
@@ -64,6 +69,8 @@ impl Default for Options {
             server_extra: String::new(),
             external: None,
             mapping: None,
+            files: Vec::new(),
+            datacenter: false,
         }
     }
 }
@@ -157,6 +164,14 @@ pub async fn world(opts: Options) -> World {
         .clone()
         .unwrap_or(("fieldMappings.csv", MAPPING.to_string()));
     std::fs::write(dir.path().join(mapping_file), mapping).unwrap();
+    for (name, text) in &opts.files {
+        std::fs::write(dir.path().join(name), text).unwrap();
+    }
+    let jira_auth = if opts.datacenter {
+        "api = \"datacenter\"\npat = \"sandbox-pat\""
+    } else {
+        "api = \"cloud\"\nemail = \"tandem@example.com\"\napi_token = \"sandbox-api-token\""
+    };
     let secret_line = opts
         .jira_secret
         .map(|s| format!("webhook_secret = \"{s}\"\n"))
@@ -183,9 +198,7 @@ mapping = "{mapping_file}"
 {filter}
 [connection.jira]
 base_url = "{jira_url}"
-api = "cloud"
-email = "tandem@example.com"
-api_token = "sandbox-api-token"
+{jira_auth}
 project = "TEST"
 issue_type = "Task"
 {secret_line}

@@ -324,6 +324,14 @@ impl JiraClient {
         .map(|_| ())
     }
 
+    /// `GET /user/search?…`: users matching `query` (Cloud: `query=` or `accountId=`; Data
+    /// Center: `username=`), as a JSON array.
+    pub async fn user_search(&self, query: &[(&str, String)]) -> ConnectorResult<Value> {
+        self.call(Method::GET, &["user", "search"], query, None)
+            .await?
+            .json("jira: user search")
+    }
+
     /// `GET /status/{idOrName}`: one status of the site (404 when there is none by that name).
     pub async fn status(&self, id_or_name: &str) -> ConnectorResult<Value> {
         self.call(Method::GET, &["status", id_or_name], &[], None)

@@ -18,6 +18,7 @@ pub mod client;
 pub mod comments;
 pub mod dynamic;
 pub mod fields;
+pub mod users;
 pub mod webhook;
 pub mod workflow;
 
@@ -295,7 +296,15 @@ impl JiraConnector {
 
     /// Reads one mapped value: Jira's representation → the mapping's declared kind.
     fn read_value(&self, name: &str, info: &FieldInfo, raw: &Value) -> Result<FieldValue, String> {
-        let v = fields::decode(info.kind, raw).map_err(|e| format!("{}: {e}", info.id))?;
+        let v = match (info.kind, self.client.api()) {
+            // Data Center writes users by name (`{"name": …}`), so that is what is read; an
+            // account id a Cloud-shaped answer may also carry would not be writable back.
+            (JiraKind::User, Api::DataCenter) => match raw.get("name").and_then(Value::as_str) {
+                Some(name) => FieldValue::User(name.to_string()),
+                None => fields::decode(info.kind, raw).map_err(|e| format!("{}: {e}", info.id))?,
+            },
+            _ => fields::decode(info.kind, raw).map_err(|e| format!("{}: {e}", info.id))?,
+        };
         fields::coerce(&v, self.declared_type(name)).map_err(|e| format!("{}: {e}", info.id))
     }
 
@@ -968,6 +977,17 @@ impl Connector for JiraConnector {
 
     fn supports_comments(&self) -> bool {
         true
+    }
+
+    fn supports_users(&self) -> bool {
+        true
+    }
+
+    async fn find_user(
+        &self,
+        query: super::UserQuery<'_>,
+    ) -> ConnectorResult<Option<super::UserRecord>> {
+        users::find(&self.client, query).await
     }
 
     fn supports_internal_comments(&self) -> bool {
