@@ -104,7 +104,7 @@ impl Engine {
         );
         note_how(&mut audit, conn.side(target_side).as_ref(), &target_id);
         audit.extend(user_audit);
-        self.finish_applied(queued, link, &plan, audit, source.covers_through)
+        self.finish_applied(conn, queued, link, &plan, audit, source.covers_through)
             .await
     }
 
@@ -268,6 +268,7 @@ impl Engine {
     /// read): its audit rows, and the link with everything learnt, nothing left pending.
     async fn finish_applied(
         &self,
+        conn: &ConnectionRuntime,
         queued: &QueuedEvent,
         mut link: Link,
         plan: &Plan,
