@@ -2162,3 +2162,59 @@ async fn comment_reconcile_story_postgres() {
     })
     .await;
 }
+
+/// A claim passes over the connections named as holding their share of the slots.
+async fn claim_except_story(s: Arc<dyn Store>) {
+    let s = &*s;
+    let a1 = s
+        .enqueue(&event("a", Side::Jira, "1", "a-1"), t(0))
+        .await
+        .unwrap()
+        .id();
+    let b1 = s
+        .enqueue(&event("b", Side::Jira, "1", "b-1"), t(0))
+        .await
+        .unwrap()
+        .id();
+    let a2 = s
+        .enqueue(&event("a", Side::Jira, "2", "a-2"), t(0))
+        .await
+        .unwrap()
+        .id();
+    let b_dash = s
+        .enqueue(&event("b-a", Side::Jira, "1", "ba-1"), t(0))
+        .await
+        .unwrap()
+        .id();
+    let except = ["a".to_string()];
+    assert_eq!(
+        ids(&s
+            .claim_due_except("w", t(1), LEASE, 10, &except)
+            .await
+            .unwrap()),
+        vec![b1, b_dash],
+        "a's events wait; a name containing `a` is not `a`"
+    );
+    assert_eq!(
+        ids(&s.claim_due_except("w", t(1), LEASE, 10, &[]).await.unwrap()),
+        vec![a1, a2]
+    );
+}
+
+#[tokio::test]
+async fn claim_except_story_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("except.db").display());
+    claim_except_story(store::open(&url).await.unwrap()).await;
+}
+
+#[tokio::test]
+async fn claim_except_story_postgres() {
+    let Some(url) = postgres_url("claim_except_story_postgres") else {
+        return;
+    };
+    in_postgres(&url, "except", 1, |mut stores, _| async move {
+        claim_except_story(stores.remove(0)).await;
+    })
+    .await;
+}

@@ -571,6 +571,19 @@ pub trait Store: Send + Sync + 'static {
         now: DateTime<Utc>,
         lease: Duration,
         limit: u32,
+    ) -> StoreResult<Vec<QueuedEvent>> {
+        self.claim_due_except(owner, now, lease, limit, &[]).await
+    }
+
+    /// [`Store::claim_due`], passing over the events of the connections in `except` (those
+    /// holding their share of the worker's slots already).
+    async fn claim_due_except(
+        &self,
+        owner: &str,
+        now: DateTime<Utc>,
+        lease: Duration,
+        limit: u32,
+        except: &[String],
     ) -> StoreResult<Vec<QueuedEvent>>;
 
     /// Pushes the lease on an event `owner` still holds to `now + lease`, so a long piece of
@@ -961,6 +974,14 @@ pub(crate) fn lease_expiry(now: DateTime<Utc>, lease: Duration) -> StoreResult<D
 }
 
 /// What an event settled by another event's read says in `last_error`.
+/// Connection names as the claim's `$5` reads them: `,a,b,`, or empty for none.
+pub(crate) fn except_list(names: &[String]) -> String {
+    if names.is_empty() {
+        return String::new();
+    }
+    format!(",{},", names.join(","))
+}
+
 pub(crate) fn covered_note(by: i64) -> String {
     format!("carried by event {by}, which read the item after this one arrived")
 }

@@ -35,7 +35,7 @@ use super::{AttemptClock, EventAttempt, time_bounds};
 /// the due condition under its lock, so a fresh lease taken elsewhere is never stolen.
 const CLAIM: &str = concat!(
     "WITH picked AS (",
-    sql::claim_pick!("events e"),
+    sql::claim_pick!("events e", "strpos"),
     " FOR UPDATE OF e SKIP LOCKED) ",
     sql::claim_lease!(),
     " WHERE id IN (SELECT id FROM picked) RETURNING ",
@@ -490,22 +490,25 @@ impl Store for PgStore {
         Ok(Enqueued::Duplicate(id))
     }
 
-    async fn claim_due(
+    async fn claim_due_except(
         &self,
         owner: &str,
         now: DateTime<Utc>,
         lease: Duration,
         limit: u32,
+        except: &[String],
     ) -> StoreResult<Vec<QueuedEvent>> {
         if limit == 0 {
             return Ok(Vec::new());
         }
+        let except = super::except_list(except);
         let expires = lease_expiry(now, lease)?;
         let rows = sqlx::query(CLAIM)
             .bind(owner)
             .bind(expires)
             .bind(now)
             .bind(i64::from(limit))
+            .bind(&except)
             .fetch_all(&self.pool)
             .await?;
         let mut out = Vec::with_capacity(rows.len());

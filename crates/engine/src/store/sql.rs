@@ -63,8 +63,10 @@ pub(crate) const EVENT_BY_IDEMPOTENCY_KEY: &str =
     "SELECT id FROM events WHERE connection = $1 AND idempotency_key = $2";
 
 /// The claim's pick: the ids of up to `$4` due events (pending and due at `$3`, or leased with
-/// an expired lease) that head their ordering key, oldest first, read from `$events` (the
-/// table as the backend names it, so SQLite can be held to the index).
+/// an expired lease) that head their ordering key, oldest first, of the connections not named
+/// in `$5` (`,a,b,`; empty for none; `$position` is the backend's substring search, as
+/// connection names hold no comma), read from `$events` (the table as the backend names it,
+/// so SQLite can be held to the index).
 ///
 /// It walks the open events in id order (index `events_open`) and stops at `$4`: each one
 /// costs two probes of small partial indexes, whether an older open event of its key exists
@@ -72,11 +74,14 @@ pub(crate) const EVENT_BY_IDEMPOTENCY_KEY: &str =
 /// therefore costs the heads it takes and the open events ahead of them, not a pass over every
 /// open event (the `GROUP BY ordering_key` it replaces).
 macro_rules! claim_pick {
-    ($events:literal) => {
+    ($events:literal, $position:literal) => {
         concat!(
             "SELECT e.id FROM ",
             $events,
             " WHERE e.status IN ('pending', 'leased')
+               AND ",
+            $position,
+            "($5, ',' || e.connection || ',') = 0
                -- Due, written as one comparison: as an OR of the two cases it reads to
                -- PostgreSQL's planner as a bitmap scan of `events_due` for every due event and
                -- a sort, the whole-queue pass this walk is for avoiding.

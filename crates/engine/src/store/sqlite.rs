@@ -49,7 +49,7 @@ use writer::{WriteFailures, Writer};
 const CLAIM: &str = concat!(
     sql::claim_lease!(),
     " WHERE id IN (",
-    sql::claim_pick!("events e INDEXED BY events_open"),
+    sql::claim_pick!("events e INDEXED BY events_open", "instr"),
     ") RETURNING ",
     sql::event_cols!()
 );
@@ -491,16 +491,18 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn claim_due(
+    async fn claim_due_except(
         &self,
         owner: &str,
         now: DateTime<Utc>,
         lease: Duration,
         limit: u32,
+        except: &[String],
     ) -> StoreResult<Vec<QueuedEvent>> {
         if limit == 0 {
             return Ok(Vec::new());
         }
+        let except = super::except_list(except);
         let expires = ts(lease_expiry(now, lease)?);
         let claimed_at = now;
         let now = ts(now);
@@ -516,6 +518,7 @@ impl Store for SqliteStore {
                         .bind(&expires)
                         .bind(&claim_now)
                         .bind(i64::from(limit))
+                        .bind(&except)
                         .fetch_all(&mut *conn)
                         .await?;
                     // Decoded here: rows borrow the connection; unreadable ones are set aside.

@@ -85,6 +85,10 @@ pub struct Engine {
     pub wake: Notify,
     /// Tells a jump of the host's clock from time passing (see [`crate::clock`]).
     clock: ClockWatch,
+    /// Events in work here, per connection: no connection may hold more than
+    /// [`Engine::connection_share`] of the slots, so a slow or failing system leaves slots
+    /// for the others.
+    in_flight: std::sync::Mutex<HashMap<String, usize>>,
 }
 
 /// How one event ended, for logs and metrics.
@@ -152,6 +156,7 @@ impl Engine {
             settings,
             wake: Notify::new(),
             clock: ClockWatch::default(),
+            in_flight: Default::default(),
         })
     }
 
@@ -168,12 +173,20 @@ impl Engine {
                 self.clock_jumped(jump).await;
             }
             let free = permits.available_permits() as u32;
-            let claimed = if free == 0 {
+            let (except, room) = self.claim_room();
+            let limit = free.min(room);
+            let claimed = if limit == 0 {
                 Vec::new()
             } else {
                 match self
                     .store
-                    .claim_due(&self.settings.owner, Utc::now(), self.settings.lease, free)
+                    .claim_due_except(
+                        &self.settings.owner,
+                        Utc::now(),
+                        self.settings.lease,
+                        limit,
+                        &except,
+                    )
                     .await
                 {
                     Ok(events) => events,
@@ -189,8 +202,11 @@ impl Engine {
                     break;
                 };
                 let engine = self.clone();
+                let connection = queued.event.connection.clone();
+                engine.count_in_flight(&connection, true);
                 tokio::spawn(async move {
                     engine.process(queued).await;
+                    engine.count_in_flight(&connection, false);
                     drop(permit);
                     // A free slot (and the next event of this ordering key, now due) should
                     // be claimed at once, not after the idle poll.
@@ -221,6 +237,45 @@ impl Engine {
             Ok(n) => info!(released = n, "released leases on shutdown"),
             Err(e) => warn!(error = %e, "could not release leases on shutdown"),
         }
+    }
+
+    /// The most slots one connection may hold: all of them when there is one connection;
+    /// otherwise a quarter (at least one) is kept for the others. Without a share, a system
+    /// answering every call slowly (or timing out) fills every slot with its own events, and
+    /// a healthy connection's edits wait behind them.
+    fn connection_share(&self) -> usize {
+        let slots = self.settings.concurrency.max(1);
+        if self.connections.len() < 2 {
+            return slots;
+        }
+        slots - (slots / 4).max(1).min(slots - 1)
+    }
+
+    /// The connections at their share (their events are not claimed now) and how many events
+    /// the next claim may take without any other passing its share.
+    fn claim_room(&self) -> (Vec<String>, u32) {
+        let share = self.connection_share();
+        let in_flight = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+        let mut full = Vec::new();
+        let mut room = share;
+        for name in self.connections.keys() {
+            let busy = in_flight.get(name).copied().unwrap_or(0);
+            if busy >= share {
+                full.push(name.clone());
+            } else {
+                room = room.min(share - busy);
+            }
+        }
+        if full.len() == self.connections.len() && !full.is_empty() {
+            return (full, 0);
+        }
+        (full, u32::try_from(room).unwrap_or(u32::MAX))
+    }
+
+    fn count_in_flight(&self, connection: &str, started: bool) {
+        let mut in_flight = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+        let n = in_flight.entry(connection.to_string()).or_default();
+        *n = if started { *n + 1 } else { n.saturating_sub(1) };
     }
 
     /// Keeps the queue's waits at their real length after the host's clock jumped.
