@@ -89,6 +89,8 @@ pub struct ConnectionConfig {
     /// `comments`, `comment_deletes`, `internal_comments`, `comment_header`,
     /// `comments_history`, `external_name`.
     pub comments: CommentsConfig,
+    /// `attachments`, `attachment_max_bytes`, `attachment_types`, `attachment_deletes`.
+    pub attachments: super::attachments::AttachmentsConfig,
 }
 
 /// Compiled per-field expressions, by mapping key.
@@ -193,6 +195,7 @@ impl ConnectionConfig {
         }
 
         self.comments.check(at, issue);
+        super::attachments::check(&self.attachments, at, issue);
         self.jira.check(&format!("{at}.jira"), issue);
         if self.jira.dynamic_webhook_url.is_some()
             && self
@@ -305,6 +308,22 @@ struct RawConnection {
     /// How the other system is named in comment headers.
     #[serde(default)]
     external_name: Option<String>,
+    /// `both` (default) | `to_jira` | `to_external` | `none`.
+    #[serde(default)]
+    attachments: tandem_core::attachment::AttachmentSync,
+    /// Default 10 MiB.
+    #[serde(default = "default_attachment_max_bytes")]
+    attachment_max_bytes: u64,
+    /// Allowed content types (`"image/*"`); default: any.
+    #[serde(default)]
+    attachment_types: Vec<String>,
+    /// `delete` (default) | `keep`.
+    #[serde(default)]
+    attachment_deletes: tandem_core::attachment::AttachmentDeletes,
+}
+
+fn default_attachment_max_bytes() -> u64 {
+    tandem_core::attachment::DEFAULT_MAX_BYTES
 }
 
 impl From<RawConnection> for ConnectionConfig {
@@ -343,6 +362,12 @@ impl From<RawConnection> for ConnectionConfig {
                     .unwrap_or_else(|| tandem_core::comment::DEFAULT_HEADER.into()),
                 history: raw.comments_history,
                 external_name: raw.external_name,
+            },
+            attachments: tandem_core::attachment::AttachmentSettings {
+                sync: raw.attachments,
+                deletes: raw.attachment_deletes,
+                max_bytes: raw.attachment_max_bytes,
+                types: raw.attachment_types,
             },
         }
     }

@@ -98,6 +98,15 @@ macro_rules! steps {
                     "/0009_event_attempts.sql"
                 )),
             },
+            Step {
+                version: 10,
+                name: "attachment links",
+                sql: include_str!(concat!(
+                    "../../migrations/",
+                    $folder,
+                    "/0010_attachment_links.sql"
+                )),
+            },
         ]
     };
 }

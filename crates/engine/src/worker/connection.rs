@@ -6,6 +6,7 @@ use crate::connector::{Connector, Fields, Item};
 use chrono::{DateTime, Utc};
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use tandem_core::attachment::{AttachmentSettings, AttachmentSync};
 use tandem_core::comment::{CommentSettings, CommentSync};
 use tandem_core::mapping::{ConflictPolicy, Mapping};
 use tandem_core::plan::PlanInput;
@@ -79,6 +80,8 @@ pub struct ConnectionRuntime {
     pub exprs: BTreeMap<String, FieldExpr>,
     /// How the pair's comments are kept in step (off unless [`Self::with_comments`] says).
     pub comments: CommentSettings,
+    /// How the pair's files are kept in step (off unless [`Self::with_attachments`] says).
+    pub attachments: AttachmentSettings,
     /// Serialises link discovery and twin creation: the echo of a twin being created waits
     /// here and then finds the new link instead of creating a second twin.
     pub(super) link_lock: Mutex<()>,
@@ -112,6 +115,10 @@ impl ConnectionRuntime {
                 sync: CommentSync::Off,
                 ..CommentSettings::default()
             },
+            attachments: AttachmentSettings {
+                sync: AttachmentSync::Off,
+                ..AttachmentSettings::default()
+            },
             link_lock: Mutex::new(()),
             jira_fingerprint: String::new(),
             external_fingerprint: String::new(),
@@ -141,6 +148,12 @@ impl ConnectionRuntime {
     /// The same runtime, syncing comments under `settings`.
     pub fn with_comments(mut self, settings: CommentSettings) -> Self {
         self.comments = settings;
+        self
+    }
+
+    /// The same runtime, syncing attachments under `settings`.
+    pub fn with_attachments(mut self, settings: AttachmentSettings) -> Self {
+        self.attachments = settings;
         self
     }
 
