@@ -272,6 +272,132 @@ async fn an_oversized_file_is_a_visible_skip_and_fails_nothing() {
     w.stop().await;
 }
 
+/// Starts `tandem serve` on the world's config as a child process and points the sandboxes'
+/// webhooks at it; answers the child.
+fn spawn_serve(w: &World) -> std::process::Child {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tandem"))
+        .args(["serve", "--config"])
+        .arg(w.config_path())
+        .current_dir(w.dir.path())
+        .stdout(Stdio::piped())
+        .stderr(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(w.dir.path().join("serve.log"))
+                .map(Stdio::from)
+                .unwrap_or_else(|_| Stdio::null()),
+        )
+        .spawn()
+        .expect("tandem serve starts");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let base = line
+        .trim()
+        .strip_prefix("tandem listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
+        .to_string();
+    w.jira.register_webhook(
+        &format!("{base}/webhooks/seed/jira"),
+        Some("jira-hook-secret"),
+    );
+    w.external.set_webhook(
+        &format!("{base}/webhooks/seed/external"),
+        Some("ext-hook-token"),
+    );
+    child
+}
+
+/// A world for a `tandem serve` child: sandboxes and config only.
+async fn child_world(connection_extra: String) -> World {
+    world(Options {
+        serve: false,
+        connection_extra,
+        server_extra: "listen = \"127.0.0.1:0\"\n".into(),
+        // A restarted process takes over a killed one's leases quickly.
+        lease_seconds: 10,
+        max_attempts: 40,
+        ..Options::default()
+    })
+    .await
+}
+
+/// Waits up to `secs` for `probe`.
+async fn within<T>(secs: u64, what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(v) = probe() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// `kill -9` of the engine after the upload reached the external system but before its
+/// answer did (the link is still pending): the restarted engine finds the twin by its
+/// identity and adopts it. The file is there once, byte-identical, uploaded once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_mid_upload_makes_no_second_copy() {
+    let w = child_world(String::new()).await;
+    let mut child = spawn_serve(&w);
+    let key = w
+        .jira
+        .user_create_issue("TEST", json!({ "summary": "Crash while uploading" }));
+    let twin = within(60, "twin outside", || w.twins_of(&key).into_iter().next()).await;
+    let ext = twin["id"].as_str().unwrap().to_string();
+
+    // Every answer of the external system held back 3 s (less than the engine's request
+    // timeout, half the lease, so its listing gets through): the upload is handled, and the engine is still
+    // waiting for its answer when it is killed.
+    w.external
+        .faults()
+        .set_slow_answers(1.0, Duration::from_secs(3));
+    let file = content(7, 200_000);
+    w.jira
+        .user_attach("alice", &key, "trace.log", "text/plain", file.clone());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while w.external.attachments(&ext).is_empty() {
+        if Instant::now() > deadline {
+            let log = std::fs::read_to_string(w.dir.path().join("serve.log")).unwrap_or_default();
+            panic!("the upload never reached the external system; tandem serve said:\n{log}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let _ = Command::new("kill")
+        .args(["-KILL", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
+    w.external.faults().clear();
+
+    let mut child = spawn_serve(&w);
+    // The killed process's event is taken over once its lease owner is seen dead; the
+    // reconcile adopts the twin. Another Jira event of the pair proves the engine caught up.
+    w.jira
+        .user_edit_issue(&key, json!({ "summary": "Crash while uploading, after" }));
+    within(60, "the engine back at work", || {
+        w.twins_of(&key)
+            .into_iter()
+            .next()
+            .filter(|t| ext_field(t, 1001).as_deref() == Some("Crash while uploading, after"))
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    let outside = w.external.attachments(&ext);
+    assert_eq!(
+        identities(&outside),
+        vec![("trace.log".to_string(), sha(&file))],
+        "once, byte-identical"
+    );
+    assert_eq!(uploads(&w), (0, 1), "uploaded once");
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
+}
+
 /// The peak resident set (`VmHWM`) of process `pid`, in KiB.
 fn vm_hwm_kib(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
@@ -290,40 +416,9 @@ fn vm_hwm_kib(pid: u32) -> Option<u64> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fifty_mib_jira_to_external_through_tandem_serve() {
     const SIZE: usize = 50 * 1024 * 1024;
-    let w = world(Options {
-        serve: false,
-        connection_extra: format!("attachment_max_bytes = {}\n", 64 * 1024 * 1024),
-        server_extra: "listen = \"127.0.0.1:0\"\n".into(),
-        ..Options::default()
-    })
-    .await;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tandem"))
-        .args(["serve", "--config"])
-        .arg(w.config_path())
-        .current_dir(w.dir.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("tandem serve starts");
+    let w = child_world(format!("attachment_max_bytes = {}\n", 64 * 1024 * 1024)).await;
+    let mut child = spawn_serve(&w);
     let pid = child.id();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let base = line
-        .trim()
-        .strip_prefix("tandem listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
-        .to_string();
-    w.jira.register_webhook(
-        &format!("{base}/webhooks/seed/jira"),
-        Some("jira-hook-secret"),
-    );
-    w.external.set_webhook(
-        &format!("{base}/webhooks/seed/external"),
-        Some("ext-hook-token"),
-    );
-
     let key = w
         .jira
         .user_create_issue("TEST", json!({ "summary": "A large file" }));
