@@ -189,3 +189,31 @@ impl RestConnector {
         }))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn listed_attachments_are_read_and_bad_hashes_are_unknown() {
+        let a = parse(
+            "EXT-1",
+            &json!({"id": 7, "filename": "a.txt", "size": 3, "url": "/f/7",
+                    "sha256": "BA7816BF8F01CFEA414140DE5DAE2223B00361A396177A9CB410FF61F20015AD"}),
+        )
+        .unwrap();
+        assert_eq!(a.id, "7");
+        assert_eq!(
+            a.sha256.as_deref(),
+            Some("ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+        );
+        let b = parse(
+            "EXT-1",
+            &json!({"id": "8", "filename": "b", "size": 1, "sha256": "nope"}),
+        )
+        .unwrap();
+        assert_eq!(b.sha256, None, "an unreadable hash is unknown, not trusted");
+        assert!(parse("EXT-1", &json!({"id": "9", "size": 1})).is_err());
+    }
+}
