@@ -43,10 +43,53 @@ impl Drop for LocalCopy {
     }
 }
 
+/// The name every temporary copy starts with, then `{pid}-{random}`.
+const COPY_PREFIX: &str = "tandem-attachment-";
+
+/// Removes the temporary copies a killed process left behind: those whose process is gone.
+/// Linux only (where `/proc` tells which processes live); elsewhere nothing is removed, as a
+/// live instance's copy cannot be told from a dead one's.
+fn sweep_stale_copies(dir: &std::path::Path) -> usize {
+    if !std::path::Path::new("/proc/self").exists() {
+        return 0;
+    }
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    let mut removed = 0;
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(rest) = name.to_str().and_then(|n| n.strip_prefix(COPY_PREFIX)) else {
+            continue;
+        };
+        let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<u32>().ok()) else {
+            continue;
+        };
+        if pid != std::process::id()
+            && !std::path::Path::new(&format!("/proc/{pid}")).exists()
+            && std::fs::remove_file(entry.path()).is_ok()
+        {
+            removed += 1;
+        }
+    }
+    removed
+}
+
 /// Where a temporary copy goes: the system's temporary directory, one fresh name per copy.
+/// The first call sweeps the copies of processes that are gone.
 fn temp_path() -> PathBuf {
+    static SWEPT: std::sync::Once = std::sync::Once::new();
+    SWEPT.call_once(|| {
+        let n = sweep_stale_copies(&std::env::temp_dir());
+        if n > 0 {
+            info!(
+                removed = n,
+                "removed temporary attachment copies of stopped processes"
+            );
+        }
+    });
     std::env::temp_dir().join(format!(
-        "tandem-attachment-{}-{:016x}",
+        "{COPY_PREFIX}{}-{:016x}",
         std::process::id(),
         rand::random::<u64>()
     ))
@@ -421,5 +464,30 @@ fn already_linked(e: StoreError) -> Failure {
     Failure::Transient {
         message: format!("store: {e}"),
         retry_after: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn copies_of_stopped_processes_are_swept_and_live_ones_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        // No process has the largest pid.
+        let dead = dir.path().join(format!("{COPY_PREFIX}{}-00", u32::MAX));
+        let mine = dir
+            .path()
+            .join(format!("{COPY_PREFIX}{}-00", std::process::id()));
+        let other = dir.path().join("unrelated");
+        for p in [&dead, &mine, &other] {
+            std::fs::write(p, b"x").unwrap();
+        }
+        let removed = sweep_stale_copies(dir.path());
+        if std::path::Path::new("/proc/self").exists() {
+            assert_eq!(removed, 1);
+            assert!(!dead.exists());
+        }
+        assert!(mine.exists() && other.exists());
     }
 }
