@@ -20,6 +20,10 @@ pub enum ChangeKind {
     /// A comment of the item was added, edited or deleted (which one: [`ChangeEvent::comment`]).
     /// The worker reconciles the item's comments with its twin's (`comment::plan_comments`).
     Commented,
+    /// A file of the item was attached or deleted. Like comments, the worker reconciles the
+    /// item's attachments with its twin's by state (`attachment::plan_attachments`), so the
+    /// event names no file.
+    Attached,
 }
 
 /// Where the event entered Tandem.

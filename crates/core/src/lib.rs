@@ -5,6 +5,7 @@
 //! to write, and the retry schedule are all plain functions over plain data, so they can be
 //! tested exhaustively and reused by the server, the CLI and the benchmarks alike.
 
+pub mod attachment;
 pub mod comment;
 pub mod convert;
 pub mod event;

@@ -127,6 +127,7 @@ pub(crate) async fn connection_runtime(
             external.clone(),
         ))
     });
+    let attachments = attachment_settings(conn, &*jira, &*external);
     Ok(ConnectionRuntime::new(
         conn.name.clone(),
         jira,
@@ -146,7 +147,28 @@ pub(crate) async fn connection_runtime(
     .with_script(conn.script.clone())
     .with_exprs(conn.exprs.clone())
     .with_comments(comments)
-    .with_users(users))
+    .with_users(users)
+    .with_attachments(attachments))
+}
+
+/// The connection's attachment settings, with what its two connectors can do: files travel
+/// only when both sides list, read and write them.
+pub(crate) fn attachment_settings(
+    conn: &ConnectionConfig,
+    jira: &dyn Connector,
+    external: &dyn Connector,
+) -> tandem_core::attachment::AttachmentSettings {
+    let mut settings = conn.attachments.clone();
+    if settings.sync != tandem_core::attachment::AttachmentSync::Off
+        && !(jira.supports_attachments() && external.supports_attachments())
+    {
+        info!(
+            connection = %conn.name,
+            "attachments are not synced: a connector of this connection has no attachments"
+        );
+        settings.sync = tandem_core::attachment::AttachmentSync::Off;
+    }
+    settings
 }
 
 /// The connection's comment settings, with what its two connectors can do: comments travel

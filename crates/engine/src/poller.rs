@@ -168,6 +168,15 @@ pub async fn poll_once(
                     Enqueued::Duplicate(_) => {}
                 }
             }
+            // Likewise its files (adding one moves the item's update time too).
+            if let Some(link) = &link
+                && let Some(event) = attachments_event(conn, side, item, now)
+            {
+                match enqueue_linked(store, &event, Some(link), now).await? {
+                    Enqueued::New(_) => stats.queued += 1,
+                    Enqueued::Duplicate(_) => {}
+                }
+            }
             if let Some(link) = &link
                 && !differs_from_shadow(conn, side, item, link)
             {
@@ -222,6 +231,37 @@ fn comments_event(
         source_ts: updated.min(now),
         idempotency_key: format!(
             "poll-comments:{side}:{}:{}",
+            item.id,
+            updated.timestamp_millis()
+        ),
+        origin: EventOrigin::Poll,
+        comment: None,
+    })
+}
+
+/// The event asking for the attachments of a listed, linked item to be reconciled, when the
+/// connection syncs attachments and the system says when the item changed.
+fn attachments_event(
+    conn: &ConnectionRuntime,
+    side: Side,
+    item: &Item,
+    now: DateTime<Utc>,
+) -> Option<ChangeEvent> {
+    if conn.attachments.sync == tandem_core::attachment::AttachmentSync::Off {
+        return None;
+    }
+    let updated = item.updated?;
+    Some(ChangeEvent {
+        connection: conn.name.clone(),
+        source: side,
+        item_id: item.id.clone(),
+        item_key: item.key.clone(),
+        kind: ChangeKind::Attached,
+        fields: Default::default(),
+        needs_fetch: false,
+        source_ts: updated.min(now),
+        idempotency_key: format!(
+            "poll-attachments:{side}:{}:{}",
             item.id,
             updated.timestamp_millis()
         ),

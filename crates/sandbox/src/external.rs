@@ -9,6 +9,7 @@
 //! invalid"]}`.
 //!
 //! Items have comments (`/API/issue/{id}/comments`, Redmine's journals); see [`comments`].
+//! And files (`/API/issue/{id}/attachments`); see [`attachments`].
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -32,6 +33,7 @@ use crate::net::{
 };
 use crate::webhook::{Delivery, Dispatcher, RetryPolicy, new_delivery_id};
 
+mod attachments;
 mod comments;
 
 /// Settings of an external sandbox.
@@ -94,6 +96,7 @@ struct ExtState {
     webhook_token: Option<String>,
     rate: RateWindow,
     comments: comments::Comments,
+    attachments: attachments::Attachments,
 }
 
 impl ExtState {
@@ -296,6 +299,21 @@ fn router(inner: S) -> Router {
         .route(
             "/API/issue/{id}/comments",
             get(comments::list).post(comments::create),
+        )
+        .route(
+            "/API/issue/{id}/attachments",
+            get(attachments::list).post(attachments::upload).layer(
+                // Files are larger than JSON bodies.
+                axum::extract::DefaultBodyLimit::max(crate::net::MAX_UPLOAD),
+            ),
+        )
+        .route(
+            "/API/issue/{id}/attachments/{att}",
+            axum::routing::delete(attachments::delete),
+        )
+        .route(
+            "/API/issue/{id}/attachments/{att}/content",
+            get(attachments::content),
         )
         .route(
             "/API/issue/{id}/comments/{cid}",
@@ -659,6 +677,7 @@ impl ExternalSandbox {
                 webhook_token: cfg.webhook_token.clone(),
                 rate: RateWindow::default(),
                 comments: comments::Comments::default(),
+                attachments: attachments::Attachments::default(),
             }),
             dispatcher: Dispatcher::start(cfg.webhook_retry.clone(), faults.clone()),
             cfg,

@@ -9,6 +9,7 @@
 pub mod external;
 mod faults;
 pub mod jira;
+pub mod multipart;
 mod net;
 mod webhook;
 

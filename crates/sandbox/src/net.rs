@@ -32,6 +32,8 @@ use crate::faults::{ApiFault, Faults};
 
 /// Largest request body the sandboxes read; bigger bodies get 413 like a real proxy would.
 pub(crate) const MAX_BODY: usize = 10 * 1024 * 1024;
+/// The largest file upload (`multipart/form-data`) the sandboxes read.
+pub(crate) const MAX_UPLOAD: usize = 256 * 1024 * 1024;
 
 /// Connect info for one accepted connection: the peer and the kill switch of its stream.
 #[derive(Clone, Debug)]
@@ -237,12 +239,25 @@ pub(crate) async fn log_and_faults(
 ) -> Response {
     let conn = req.extensions().get::<ConnectInfo<ConnHandle>>().cloned();
     let (parts, body) = req.into_parts();
-    let bytes = match axum::body::to_bytes(body, MAX_BODY).await {
+    // A file upload is logged by its size, not its content.
+    let multipart = parts
+        .headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.trim_start()
+                .to_ascii_lowercase()
+                .starts_with("multipart/")
+        });
+    let limit = if multipart { MAX_UPLOAD } else { MAX_BODY };
+    let bytes = match axum::body::to_bytes(body, limit).await {
         Ok(b) => b,
         Err(_) => Bytes::new(),
     };
     let json_body = if bytes.is_empty() {
         serde_json::Value::Null
+    } else if multipart {
+        serde_json::Value::String(format!("multipart body, {} bytes", bytes.len()))
     } else {
         serde_json::from_slice(&bytes)
             .unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(&bytes).into()))

@@ -130,6 +130,9 @@ const SERVED: &[(&str, &str)] = &[
     ("get", "/rest/api/3/issue/{issueIdOrKey}/comment/{id}"),
     ("put", "/rest/api/3/issue/{issueIdOrKey}/comment/{id}"),
     ("delete", "/rest/api/3/issue/{issueIdOrKey}/comment/{id}"),
+    ("post", "/rest/api/3/issue/{issueIdOrKey}/attachments"),
+    ("get", "/rest/api/3/attachment/content/{id}"),
+    ("delete", "/rest/api/3/attachment/{id}"),
     ("get", "/rest/api/3/issue/{issueIdOrKey}/transitions"),
     ("post", "/rest/api/3/issue/{issueIdOrKey}/transitions"),
     ("get", "/rest/api/3/status/{idOrName}"),
@@ -207,6 +210,7 @@ async fn sandbox_responses_match_the_openapi_spec() {
     )
     .await;
     comment_routes(&mut c, &key).await;
+    attachment_routes(&mut c, &key).await;
     let transitions = c
         .call(
             "get",
@@ -482,6 +486,91 @@ async fn user_search_routes(c: &mut Contract) {
     assert_eq!(dc[0]["name"], "alice", "{dc}");
     user_search(c, "maxResults=5", 400).await;
     user_search(c, "username=", 400).await;
+}
+
+/// The attachment routes: an upload (multipart, which the spec describes as an array of
+/// `MultipartFile` parts rather than a JSON schema, so the request is checked for Jira's own
+/// rules and the answer against the spec), the content served back byte for byte, the
+/// issue's `attachment` field, and the delete.
+async fn attachment_routes(c: &mut Contract, key: &str) {
+    let upload = "/rest/api/3/issue/{issueIdOrKey}/attachments";
+    let body: &[u8] = b"--b0und\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.txt\"\r\nContent-Type: text/plain\r\n\r\nhello\r\n--b0und--\r\n";
+    let send = |xsrf: bool| {
+        let mut r = c
+            .jira
+            .http
+            .post(format!(
+                "{}/rest/api/3/issue/{key}/attachments",
+                c.jira.base
+            ))
+            .header("authorization", &c.jira.auth)
+            .header("content-type", "multipart/form-data; boundary=b0und");
+        if xsrf {
+            r = r.header("X-Atlassian-Token", "no-check");
+        }
+        r.body(body.to_vec())
+    };
+    // Jira refuses an upload without `X-Atlassian-Token: no-check`.
+    let refused = send(false).send().await.unwrap();
+    assert_eq!(refused.status(), 403);
+    let resp = send(true).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let added: Value = resp.json().await.unwrap();
+    let schema = response_schema("post", upload, 200).expect("a JSON answer in the spec");
+    if let Err(e) = check(schema, &added) {
+        panic!("POST {upload} → 200 violates the spec:\n{e}\n{added:#}");
+    }
+    c.covered.push(("post".into(), upload.into()));
+    let id = added[0]["id"].as_str().unwrap().to_string();
+    assert_eq!(added[0]["size"], json!(5));
+
+    let content = c
+        .jira
+        .http
+        .get(format!(
+            "{}/rest/api/3/attachment/content/{id}",
+            c.jira.base
+        ))
+        .header("authorization", &c.jira.auth)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(content.status(), 200);
+    assert_eq!(
+        content.headers()["content-type"].to_str().unwrap(),
+        "text/plain"
+    );
+    assert_eq!(&content.bytes().await.unwrap()[..], b"hello");
+    c.covered
+        .push(("get".into(), "/rest/api/3/attachment/content/{id}".into()));
+
+    let issue = c
+        .call(
+            "get",
+            "/rest/api/3/issue/{issueIdOrKey}",
+            &format!("/rest/api/3/issue/{key}?fields=attachment"),
+            None,
+            200,
+        )
+        .await;
+    assert_eq!(issue["fields"]["attachment"][0]["id"], json!(id));
+    let one = "/rest/api/3/attachment/{id}";
+    c.call(
+        "delete",
+        one,
+        &format!("/rest/api/3/attachment/{id}"),
+        None,
+        204,
+    )
+    .await;
+    c.call(
+        "delete",
+        one,
+        &format!("/rest/api/3/attachment/{id}"),
+        None,
+        404,
+    )
+    .await;
 }
 
 /// One comment's routes and comment properties, on v3 and on v2 (whose bodies are wiki

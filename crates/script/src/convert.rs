@@ -280,6 +280,7 @@ impl EventView {
             ChangeKind::Created => "created",
             ChangeKind::Updated => "updated",
             ChangeKind::Commented => "commented",
+            ChangeKind::Attached => "attached",
         };
         let origin = match self.origin {
             EventOrigin::Webhook => "webhook",

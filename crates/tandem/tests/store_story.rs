@@ -2218,3 +2218,103 @@ async fn claim_except_story_postgres() {
     })
     .await;
 }
+
+/// Attachment links, against any backend: a pending link is stored before the upload,
+/// completed with the twin's id, refused when it would link a file twice, kept per pair and
+/// connection, turned into a skip, and forgotten.
+async fn attachment_story(s: Arc<dyn Store>) {
+    use tandem_core::attachment::{AttachmentLink, AttachmentLinkState};
+    assert!(s.attachment_links("c", "10001").await.unwrap().is_empty());
+    let mut pending = AttachmentLink {
+        id: 0,
+        origin: Side::Jira,
+        jira_id: Some("40001".into()),
+        external_id: None,
+        sha256: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08".into(),
+        filename: "screenshot.png".into(),
+        // Over 4 GiB: sizes are 64-bit on both backends.
+        size: 5_000_000_000,
+        state: AttachmentLinkState::Pending,
+    };
+    pending.id = s
+        .save_attachment_link("c", "10001", "EXT-1", &pending, t(101))
+        .await
+        .unwrap();
+    assert!(pending.id > 0);
+    assert_eq!(
+        s.attachment_links("c", "10001").await.unwrap(),
+        vec![pending.clone()]
+    );
+    let mut linked = pending.clone();
+    linked.external_id = Some("a-7".into());
+    linked.state = AttachmentLinkState::Linked;
+    assert_eq!(
+        s.save_attachment_link("c", "10001", "EXT-1", &linked, t(102))
+            .await
+            .unwrap(),
+        pending.id
+    );
+    // The same Jira attachment linked a second time: refused.
+    let twice = AttachmentLink {
+        id: 0,
+        external_id: Some("a-8".into()),
+        ..linked.clone()
+    };
+    assert!(matches!(
+        s.save_attachment_link("c", "10001", "EXT-1", &twice, t(103))
+            .await,
+        Err(StoreError::Conflict(_))
+    ));
+    // Another connection may use the same ids; another pair has its own links.
+    s.save_attachment_link("other", "10001", "EXT-1", &twice, t(104))
+        .await
+        .unwrap();
+    assert!(s.attachment_links("c", "10002").await.unwrap().is_empty());
+    // A skip is remembered with no hash.
+    let skipped = AttachmentLink {
+        id: 0,
+        origin: Side::External,
+        jira_id: None,
+        external_id: Some("a-9".into()),
+        sha256: String::new(),
+        filename: "huge.iso".into(),
+        size: 1 << 40,
+        state: AttachmentLinkState::Skipped,
+    };
+    let skipped_id = s
+        .save_attachment_link("c", "10001", "EXT-1", &skipped, t(105))
+        .await
+        .unwrap();
+    let links = s.attachment_links("c", "10001").await.unwrap();
+    assert_eq!(
+        links,
+        vec![
+            linked,
+            AttachmentLink {
+                id: skipped_id,
+                ..skipped
+            }
+        ]
+    );
+    s.delete_attachment_link(pending.id).await.unwrap();
+    s.delete_attachment_link(skipped_id).await.unwrap();
+    assert!(s.attachment_links("c", "10001").await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn attachment_story_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("attachments.db").display());
+    attachment_story(store::open(&url).await.unwrap()).await;
+}
+
+#[tokio::test]
+async fn attachment_story_postgres() {
+    let Some(url) = postgres_url("attachment_story_postgres") else {
+        return;
+    };
+    in_postgres(&url, "attachments", 1, |mut stores, _| async move {
+        attachment_story(stores.remove(0)).await;
+    })
+    .await;
+}

@@ -93,6 +93,8 @@ pub struct ConnectionConfig {
     /// `[connection.users]`: how people are matched across the sides; `None` when the
     /// table is absent (user values then cross as they are).
     pub users: Option<UsersConfig>,
+    /// `attachments`, `attachment_max_bytes`, `attachment_types`, `attachment_deletes`.
+    pub attachments: super::attachments::AttachmentsConfig,
 }
 
 /// Compiled per-field expressions, by mapping key.
@@ -200,6 +202,7 @@ impl ConnectionConfig {
         if let Some(users) = &mut self.users {
             users.check(&format!("{at}.users"), path, issue);
         }
+        super::attachments::check(&self.attachments, at, issue);
         self.jira.check(&format!("{at}.jira"), issue);
         if self.jira.dynamic_webhook_url.is_some()
             && self
@@ -315,6 +318,22 @@ struct RawConnection {
     /// `[connection.users]`
     #[serde(default)]
     users: Option<UsersConfig>,
+    /// `both` (default) | `to_jira` | `to_external` | `none`.
+    #[serde(default)]
+    attachments: tandem_core::attachment::AttachmentSync,
+    /// Default 10 MiB.
+    #[serde(default = "default_attachment_max_bytes")]
+    attachment_max_bytes: u64,
+    /// Allowed content types (`"image/*"`); default: any.
+    #[serde(default)]
+    attachment_types: Vec<String>,
+    /// `delete` (default) | `keep`.
+    #[serde(default)]
+    attachment_deletes: tandem_core::attachment::AttachmentDeletes,
+}
+
+fn default_attachment_max_bytes() -> u64 {
+    tandem_core::attachment::DEFAULT_MAX_BYTES
 }
 
 impl From<RawConnection> for ConnectionConfig {
@@ -355,6 +374,12 @@ impl From<RawConnection> for ConnectionConfig {
                 external_name: raw.external_name,
             },
             users: raw.users,
+            attachments: tandem_core::attachment::AttachmentSettings {
+                sync: raw.attachments,
+                deletes: raw.attachment_deletes,
+                max_bytes: raw.attachment_max_bytes,
+                types: raw.attachment_types,
+            },
         }
     }
 }

@@ -24,6 +24,7 @@
 //! `worker.rs`, `connection.rs`, `jira.rs`, `rest.rs`). Everything public is re-exported
 //! here, so `config::JiraConfig` and `config::load` stay the paths callers use.
 
+mod attachments;
 mod comments;
 mod connection;
 mod duration;
@@ -43,6 +44,7 @@ mod worker;
 #[cfg(test)]
 mod tests;
 
+pub use self::attachments::AttachmentsConfig;
 pub use self::comments::CommentsConfig;
 pub use self::connection::{
     ConnectionConfig, CreatePolicy, ExternalConfig, FieldExprs, FilterConfig, MappingSource,

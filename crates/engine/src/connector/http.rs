@@ -119,6 +119,42 @@ pub async fn send(
     Err(classify(status.as_u16(), message, retry_after))
 }
 
+/// Sends `req` and answers the response, its body unread, when its status is 2xx (for
+/// downloads and uploads that must not be buffered); otherwise a classified error, like
+/// [`send`].
+pub async fn open(
+    req: RequestBuilder,
+    what: &str,
+    redactor: &Redactor,
+    describe: fn(&[u8]) -> String,
+) -> ConnectorResult<reqwest::Response> {
+    let system = what.split(':').next().unwrap_or("unknown").to_string();
+    let resp = match req.send().await {
+        Ok(r) => r,
+        Err(e) => {
+            metrics::counter!("tandem_remote_calls_total", "system" => system, "status" => "error")
+                .increment(1);
+            return Err(transport_error(what, e, redactor));
+        }
+    };
+    let status = resp.status();
+    metrics::counter!("tandem_remote_calls_total", "system" => system, "status" => status.as_u16().to_string())
+        .increment(1);
+    if status.is_success() {
+        return Ok(resp);
+    }
+    let retry_after = parse_retry_after(resp.headers(), Utc::now());
+    // An error answer is short; its body is read to quote it.
+    let body = resp.bytes().await.map(|b| b.to_vec()).unwrap_or_default();
+    let summary = redactor.scrub(&describe(&body));
+    let message = if summary.is_empty() {
+        format!("{what} answered {status}")
+    } else {
+        format!("{what} answered {status}: {summary}")
+    };
+    Err(classify(status.as_u16(), message, retry_after))
+}
+
 /// A failure before any status arrived: connect, timeout, broken connection.
 fn transport_error(what: &str, e: reqwest::Error, redactor: &Redactor) -> ConnectorError {
     // The URL may carry user info (`https://user:pass@host`); never print it.

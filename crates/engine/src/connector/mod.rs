@@ -9,6 +9,7 @@
 //! `"1001"`): it resolves them to the system's real ids itself and decodes native JSON into
 //! canonical [`FieldValue`]s, so planning never sees a wire format.
 
+pub mod files;
 pub mod http;
 pub mod jira;
 pub mod rest;
@@ -18,6 +19,7 @@ use chrono::{DateTime, Utc};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
+use tandem_core::attachment::Attachment;
 use tandem_core::comment::{Comment, NewComment};
 use tandem_core::mapping::Mapping;
 use tandem_core::{ChangeEvent, FieldValue, Side};
@@ -236,6 +238,11 @@ pub enum UserQuery<'a> {
     Id(&'a str),
 }
 
+/// The error of an attachment call on a connector that has no attachments.
+fn attachments_unsupported(kind: &str) -> ConnectorError {
+    ConnectorError::permanent(format!("the {kind} connector does not sync attachments"))
+}
+
 /// What `tandem check` learned about one side.
 #[derive(Debug, Clone, Default)]
 pub struct CheckReport {
@@ -345,6 +352,41 @@ pub trait Connector: Send + Sync + 'static {
     /// The one user `query` names exactly, or `Ok(None)`.
     async fn find_user(&self, _query: UserQuery<'_>) -> ConnectorResult<Option<UserRecord>> {
         Ok(None)
+    }
+
+    /// Whether this connector lists, reads and writes attachments (`attachments = …` needs
+    /// both sides).
+    fn supports_attachments(&self) -> bool {
+        false
+    }
+
+    /// Every attachment of item `id`. `sha256` is filled where the system says.
+    async fn list_attachments(&self, _id: &str) -> ConnectorResult<Vec<Attachment>> {
+        Err(attachments_unsupported(self.kind()))
+    }
+
+    /// The content of `attachment` of item `id`, as a stream of chunks (never read whole).
+    async fn download_attachment(
+        &self,
+        _id: &str,
+        _attachment: &Attachment,
+    ) -> ConnectorResult<files::Download> {
+        Err(attachments_unsupported(self.kind()))
+    }
+
+    /// Attaches `file` to item `id` (a multipart upload streamed from disk) and answers the
+    /// new attachment.
+    async fn upload_attachment(
+        &self,
+        _id: &str,
+        _file: &files::Upload<'_>,
+    ) -> ConnectorResult<Attachment> {
+        Err(attachments_unsupported(self.kind()))
+    }
+
+    /// Deletes attachment `attachment_id` of item `id`; one already gone (404) is success.
+    async fn delete_attachment(&self, _id: &str, _attachment_id: &str) -> ConnectorResult<()> {
+        Err(attachments_unsupported(self.kind()))
     }
 
     /// Online check for `tandem check`: credentials, field resolution.

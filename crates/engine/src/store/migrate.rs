@@ -107,6 +107,15 @@ macro_rules! steps {
                     "/0010_conflict_log.sql"
                 )),
             },
+            Step {
+                version: 11,
+                name: "attachment links",
+                sql: include_str!(concat!(
+                    "../../migrations/",
+                    $folder,
+                    "/0011_attachment_links.sql"
+                )),
+            },
         ]
     };
 }

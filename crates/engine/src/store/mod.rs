@@ -38,6 +38,7 @@ use std::fmt;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
+use tandem_core::attachment::AttachmentLink;
 use tandem_core::{ChangeEvent, CommentLink, FieldValue, Link, Shadow, Side};
 
 /// The result of every store operation.
@@ -898,6 +899,27 @@ pub trait Store: Send + Sync + 'static {
         limit: u32,
         offset: u32,
     ) -> StoreResult<Vec<ConflictEntry>>;
+    /// The attachment links of the pair whose Jira item is `jira_id`, oldest first.
+    async fn attachment_links(
+        &self,
+        connection: &str,
+        jira_id: &str,
+    ) -> StoreResult<Vec<AttachmentLink>>;
+
+    /// Stores `link`, an attachment link of the pair (`jira_id`, `external_id`): inserted
+    /// when its id is 0, else rewritten (ids, hash and state). Answers its id. An attachment
+    /// already linked in the connection is refused ([`StoreError::Conflict`]).
+    async fn save_attachment_link(
+        &self,
+        connection: &str,
+        jira_id: &str,
+        external_id: &str,
+        link: &AttachmentLink,
+        now: DateTime<Utc>,
+    ) -> StoreResult<i64>;
+
+    /// Forgets attachment link `id`.
+    async fn delete_attachment_link(&self, id: i64) -> StoreResult<()>;
 
     /// Audit entries, newest first.
     async fn list_audit(
@@ -916,6 +938,20 @@ pub trait Store: Send + Sync + 'static {
         cursor: &str,
         now: DateTime<Utc>,
     ) -> StoreResult<()>;
+}
+
+/// An attachment link's write refused because one of its attachments is linked already.
+pub(crate) fn attachment_link_error(e: sqlx::Error, link: &AttachmentLink) -> StoreError {
+    match e.as_database_error() {
+        Some(d) if d.is_unique_violation() => StoreError::Conflict(format!(
+            "attachment {} is linked already",
+            link.jira_id
+                .as_deref()
+                .or(link.external_id.as_deref())
+                .unwrap_or("?")
+        )),
+        _ => e.into(),
+    }
 }
 
 /// A comment link's write refused because one of its comments is linked already.

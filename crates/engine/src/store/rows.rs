@@ -104,6 +104,41 @@ pub(crate) fn comment_link(row: &impl Columns) -> StoreResult<tandem_core::Comme
     })
 }
 
+/// An `attachment_links` row ([`super::sql::ATTACHMENT_LINKS`]) as an attachment link.
+pub(crate) fn attachment_link(
+    row: &impl Columns,
+) -> StoreResult<tandem_core::attachment::AttachmentLink> {
+    use tandem_core::attachment::AttachmentLinkState;
+    let id = row.bigint("id", &|| "attachment link row".to_string())?;
+    let what = || format!("attachment link {id}");
+    let origin = row.text("origin", &what)?;
+    let origin = match origin.as_str() {
+        "jira" => Side::Jira,
+        "external" => Side::External,
+        other => {
+            return Err(StoreError::Corrupt(format!(
+                "{}: origin `{other}` is not a side",
+                what()
+            )));
+        }
+    };
+    let state = row.text("state", &what)?;
+    let state = AttachmentLinkState::parse(&state)
+        .ok_or_else(|| StoreError::Corrupt(format!("{}: state `{state}` is not known", what())))?;
+    let size = row.bigint("size", &what)?;
+    Ok(tandem_core::attachment::AttachmentLink {
+        id,
+        origin,
+        jira_id: row.opt_text("jira_attachment", &what)?,
+        external_id: row.opt_text("external_attachment", &what)?,
+        sha256: row.text("sha256", &what)?,
+        filename: row.text("filename", &what)?,
+        size: u64::try_from(size)
+            .map_err(|_| StoreError::Corrupt(format!("{}: size {size} is negative", what())))?,
+        state,
+    })
+}
+
 /// An `audit_log` row as an audit entry.
 pub(crate) fn audit(row: &impl Columns) -> StoreResult<AuditEntry> {
     let id = row.bigint("id", &|| "audit row".to_string())?;

@@ -147,7 +147,7 @@ macro_rules! settle_carried {
                    (SELECT connection, source, item_id FROM events WHERE id = $3)
                AND ",
             $payload_kind,
-            " <> 'commented'"
+            " NOT IN ('commented', 'attached')"
         )
     };
 }
@@ -575,6 +575,39 @@ pub(crate) const UPDATE_COMMENT_LINK: &str = "UPDATE comment_links
 
 /// Forgets comment link `$1`.
 pub(crate) const DELETE_COMMENT_LINK: &str = "DELETE FROM comment_links WHERE id = $1";
+
+// ---------------------------------------------------------------------------------------------
+// Attachment links (see core::attachment).
+
+/// The columns of an attachment link, as `rows::attachment_link` reads them.
+macro_rules! attachment_link_cols {
+    () => {
+        "id, origin, jira_attachment, external_attachment, sha256, filename, size, state"
+    };
+}
+
+/// The attachment links of the pair whose Jira item is `$2` in connection `$1`, oldest first.
+pub(crate) const ATTACHMENT_LINKS: &str = concat!(
+    "SELECT ",
+    attachment_link_cols!(),
+    " FROM attachment_links WHERE connection = $1 AND jira_id = $2 ORDER BY id"
+);
+
+/// Records a new attachment link (`$1` connection, `$2`/`$3` the pair's items, `$4` origin,
+/// `$5`/`$6` the attachments' ids, `$7` sha256, `$8` file name, `$9` size, `$10` state, `$11`
+/// now), answering its id.
+pub(crate) const INSERT_ATTACHMENT_LINK: &str = "INSERT INTO attachment_links
+       (connection, jira_id, external_id, origin, jira_attachment, external_attachment, sha256,
+        filename, size, state, updated_at)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id";
+
+/// Rewrites attachment link `$1`: ids `$2`/`$3`, sha256 `$4`, state `$5`, at `$6`.
+pub(crate) const UPDATE_ATTACHMENT_LINK: &str = "UPDATE attachment_links
+     SET jira_attachment = $2, external_attachment = $3, sha256 = $4, state = $5, updated_at = $6
+     WHERE id = $1";
+
+/// Forgets attachment link `$1`.
+pub(crate) const DELETE_ATTACHMENT_LINK: &str = "DELETE FROM attachment_links WHERE id = $1";
 
 #[cfg(test)]
 mod tests {

@@ -14,9 +14,9 @@ use super::rows::{self as decode, Columns, What, col, decode_recorded_create};
 use super::{
     AuditEntry, Completion, ConflictEntry, ConnectionLock, CreateCircuit, CursorState, DeadLetter,
     DeadResolution, Enqueued, EventFilter, EventStatus, OperatorAction, QueuedEvent, RecentEvent,
-    RecordedCreate, Store, StoreError, StoreResult, check_completion, comment_link_error,
-    contains_pattern, covered_note, lease_expiry, link_conflict, link_not_saved,
-    resolution_outcome, sql, to_json,
+    RecordedCreate, Store, StoreError, StoreResult, attachment_link_error, check_completion,
+    comment_link_error, contains_pattern, covered_note, lease_expiry, link_conflict,
+    link_not_saved, resolution_outcome, sql, to_json,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
@@ -30,6 +30,7 @@ use std::path::Path;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
+use tandem_core::attachment::AttachmentLink;
 use tandem_core::{ChangeEvent, CommentLink, Link, Shadow, Side};
 use tokio::sync::Mutex;
 
@@ -1332,6 +1333,70 @@ impl Store for SqliteStore {
     async fn delete_comment_link(&self, id: i64) -> StoreResult<()> {
         let _w = self.write.lock().await;
         sqlx::query(sql::DELETE_COMMENT_LINK)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn attachment_links(
+        &self,
+        connection: &str,
+        jira_id: &str,
+    ) -> StoreResult<Vec<AttachmentLink>> {
+        let rows = sqlx::query(sql::ATTACHMENT_LINKS)
+            .bind(connection)
+            .bind(jira_id)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(decode::attachment_link).collect()
+    }
+
+    async fn save_attachment_link(
+        &self,
+        connection: &str,
+        jira_id: &str,
+        external_id: &str,
+        link: &AttachmentLink,
+        now: DateTime<Utc>,
+    ) -> StoreResult<i64> {
+        let _w = self.write.lock().await;
+        let size = i64::try_from(link.size)
+            .map_err(|_| StoreError::Db(format!("attachment size {} is too large", link.size)))?;
+        if link.id == 0 {
+            sqlx::query_scalar(sql::INSERT_ATTACHMENT_LINK)
+                .bind(connection)
+                .bind(jira_id)
+                .bind(external_id)
+                .bind(link.origin.as_str())
+                .bind(link.jira_id.as_deref())
+                .bind(link.external_id.as_deref())
+                .bind(&link.sha256)
+                .bind(&link.filename)
+                .bind(size)
+                .bind(link.state.as_str())
+                .bind(ts(now))
+                .fetch_one(&self.pool)
+                .await
+                .map_err(|e| attachment_link_error(e, link))
+        } else {
+            sqlx::query(sql::UPDATE_ATTACHMENT_LINK)
+                .bind(link.id)
+                .bind(link.jira_id.as_deref())
+                .bind(link.external_id.as_deref())
+                .bind(&link.sha256)
+                .bind(link.state.as_str())
+                .bind(ts(now))
+                .execute(&self.pool)
+                .await
+                .map_err(|e| attachment_link_error(e, link))?;
+            Ok(link.id)
+        }
+    }
+
+    async fn delete_attachment_link(&self, id: i64) -> StoreResult<()> {
+        let _w = self.write.lock().await;
+        sqlx::query(sql::DELETE_ATTACHMENT_LINK)
             .bind(id)
             .execute(&self.pool)
             .await?;

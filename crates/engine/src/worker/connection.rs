@@ -6,6 +6,7 @@ use crate::connector::{Connector, Fields, Item};
 use chrono::{DateTime, Utc};
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use tandem_core::attachment::{AttachmentSettings, AttachmentSync};
 use tandem_core::comment::{CommentSettings, CommentSync};
 use tandem_core::mapping::{ConflictPolicy, Mapping};
 use tandem_core::plan::PlanInput;
@@ -82,6 +83,8 @@ pub struct ConnectionRuntime {
     /// Matches people across the sides (`[connection.users]`); `None`: user values cross
     /// as they are.
     pub users: Option<Arc<crate::users::UserResolver>>,
+    /// How the pair's files are kept in step (off unless [`Self::with_attachments`] says).
+    pub attachments: AttachmentSettings,
     /// Serialises link discovery and twin creation: the echo of a twin being created waits
     /// here and then finds the new link instead of creating a second twin.
     pub(super) link_lock: Mutex<()>,
@@ -116,6 +119,10 @@ impl ConnectionRuntime {
                 ..CommentSettings::default()
             },
             users: None,
+            attachments: AttachmentSettings {
+                sync: AttachmentSync::Off,
+                ..AttachmentSettings::default()
+            },
             link_lock: Mutex::new(()),
             jira_fingerprint: String::new(),
             external_fingerprint: String::new(),
@@ -151,6 +158,12 @@ impl ConnectionRuntime {
     /// The same runtime, matching people through `users`.
     pub fn with_users(mut self, users: Option<Arc<crate::users::UserResolver>>) -> Self {
         self.users = users;
+        self
+    }
+
+    /// The same runtime, syncing attachments under `settings`.
+    pub fn with_attachments(mut self, settings: AttachmentSettings) -> Self {
+        self.attachments = settings;
         self
     }
 

@@ -23,13 +23,15 @@
 //! The files follow those steps: `discover.rs` finds an unlinked item's twin (and writes
 //! Jira's link field), `create.rs` creates one when none is found, `apply.rs` plans and
 //! writes a linked event, `finish.rs` records how an event ended (completion, retry, dead
-//! letter). `comments.rs` reconciles the comments of a pair when an event says one changed.
+//! letter). `comments.rs` reconciles the comments of a pair when an event says one changed,
+//! `attachments.rs` its files.
 //! `script.rs` runs the connection's rules script: its `filter` before step 1,
 //! its hooks on the writes of steps 1 and 3. `connection.rs` holds what the worker knows about a connection, and the planner
 //! input built from it. Which ordering key an event is queued under is the queueing policy
 //! ([`crate::queueing`]), shared with the webhook route, the poller and bulk sync.
 
 mod apply;
+mod attachments;
 mod comments;
 mod connection;
 mod create;
@@ -375,6 +377,9 @@ impl Engine {
         let event = &queued.event;
         if event.kind == ChangeKind::Commented {
             return self.sync_comments(conn, queued).await;
+        }
+        if event.kind == ChangeKind::Attached {
+            return self.sync_attachments(conn, queued).await;
         }
         if let Some(reason) = self.script_filter(conn, queued).await? {
             return self.ignore(queued, &reason).await;

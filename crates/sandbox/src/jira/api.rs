@@ -123,6 +123,25 @@ pub(crate) fn router(inner: S) -> Router {
             .route(
                 &format!("{prefix}/user/search"),
                 get(move |s: State<S>, q: Query<Vec<(String, String)>>| user_search(s, v, q)),
+            )
+            .route(
+                &format!("{prefix}/issue/{{key}}/attachments"),
+                post(
+                    move |s: State<S>, p: Path<String>, h: HeaderMap, b: Bytes| {
+                        super::attachments::upload(s, v, p, h, b)
+                    },
+                )
+                // Files are larger than JSON bodies: the upload route reads up to the
+                // sandbox's upload limit (`net::MAX_UPLOAD`).
+                .layer(axum::extract::DefaultBodyLimit::max(crate::net::MAX_UPLOAD)),
+            )
+            .route(
+                &format!("{prefix}/attachment/content/{{id}}"),
+                get(super::attachments::content),
+            )
+            .route(
+                &format!("{prefix}/attachment/{{id}}"),
+                axum::routing::delete(super::attachments::delete),
             );
     }
     api = api

@@ -7,6 +7,7 @@
 
 pub mod adf;
 mod api;
+mod attachments;
 mod dynhook;
 pub mod jql;
 pub mod model;
@@ -127,6 +128,8 @@ pub(crate) struct State {
     pub next_dyn_hook_id: u64,
     /// How far the sandbox clock runs ahead of the wall clock (see `advance_clock`).
     clock_offset: chrono::Duration,
+    /// The issues' files.
+    pub(crate) attachments: attachments::Attachments,
 }
 
 /// A fixed one-second window counting requests against the burst budget.
@@ -226,6 +229,12 @@ pub(crate) enum Event<'a> {
     },
     /// A comment was added, edited or deleted (the comment as it was when deleted).
     Comment(&'a Comment, CommentChange),
+    /// A file was attached (`added`) or removed; `history` is its changelog entry.
+    Attachment {
+        attachment: &'a Value,
+        added: bool,
+        history: &'a History,
+    },
 }
 
 /// What happened to a comment, for its webhook.
@@ -269,7 +278,16 @@ impl Inner {
         select: &dyn Fn(&str) -> bool,
         expand: &[String],
     ) -> Value {
-        let fields = issue.render_fields(select, &self.base, api, &st.users);
+        let mut fields = issue.render_fields(select, &self.base, api, &st.users);
+        if select("attachment") {
+            let list: Vec<Value> = st
+                .attachments
+                .of(issue.id)
+                .iter()
+                .map(|a| a.render(&self.base, api))
+                .collect();
+            fields.insert("attachment".into(), Value::Array(list));
+        }
         let mut bean = json!({
             "expand": "renderedFields,names,schema,operations,editmeta,changelog,versionedRepresentations",
             "id": issue.id.to_string(),
@@ -955,6 +973,8 @@ impl Inner {
         // changelog)
         let mut candidates: Vec<(&'static str, Value, Option<Vec<String>>)> = Vec::new();
         match &event {
+            // Its deliveries are built below.
+            Event::Attachment { .. } => {}
             Event::Created => candidates.push((
                 "jira:issue_created",
                 json!({
@@ -1016,6 +1036,7 @@ impl Inner {
                     None,
                 ));
                 // Jira also tells issue webhooks, with the comment and no changelog.
+                // (Attachments: below.)
                 candidates.push((
                     "jira:issue_updated",
                     json!({
@@ -1029,6 +1050,39 @@ impl Inner {
                     None,
                 ));
             }
+        }
+        if let Event::Attachment {
+            attachment,
+            added,
+            history,
+        } = &event
+        {
+            let name = if *added {
+                "attachment_created"
+            } else {
+                "attachment_deleted"
+            };
+            candidates.push((
+                name,
+                json!({
+                    "timestamp": stamp,
+                    "webhookEvent": name,
+                    "attachment": attachment,
+                }),
+                None,
+            ));
+            candidates.push((
+                "jira:issue_updated",
+                json!({
+                    "timestamp": stamp,
+                    "webhookEvent": "jira:issue_updated",
+                    "issue_event_type_name": "issue_updated",
+                    "user": user,
+                    "issue": full_issue(),
+                    "changelog": { "id": history.id.to_string(), "items": history.items },
+                }),
+                Some(vec!["attachment".to_string()]),
+            ));
         }
         let headers = || {
             vec![
@@ -1256,6 +1310,7 @@ impl JiraSandbox {
             dyn_hooks: vec![],
             next_dyn_hook_id: 10000,
             clock_offset: chrono::Duration::zero(),
+            attachments: Default::default(),
         };
         let inner = Arc::new(Inner {
             dispatcher: Dispatcher::start(cfg.webhook_retry.clone(), faults.clone()),
@@ -1481,6 +1536,45 @@ impl JiraSandbox {
         }
     }
 
+    /// Attach a file to an issue as `user` (fires `attachment_created`); answers its id.
+    ///
+    /// # Panics
+    /// If the user or the issue does not exist.
+    pub fn user_attach(
+        &self,
+        user: &str,
+        key: &str,
+        filename: &str,
+        mime: &str,
+        data: Vec<u8>,
+    ) -> String {
+        let who = self.person(user);
+        let files = vec![(filename.to_string(), Some(mime.to_string()), data.into())];
+        match self.inner.add_attachments(&who, Api::V3, key, files) {
+            Ok(v) => v[0]["id"].as_str().unwrap_or_default().to_string(),
+            Err(e) => panic!("user_attach failed: {}", e.body()),
+        }
+    }
+
+    /// Delete an attachment as `user` (fires `attachment_deleted`); false when unknown.
+    pub fn user_delete_attachment(&self, user: &str, id: &str) -> bool {
+        let who = self.person(user);
+        self.inner.delete_attachment(&who, id).is_ok()
+    }
+
+    /// The files of an issue as (id, file name, content), oldest first.
+    pub fn attachments(&self, key_or_id: &str) -> Vec<(String, String, Vec<u8>)> {
+        let st = self.inner.lock();
+        let Some(id) = st.find(key_or_id) else {
+            return Vec::new();
+        };
+        st.attachments
+            .of(id)
+            .iter()
+            .map(|a| (a.id.to_string(), a.filename.clone(), a.data.to_vec()))
+            .collect()
+    }
+
     /// Register an admin webhook, like `POST /rest/webhooks/1.0/webhook` with all events.
     pub fn register_webhook(&self, url: &str, secret: Option<&str>) {
         let body = json!({
@@ -1492,6 +1586,8 @@ impl JiraSandbox {
                 "comment_created",
                 "comment_updated",
                 "comment_deleted",
+                "attachment_created",
+                "attachment_deleted",
             ],
             "secret": secret,
         });

@@ -178,6 +178,78 @@ impl JiraClient {
             .map(|_| ())
     }
 
+    /// `GET /rest/api/N/issue/{id}?fields=attachment`: the issue's attachment list.
+    pub async fn issue_attachments(&self, id: &str) -> ConnectorResult<Value> {
+        let query = [("fields", "attachment".to_string())];
+        self.call(Method::GET, &["issue", id], &query, None)
+            .await?
+            .json("jira: issue attachments")
+    }
+
+    /// `GET` of an attachment's content: `url` when it is on this site (the listing's
+    /// `content`), else `/rest/api/N/attachment/content/{id}`. The answer's body is left
+    /// unread, to be streamed; Jira Cloud's redirect to its media store is followed (reqwest
+    /// drops the credentials when a redirect leaves the site).
+    pub async fn attachment_content(
+        &self,
+        attachment_id: &str,
+        url: Option<&str>,
+        timeout: std::time::Duration,
+    ) -> ConnectorResult<reqwest::Response> {
+        let same_site = |u: &Url| {
+            u.scheme() == self.base.scheme()
+                && u.host_str() == self.base.host_str()
+                && u.port_or_known_default() == self.base.port_or_known_default()
+        };
+        let url = match url.and_then(|u| Url::parse(u).ok()) {
+            // Credentials go only where the configured site is.
+            Some(u) if same_site(&u) => u,
+            _ => self.url(&["attachment", "content", attachment_id]),
+        };
+        let what = format!("jira: GET {}", url.path());
+        let req = self
+            .http
+            .get(url)
+            .header(AUTHORIZATION, self.auth.clone())
+            .header(reqwest::header::ACCEPT, "*/*")
+            .timeout(timeout);
+        http::open(req, &what, &self.redactor, describe_error).await
+    }
+
+    /// `POST /rest/api/N/issue/{id}/attachments` with a multipart body (`X-Atlassian-Token:
+    /// no-check`, which Jira requires against XSRF): the list of attachments added.
+    pub async fn add_attachment(
+        &self,
+        id: &str,
+        body: reqwest::Body,
+        content_type: &str,
+        length: u64,
+        timeout: std::time::Duration,
+    ) -> ConnectorResult<Value> {
+        let url = self.url(&["issue", id, "attachments"]);
+        let what = format!("jira: POST {}", url.path());
+        let req = self
+            .http
+            .post(url)
+            .header(AUTHORIZATION, self.auth.clone())
+            .header(reqwest::header::ACCEPT, "application/json")
+            .header("X-Atlassian-Token", "no-check")
+            .header(reqwest::header::CONTENT_TYPE, content_type)
+            .header(reqwest::header::CONTENT_LENGTH, length)
+            .timeout(timeout)
+            .body(body);
+        http::send(req, &what, &self.redactor, describe_error)
+            .await?
+            .json("jira: added attachments")
+    }
+
+    /// `DELETE /rest/api/N/attachment/{id}` (204).
+    pub async fn delete_attachment(&self, attachment_id: &str) -> ConnectorResult<()> {
+        self.call(Method::DELETE, &["attachment", attachment_id], &[], None)
+            .await
+            .map(|_| ())
+    }
+
     async fn call_url(
         &self,
         method: Method,

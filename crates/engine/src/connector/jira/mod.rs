@@ -14,6 +14,7 @@
 //! is a full-text match, not equality.
 
 pub mod admin;
+pub mod attachments;
 pub mod client;
 pub mod comments;
 pub mod dynamic;
@@ -29,12 +30,14 @@ use super::{
     WebhookError,
 };
 use crate::config::{FilterConfig, JiraApi, JiraConfig};
+use crate::connector::files::{Download, Upload};
 use crate::secret::Secret;
 use async_trait::async_trait;
 use chrono::{DateTime, TimeZone, Utc};
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
+use tandem_core::attachment::Attachment;
 use tandem_core::comment::{Comment, NewComment, TandemMark};
 use tandem_core::mapping::{FieldType, Mapping};
 use tandem_core::{
@@ -514,6 +517,53 @@ impl JiraConnector {
         })
     }
 
+    /// The event of an attachment added (`added`) or removed: the issue's files changed.
+    /// Keyed by the attachment and the change, so the `attachment_*` delivery and the
+    /// changelog of the `jira:issue_updated` alongside it are one event, and a redelivery is
+    /// a duplicate. `None` outside the connection's filter (when the delivery says).
+    fn attachment_event(
+        &self,
+        connection: &str,
+        d: &webhook::Delivery,
+        attachment_id: &str,
+        added: bool,
+        now: DateTime<Utc>,
+    ) -> Option<ChangeEvent> {
+        let named = |field: &str, key: &str| {
+            d.fields
+                .get(field)
+                .and_then(|v| v.get(key))
+                .and_then(Value::as_str)
+        };
+        let admits = |list: &[String], value: Option<&str>| {
+            list.is_empty()
+                || value.is_none_or(|v| list.iter().any(|x| x.trim().eq_ignore_ascii_case(v)))
+        };
+        if !admits(&self.filter.projects, named("project", "key"))
+            || !admits(&self.filter.issue_types, named("issuetype", "name"))
+        {
+            return None;
+        }
+        let at = d
+            .timestamp_ms
+            .and_then(|ms| Utc.timestamp_millis_opt(ms).single())
+            .unwrap_or(now);
+        let verb = if added { "created" } else { "deleted" };
+        Some(ChangeEvent {
+            connection: connection.to_string(),
+            source: self.side,
+            item_id: d.issue_id.clone(),
+            item_key: (!d.issue_key.is_empty()).then(|| d.issue_key.clone()),
+            kind: ChangeKind::Attached,
+            fields: BTreeMap::new(),
+            needs_fetch: false,
+            source_ts: at,
+            idempotency_key: format!("{}:attachment:{attachment_id}:{verb}", self.side),
+            origin: EventOrigin::Webhook,
+            comment: None,
+        })
+    }
+
     fn project_clause(&self) -> String {
         format!("project = {}", jql_string(&self.project))
     }
@@ -714,6 +764,27 @@ impl Connector for JiraConnector {
                 .into_iter()
                 .collect());
         }
+        if let webhook::EventType::Attachment(added) = d.event {
+            let id = d.attachment.clone().unwrap_or_default();
+            return Ok(self
+                .attachment_event(connection, &d, &id, added, now)
+                .into_iter()
+                .collect());
+        }
+        // An attachment added or removed shows in an update's changelog (field
+        // `attachment`): one event per file, keyed as the `attachment_*` delivery's is, so
+        // the two deliveries of one change are one event.
+        let attachment_events: Vec<ChangeEvent> = d
+            .changed
+            .iter()
+            .filter(|c| c.field_id.as_deref() == Some("attachment"))
+            .filter_map(|c| match (&c.to, &c.from) {
+                (Some(to), _) => Some((to.clone(), true)),
+                (None, Some(from)) => Some((from.clone(), false)),
+                _ => None,
+            })
+            .filter_map(|(id, added)| self.attachment_event(connection, &d, &id, added, now))
+            .collect();
         let resolved = self.cached().unwrap_or_else(|| {
             tracing::warn!("jira: webhook read before field resolution; using field ids as named");
             Arc::new(self.guessed())
@@ -753,7 +824,7 @@ impl Connector for JiraConnector {
             }
         }
         if values.is_empty() && !needs_fetch {
-            return Ok(Vec::new());
+            return Ok(attachment_events);
         }
         // The issue's own `updated` first: it is the clock a re-read of the issue shows,
         // which is what the shadow's times come from. The delivery's `timestamp` is when the
@@ -776,7 +847,7 @@ impl Connector for JiraConnector {
             .map(str::trim)
             .filter(|s| !s.is_empty())
             .map_or_else(|| webhook::body_digest(body), str::to_string);
-        Ok(vec![ChangeEvent {
+        let mut events = vec![ChangeEvent {
             connection: connection.to_string(),
             source: self.side,
             item_id: d.issue_id,
@@ -793,7 +864,9 @@ impl Connector for JiraConnector {
             idempotency_key: format!("{}:{delivery_id}", self.side),
             origin: EventOrigin::Webhook,
             comment: None,
-        }])
+        }];
+        events.extend(attachment_events);
+        Ok(events)
     }
 
     async fn fetch(&self, id: &str) -> ConnectorResult<Item> {
@@ -1013,6 +1086,30 @@ impl Connector for JiraConnector {
 
     async fn delete_comment(&self, id: &str, comment_id: &str) -> ConnectorResult<()> {
         comments::delete(&self.client, check_issue_ref(id)?, comment_id).await
+    }
+
+    fn supports_attachments(&self) -> bool {
+        true
+    }
+
+    async fn list_attachments(&self, id: &str) -> ConnectorResult<Vec<Attachment>> {
+        attachments::list(&self.client, check_issue_ref(id)?).await
+    }
+
+    async fn download_attachment(
+        &self,
+        _id: &str,
+        attachment: &Attachment,
+    ) -> ConnectorResult<Download> {
+        attachments::download(&self.client, attachment).await
+    }
+
+    async fn upload_attachment(&self, id: &str, file: &Upload<'_>) -> ConnectorResult<Attachment> {
+        attachments::upload(&self.client, check_issue_ref(id)?, file).await
+    }
+
+    async fn delete_attachment(&self, _id: &str, attachment_id: &str) -> ConnectorResult<()> {
+        attachments::delete(&self.client, attachment_id).await
     }
 
     fn take_write_note(&self, id: &str) -> Option<(String, String)> {

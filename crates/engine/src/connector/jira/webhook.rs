@@ -71,6 +71,9 @@ pub enum EventType {
     /// `comment_created`, `comment_updated`, `comment_deleted`: the comment is in
     /// [`Delivery::comment`].
     Comment(CommentChange),
+    /// `attachment_created` (`true`) or `attachment_deleted` (`false`): the attachment is in
+    /// [`Delivery::attachment`].
+    Attachment(bool),
     /// Anything we acknowledge but do not sync (deletions, unknown events).
     Ignored,
 }
@@ -90,6 +93,10 @@ pub struct DeliveredComment {
 pub struct ChangedField {
     pub field_id: Option<String>,
     pub field: Option<String>,
+    /// The item's `from` and `to` (for the `attachment` field: the attachment ids removed and
+    /// added).
+    pub from: Option<String>,
+    pub to: Option<String>,
 }
 
 /// The parts of a delivery the connector uses.
@@ -106,6 +113,8 @@ pub struct Delivery {
     pub timestamp_ms: Option<i64>,
     /// The comment of a `comment_*` delivery.
     pub comment: Option<DeliveredComment>,
+    /// The attachment id of an `attachment_*` delivery.
+    pub attachment: Option<String>,
 }
 
 fn shape(path: &str, message: impl Into<String>) -> WebhookError {
@@ -154,8 +163,13 @@ pub fn parse(body: &[u8]) -> Result<Option<Delivery>, WebhookError> {
         "comment_created" => EventType::Comment(CommentChange::Created),
         "comment_updated" => EventType::Comment(CommentChange::Updated),
         "comment_deleted" => EventType::Comment(CommentChange::Deleted),
+        "attachment_created" => EventType::Attachment(true),
+        "attachment_deleted" => EventType::Attachment(false),
         _ => EventType::Ignored,
     };
+    if let EventType::Attachment(_) = event {
+        return attachment_delivery(root, event);
+    }
     // Jira tells issue webhooks of a comment too: `jira:issue_updated` with
     // `issue_event_type_name` `issue_commented` (or `issue_comment_edited` / `_deleted`),
     // the comment and no changelog. The `comment_*` delivery is the one that counts; this
@@ -221,9 +235,12 @@ pub fn parse(body: &[u8]) -> Result<Option<Delivery>, WebhookError> {
                         ));
                     };
                     let text = |k: &str| o.get(k).and_then(Value::as_str).map(str::to_string);
+                    let id_text = |k: &str| id_string(o.get(k));
                     changed.push(ChangedField {
                         field_id: text("fieldId"),
                         field: text("field"),
+                        from: id_text("from"),
+                        to: id_text("to"),
                     });
                 }
             }
@@ -249,6 +266,68 @@ pub fn parse(body: &[u8]) -> Result<Option<Delivery>, WebhookError> {
         changed,
         timestamp_ms,
         comment,
+        attachment: None,
+    }))
+}
+
+/// An `attachment_*` delivery. Jira names the attachment, and the issue either as `issue`
+/// or (as Jira Cloud sends it) only as the attachment's `issueId`; one that names no issue
+/// is acknowledged and dropped: the `jira:issue_updated` Jira sends alongside (changelog
+/// field `attachment`) and the poll both carry the change.
+fn attachment_delivery(
+    root: &Map<String, Value>,
+    event: EventType,
+) -> Result<Option<Delivery>, WebhookError> {
+    let attachment = match root.get("attachment") {
+        Some(Value::Object(o)) => o,
+        Some(_) => return Err(shape("/attachment", "attachment must be an object")),
+        None => return Err(shape("/attachment", "missing attachment")),
+    };
+    let id = id_string(attachment.get("id")).ok_or_else(|| {
+        shape(
+            "/attachment/id",
+            "attachment.id must be a non-empty string or number",
+        )
+    })?;
+    if !id.chars().all(|c| c.is_ascii_digit()) {
+        return Err(shape(
+            "/attachment/id",
+            "attachment.id must be a Jira attachment id: digits only",
+        ));
+    }
+    let issue = root.get("issue").and_then(Value::as_object);
+    let issue_id = issue
+        .and_then(|i| id_string(i.get("id")))
+        .or_else(|| id_string(attachment.get("issueId")));
+    let Some(issue_id) = issue_id else {
+        return Ok(None);
+    };
+    if !is_issue_ref(&issue_id) {
+        return Err(shape(
+            "/attachment/issueId",
+            "the issue id must be a Jira issue id: letters, digits, `-` or `_`",
+        ));
+    }
+    let issue_key = issue
+        .and_then(|i| i.get("key"))
+        .and_then(Value::as_str)
+        .filter(|k| is_issue_ref(k))
+        .unwrap_or_default()
+        .to_string();
+    let fields = issue
+        .and_then(|i| i.get("fields"))
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default();
+    Ok(Some(Delivery {
+        event,
+        issue_id,
+        issue_key,
+        fields,
+        changed: Vec::new(),
+        timestamp_ms: root.get("timestamp").and_then(Value::as_i64),
+        comment: None,
+        attachment: Some(id),
     }))
 }
 

@@ -108,6 +108,70 @@ impl RestClient {
     }
 }
 
+impl RestClient {
+    /// `GET` of a file at `url`: a path (`/files/7`) or a URL under `base_url` gets the
+    /// credentials; a URL elsewhere (a pre-signed link to a file store) is fetched without
+    /// them, so they never leave the configured system. The body is left unread, to be
+    /// streamed.
+    pub async fn download(
+        &self,
+        url: &str,
+        timeout: std::time::Duration,
+    ) -> ConnectorResult<reqwest::Response> {
+        let (full, ours) = if url.starts_with('/') {
+            (format!("{}{url}", self.base), true)
+        } else {
+            let ours = url == self.base || url.starts_with(&format!("{}/", self.base));
+            (url.to_string(), ours)
+        };
+        let parsed = reqwest::Url::parse(&full).map_err(|e| {
+            crate::connector::ConnectorError::permanent(format!(
+                "rest: the file's url `{}` is not a URL: {e}",
+                http::quote(url)
+            ))
+        })?;
+        if !matches!(parsed.scheme(), "http" | "https") {
+            return Err(crate::connector::ConnectorError::permanent(format!(
+                "rest: the file's url `{}` is not http or https",
+                http::quote(url)
+            )));
+        }
+        let what = format!("rest: GET {}", parsed.path());
+        let mut req = self.http.get(parsed).timeout(timeout);
+        if ours && let Some((n, v)) = &self.auth {
+            req = req.header(n.clone(), v.clone());
+        }
+        http::open(req, &what, &self.redactor, describe_error).await
+    }
+
+    /// `method {base}{path}` with a streamed body of `length` bytes and `content_type`.
+    pub async fn send_body(
+        &self,
+        method: Method,
+        path: &str,
+        body: reqwest::Body,
+        content_type: &str,
+        length: u64,
+        timeout: std::time::Duration,
+    ) -> ConnectorResult<Answer> {
+        let url = format!("{}{}", self.base, path);
+        let shown = path.split('?').next().unwrap_or(path);
+        let what = format!("rest: {method} {shown}");
+        let mut req = self
+            .http
+            .request(method, url)
+            .header(reqwest::header::ACCEPT, "application/json")
+            .header(reqwest::header::CONTENT_TYPE, content_type)
+            .header(reqwest::header::CONTENT_LENGTH, length)
+            .timeout(timeout)
+            .body(body);
+        if let Some((n, v)) = &self.auth {
+            req = req.header(n.clone(), v.clone());
+        }
+        http::send(req, &what, &self.redactor, describe_error).await
+    }
+}
+
 /// `{"error": "..."}` and `{"message": "..."}` bodies are quoted by their message.
 fn describe_error(body: &[u8]) -> String {
     if let Ok(v) = serde_json::from_slice::<Value>(body) {

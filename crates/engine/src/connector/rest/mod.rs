@@ -13,6 +13,7 @@
 //! Comments (`comments.rs`): the seed's comment routes, or a custom system's configured
 //! comment operations; plain-text bodies.
 
+mod attachments;
 mod check;
 pub mod client;
 mod comments;
@@ -21,6 +22,7 @@ pub mod webhook;
 
 use self::client::{RestClient, encode_component};
 use self::fields::Reader;
+use super::files::{Download, Upload};
 use super::http::Answer;
 use super::{
     CheckReport, Connector, ConnectorContext, ConnectorError, ConnectorResult, Fields, Item, Page,
@@ -38,6 +40,7 @@ use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
+use tandem_core::attachment::Attachment;
 use tandem_core::comment::{Comment, NewComment};
 use tandem_core::mapping::{FieldType, Mapping};
 use tandem_core::{ChangeEvent, ChangeKind, EventOrigin, FieldValue, Side};
@@ -521,6 +524,11 @@ impl Connector for RestConnector {
             webhook::verify_bearer(token, headers)?;
         }
         let v = webhook::parse_json(body)?;
+        if matches!(self.format, Format::Seed)
+            && let Some(e) = self.parse_seed_attachment(connection, &v, now)?
+        {
+            return Ok(vec![e]);
+        }
         // A comment delivery is one `Commented` event, whatever the payload setting.
         let comment = match &self.format {
             Format::Seed => self.parse_seed_comment(connection, headers, body, &v, now)?,
@@ -789,6 +797,31 @@ impl Connector for RestConnector {
 
     fn supports_comments(&self) -> bool {
         self.comments_enabled
+    }
+
+    /// The seed's attachment routes; a custom system has no attachment operations yet.
+    fn supports_attachments(&self) -> bool {
+        matches!(self.format, Format::Seed)
+    }
+
+    async fn list_attachments(&self, id: &str) -> ConnectorResult<Vec<Attachment>> {
+        self.list_attachments_impl(id).await
+    }
+
+    async fn download_attachment(
+        &self,
+        id: &str,
+        attachment: &Attachment,
+    ) -> ConnectorResult<Download> {
+        self.download_attachment_impl(id, attachment).await
+    }
+
+    async fn upload_attachment(&self, id: &str, file: &Upload<'_>) -> ConnectorResult<Attachment> {
+        self.upload_attachment_impl(id, file).await
+    }
+
+    async fn delete_attachment(&self, id: &str, attachment_id: &str) -> ConnectorResult<()> {
+        self.delete_attachment_impl(id, attachment_id).await
     }
 
     fn supports_internal_comments(&self) -> bool {
