@@ -2,7 +2,9 @@
 //! SQLite store, a stream of edits on both sides, and SIGKILL at random moments, each followed
 //! by a restart on the same store. The sandboxes keep retrying webhooks that got no answer
 //! (as Jira does) and the poller catches the rest. At the end every edit is on the other side,
-//! no twin was created twice, no value was written twice, and both sides are equal.
+//! no twin was created twice, no value was written twice, and both sides are equal. Every
+//! 50th edit also attaches a small file to a random pair on a random side: each is on both
+//! items of its pair exactly once at the end, byte-identical (SHA-256 compared).
 //!
 //! CI runs 1,000 edits and 3 kills; `TANDEM_SOAK=1` runs 10,000 and 10 kills
 //! (`TANDEM_CRASH_EDITS` / `TANDEM_CRASH_KILLS` set them exactly).
@@ -56,11 +58,15 @@ async fn sigkill_at_random_moments_loses_and_duplicates_nothing() {
         load.create(&jira, &external, i.is_multiple_of(2));
     }
     let mut attempts = 0;
+    let mut files: Vec<AttachedFile> = Vec::new();
     while load.edits < total_edits && attempts < total_edits * 20 {
         attempts += 1;
         if load.edit(&jira, &external) {
             if load.edits.is_multiple_of(40) {
                 load.create(&jira, &external, load.edits.is_multiple_of(80));
+            }
+            if load.edits.is_multiple_of(50) {
+                attach_one(&jira, &external, &load, &mut files);
             }
             if kill_at.first().is_some_and(|k| load.edits >= *k) {
                 kill_at.remove(0);
@@ -90,10 +96,20 @@ async fn sigkill_at_random_moments_loses_and_duplicates_nothing() {
         .await
         .expect("open the store read-side");
     let w = assert_converged_and_clean(&jira, &external, &load, store.as_ref()).await;
+    let left = converge(Duration::from_secs(60), || {
+        file_problems(&jira, &external, &files)
+    })
+    .await;
+    assert!(left.is_empty(), "files not in step:\n{}", left.join("\n"));
     assert!(instance.alive(), "tandem serve died on its own");
     eprintln!(
         "{}",
-        summary("crash", &load, &w, &HashMap::from([("sigkills", crashes)]))
+        summary(
+            "crash",
+            &load,
+            &w,
+            &HashMap::from([("sigkills", crashes), ("files", files.len())])
+        )
     );
 }
 

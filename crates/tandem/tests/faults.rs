@@ -8,6 +8,10 @@
 //! for 1.5 s after the request was handled, so timed-out writes that landed are part of the
 //! mix; a timeout is classified like a dropped connection (transient).
 //! `TANDEM_SOAK=1` (or `TANDEM_FAULTS_EDITS=N`) makes the stream longer.
+//!
+//! Files too: every 12th edit also attaches a small file of its own to a random pair, on a
+//! random side, through the same faults (lost answers of uploads included). At the end each
+//! file is on both items of its pair exactly once, byte-identical (SHA-256 compared).
 
 mod reliability;
 
@@ -63,10 +67,17 @@ async fn thirty_percent_faults_on_both_sides_converge_without_duplicates() {
         side.set_webhook_reorder(true);
     }
     let mut attempts = 0;
+    // (jira key, external id, file name, SHA-256) of every file attached.
+    let mut files: Vec<AttachedFile> = Vec::new();
     while load.edits < total_edits && attempts < total_edits * 50 {
         attempts += 1;
-        if load.edit(&jira, &external) && load.edits.is_multiple_of(20) {
-            load.create(&jira, &external, load.edits.is_multiple_of(40));
+        if load.edit(&jira, &external) {
+            if load.edits.is_multiple_of(20) {
+                load.create(&jira, &external, load.edits.is_multiple_of(40));
+            }
+            if load.edits.is_multiple_of(12) {
+                attach_one(&jira, &external, &load, &mut files);
+            }
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
@@ -83,13 +94,18 @@ async fn thirty_percent_faults_on_both_sides_converge_without_duplicates() {
         .await
         .expect("open the store read-side");
     let w = assert_converged_and_clean(&jira, &external, &load, store.as_ref()).await;
+    let left = converge(Duration::from_secs(60), || {
+        file_problems(&jira, &external, &files)
+    })
+    .await;
+    assert!(left.is_empty(), "files not in step:\n{}", left.join("\n"));
     eprintln!(
         "{}",
         summary(
             "faults",
             &load,
             &w,
-            &HashMap::from([("faulty_answers", injected)])
+            &HashMap::from([("faulty_answers", injected), ("files", files.len())])
         )
     );
 }

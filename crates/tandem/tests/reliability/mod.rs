@@ -726,3 +726,58 @@ pub fn summary(name: &str, load: &Load, w: &Writes, extra: &HashMap<&str, usize>
         extras.join(" ")
     )
 }
+
+/// A file a test attached: (jira key, external id, file name, SHA-256).
+pub type AttachedFile = (String, String, String, String);
+
+/// Attaches a file no other call makes to a random linked pair, on a random side.
+pub fn attach_one(
+    jira: &JiraSandbox,
+    external: &ExternalSandbox,
+    load: &Load,
+    files: &mut Vec<AttachedFile>,
+) {
+    let mut rng = rand::rng();
+    let pair = &load.pairs[rng.random_range(0..load.pairs.len())];
+    let Some((key, ext)) = find_twins(jira, external, pair) else {
+        return;
+    };
+    let n = files.len();
+    let name = format!("file-{n}.txt");
+    let data: Vec<u8> = (0..1024 + n * 37).map(|i| (i * 31 + n * 7) as u8).collect();
+    let sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&data));
+    if rng.random_bool(0.5) {
+        jira.user_attach("alice", &key, &name, "text/plain", data);
+    } else {
+        external.user_attach(&ext, &name, "text/plain", data);
+    }
+    files.push((key, ext, name, sha));
+}
+
+/// Each attached file that is not exactly once, byte-identical, on both items of its pair.
+pub fn file_problems(
+    jira: &JiraSandbox,
+    external: &ExternalSandbox,
+    files: &[AttachedFile],
+) -> Vec<String> {
+    let count = |list: &[(String, String, Vec<u8>)], name: &str, sha: &str| {
+        list.iter()
+            .filter(|(_, n, d)| {
+                n == name && hex::encode(<sha2::Sha256 as sha2::Digest>::digest(d)) == sha
+            })
+            .count()
+    };
+    let mut out = Vec::new();
+    for (key, ext, name, sha) in files {
+        let (in_jira, outside) = (
+            count(&jira.attachments(key), name, sha),
+            count(&external.attachments(ext), name, sha),
+        );
+        if (in_jira, outside) != (1, 1) {
+            out.push(format!(
+                "{name}: {in_jira} in Jira {key}, {outside} outside on {ext} (want 1 and 1)"
+            ));
+        }
+    }
+    out
+}
