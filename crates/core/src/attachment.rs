@@ -35,44 +35,10 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 
 /// `[[connection]] attachments`: which way files travel.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum AttachmentSync {
-    #[default]
-    Both,
-    /// Files attached outside get a twin in Jira.
-    ToJira,
-    /// Jira's files get a twin outside.
-    ToExternal,
-    #[serde(rename = "none")]
-    Off,
-}
-
-impl AttachmentSync {
-    /// Whether a file attached on `from` is copied to the other side.
-    pub fn sends_from(self, from: Side) -> bool {
-        matches!(
-            (self, from),
-            (AttachmentSync::Both, _)
-                | (AttachmentSync::ToJira, Side::External)
-                | (AttachmentSync::ToExternal, Side::Jira)
-        )
-    }
-    /// Whether Tandem writes files to `to` at all.
-    pub fn writes_to(self, to: Side) -> bool {
-        self.sends_from(to.other())
-    }
-}
+pub type AttachmentSync = crate::direction::Travel;
 
 /// `[[connection]] attachment_deletes`: what a deletion on one side does to the twin.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum AttachmentDeletes {
-    #[default]
-    Delete,
-    /// The twin stays; the link remembers the deletion and the file is not uploaded again.
-    Keep,
-}
+pub type AttachmentDeletes = crate::direction::Deletes;
 
 /// The default `attachment_max_bytes`: 10 MiB.
 pub const DEFAULT_MAX_BYTES: u64 = 10 * 1024 * 1024;

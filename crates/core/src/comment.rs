@@ -35,45 +35,10 @@ use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// `[[connection]] comments`: which way comments travel.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum CommentSync {
-    #[default]
-    Both,
-    /// Comments written outside get a twin in Jira; Jira's comments stay in Jira.
-    ToJira,
-    /// Jira's comments get a twin outside.
-    ToExternal,
-    #[serde(rename = "none")]
-    Off,
-}
-
-impl CommentSync {
-    /// Whether a comment written on `from` is copied to the other side.
-    pub fn sends_from(self, from: Side) -> bool {
-        matches!(
-            (self, from),
-            (CommentSync::Both, _)
-                | (CommentSync::ToJira, Side::External)
-                | (CommentSync::ToExternal, Side::Jira)
-        )
-    }
-    /// Whether Tandem writes comments to `to` at all.
-    pub fn writes_to(self, to: Side) -> bool {
-        self.sends_from(to.other())
-    }
-}
+pub type CommentSync = crate::direction::Travel;
 
 /// `[[connection]] comment_deletes`: what a deletion on one side does to the twin.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum CommentDeletes {
-    /// The twin is deleted too.
-    #[default]
-    Delete,
-    /// The twin stays; the link remembers the deletion (audit row), the twin is not recreated.
-    Keep,
-}
+pub type CommentDeletes = crate::direction::Deletes;
 
 /// `[[connection]] internal_comments`: what becomes of an internal note (Jira Service
 /// Management's "internal comment", a tracker's private note).

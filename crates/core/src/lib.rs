@@ -8,6 +8,7 @@
 pub mod attachment;
 pub mod comment;
 pub mod convert;
+pub mod direction;
 pub mod event;
 pub mod ids;
 pub mod kind;
