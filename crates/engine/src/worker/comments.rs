@@ -118,6 +118,10 @@ impl Engine {
     /// list and reconcile the same pair again). Best effort: one left unsettled only costs
     /// its own listing later.
     async fn settle_carried_reconciles(&self, queued: &QueuedEvent, through: i64) {
+        // Nothing was queued after this event before its listing: no write needed.
+        if through <= queued.id {
+            return;
+        }
         match self
             .store
             .settle_comment_reconciles(queued.id, through, Utc::now())
