@@ -1,3 +1,6 @@
+//! The attachment rules on small cases: identity, pairing of unlinked files, pending links
+//! adopted after a lost answer, skips, deletes both ways.
+
 use super::*;
 
 fn att(id: &str, name: &str, sha: Option<&str>, size: u64) -> Attachment {

@@ -1,3 +1,6 @@
+//! The comment rules on small cases: twins by mark or header, pending links, edits,
+//! deletes, inert mentions, internal notes.
+
 use super::*;
 use chrono::TimeZone;
 
