@@ -127,6 +127,8 @@ enum Command {
         store: Option<String>,
         #[command(flatten)]
         engine: BenchEngineArgs,
+        #[command(flatten)]
+        scale: BenchScaleArgs,
     },
     /// The shipped connector presets (`[connection.external] preset = "NAME"`).
     Presets {
@@ -161,6 +163,21 @@ struct BenchEngineArgs {
     /// Offered rate of their steady phase, edits per second [default: 200].
     #[arg(long, value_name = "EDITS_PER_SEC")]
     rate: Option<u32>,
+}
+
+/// The scale phases of `tandem bench` (a large store, a large initial import).
+#[derive(Debug, clap::Args)]
+struct BenchScaleArgs {
+    /// Only the scale phases: latency with 1,000 links in the store and with `--links`, then
+    /// `tandem sync` of `--sync-items` paired items per side (minutes; a release build).
+    #[arg(long, conflicts_with_all = ["store", "engine_only", "quick"])]
+    scale: bool,
+    /// Links in the large store [default: 1000000].
+    #[arg(long, value_name = "N", requires = "scale")]
+    links: Option<usize>,
+    /// Paired items on each side for `tandem sync` [default: 100000].
+    #[arg(long, value_name = "N", requires = "scale")]
+    sync_items: Option<usize>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -380,7 +397,14 @@ async fn run(cli: Cli) -> ExitCode {
             json,
             store,
             engine,
-        } => cmd_bench(quick, json, store.as_deref(), engine).await,
+            scale,
+        } => {
+            if scale.scale {
+                cmd_bench_scale(json, scale).await
+            } else {
+                cmd_bench(quick, json, store.as_deref(), engine).await
+            }
+        }
     };
     match result {
         Ok(code) => code,
@@ -1041,6 +1065,44 @@ async fn cmd_jira_webhook_register(
             Ok(ExitCode::FAILURE)
         }
     }
+}
+
+/// `tandem bench --scale`: the engine with a large store, and a large `tandem sync`.
+async fn cmd_bench_scale(json: bool, args: BenchScaleArgs) -> anyhow::Result<ExitCode> {
+    if std::env::var_os("RUST_LOG").is_none() {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new("warn"))
+            .with_writer(std::io::stderr)
+            .try_init();
+    }
+    let defaults = tandem::bench::scale::ScaleOptions::default();
+    let opts = tandem::bench::scale::ScaleOptions {
+        links: args.links.unwrap_or(defaults.links),
+        sync_items: args.sync_items.unwrap_or(defaults.sync_items),
+        progress: !json,
+        ..defaults
+    };
+    let binary = std::env::current_exe().context("cannot find this binary to start it")?;
+    let report = tandem::bench::scale::run(&binary, opts).await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", tandem::bench::scale::render(&report));
+    }
+    // Figures are never judged; a change or an import that did not land is a failure.
+    let all = |s: &tandem::bench::scale::StoreLatency| s.landed == s.edits;
+    let i = &report.import;
+    Ok(
+        if all(&report.small_store)
+            && all(&report.large_store)
+            && i.succeeded
+            && i.differing_landed == i.differing
+        {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        },
+    )
 }
 
 async fn cmd_bench(

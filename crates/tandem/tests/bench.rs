@@ -213,3 +213,36 @@ async fn engine_process_phases_carry_every_change_and_the_engine_is_gone_afterwa
         report.engine_pid
     );
 }
+
+/// `tandem bench --scale` at a small size: both store sizes carry every timed edit, and the
+/// import links every pair and writes exactly the pairs edited since (one write each), with
+/// a few calls per hundred items (listings, not reads per item).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scale_bench_carries_every_edit_and_imports_with_one_write_per_difference() {
+    use tandem::bench::scale::{ScaleOptions, render, run};
+    let binary = std::path::Path::new(env!("CARGO_BIN_EXE_tandem"));
+    let opts = ScaleOptions {
+        links: 5_000,
+        latency_edits: 20,
+        sync_items: 500,
+        progress: true,
+    };
+    let report = run(binary, opts).await.expect("the scale bench runs");
+    let table = render(&report);
+    for s in [&report.small_store, &report.large_store] {
+        assert_eq!(s.landed, s.edits, "{table}");
+        assert!(s.idle_kb.is_some() && s.peak_kb.is_some(), "{table}");
+    }
+    assert_eq!(report.large_store.links_in_store, 5_000);
+    let i = &report.import;
+    assert!(i.succeeded, "{table}");
+    assert!(i.summary.contains("linked 500"), "{table}");
+    assert_eq!(i.differing, 5, "{table}");
+    assert_eq!(i.differing_landed, i.differing, "{table}");
+    assert_eq!(i.writes, i.differing, "one write per difference\n{table}");
+    assert!(
+        i.calls_per_item < 0.1,
+        "listings, not a read per item\n{table}"
+    );
+    assert!(i.peak_kb.is_some(), "{table}");
+}

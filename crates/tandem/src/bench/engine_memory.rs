@@ -152,7 +152,7 @@ async fn run(
 
 /// Creates the store (through Tandem, so its schema is current) and adds `links` links of the
 /// example's connection in one statement.
-async fn fill_store(path: &Path, links: usize) -> anyhow::Result<()> {
+pub(crate) async fn fill_store(path: &Path, links: usize) -> anyhow::Result<()> {
     let url = format!("sqlite://{}", path.display());
     drop(crate::store::open(&url).await?);
     let pool = sqlx::SqlitePool::connect(&url).await?;

@@ -38,6 +38,7 @@ mod engine_memory;
 pub mod engine_process;
 mod in_process;
 mod render;
+pub mod scale;
 pub mod script_overhead;
 mod seed;
 
