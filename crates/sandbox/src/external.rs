@@ -319,6 +319,20 @@ fn router(inner: S) -> Router {
             "/API/issue/{id}/comments/{cid}",
             axum::routing::put(comments::update).delete(comments::delete),
         )
+        .route(
+            "/issues/{n}/files",
+            get(attachments::custom_list)
+                .post(attachments::custom_upload)
+                .layer(axum::extract::DefaultBodyLimit::max(
+                    // Base64 is a third larger than the file.
+                    crate::net::MAX_UPLOAD / 3 * 4 + 4096,
+                )),
+        )
+        .route("/files/{fid}/raw", get(attachments::custom_raw))
+        .route(
+            "/files/{fid}",
+            axum::routing::delete(attachments::custom_delete),
+        )
         .route("/issues.json", get(redmine_list).post(redmine_create))
         .route("/issues/{file}", get(redmine_fetch).put(redmine_update))
         .route(

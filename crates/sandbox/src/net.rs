@@ -249,15 +249,23 @@ pub(crate) async fn log_and_faults(
                 .to_ascii_lowercase()
                 .starts_with("multipart/")
         });
-    let limit = if multipart { MAX_UPLOAD } else { MAX_BODY };
+    // The custom shape's uploads (`…/files`) may be JSON carrying the file in base64.
+    let upload = multipart
+        || (parts.method == axum::http::Method::POST && parts.uri.path().ends_with("/files"));
+    let limit = if upload {
+        MAX_UPLOAD / 3 * 4 + 4096
+    } else {
+        MAX_BODY
+    };
     let bytes = match axum::body::to_bytes(body, limit).await {
         Ok(b) => b,
         Err(_) => Bytes::new(),
     };
     let json_body = if bytes.is_empty() {
         serde_json::Value::Null
-    } else if multipart {
-        serde_json::Value::String(format!("multipart body, {} bytes", bytes.len()))
+    } else if upload {
+        let what = if multipart { "multipart" } else { "upload" };
+        serde_json::Value::String(format!("{what} body, {} bytes", bytes.len()))
     } else {
         serde_json::from_slice(&bytes)
             .unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(&bytes).into()))

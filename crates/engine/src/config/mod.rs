@@ -34,6 +34,7 @@ mod jira;
 mod load;
 mod preset;
 mod rest;
+mod rest_attachment;
 mod server;
 mod since;
 mod spans;
@@ -58,6 +59,10 @@ pub use self::preset::{PRESETS, Preset, PresetInfo};
 pub use self::rest::{
     HttpMethod, RestAuth, RestComment, RestConfig, RestField, RestFormat, RestOperation,
     RestOperations, RestWebhook, WebhookPayload, check_json_pointer,
+};
+pub use self::rest_attachment::{
+    AttachmentDelete, AttachmentDownload, AttachmentEncoding, AttachmentList, AttachmentUpload,
+    RestAttachment, origin as attachment_origin,
 };
 pub use self::server::{ADMIN_USER, ConsoleUser, MAX_CONNECTIONS_LIMIT, ServerConfig};
 pub use self::since::SinceFormat;

@@ -45,6 +45,10 @@ pub struct RestConfig {
     /// is written (custom format, with the comment operations).
     #[serde(default)]
     pub comment: Option<RestComment>,
+    /// `[connection.external.attachment]`: how the system's files are listed, uploaded,
+    /// downloaded and deleted (custom format).
+    #[serde(default)]
+    pub attachment: Option<super::rest_attachment::RestAttachment>,
     /// Where each key of this table sits in the file, so that problems found only when the
     /// system is contacted (`tandem check` reading a real item) are reported at their line.
     #[serde(skip)]
@@ -64,6 +68,7 @@ impl RestConfig {
                     ("webhook", self.webhook.is_some()),
                     ("fields", !self.fields.is_empty()),
                     ("comment", self.comment.is_some()),
+                    ("attachment", self.attachment.is_some()),
                 ] {
                     if present {
                         issue(
@@ -192,6 +197,18 @@ impl RestConfig {
                     if let Some(p) = &w.comment_id_pointer {
                         check_pointer(p, &format!("{at}.webhook.comment_id_pointer"), issue);
                     }
+                    if let Some(p) = &w.attachment_id_pointer {
+                        check_pointer(p, &format!("{at}.webhook.attachment_id_pointer"), issue);
+                        if self.attachment.is_none() {
+                            issue(
+                                &format!("{at}.webhook.attachment_id_pointer"),
+                                "only used with [connection.external.attachment]".into(),
+                            );
+                        }
+                    }
+                }
+                if let Some(a) = &self.attachment {
+                    a.check(&format!("{at}.attachment"), issue);
                 }
                 self.check_comments(ops, at, issue);
                 let mut ids = HashMap::new();
@@ -585,6 +602,10 @@ pub struct RestWebhook {
     /// fields.
     #[serde(default)]
     pub comment_id_pointer: Option<String>,
+    /// JSON Pointer to an attachment id: a delivery with a value there is about the item's
+    /// files (Tandem then reconciles them), not about its fields.
+    #[serde(default)]
+    pub attachment_id_pointer: Option<String>,
 }
 
 /// `[[connection.external.fields]]`: where one external field lives in the item JSON.

@@ -1,6 +1,7 @@
 //! Moving files without holding them: the download side ([`Download`], a source of chunks
 //! read off the wire as they come) and the upload side ([`MultipartFile`], a
-//! `multipart/form-data` body streamed from a file on disk with an exact length).
+//! `multipart/form-data` body streamed from a file on disk with an exact length, and
+//! [`Base64File`], a JSON body carrying the file as a base64 string, encoded on the fly).
 //!
 //! A file is never whole in memory: the worker copies a download to a temporary file in
 //! chunks (hashing as it goes), and the upload reads that file back a buffer at a time. The
@@ -210,6 +211,131 @@ impl Body for MultipartFile {
     }
 }
 
+/// How much of a file is read per frame of a base64 body: a multiple of 3, so that each
+/// frame's encoding stands alone (no padding until the end).
+const B64_CHUNK: usize = 48 * 1024;
+
+/// A JSON body whose one string value is a file's content in base64, streamed from disk:
+/// `head` (the JSON up to and including the string's opening quote), the file encoded a
+/// buffer at a time, then `tail` (the closing quote and the rest). Its exact length is known
+/// before the first byte is read, so it goes with a `Content-Length` like a multipart body.
+pub struct Base64File {
+    head: Option<Bytes>,
+    file: Option<tokio::fs::File>,
+    tail: Option<Bytes>,
+    buf: Vec<u8>,
+    /// Bytes read but not encoded yet (fewer than 3 between reads).
+    carry: Vec<u8>,
+    remaining: u64,
+    total: u64,
+}
+
+/// The length of `n` bytes in padded base64.
+pub fn base64_len(n: u64) -> u64 {
+    n.div_ceil(3) * 4
+}
+
+impl Base64File {
+    /// Opens `upload.path` to stream it between `head` and `tail`.
+    pub async fn open(upload: &Upload<'_>, head: String, tail: String) -> ConnectorResult<Self> {
+        let file =
+            tokio::fs::File::open(upload.path)
+                .await
+                .map_err(|e| ConnectorError::Transient {
+                    message: format!("could not read the copy of `{}`: {e}", upload.filename),
+                    status: None,
+                    retry_after: None,
+                })?;
+        let total = head.len() as u64 + base64_len(upload.size) + tail.len() as u64;
+        Ok(Base64File {
+            head: Some(Bytes::from(head)),
+            file: Some(file),
+            tail: Some(Bytes::from(tail)),
+            buf: vec![0; B64_CHUNK],
+            carry: Vec::with_capacity(3),
+            remaining: upload.size,
+            total,
+        })
+    }
+
+    /// The body's length in bytes.
+    pub fn len(&self) -> u64 {
+        self.total
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.total == 0
+    }
+}
+
+impl Body for Base64File {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
+        use base64::Engine;
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let this = self.get_mut();
+        if let Some(head) = this.head.take() {
+            return Poll::Ready(Some(Ok(Frame::data(head))));
+        }
+        while let Some(file) = this.file.as_mut() {
+            let want = this.buf.len().min(this.remaining.max(1) as usize);
+            let mut rb = ReadBuf::new(&mut this.buf[..want]);
+            match Pin::new(file).poll_read(cx, &mut rb) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Err(e)) => return Poll::Ready(Some(Err(e))),
+                Poll::Ready(Ok(())) => {
+                    let n = rb.filled().len().min(this.remaining as usize);
+                    if n > 0 {
+                        this.remaining -= n as u64;
+                        this.carry.extend_from_slice(&this.buf[..n]);
+                        // Encode whole groups of 3 now; a last group waits for the end.
+                        let whole = if this.remaining == 0 {
+                            this.carry.len()
+                        } else {
+                            this.carry.len() / 3 * 3
+                        };
+                        if whole == 0 {
+                            continue;
+                        }
+                        let out = b64.encode(&this.carry[..whole]);
+                        this.carry.drain(..whole);
+                        return Poll::Ready(Some(Ok(Frame::data(Bytes::from(out)))));
+                    }
+                    this.file = None;
+                    if this.remaining > 0 {
+                        return Poll::Ready(Some(Err(std::io::Error::new(
+                            std::io::ErrorKind::UnexpectedEof,
+                            "the file to upload is shorter than its size",
+                        ))));
+                    }
+                    if !this.carry.is_empty() {
+                        let out = b64.encode(&this.carry);
+                        this.carry.clear();
+                        return Poll::Ready(Some(Ok(Frame::data(Bytes::from(out)))));
+                    }
+                }
+            }
+        }
+        match this.tail.take() {
+            Some(tail) => Poll::Ready(Some(Ok(Frame::data(tail)))),
+            None => Poll::Ready(None),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.head.is_none() && self.file.is_none() && self.tail.is_none()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::with_exact(self.total)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -246,5 +372,42 @@ mod tests {
         assert!(out.starts_with(head));
         assert!(out.ends_with(b"\r\n--XyZ--\r\n"));
         assert_eq!(&out[head.len()..head.len() + content.len()], &content[..]);
+    }
+
+    /// The base64 body decodes to the file whatever its length's remainder mod 3, its
+    /// frames stay small, and its length is the announced one.
+    #[tokio::test]
+    async fn base64_body_streams_the_file_with_an_exact_length() {
+        use base64::Engine;
+        let dir = tempfile::tempdir().unwrap();
+        for len in [0usize, 1, 2, 3, 100_000, 100_001, 3 * B64_CHUNK + 2] {
+            let path = dir.path().join(format!("f{len}"));
+            let content: Vec<u8> = (0..len as u32).map(|i| (i % 253) as u8).collect();
+            std::fs::write(&path, &content).unwrap();
+            let up = Upload {
+                filename: "x",
+                content_type: None,
+                size: len as u64,
+                path: &path,
+            };
+            let mut body = Base64File::open(&up, "{\"d\":\"".into(), "\"}".into())
+                .await
+                .unwrap();
+            let total = body.len();
+            let mut out = Vec::new();
+            while let Some(frame) =
+                std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await
+            {
+                let data = frame.unwrap().into_data().unwrap();
+                assert!(data.len() <= base64_len(B64_CHUNK as u64) as usize);
+                out.extend_from_slice(&data);
+            }
+            assert_eq!(out.len() as u64, total, "length of {len}");
+            let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+            let decoded = base64::engine::general_purpose::STANDARD
+                .decode(v["d"].as_str().unwrap())
+                .unwrap();
+            assert_eq!(decoded, content, "content of {len}");
+        }
     }
 }

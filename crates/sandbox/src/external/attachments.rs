@@ -7,6 +7,15 @@
 //! - `GET` of a file's `url` (`/API/issue/{id}/attachments/{attId}/content`) → its bytes.
 //! - `DELETE /API/issue/{id}/attachments/{attId}` → `204`, `404` when unknown.
 //!
+//! The same files in a second, different shape, for `format = "custom"` connections (the
+//! Redmine-style items, by number):
+//! - `GET /issues/{n}/files` → `{"files": [{"file_id", "name", "bytes", "mime", "links":
+//!   {"raw": "/files/{fid}/raw"}}]}` — no hash, a relative link.
+//! - `POST /issues/{n}/files` with a `multipart/form-data` body whose part `upload` is the
+//!   file, or a JSON body `{"upload": {"name", "mime", "data": <base64>}}` → `201 {"file":
+//!   {…}}`.
+//! - `GET /files/{fid}/raw` → the bytes; `DELETE /files/{fid}` → `204`, `404` when unknown.
+//!
 //! Every change moves the item's `updated` and sends a webhook `{"event":
 //! "attachment_created"|"attachment_deleted", "sourceIssueId": <item id>, "attachment":
 //! {…}}` with the item webhooks' headers and retries, in order with them.
@@ -17,6 +26,7 @@ use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use base64::Engine;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
@@ -41,6 +51,16 @@ struct StoredFile {
 }
 
 impl StoredFile {
+    fn custom_json(&self) -> Value {
+        json!({
+            "file_id": self.id,
+            "name": self.filename,
+            "bytes": self.data.len(),
+            "mime": self.content_type,
+            "links": {"raw": format!("/files/{}/raw", self.id)},
+        })
+    }
+
     fn json(&self, base: &str, item_id: &str) -> Value {
         json!({
             "id": self.id.to_string(),
@@ -202,6 +222,119 @@ pub(super) async fn delete(
             StatusCode::NOT_FOUND,
             format!("attachment {att} of issue {id} not found"),
         ))
+    }
+}
+
+/// The item (`EXT-{n}`) holding file `fid`, and the file.
+fn by_file_id(inner: &Inner, fid: &str) -> Option<(String, StoredFile)> {
+    let fid: u64 = fid.parse().ok()?;
+    let st = inner.lock();
+    st.attachments.by_item.iter().find_map(|(n, list)| {
+        list.iter()
+            .find(|f| f.id == fid)
+            .map(|f| (format!("EXT-{n}"), f.clone()))
+    })
+}
+
+pub(super) async fn custom_list(
+    State(inner): State<S>,
+    Path(n): Path<u64>,
+) -> Result<Response, ExtError> {
+    let st = inner.lock();
+    if !st.items.contains_key(&n) {
+        return Err(not_found(&n.to_string()));
+    }
+    let files: Vec<Value> = st
+        .attachments
+        .by_item
+        .get(&n)
+        .into_iter()
+        .flatten()
+        .map(StoredFile::custom_json)
+        .collect();
+    Ok(axum::Json(json!({ "files": files })).into_response())
+}
+
+pub(super) async fn custom_upload(
+    State(inner): State<S>,
+    Path(n): Path<u64>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ExtError> {
+    let ct = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let (name, mime, data) = if ct.starts_with("application/json") {
+        let v: Value = serde_json::from_slice(&body).map_err(|e| bad(format!("not JSON: {e}")))?;
+        let u = &v["upload"];
+        let name = u["name"]
+            .as_str()
+            .filter(|n| !n.is_empty())
+            .ok_or_else(|| bad("upload.name is missing"))?
+            .to_string();
+        let data = u["data"]
+            .as_str()
+            .ok_or_else(|| bad("upload.data is missing"))
+            .and_then(|d| {
+                base64::engine::general_purpose::STANDARD
+                    .decode(d)
+                    .map_err(|e| bad(format!("upload.data is not base64: {e}")))
+            })?;
+        (
+            name,
+            u["mime"].as_str().map(str::to_string),
+            Bytes::from(data),
+        )
+    } else {
+        let boundary = multipart::boundary(ct).ok_or_else(|| {
+            bad("the body must be JSON or multipart/form-data with a part `upload`")
+        })?;
+        let parts = multipart::parse(&body, &boundary).map_err(bad)?;
+        let file = parts
+            .into_iter()
+            .find(|p| p.name == "upload")
+            .ok_or_else(|| bad("no part named `upload`"))?;
+        let name = file
+            .filename
+            .filter(|f| !f.is_empty())
+            .ok_or_else(|| bad("the part `upload` has no filename"))?;
+        (name, file.content_type, file.data)
+    };
+    let item = format!("EXT-{n}");
+    let v = inner
+        .add_attachment(&item, &name, mime.as_deref(), data)
+        .ok_or_else(|| not_found(&item))?;
+    let fid = v["id"].as_str().unwrap_or_default().to_string();
+    let (_, f) = by_file_id(&inner, &fid).ok_or_else(|| not_found(&fid))?;
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(json!({ "file": f.custom_json() })),
+    )
+        .into_response())
+}
+
+pub(super) async fn custom_raw(
+    State(inner): State<S>,
+    Path(fid): Path<String>,
+) -> Result<Response, ExtError> {
+    let (_, f) = by_file_id(&inner, &fid)
+        .ok_or_else(|| ExtError(StatusCode::NOT_FOUND, format!("file {fid} not found")))?;
+    Ok(Response::new(Body::from(f.data)))
+}
+
+pub(super) async fn custom_delete(
+    State(inner): State<S>,
+    Path(fid): Path<String>,
+) -> Result<Response, ExtError> {
+    match by_file_id(&inner, &fid) {
+        Some((item, f)) if inner.remove_attachment(&item, &f.id.to_string()) => {
+            Ok(StatusCode::NO_CONTENT.into_response())
+        }
+        _ => Err(ExtError(
+            StatusCode::NOT_FOUND,
+            format!("file {fid} not found"),
+        )),
     }
 }
 

@@ -79,6 +79,14 @@ pub struct RestConnector {
     /// Whether comments are read and written here (seed: always; custom: with
     /// `list_comments` and `create_comment`).
     comments_enabled: bool,
+    /// Custom format: the `[attachment]` calls; `None`: the seed's routes (seed format) or
+    /// no attachments (custom format without the table).
+    attachment: Option<crate::config::RestAttachment>,
+    /// Origins besides `base_url`'s whose file URLs get the credentials
+    /// (`attachment.download.credentials_for`, normalised).
+    trusted_origins: Vec<String>,
+    /// Custom format: where a delivery names an attachment.
+    webhook_attachment_pointer: Option<String>,
     /// External field id → where it lives (custom format).
     places: BTreeMap<String, FieldPlace>,
     /// How `list_changed` writes `{since}` (custom format).
@@ -157,14 +165,28 @@ impl RestConnector {
                 .and_then(|l| l.since_format.as_deref()),
         )
         .map_err(|e| anyhow::anyhow!("rest: list_changed.since_format: {e}"))?;
-        let (id_ptr, event_ptr, comment_ptr) = match &cfg.webhook {
+        let (id_ptr, event_ptr, comment_ptr, attachment_ptr) = match &cfg.webhook {
             Some(w) => (
                 w.id_pointer.clone(),
                 w.event_pointer.clone(),
                 w.comment_id_pointer.clone(),
+                w.attachment_id_pointer.clone(),
             ),
-            None => ("/id".to_string(), None, None),
+            None => ("/id".to_string(), None, None, None),
         };
+        let attachment = match cfg.format {
+            RestFormat::Seed => None,
+            RestFormat::Custom => cfg.attachment.clone(),
+        };
+        let trusted_origins = attachment
+            .iter()
+            .flat_map(|a| a.download.iter())
+            .flat_map(|d| d.credentials_for.iter())
+            .map(|o| {
+                crate::config::attachment_origin(o)
+                    .map_err(|e| anyhow::anyhow!("rest: attachment.download.credentials_for: {e}"))
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
         let (comment_places, comments_enabled) = match (&cfg.format, &cfg.operations) {
             (RestFormat::Seed, _) => (comments::CommentPlaces::seed(), true),
             (RestFormat::Custom, Some(ops)) => match &cfg.comment {
@@ -188,6 +210,9 @@ impl RestConnector {
             webhook_comment_pointer: comment_ptr,
             comment_places,
             comments_enabled,
+            attachment,
+            trusted_origins,
+            webhook_attachment_pointer: attachment_ptr,
             places,
             since_format,
             key_lines: cfg.key_lines.clone(),
@@ -529,6 +554,9 @@ impl Connector for RestConnector {
         {
             return Ok(vec![e]);
         }
+        if let Some(e) = self.parse_custom_attachment(connection, headers, body, &v, now)? {
+            return Ok(vec![e]);
+        }
         // A comment delivery is one `Commented` event, whatever the payload setting.
         let comment = match &self.format {
             Format::Seed => self.parse_seed_comment(connection, headers, body, &v, now)?,
@@ -799,9 +827,9 @@ impl Connector for RestConnector {
         self.comments_enabled
     }
 
-    /// The seed's attachment routes; a custom system has no attachment operations yet.
+    /// The seed's attachment routes, or a custom system's `[attachment]` calls.
     fn supports_attachments(&self) -> bool {
-        matches!(self.format, Format::Seed)
+        matches!(self.format, Format::Seed) || self.attachment.is_some()
     }
 
     async fn list_attachments(&self, id: &str) -> ConnectorResult<Vec<Attachment>> {
