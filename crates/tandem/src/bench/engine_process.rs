@@ -303,7 +303,7 @@ impl EngineProcess {
 
 /// Utime + stime (fields 14 and 15) of a `/proc/<pid>/stat` line; the command name before
 /// them is in parentheses and may hold spaces, so fields are counted after its `)`.
-fn cpu_ticks(stat: &str) -> Option<u64> {
+pub(super) fn cpu_ticks(stat: &str) -> Option<u64> {
     let rest = &stat[stat.rfind(')')? + 1..];
     let fields: Vec<&str> = rest.split_whitespace().collect();
     // After the name: state is field 3, so field n is at index n - 3.
@@ -314,7 +314,7 @@ fn cpu_ticks(stat: &str) -> Option<u64> {
 
 /// Clock ticks per second of `/proc`'s CPU times (`getconf CLK_TCK`; 100, Linux's usual
 /// value, when that cannot be asked).
-fn clock_ticks_per_sec() -> u64 {
+pub(super) fn clock_ticks_per_sec() -> u64 {
     std::process::Command::new("getconf")
         .arg("CLK_TCK")
         .output()

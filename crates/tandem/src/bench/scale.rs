@@ -102,6 +102,9 @@ pub struct ImportRun {
     pub differing_landed: usize,
     /// `VmHWM` of `tandem sync`, last read before it exited.
     pub peak_kb: Option<u64>,
+    /// Its user + system CPU time, last read before it exited (the sandboxes it talks to
+    /// run in the bench's process and are not counted).
+    pub cpu_seconds: Option<f64>,
 }
 
 /// What a scale run measured.
@@ -335,11 +338,17 @@ async fn import_on(
     });
     // `VmHWM` only grows; the last reading before the process is reaped is its peak.
     let mut peak_kb = None;
+    let mut cpu_ticks = None;
     let status = loop {
         if let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status"))
             && let Some(kb) = super::status_kb(&status, "VmHWM")
         {
             peak_kb = Some(kb);
+        }
+        if let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            && let Some(ticks) = super::engine_process::cpu_ticks(&stat)
+        {
+            cpu_ticks = Some(ticks);
         }
         tokio::select! {
             status = child.wait() => break status?,
@@ -382,6 +391,8 @@ async fn import_on(
         writes,
         differing_landed,
         peak_kb,
+        cpu_seconds: cpu_ticks
+            .map(|t| t as f64 / super::engine_process::clock_ticks_per_sec() as f64),
     })
 }
 
@@ -419,7 +430,7 @@ pub fn render(r: &ScaleReport) -> String {
     }
     let i = &r.import;
     out.push_str(&format!(
-        "\ntandem sync, {} paired items per side ({} edited in Jira since): {:.1} s, {}\n  {}\n  requests: Jira {}, outside {}, {:.3} per item, {} writes; edits landed {}/{}; peak RSS {}\n",
+        "\ntandem sync, {} paired items per side ({} edited in Jira since): {:.1} s, {}\n  {}\n  requests: Jira {}, outside {}, {:.3} per item, {} writes; edits landed {}/{}; peak RSS {}; CPU {}\n",
         i.items_per_side,
         i.differing,
         i.seconds,
@@ -432,6 +443,8 @@ pub fn render(r: &ScaleReport) -> String {
         i.differing_landed,
         i.differing,
         mib(i.peak_kb),
+        i.cpu_seconds
+            .map_or("-".to_string(), |s| format!("{s:.1} s")),
     ));
     out
 }
