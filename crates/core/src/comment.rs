@@ -73,6 +73,14 @@ pub struct Comment {
     pub id: String,
     /// The author's display name ("" when the system does not say).
     pub author: String,
+    /// The author as a user field of their side holds them (Jira Cloud: the account id,
+    /// Data Center: the user name, elsewhere the system's id or login), when the system
+    /// says: what the user map matches to name them on the other side.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub author_id: Option<String>,
+    /// The author's e-mail, when the system shows it (a match by e-mail needs no lookup).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub author_email: Option<String>,
     pub body: Doc,
     pub created: DateTime<Utc>,
     /// The last edit; `created` when never edited.
@@ -214,7 +222,15 @@ pub struct CommentInput<'a> {
     pub settings: &'a CommentSettings,
     /// Comments created before this are history: copied only with `settings.history`.
     pub since: DateTime<Utc>,
+    /// How a twin's header names the author of its origin on the twin's side, by the
+    /// origin's side and id (the user map's match: a mention in Jira, the login elsewhere).
+    /// An origin not in it is named by its author's display name.
+    pub authors: &'a Authors,
 }
+
+/// The author of each origin comment as the other side names them: by (the origin's side,
+/// its id), the inline that stands for `{author}` in the twin's header.
+pub type Authors = BTreeMap<(Side, String), Inline>;
 
 /// One step of keeping a pair's comments in step. Each names the link it concerns; a
 /// `Create` carries the link to record (pending) before the call.
@@ -329,7 +345,12 @@ pub fn plan_comments(input: &CommentInput<'_>) -> Vec<CommentAction> {
                 // twin before its link was completed), by the header naming the origin's
                 // author and system, oldest first: a pairing of two such twins may swap,
                 // but no second twin is made.
-                let expected = header_line(&s.header, &origin.author, s.system(l.origin));
+                let named = header_line(&s.header, &origin.author, s.system(l.origin));
+                let attributed = author_of(input.authors, l.origin, origin)
+                    .map(|a| header_line(&s.header, &a.plain(), s.system(l.origin)));
+                let expected = |line: String| {
+                    line == named || attributed.as_deref().is_some_and(|a| a == line)
+                };
                 let candidates: Vec<&Comment> =
                     lists(twin_side).values().copied().filter(free).collect();
                 let found = candidates
@@ -338,7 +359,7 @@ pub fn plan_comments(input: &CommentInput<'_>) -> Vec<CommentAction> {
                     .or_else(|| {
                         candidates
                             .iter()
-                            .filter(|c| c.mark.is_none() && first_line(&c.body) == expected)
+                            .filter(|c| c.mark.is_none() && expected(first_line(&c.body)))
                             .min_by_key(|c| (c.created, c.id.as_str()))
                     })
                     .copied();
@@ -354,7 +375,12 @@ pub fn plan_comments(input: &CommentInput<'_>) -> Vec<CommentAction> {
                     None => actions.push(CommentAction::Create {
                         link: l.clone(),
                         on: twin_side,
-                        comment: twin_comment(origin, l.origin, s),
+                        comment: twin_comment_by(
+                            origin,
+                            l.origin,
+                            s,
+                            author_of(input.authors, l.origin, origin),
+                        ),
                     }),
                 }
             }
@@ -365,7 +391,7 @@ pub fn plan_comments(input: &CommentInput<'_>) -> Vec<CommentAction> {
                     .as_deref()
                     .and_then(|id| external.get(id).copied());
                 match (j, e) {
-                    (Some(j), Some(e)) => plan_pair(l, j, e, s, &mut actions),
+                    (Some(j), Some(e)) => plan_pair(l, j, e, s, input.authors, &mut actions),
                     (None, None) => actions.push(CommentAction::Forget { link_id: l.id }),
                     (None, Some(_)) => plan_deleted(l, Side::Jira, s, &mut actions),
                     (Some(_), None) => plan_deleted(l, Side::External, s, &mut actions),
@@ -411,7 +437,7 @@ pub fn plan_comments(input: &CommentInput<'_>) -> Vec<CommentAction> {
             comment_id: c.id.clone(),
             reason,
         };
-        let mut comment = twin_comment(c, side, s);
+        let mut comment = twin_comment_by(c, side, s, author_of(input.authors, side, c));
         if c.internal {
             match s.internal {
                 InternalComments::Skip => {
@@ -458,6 +484,7 @@ fn plan_pair(
     j: &Comment,
     e: &Comment,
     s: &CommentSettings,
+    authors: &Authors,
     out: &mut Vec<CommentAction>,
 ) {
     let key = |c: &Comment, side: Side| {
@@ -507,14 +534,16 @@ fn plan_pair(
     let body = if to == l.origin {
         inert(&content)
     } else {
-        let author = if from == l.origin {
-            winner.author.as_str()
-        } else {
-            // The twin's author is Tandem; the header names the origin's author, which the
-            // loser (the origin) carries.
-            loser.author.as_str()
-        };
-        with_header(&content, author, s.system(l.origin), &s.header)
+        // The twin's author is Tandem; the header names the origin's author, which the
+        // origin (the winner or the loser) carries.
+        let origin = if from == l.origin { winner } else { loser };
+        with_header(
+            &content,
+            &origin.author,
+            author_of(authors, l.origin, origin),
+            s.system(l.origin),
+            &s.header,
+        )
     };
     out.push(CommentAction::Update {
         link_id: l.id,
@@ -586,13 +615,35 @@ fn is_twin_of(c: &Comment, origin_id: &str, shadow: &str, header: &str) -> bool 
 /// The twin of `origin` (written on `from`): the header naming its author and system, then
 /// its content with mentions made inert.
 pub fn twin_comment(origin: &Comment, from: Side, s: &CommentSettings) -> NewComment {
+    twin_comment_by(origin, from, s, None)
+}
+
+/// [`twin_comment`] with the header naming the author by `author` (the user map's match on
+/// the twin's side) instead of their display name, when given.
+pub fn twin_comment_by(
+    origin: &Comment,
+    from: Side,
+    s: &CommentSettings,
+    author: Option<&Inline>,
+) -> NewComment {
     NewComment {
-        body: with_header(&origin.body, &origin.author, s.system(from), &s.header),
+        body: with_header(
+            &origin.body,
+            &origin.author,
+            author,
+            s.system(from),
+            &s.header,
+        ),
         internal: false,
         mark: Some(TandemMark::TwinOf {
             of: origin.id.clone(),
         }),
     }
+}
+
+/// How the other side names the author of `c` (on `side`), when the worker matched them.
+fn author_of<'a>(authors: &'a Authors, side: Side, c: &Comment) -> Option<&'a Inline> {
+    authors.get(&(side, c.id.clone()))
 }
 
 /// The header line for `author` on `system`.
@@ -607,12 +658,39 @@ pub fn header_line(template: &str, author: &str, system: &str) -> String {
         .replace("{system}", system)
 }
 
-fn with_header(content: &Doc, author: &str, system: &str, template: &str) -> Doc {
-    let mut blocks = vec![Block::Paragraph {
-        content: vec![Inline::text(header_line(template, author, system))],
-    }];
+/// `content` (made inert) under the header naming `name` (the display name) or, when
+/// given, `author` (a mention or a login of the twin's side) in place of `{author}`.
+fn with_header(
+    content: &Doc,
+    name: &str,
+    author: Option<&Inline>,
+    system: &str,
+    template: &str,
+) -> Doc {
+    let header = match author {
+        None => vec![Inline::text(header_line(template, name, system))],
+        Some(author) => header_inlines(template, author, system),
+    };
+    let mut blocks = vec![Block::Paragraph { content: header }];
     blocks.extend(inert(content).blocks);
     Doc { blocks }
+}
+
+/// The header with `author` itself (a mention stays a mention) wherever the template says
+/// `{author}`, the rest as text.
+fn header_inlines(template: &str, author: &Inline, system: &str) -> Vec<Inline> {
+    let mut out = Vec::new();
+    let mut parts = template.split("{author}").peekable();
+    while let Some(part) = parts.next() {
+        let text = part.replace("{system}", system);
+        if !text.is_empty() {
+            out.push(Inline::text(text));
+        }
+        if parts.peek().is_some() {
+            out.push(author.clone());
+        }
+    }
+    out
 }
 
 /// Whether the first paragraph of `body` reads as a header made from `template` (its fixed

@@ -184,6 +184,29 @@ impl UserResolver {
         self.value_on(to, &target).await
     }
 
+    /// The user a field on the other side of `from` holds for a person of `from` known by
+    /// `id` (as a user field there holds them) and, where the system shows it, `email`: the
+    /// map by the id, then the map and the e-mail match by the address (no lookup needed
+    /// when it is given), then by the id's e-mail. `None` when they have no match.
+    pub async fn person_to_other(
+        &self,
+        from: Side,
+        id: Option<&str>,
+        email: Option<&str>,
+    ) -> ConnectorResult<Option<String>> {
+        let id = id.map(str::trim).filter(|s| !s.is_empty());
+        if let Some(target) = id.and_then(|id| self.mapped(from, id)) {
+            return self.value_on(from.other(), &target).await;
+        }
+        if let Some(email) = email.filter(|e| is_email(e)) {
+            return self.to_other(from, email).await;
+        }
+        match id {
+            Some(id) => self.to_other(from, id).await,
+            None => Ok(None),
+        }
+    }
+
     /// The `default:<user>` of `unmatched_user` as side `to` holds it (as written when the
     /// side cannot resolve it).
     pub async fn default_on(&self, to: Side, user: &str) -> ConnectorResult<String> {

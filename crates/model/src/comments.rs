@@ -206,6 +206,8 @@ impl CommentModel {
             .map(|c| Comment {
                 id: c.id.to_string(),
                 author: if c.twin_of.is_some() { "tandem" } else { "Ann" }.into(),
+                author_id: None,
+                author_email: None,
                 body: Doc::from_plain(&c.text),
                 created: at(c.created),
                 updated: at(c.updated),
@@ -246,6 +248,7 @@ impl CommentModel {
             links: &links,
             settings: &self.settings,
             since: at(0),
+            authors: &Default::default(),
         });
         let num = |x: &str| x.parse::<u8>().unwrap_or(u8::MAX);
         let lid = |id: i64| u8::try_from(id).unwrap_or(u8::MAX);

@@ -656,7 +656,7 @@ async fn redmine_update(State(inner): State<S>, Path(file): Path<String>, body: 
     }
     if let Some((notes, private)) = note {
         let author = inner.cfg.username.clone();
-        inner.add_comment(&id, &author, &notes, private);
+        inner.add_comment(&id, &author, Some(&author), &notes, private);
     }
     StatusCode::NO_CONTENT.into_response()
 }

@@ -414,3 +414,199 @@ fn futures_block<T: Send + 'static>(f: impl std::future::Future<Output = T> + Se
         .join()
         .expect("store call")
 }
+
+// ---- comment authors ------------------------------------------------------------------------
+
+/// The words of each external comment of item `id`.
+fn ext_comment_texts(w: &World, id: &str) -> Vec<String> {
+    w.external
+        .comments(id)
+        .iter()
+        .map(|c| c["body"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+/// The first paragraph's ADF nodes of each Jira comment of issue `key`.
+fn jira_comment_headers(w: &World, key: &str) -> Vec<Value> {
+    w.jira
+        .comments(key)
+        .iter()
+        .map(|c| c["body"]["content"][0]["content"].clone())
+        .collect()
+}
+
+/// Comment writes Tandem sent to either sandbox (method, path).
+fn comment_writes(w: &World) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    for log in [w.jira.request_log(), w.external.request_log()] {
+        out.extend(
+            log.into_iter()
+                .filter(|r| r.path.contains("/comment") && r.method != "GET")
+                .map(|r| (r.method, r.path)),
+        );
+    }
+    out
+}
+
+const AUTHORS_MAP: &str = "jiraUser,externalUser\nalice@example.com,ext-alice\n\
+                           5b10a2844c20165700ede21g,ext-bob\n";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn comment_authors_are_named_by_the_user_map_on_the_other_side() {
+    let w = people("", AUTHORS_MAP, false).await;
+    let (key, ext) = linked_pair(&w, json!({"summary": "Printer on fire"})).await;
+
+    // Jira → outside: Alice (matched by her e-mail's map row) is named by her login.
+    w.jira
+        .user_add_comment("alice", &key, "Can you reproduce it?");
+    eventually("Alice's comment outside", || {
+        Some(ext_comment_texts(&w, &ext)).filter(|t| !t.is_empty())
+    })
+    .await;
+    assert_eq!(
+        ext_comment_texts(&w, &ext),
+        ["ext-alice (Jira) wrote:\n\nCan you reproduce it?"]
+    );
+
+    // Outside → Jira: ext-bob (the map's row by account id) is a mention of Bob's account.
+    w.external
+        .user_comment_as(&ext, "ext-bob", "Bob Outside", "Yes, on firmware 5.2")
+        .expect("item exists");
+    eventually("Bob's comment in Jira", || {
+        Some(jira_comment_headers(&w, &key)).filter(|h| h.len() == 2)
+    })
+    .await;
+    let header = &jira_comment_headers(&w, &key)[1];
+    assert_eq!(header[0]["type"], "mention", "{header}");
+    assert_eq!(header[0]["attrs"]["id"], BOB, "{header}");
+    assert_eq!(header[1]["text"], " (External) wrote:", "{header}");
+    settle(&w).await;
+
+    // One twin each way; their echoes and the mapped headers made nothing more.
+    let writes = comment_writes(&w);
+    assert_eq!(writes.len(), 2, "{writes:?}");
+    assert_eq!(w.jira.comments(&key).len(), 2);
+    assert_eq!(w.external.comments(&ext).len(), 2);
+
+    // An edit of Bob's comment rewrites the Jira twin under the same mention, and an edit
+    // of the Jira twin reaches Bob's comment without a header.
+    let bob = w.external.comments(&ext)[1]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        w.external
+            .user_edit_comment(&ext, &bob, "Yes, on firmware 5.3")
+    );
+    eventually("the edit in Jira", || {
+        w.jira
+            .comments(&key)
+            .get(1)
+            .filter(|c| c.to_string().contains("5.3"))
+            .cloned()
+    })
+    .await;
+    assert_eq!(jira_comment_headers(&w, &key)[1][0]["attrs"]["id"], BOB);
+    settle(&w).await;
+    assert_eq!(w.jira.comments(&key).len(), 2, "no second twin");
+    assert_eq!(w.external.comments(&ext).len(), 2, "no second twin");
+    // Every match was made: nothing counted as unmatched.
+    let audit = w.engine().store.list_audit(Some("seed"), 50).await.unwrap();
+    assert!(
+        !audit.iter().any(|a| a.actor.starts_with("user:unmatched")),
+        "{audit:?}"
+    );
+    w.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unmatched_comment_author_is_named_by_display_name_and_counted() {
+    let w = people("match_by_email = false", MAP, false).await;
+    let (key, ext) = linked_pair(&w, json!({"summary": "Printer on fire"})).await;
+
+    // Nobody maps ext-zed: the twin is written all the same, under the display name.
+    w.external
+        .user_comment_as(&ext, "ext-zed", "Zed Outside", "Smoke on floor 2")
+        .expect("item exists");
+    eventually("Zed's comment in Jira", || {
+        Some(jira_comment_headers(&w, &key)).filter(|h| !h.is_empty())
+    })
+    .await;
+    let header = &jira_comment_headers(&w, &key)[0];
+    assert_eq!(
+        header,
+        &json!([{"type": "text", "text": "Zed Outside (External) wrote:"}])
+    );
+    settle(&w).await;
+    let audit = w.engine().store.list_audit(Some("seed"), 50).await.unwrap();
+    let miss = audit
+        .iter()
+        .find(|a| a.actor.starts_with("user:unmatched"))
+        .expect("an audit row for the unmatched author");
+    assert_eq!(miss.mapping_key, "comment:author");
+    assert_eq!(miss.target, tandem_core::Side::Jira);
+    assert_eq!(
+        miss.from,
+        Some(tandem_core::FieldValue::User("ext-zed".into()))
+    );
+    if let Some(metrics) = tandem::app::metrics_handle() {
+        let text = metrics.render();
+        let series = "tandem_user_unmatched_total{connection=\"seed\",side=\"external\"}";
+        assert!(text.contains(series), "no {series} in:\n{text}");
+    }
+    // A Jira author the map does not name (Bob, without matching by e-mail): display name.
+    w.jira.user_add_comment("bob", &key, "On it");
+    eventually("Bob's comment outside", || {
+        Some(ext_comment_texts(&w, &ext)).filter(|t| t.len() == 2)
+    })
+    .await;
+    assert_eq!(
+        ext_comment_texts(&w, &ext)[1],
+        "Bob Human (Jira) wrote:\n\nOn it"
+    );
+    settle(&w).await;
+    assert_eq!(comment_writes(&w).len(), 2, "{:?}", comment_writes(&w));
+    w.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn data_center_names_comment_authors_by_user_name() {
+    let map = "jiraUser,externalUser\nbob,ext-bob\nalice,ext-alice\n";
+    let w = people("", map, true).await;
+    let (key, ext) = linked_pair(&w, json!({"summary": "Printer on fire"})).await;
+    w.external
+        .user_comment_as(&ext, "ext-bob", "Bob Outside", "Yes, on firmware 5.2")
+        .expect("item exists");
+    eventually("Bob's comment in Jira", || {
+        Some(jira_comment_headers(&w, &key)).filter(|h| !h.is_empty())
+    })
+    .await;
+    // Written `[~bob]` in wiki markup, which Jira holds as a mention of Bob.
+    let posted: Vec<Value> = w
+        .jira
+        .request_log()
+        .into_iter()
+        .filter(|r| r.method == "POST" && r.path.ends_with("/comment"))
+        .map(|r| r.body)
+        .collect();
+    assert_eq!(posted.len(), 1, "{posted:?}");
+    assert!(
+        posted[0]["body"]
+            .as_str()
+            .is_some_and(|b| b.starts_with("[~bob] (External) wrote:")),
+        "{posted:?}"
+    );
+    assert_eq!(jira_comment_headers(&w, &key)[0][0]["attrs"]["id"], "bob");
+
+    // And Alice's Jira comment is named ext-alice outside (her user name in the map).
+    w.jira.user_add_comment("alice", &key, "Thanks");
+    eventually("Alice's comment outside", || {
+        Some(ext_comment_texts(&w, &ext)).filter(|t| t.len() == 2)
+    })
+    .await;
+    assert_eq!(
+        ext_comment_texts(&w, &ext)[1],
+        "ext-alice (Jira) wrote:\n\nThanks"
+    );
+    w.stop().await;
+}

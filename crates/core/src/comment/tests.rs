@@ -12,6 +12,8 @@ fn c(id: &str, author: &str, text: &str, at: i64) -> Comment {
     Comment {
         id: id.into(),
         author: author.into(),
+        author_id: None,
+        author_email: None,
         body: Doc::from_plain(text),
         created: t(at),
         updated: t(at),
@@ -39,6 +41,7 @@ fn plan(
         links,
         settings: s,
         since: t(0),
+        authors: &Authors::new(),
     })
 }
 
@@ -425,4 +428,93 @@ fn a_twin_that_landed_for_a_comment_deleted_meanwhile_is_deleted_too() {
         plan(&[], &[], &[pending], &s),
         vec![CommentAction::Forget { link_id: 1 }]
     );
+}
+
+#[test]
+fn a_matched_author_is_named_in_the_header_by_the_other_sides_user() {
+    let s = settings();
+    let mut authors = Authors::new();
+    let mention = Inline::Mention {
+        id: "acc-ann".into(),
+        text: "@Ann".into(),
+    };
+    authors.insert((Side::External, "7".into()), mention.clone());
+    let origin = c("7", "Ann Desk", "Printer smokes", 5);
+    let plan_with = |external: &[Comment], links: &[CommentLink]| {
+        plan_comments(&CommentInput {
+            jira: &[],
+            external,
+            links,
+            settings: &s,
+            since: t(0),
+            authors: &authors,
+        })
+    };
+    let actions = plan_with(std::slice::from_ref(&origin), &[]);
+    let [CommentAction::Create { comment, .. }] = actions.as_slice() else {
+        panic!("{actions:?}")
+    };
+    // The mention stands where `{author}` is; the rest of the header is text.
+    let Block::Paragraph { content } = &comment.body.blocks[0] else {
+        panic!("{:?}", comment.body)
+    };
+    assert_eq!(content[0], mention);
+    assert_eq!(content[1], Inline::text(" (Desk) wrote:"));
+    assert!(has_header(&comment.body, &s.header));
+
+    // A pending link whose twin a person edited before it was recorded is adopted by the
+    // attributed header (and still by the display-name one), not copied again.
+    let pending = CommentLink {
+        id: 3,
+        origin: Side::External,
+        jira_id: None,
+        external_id: Some("7".into()),
+        shadow: "Printer smokes".into(),
+        state: CommentLinkState::Pending,
+    };
+    for header in ["@Ann (Desk) wrote:", "Ann Desk (Desk) wrote:"] {
+        let twin = c(
+            "10009",
+            "bot",
+            &format!("{header}\n\nPrinter smokes a lot"),
+            6,
+        );
+        let actions = plan_comments(&CommentInput {
+            jira: std::slice::from_ref(&twin),
+            external: std::slice::from_ref(&origin),
+            links: std::slice::from_ref(&pending),
+            settings: &s,
+            since: t(0),
+            authors: &authors,
+        });
+        assert_eq!(
+            actions,
+            vec![CommentAction::Adopt {
+                link_id: 3,
+                on: Side::Jira,
+                comment_id: "10009".into()
+            }],
+            "{header}"
+        );
+    }
+
+    // Data Center's wiki names the person by user name, Cloud's by account id.
+    let dc = Doc {
+        blocks: vec![Block::Paragraph {
+            content: header_inlines(
+                DEFAULT_HEADER,
+                &Inline::Mention {
+                    id: "alice".into(),
+                    text: String::new(),
+                },
+                "Desk",
+            ),
+        }],
+    };
+    assert_eq!(dc.to_wiki_by_name(), "[~alice] (Desk) wrote:");
+    assert_eq!(dc.to_wiki(), "[~accountid:alice] (Desk) wrote:");
+    assert!(has_header(
+        &Doc::from_wiki(&dc.to_wiki_by_name()),
+        DEFAULT_HEADER
+    ));
 }

@@ -19,9 +19,17 @@ impl Doc {
     }
 
     /// Writes wiki markup: blocks separated by blank lines, hard breaks as `\\`.
+    /// Mentions are written `[~accountid:<id>]`, as Jira Cloud's wiki renderer takes them.
     pub fn to_wiki(&self) -> String {
         let blocks = normalize_blocks(&self.blocks);
-        blocks_to_wiki(&blocks)
+        blocks_to_wiki(&blocks, Names::AccountId)
+    }
+
+    /// [`Doc::to_wiki`] for Jira Data Center, which names people by user name: mentions
+    /// are written `[~<name>]`.
+    pub fn to_wiki_by_name(&self) -> String {
+        let blocks = normalize_blocks(&self.blocks);
+        blocks_to_wiki(&blocks, Names::UserName)
     }
 }
 
@@ -510,23 +518,30 @@ fn bracket(inner: &str) -> Option<Bracket> {
 // Writing
 // ---------------------------------------------------------------------------------------------
 
-fn blocks_to_wiki(blocks: &[Block]) -> String {
+/// How a mention names its person: Cloud's account id or Data Center's user name.
+#[derive(Clone, Copy)]
+enum Names {
+    AccountId,
+    UserName,
+}
+
+fn blocks_to_wiki(blocks: &[Block], names: Names) -> String {
     blocks
         .iter()
-        .map(block_to_wiki)
+        .map(|b| block_to_wiki(b, names))
         .collect::<Vec<_>>()
         .join("\n\n")
 }
 
-fn block_to_wiki(b: &Block) -> String {
+fn block_to_wiki(b: &Block, names: Names) -> String {
     match b {
-        Block::Paragraph { content } => inlines_to_wiki(content, true),
+        Block::Paragraph { content } => inlines_to_wiki(content, true, names),
         Block::Heading { level, content } => {
-            format!("h{}. {}", level, inlines_to_wiki(content, false))
+            format!("h{}. {}", level, inlines_to_wiki(content, false, names))
         }
         Block::BulletList { .. } | Block::OrderedList { .. } => {
             let mut lines = Vec::new();
-            list_to_wiki(b, "", &mut lines);
+            list_to_wiki(b, "", &mut lines, names);
             lines.join("\n")
         }
         Block::CodeBlock { language, text } => match language {
@@ -535,15 +550,15 @@ fn block_to_wiki(b: &Block) -> String {
         },
         Block::Quote { blocks } => match blocks.as_slice() {
             [Block::Paragraph { content }] if !content.contains(&Inline::HardBreak) => {
-                format!("bq. {}", inlines_to_wiki(content, false))
+                format!("bq. {}", inlines_to_wiki(content, false, names))
             }
-            _ => format!("{{quote}}\n{}\n{{quote}}", blocks_to_wiki(blocks)),
+            _ => format!("{{quote}}\n{}\n{{quote}}", blocks_to_wiki(blocks, names)),
         },
         Block::Rule => "----".to_string(),
     }
 }
 
-fn list_to_wiki(b: &Block, prefix: &str, lines: &mut Vec<String>) {
+fn list_to_wiki(b: &Block, prefix: &str, lines: &mut Vec<String>, names: Names) {
     let (items, c) = match b {
         Block::BulletList { items } => (items, '*'),
         Block::OrderedList { items } => (items, '#'),
@@ -560,10 +575,10 @@ fn list_to_wiki(b: &Block, prefix: &str, lines: &mut Vec<String>) {
                         // entry so nesting survives.
                         lines.push(format!("{marker} "));
                     }
-                    list_to_wiki(blk, &marker, lines);
+                    list_to_wiki(blk, &marker, lines, names);
                 }
                 Block::Paragraph { content } | Block::Heading { content, .. } => {
-                    let text = inlines_to_wiki(content, false);
+                    let text = inlines_to_wiki(content, false, names);
                     if first {
                         lines.push(format!("{marker} {text}"));
                     } else if let Some(last) = lines.last_mut() {
@@ -573,20 +588,23 @@ fn list_to_wiki(b: &Block, prefix: &str, lines: &mut Vec<String>) {
                     }
                 }
                 // Code, quotes and rules cannot live inside a wiki list item: they follow it.
-                other => lines.push(block_to_wiki(other)),
+                other => lines.push(block_to_wiki(other, names)),
             }
             first = false;
         }
     }
 }
 
-fn inlines_to_wiki(content: &[Inline], para_start: bool) -> String {
+fn inlines_to_wiki(content: &[Inline], para_start: bool, names: Names) -> String {
     let mut out = String::new();
     for (idx, inline) in content.iter().enumerate() {
         match inline {
             Inline::HardBreak => out.push_str("\\\\"),
             Inline::Mention { id, .. } => {
-                out.push_str("[~accountid:");
+                out.push_str(match names {
+                    Names::AccountId => "[~accountid:",
+                    Names::UserName => "[~",
+                });
                 out.push_str(id);
                 out.push(']');
             }

@@ -477,6 +477,10 @@ pub struct RestComment {
     /// The author's display name; default: none ("").
     #[serde(default)]
     pub author_pointer: Option<String>,
+    /// The author's user id or login (a string or a number), for naming them on the other
+    /// side through `[connection.users]`; default: none (the display name is used).
+    #[serde(default)]
+    pub author_id_pointer: Option<String>,
     /// A boolean (or `"1"`/`"0"`) that is true for an internal/private note. When set, the
     /// system counts as having internal comments.
     #[serde(default)]
@@ -493,6 +497,7 @@ impl RestComment {
             ("created_pointer", Some(&self.created_pointer)),
             ("updated_pointer", self.updated_pointer.as_ref()),
             ("author_pointer", self.author_pointer.as_ref()),
+            ("author_id_pointer", self.author_id_pointer.as_ref()),
             ("internal_pointer", self.internal_pointer.as_ref()),
         ] {
             if let Some(p) = p {

@@ -7,15 +7,25 @@
 //! anywhere leaves a state the next reconcile of the pair finishes instead of repeating.
 //! A failed call fails the event (retried on the schedule like any other); what was done
 //! before it stays done, and the retry plans only what is left.
+//!
+//! With `[connection.users]`, a twin's header names the origin's author as the twin's side
+//! knows them (a mention of the matched Jira account, the matched login outside): the plan
+//! is made once to learn which origins get a header written, their authors are matched
+//! through the [`UserResolver`](crate::users::UserResolver), and the plan is made again
+//! with those names. An author with no match is named by their display name, never fails
+//! the comment, and is counted like an unmatched user field (`tandem_user_unmatched_total`
+//! and an audit row `user:unmatched (…)`).
 
 use super::{ConnectionRuntime, Engine, Failure, Outcome};
 use crate::connector::ConnectorError;
 use crate::store::{AuditEntry, EventStatus, QueuedEvent, StoreError};
 use chrono::{Duration as TimeDelta, Utc};
+use std::collections::BTreeMap;
 use tandem_core::comment::{
-    CommentAction, CommentInput, CommentLink, CommentLinkState, CommentSync, content_key,
-    plan_comments,
+    Authors, Comment, CommentAction, CommentInput, CommentLink, CommentLinkState, CommentSync,
+    content_key, plan_comments,
 };
+use tandem_core::richtext::Inline;
 use tandem_core::{CommentChange, FieldValue, Link, Side};
 use tracing::{debug, info};
 
@@ -80,16 +90,27 @@ impl Engine {
         let through = self.store.newest_event_id().await?;
         let jira = conn.jira.list_comments(&link.jira_id).await?;
         let external = conn.external.list_comments(&link.external_id).await?;
-        let actions = plan_comments(&CommentInput {
+        let no_authors = Authors::new();
+        let input = CommentInput {
             jira: &jira,
             external: &external,
             links: &links,
             settings: &conn.comments,
             since,
-        });
+            authors: &no_authors,
+        };
+        let mut actions = plan_comments(&input);
+        let (authors, unmatched_authors) = self.comment_authors(conn, &input, &actions).await?;
+        if !authors.is_empty() {
+            actions = plan_comments(&CommentInput {
+                authors: &authors,
+                ..input
+            });
+        }
         let mut done = Reconcile {
             audit: Vec::new(),
             skipped: Vec::new(),
+            unmatched_authors,
         };
         for action in actions {
             self.carry_out(conn, queued, &link, &links, action, &mut done)
@@ -181,6 +202,8 @@ impl Engine {
                     &content_key(&comment.body),
                     "created",
                 ));
+                let origin = link.id_on(link.origin).unwrap_or_default().to_string();
+                self.unmatched_author(conn, queued, pair, (link.origin, &origin), &id, done);
             }
             CommentAction::Adopt {
                 link_id,
@@ -230,6 +253,18 @@ impl Engine {
                     &shadow,
                     "edited",
                 ));
+                // The twin's header was written again: its author's match counts again.
+                if on != l.origin {
+                    let origin = l.id_on(l.origin).unwrap_or_default().to_string();
+                    self.unmatched_author(
+                        conn,
+                        queued,
+                        pair,
+                        (l.origin, &origin),
+                        &comment_id,
+                        done,
+                    );
+                }
             }
             CommentAction::Reshadow { link_id, shadow } => {
                 if let Some(mut l) = stored(link_id) {
@@ -287,6 +322,122 @@ impl Engine {
         Ok(())
     }
 
+    /// How the twins' headers `actions` write name their origins' authors on the twins'
+    /// side, and the origins whose author has no match there (with the person, for the
+    /// audit). Empty without `[connection.users]`: the display names stand.
+    async fn comment_authors(
+        &self,
+        conn: &ConnectionRuntime,
+        input: &CommentInput<'_>,
+        actions: &[CommentAction],
+    ) -> Result<(Authors, BTreeMap<(Side, String), UnmatchedAuthor>), Failure> {
+        let mut authors = Authors::new();
+        let mut unmatched = BTreeMap::new();
+        let Some(users) = &conn.users else {
+            return Ok((authors, unmatched));
+        };
+        // The origins whose twin gets a header: each create, and each edit of a twin.
+        let mut origins: Vec<(Side, &str)> = Vec::new();
+        for a in actions {
+            match a {
+                CommentAction::Create { link, .. } => {
+                    if let Some(id) = link.id_on(link.origin) {
+                        origins.push((link.origin, id));
+                    }
+                }
+                CommentAction::Update { link_id, on, .. } => {
+                    if let Some(l) = input.links.iter().find(|l| l.id == *link_id)
+                        && *on != l.origin
+                        && let Some(id) = l.id_on(l.origin)
+                    {
+                        origins.push((l.origin, id));
+                    }
+                }
+                _ => {}
+            }
+        }
+        for (side, id) in origins {
+            let list = match side {
+                Side::Jira => input.jira,
+                Side::External => input.external,
+            };
+            let Some(c) = list.iter().find(|c| c.id == id) else {
+                continue;
+            };
+            // A system that says nothing of who wrote it leaves no one to match.
+            if c.author_id.is_none() && c.author_email.is_none() {
+                continue;
+            }
+            let found = users
+                .person_to_other(side, c.author_id.as_deref(), c.author_email.as_deref())
+                .await?;
+            let key = (side, c.id.clone());
+            match found {
+                Some(user) => {
+                    authors.insert(key, author_inline(side.other(), &user, c));
+                }
+                None => {
+                    let person = c
+                        .author_id
+                        .clone()
+                        .or_else(|| c.author_email.clone())
+                        .unwrap_or_default();
+                    unmatched.insert(
+                        key,
+                        UnmatchedAuthor {
+                            person,
+                            name: c.author.clone(),
+                        },
+                    );
+                }
+            }
+        }
+        Ok((authors, unmatched))
+    }
+
+    /// Counts and audits the author of origin `origin` when they had no match, for the
+    /// twin `twin_id` whose header was just written with their display name.
+    fn unmatched_author(
+        &self,
+        conn: &ConnectionRuntime,
+        queued: &QueuedEvent,
+        pair: &Link,
+        (side, origin): (Side, &str),
+        twin_id: &str,
+        done: &mut Reconcile,
+    ) {
+        let (Some(users), Some(miss)) = (
+            &conn.users,
+            done.unmatched_authors.get(&(side, origin.to_string())),
+        ) else {
+            return;
+        };
+        users.count_unmatched(side);
+        let target = side.other();
+        let name = if miss.name.trim().is_empty() {
+            "Someone"
+        } else {
+            miss.name.trim()
+        };
+        let entry = AuditEntry {
+            at: Utc::now(),
+            connection: conn.name.clone(),
+            event_id: Some(queued.id),
+            jira_id: pair.jira_id.clone(),
+            external_id: pair.external_id.clone(),
+            target,
+            field: format!("comment {twin_id}"),
+            mapping_key: "comment:author".into(),
+            from: Some(FieldValue::User(miss.person.clone())),
+            to: FieldValue::Text(name.to_string()),
+            actor: format!(
+                "user:unmatched (comment author: `{}` of the {side} side has no match on the                  {target} side; the header names them `{name}`)",
+                miss.person
+            ),
+        };
+        done.audit.push(entry);
+    }
+
     /// An audit row for a comment written on `target`: its content before and after.
     #[allow(clippy::too_many_arguments)]
     fn comment_audit(
@@ -320,6 +471,32 @@ impl Engine {
 struct Reconcile {
     audit: Vec<AuditEntry>,
     skipped: Vec<String>,
+    /// The origins whose author has no match on the other side (see `comment_authors`).
+    unmatched_authors: BTreeMap<(Side, String), UnmatchedAuthor>,
+}
+
+/// An origin's author that the user map and the e-mail match did not find.
+struct UnmatchedAuthor {
+    /// As their side knows them (id, login or e-mail).
+    person: String,
+    /// Their display name, which the header names instead.
+    name: String,
+}
+
+/// How the header of a twin on `on` names `user` (the matched user, as a user field there
+/// holds them), the author of `origin`: a mention in Jira (an ADF `mention` on Cloud,
+/// `[~name]` on Data Center, which people are notified by), the login as text outside.
+fn author_inline(on: Side, user: &str, origin: &Comment) -> Inline {
+    match on {
+        Side::Jira => {
+            let shown = origin.author.trim();
+            Inline::Mention {
+                id: user.to_string(),
+                text: format!("@{}", if shown.is_empty() { user } else { shown }),
+            }
+        }
+        Side::External => Inline::text(user),
+    }
 }
 
 /// The item of the pair on `side`.

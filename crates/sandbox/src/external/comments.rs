@@ -1,9 +1,11 @@
 //! Comments of the external sandbox's items, in the seed's style and as Redmine's journals.
 //!
 //! The seed's API: `GET /API/issue/{id}/comments` lists an item's comments oldest first
-//! (`{"id","author","body","created","updated","internal"}`, plain-text bodies, RFC 3339
-//! times in milliseconds); `POST` there adds one (`{"body", "internal"?, "author"?}` → `201
-//! {"id"}`, the author defaults to the API user); `PUT …/comments/{cid}` (`{"body"}`) edits
+//! (`{"id","author","authorId","body","created","updated","internal"}`, plain-text bodies,
+//! RFC 3339 times in milliseconds; `authorId` is the author's user id — the login a user
+//! field holds — or null when not known); `POST` there adds one (`{"body", "internal"?,
+//! "author"?, "authorId"?}` → `201 {"id"}`; without either, the author is the API user,
+//! named and identified by its user name); `PUT …/comments/{cid}` (`{"body"}`) edits
 //! and `DELETE` removes one (`204`, `404` when unknown). Every change sends a webhook
 //! `{"event": "comment_created"|"comment_updated"|"comment_deleted", "sourceIssueId": <item
 //! id>, "comment": {…}}` with the item webhooks' headers and retries, in order with them.
@@ -40,6 +42,8 @@ pub(super) struct Comments {
 struct StoredComment {
     id: u64,
     author: String,
+    /// The author's user id (login), when known.
+    author_id: Option<String>,
     body: String,
     created: DateTime<Utc>,
     updated: DateTime<Utc>,
@@ -59,6 +63,7 @@ impl StoredComment {
         json!({
             "id": self.id.to_string(),
             "author": self.author,
+            "authorId": self.author_id,
             "body": self.body,
             "created": millis(self.created),
             "updated": millis(self.updated),
@@ -154,6 +159,7 @@ impl Inner {
         &self,
         item_id: &str,
         author: &str,
+        author_id: Option<&str>,
         body: &str,
         internal: bool,
     ) -> Option<String> {
@@ -164,6 +170,7 @@ impl Inner {
         let c = StoredComment {
             id: st.comments.next,
             author: author.to_string(),
+            author_id: author_id.map(str::to_string),
             body: body.to_string(),
             created: at,
             updated: at,
@@ -260,12 +267,13 @@ fn known_item(inner: &Inner, id: &str) -> Result<u64, ExtError> {
 }
 
 /// A comment body as `POST`/`PUT` take it: `body` a non-empty string (a comment without
-/// text is refused, as Jira and Redmine refuse one), optional `internal` (a boolean) and
-/// `author` (a non-empty string).
+/// text is refused, as Jira and Redmine refuse one), optional `internal` (a boolean),
+/// `author` and `authorId` (non-empty strings).
 struct CommentIn {
     body: String,
     internal: Option<bool>,
     author: Option<String>,
+    author_id: Option<String>,
 }
 
 fn parse_comment(bytes: &Bytes) -> Result<CommentIn, ExtError> {
@@ -290,10 +298,16 @@ fn parse_comment(bytes: &Bytes) -> Result<CommentIn, ExtError> {
         Some(Value::String(s)) if !s.trim().is_empty() => Some(s.clone()),
         Some(_) => return Err(bad("'author' must be a non-empty string")),
     };
+    let author_id = match obj.get("authorId") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) if !s.trim().is_empty() => Some(s.trim().to_string()),
+        Some(_) => return Err(bad("'authorId' must be a non-empty string")),
+    };
     Ok(CommentIn {
         body,
         internal,
         author,
+        author_id,
     })
 }
 
@@ -321,9 +335,19 @@ pub(super) async fn create(
 ) -> Result<Response, ExtError> {
     known_item(&inner, &id)?;
     let c = parse_comment(&body)?;
-    let author = c.author.unwrap_or_else(|| inner.cfg.username.clone());
+    // Neither given: the API user wrote it, and is known by its user name.
+    let (author, author_id) = match (c.author, c.author_id) {
+        (None, None) => (inner.cfg.username.clone(), Some(inner.cfg.username.clone())),
+        (author, id) => (author.unwrap_or_default(), id),
+    };
     let cid = inner
-        .add_comment(&id, &author, &c.body, c.internal.unwrap_or(false))
+        .add_comment(
+            &id,
+            &author,
+            author_id.as_deref(),
+            &c.body,
+            c.internal.unwrap_or(false),
+        )
         .ok_or_else(|| not_found(&id))?;
     Ok((StatusCode::CREATED, axum::Json(json!({ "id": cid }))).into_response())
 }
@@ -436,7 +460,8 @@ pub(super) async fn redmine_edit(
 
 impl ExternalSandbox {
     /// Adds a comment to item `item_id` as `author` would in the system's own UI; sends the
-    /// webhook. The new comment's id, or `None` when there is no such item.
+    /// webhook. The new comment's id, or `None` when there is no such item. The author has
+    /// no user id (see [`ExternalSandbox::user_comment_as`]).
     pub fn user_comment(
         &self,
         item_id: &str,
@@ -444,7 +469,21 @@ impl ExternalSandbox {
         body: &str,
         internal: bool,
     ) -> Option<String> {
-        self.inner.add_comment(item_id, author, body, internal)
+        self.inner
+            .add_comment(item_id, author, None, body, internal)
+    }
+
+    /// [`ExternalSandbox::user_comment`] by the user with id (login) `author_id`, shown as
+    /// `author`.
+    pub fn user_comment_as(
+        &self,
+        item_id: &str,
+        author_id: &str,
+        author: &str,
+        body: &str,
+    ) -> Option<String> {
+        self.inner
+            .add_comment(item_id, author, Some(author_id), body, false)
     }
 
     /// Edits comment `comment_id` of item `item_id` as a person would; sends the webhook when

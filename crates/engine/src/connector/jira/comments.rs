@@ -104,6 +104,20 @@ pub fn parse(c: &Value, api: Api) -> Result<Comment, String> {
         .and_then(Value::as_str)
         .unwrap_or_default()
         .to_string();
+    // The author as a user field holds them: the account id on Cloud, the name on Data
+    // Center (which still shows an `accountId` on some versions; the name is what it writes).
+    let text_at = |p: &str| {
+        c.pointer(p)
+            .and_then(Value::as_str)
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+    };
+    let author_id = match api {
+        Api::Cloud => text_at("/author/accountId"),
+        Api::DataCenter => text_at("/author/name").or_else(|| text_at("/author/key")),
+    };
+    let author_email = text_at("/author/emailAddress");
     let property = |key: &str| {
         c.get("properties")
             .and_then(Value::as_array)
@@ -128,6 +142,8 @@ pub fn parse(c: &Value, api: Api) -> Result<Comment, String> {
     Ok(Comment {
         id,
         author,
+        author_id,
+        author_email,
         body,
         created,
         updated,
@@ -140,7 +156,8 @@ pub fn parse(c: &Value, api: Api) -> Result<Comment, String> {
 pub fn body(doc: &Doc, api: Api) -> Value {
     match api {
         Api::Cloud => doc.to_adf(),
-        Api::DataCenter => json!(doc.to_wiki()),
+        // Data Center names a mentioned person by user name (`[~name]`).
+        Api::DataCenter => json!(doc.to_wiki_by_name()),
     }
 }
 
@@ -221,7 +238,8 @@ mod tests {
     fn comments_read_marks_and_internal_flags() {
         let c = json!({
             "id": "10001",
-            "author": {"displayName": "Alice Human"},
+            "author": {"displayName": "Alice Human", "accountId": "acc-1",
+                       "emailAddress": "alice@example.com"},
             "body": {"type": "doc", "version": 1, "content": [
                 {"type": "paragraph", "content": [{"type": "text", "text": "Hello"}]}]},
             "created": "2024-01-31T09:00:00.000+0000",
@@ -235,6 +253,8 @@ mod tests {
         let parsed = parse(&c, Api::Cloud).unwrap();
         assert_eq!(parsed.id, "10001");
         assert_eq!(parsed.author, "Alice Human");
+        assert_eq!(parsed.author_id.as_deref(), Some("acc-1"));
+        assert_eq!(parsed.author_email.as_deref(), Some("alice@example.com"));
         assert_eq!(parsed.body.to_plain(), "Hello");
         assert_eq!(parsed.created.to_rfc3339(), "2024-01-31T09:00:00+00:00");
         assert_eq!(parsed.updated.to_rfc3339(), "2024-01-31T09:30:00+00:00");
@@ -244,6 +264,7 @@ mod tests {
         // Wiki bodies, jsdPublic false alone, a foreign value under `tandem`, no updated.
         let c = json!({
             "id": 10002, "body": "*bold*", "created": "2024-01-31T09:00:00.000+0000",
+            "author": {"name": "alice", "accountId": "JIRAUSER10000"},
             "jsdPublic": false, "properties": [{"key": "tandem", "value": "mine"}]
         });
         let parsed = parse(&c, Api::DataCenter).unwrap();
@@ -253,6 +274,8 @@ mod tests {
         assert_eq!(parsed.mark, None);
         assert_eq!(parsed.updated, parsed.created);
         assert_eq!(parsed.author, "");
+        assert_eq!(parsed.author_id.as_deref(), Some("alice"));
+        assert_eq!(parsed.author_email, None);
 
         assert!(parse(&json!({"body": "x"}), Api::Cloud).is_err());
         assert!(parse(&json!({"id": "1", "body": "x"}), Api::Cloud).is_err());

@@ -37,6 +37,7 @@ pub(super) struct CommentPlaces {
     created: String,
     updated: Option<String>,
     author: Option<String>,
+    author_id: Option<String>,
     internal: Option<String>,
 }
 
@@ -48,6 +49,7 @@ impl CommentPlaces {
             created: "/created".into(),
             updated: Some("/updated".into()),
             author: Some("/author".into()),
+            author_id: Some("/authorId".into()),
             internal: Some("/internal".into()),
         }
     }
@@ -61,6 +63,7 @@ impl CommentPlaces {
             created: c.created_pointer.clone(),
             updated: c.updated_pointer.clone(),
             author: c.author_pointer.clone(),
+            author_id: c.author_id_pointer.clone(),
             internal: c.internal_pointer.clone(),
         }
     }
@@ -112,6 +115,11 @@ impl CommentPlaces {
             .and_then(Value::as_str)
             .unwrap_or_default()
             .to_string();
+        // A string or a number (Redmine's user ids), as item ids are read.
+        let author_id = self
+            .author_id
+            .as_deref()
+            .and_then(|p| id_text(v.pointer(p)));
         let internal = self
             .internal
             .as_deref()
@@ -120,6 +128,8 @@ impl CommentPlaces {
         Ok(Some(Comment {
             id,
             author,
+            author_id,
+            author_email: None,
             body: Doc::from_plain(body),
             created,
             updated,
@@ -572,18 +582,21 @@ mod tests {
             created: "/created_on".into(),
             updated: None,
             author: Some("/user/name".into()),
+            author_id: Some("/user/id".into()),
             internal: Some("/private_notes".into()),
         };
         let c = places
             .read(
                 "1",
                 &json!({"id": 5, "notes": "Hello\n\nthere", "created_on": "2026-01-02T03:04:05Z",
-                    "user": {"name": "Ann"}, "private_notes": "1"}),
+                    "user": {"id": 3, "name": "Ann"}, "private_notes": "1"}),
             )
             .unwrap()
             .unwrap();
         assert_eq!(c.id, "5");
         assert_eq!(c.author, "Ann");
+        // Redmine's numeric user id, as text.
+        assert_eq!(c.author_id.as_deref(), Some("3"));
         assert_eq!(c.body, Doc::paragraphs(["Hello", "there"]));
         assert_eq!(c.updated, c.created);
         assert!(c.internal);
