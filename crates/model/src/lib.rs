@@ -247,11 +247,13 @@ pub enum Phase {
     WantLock,
     /// Holding the lock: next, read the link again, then the source and discovery reads.
     Locked,
-    /// A twin was discovered: next, insert the link (shadow from a recorded create).
+    /// A twin was discovered: next, write Jira's link field when it was read without it
+    /// (`write_link`), then insert the link (shadow from a recorded create).
     Discovered {
         ext: u8,
         value: Val,
         ts: Time,
+        write_link: bool,
     },
     /// Next, record the create (write-ahead of the twin's values).
     RecordCreate {
@@ -263,15 +265,15 @@ pub enum Phase {
         value: Val,
         ts: Time,
     },
-    /// The twin exists: next, store the link.
-    InsertCreated {
+    /// The twin exists: next, write its id into Jira's link field.
+    SetLink {
         ext: u8,
         value: Val,
         ts: Time,
     },
-    /// Next, write the twin's id into Jira's link field.
-    SetLink {
-        link: StoredLink,
+    /// Next, store the link.
+    InsertCreated {
+        ext: u8,
         value: Val,
         ts: Time,
     },
@@ -738,7 +740,35 @@ impl SyncModel {
                 s.workers[w as usize].holds_lock = true;
                 set(s, Phase::Locked)
             }
-            Phase::Discovered { ext, value, ts } => {
+            Phase::Discovered {
+                ext,
+                value,
+                ts,
+                write_link: true,
+            } => {
+                // `link_discovered`: not over a pair linked otherwise; then Jira's link
+                // field, before the link is stored.
+                if s.link.as_ref().is_some_and(|l| l.ext != ext) {
+                    return s.complete(w, None);
+                }
+                s.jira.link = Some(ext);
+                s.touch(S::J, 0);
+                set(
+                    s,
+                    Phase::Discovered {
+                        ext,
+                        value,
+                        ts,
+                        write_link: false,
+                    },
+                )
+            }
+            Phase::Discovered {
+                ext,
+                value,
+                ts,
+                write_link: false,
+            } => {
                 let link = StoredLink {
                     ext,
                     shadow: s.recorded_create,
@@ -754,6 +784,15 @@ impl SyncModel {
                     Some(_) => return s.complete(w, None),
                 }
                 let link = s.link.clone().expect("just stored");
+                if ev.key != Key::Link {
+                    // `moved_to_link_key`: the pair's later events run under the link's key;
+                    // this one goes there too instead of planning under its item's key.
+                    if let Some(i) = s.leased_by(ev.id, w) {
+                        s.queue[i].key = Key::Link;
+                        s.queue[i].status = Status::Pending;
+                    }
+                    return s.idle(w);
+                }
                 set(
                     s,
                     Phase::Linked {
@@ -785,6 +824,12 @@ impl SyncModel {
                 if fault == WriteFault::AnswerLost {
                     return s.retry(w);
                 }
+                set(s, Phase::SetLink { ext, value, ts })
+            }
+            Phase::SetLink { ext, value, ts } => {
+                // `ensure_link_field`, before the link is stored.
+                s.jira.link = Some(ext);
+                s.touch(S::J, 0);
                 set(s, Phase::InsertCreated { ext, value, ts })
             }
             Phase::InsertCreated { ext, value, ts } => {
@@ -795,7 +840,7 @@ impl SyncModel {
                     pending: None,
                     version: 0,
                 };
-                let link = match &s.link {
+                let mut link = match &s.link {
                     None => {
                         s.link = Some(link.clone());
                         s.recorded_create = None;
@@ -803,11 +848,6 @@ impl SyncModel {
                     }
                     Some(existing) => existing.clone(),
                 };
-                set(s, Phase::SetLink { link, value, ts })
-            }
-            Phase::SetLink { mut link, .. } => {
-                s.jira.link = Some(link.ext);
-                s.touch(S::J, 0);
                 link.version += 1;
                 set(s, Phase::Complete { link: Some(link) })
             }
@@ -816,7 +856,12 @@ impl SyncModel {
                 let mut plan = self.plan(ev.source, value, ts, None, &link);
                 let stale = plan.with_outcome(Outcome::Stale).next().is_some();
                 let reread = self.variant != Variant::TrustSnapshots;
-                if reread && fetched.is_none() && (stale || !plan.writes.is_empty()) {
+                // A pending write judged landed on the snapshot alone is read again too.
+                let settles_pending = !plan.landed.is_empty();
+                if reread
+                    && fetched.is_none()
+                    && (stale || settles_pending || !plan.writes.is_empty())
+                {
                     // Not enough to write on: the item as it is now is planned.
                     let it = s.item(ev.source, ev.item).clone();
                     (value, ts) = (it.value, it.updated);
@@ -936,37 +981,41 @@ impl SyncModel {
     fn discover(&self, s: &mut State, w: u8, ev: &Event) {
         let it = s.item(ev.source, ev.item).clone();
         let set = |s: &mut State, p: Phase| s.workers[w as usize].phase = p;
+        // With whether Jira's link field, as read, names the twin already.
         let found = match ev.source {
-            S::J => it.link.or_else(|| {
-                // `twin_made_earlier`: only when an earlier attempt may have made one.
-                (ev.attempts > 0 || ev.aged)
+            S::J => it.link.map(|l| (l, true)).or_else(|| {
+                // `twin_made_earlier`: only when an earlier attempt may have made one (a
+                // failed one, an event older than a lease, or a create recorded for it).
+                (ev.attempts > 0 || ev.aged || s.recorded_create.is_some())
                     .then(|| s.external.iter().position(|e| e.link == Some(0)))
                     .flatten()
-                    .map(|i| i as u8)
+                    .map(|i| (i as u8, false))
             }),
             // `find_by_link`, else the issue the item names (`jira_named_by`).
             S::E => match s.jira.link {
-                Some(x) if x == ev.item => Some(ev.item),
+                Some(x) if x == ev.item => Some((ev.item, true)),
                 Some(_) => return s.complete(w, None),
-                None if it.link.is_some() => Some(ev.item),
+                None if it.link.is_some() => Some((ev.item, false)),
                 None => None,
             },
         };
         match (found, ev.source) {
-            (Some(other), S::J) => set(
+            (Some((other, field_set)), S::J) => set(
                 s,
                 Phase::Discovered {
                     ext: other,
                     value: it.value,
                     ts: it.updated,
+                    write_link: !field_set,
                 },
             ),
-            (Some(_), S::E) => set(
+            (Some((_, field_set)), S::E) => set(
                 s,
                 Phase::Discovered {
                     ext: ev.item,
                     value: it.value,
                     ts: it.updated,
+                    write_link: !field_set,
                 },
             ),
             // Creating on the Jira side is not allowed in this connection: ignored.

@@ -113,26 +113,32 @@ fn the_checker_finds_the_bug_of_trusting_old_snapshots() {
     assert!(found.contains("no lost change once quiet"), "{found:?}");
 }
 
-/// What the model finds in the engine as it is once workers crash, stall past their lease
-/// or lose a write's answer (docs/RELIABILITY.md, "Model check: findings"). Asserted so the
-/// findings stay reproducible: when the engine is fixed, this test fails, and the fixed
-/// properties move into the runs above.
+/// Crashes and lost answers (docs/RELIABILITY.md, "Model check: findings"): with one crash,
+/// or one lost answer, or both, every property holds. These bounds found findings 1–3
+/// (Jira's link field left empty, discovery writing under the item's key, a pending write
+/// judged on an old snapshot) before the engine was fixed.
 #[test]
-fn known_findings_under_crashes_and_lost_answers() {
-    let crash = Bounds {
-        crashes: 1,
-        ..Bounds::edits(1, 1)
-    };
-    let found = check(crash, ConflictPolicy::LaterWins, Variant::Faithful, &[]);
-    for p in [
-        "Jira's link field names the twin once quiet",
-        "no write caused by an echo",
-        "no lost change once quiet",
-    ] {
-        assert!(found.contains(p), "{p}: {found:?}");
-    }
-    for p in ["no second twin", "no step left undone", "no ping-pong"] {
-        assert!(!found.contains(p), "{p}: {found:?}");
+fn every_property_holds_under_crashes_and_lost_answers() {
+    let runs = [
+        Bounds {
+            crashes: 1,
+            ..Bounds::edits(1, 1)
+        },
+        Bounds {
+            lost_answers: 1,
+            ..Bounds::edits(1, 1)
+        },
+        Bounds {
+            crashes: 1,
+            lost_answers: 1,
+            ..Bounds::edits(1, 1)
+        },
+    ];
+    for bounds in runs {
+        assert_all_hold(
+            bounds,
+            &check(bounds, ConflictPolicy::LaterWins, Variant::Faithful, &[]),
+        );
     }
 }
 

@@ -324,6 +324,45 @@ async fn an_edit_on_a_twin_whose_create_answer_was_lost_is_kept() {
     w.stop().await;
 }
 
+/// Model check finding 1 (docs/RELIABILITY.md): a create whose answer is lost leaves the
+/// twin without a link; the twin's own webhook then links the pair by discovery (the twin
+/// names the issue), and the Jira event's retry finds the link and, its snapshot being an
+/// echo, never reads the issue. Jira's link field must be written all the same: discovery
+/// writes it before it stores the link. Every item created here goes through the same
+/// steps, whichever of the two events links it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pair_linked_after_a_lost_create_answer_gets_jira_s_link_field() {
+    let w = world(Options {
+        max_attempts: 100,
+        ..Options::default()
+    })
+    .await;
+    let link_field = w.jira.external_id_field().to_string();
+    let mut keys = Vec::new();
+    for n in 0..3 {
+        // The create lands but its answer is lost; the twin's webhook is sent.
+        w.external.faults().set_lost_response_rate(1.0);
+        let key = w
+            .jira
+            .user_create_issue("TEST", json!({"summary": format!("Answer lost {n}")}));
+        eventually("twin", || w.twins_of(&key).into_iter().next()).await;
+        w.external.faults().set_lost_response_rate(0.0);
+        keys.push(key);
+    }
+    quiesce(&w).await;
+    for key in &keys {
+        let twins = w.twins_of(key);
+        assert_eq!(twins.len(), 1, "one twin of {key}: {twins:?}");
+        let ext_id = twins[0]["id"].as_str().unwrap().to_string();
+        assert_eq!(
+            w.jira.issue(key).unwrap()["fields"][&link_field],
+            json!(ext_id),
+            "Jira's link field of {key} names its twin"
+        );
+    }
+    w.stop().await;
+}
+
 /// An event whose remote calls take longer than the lease keeps its lease (the worker renews
 /// it): no second worker picks it up halfway and repeats its reads.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

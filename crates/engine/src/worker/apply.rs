@@ -109,7 +109,8 @@ impl Engine {
     }
 
     /// The source item's values to plan with, judged against the shadow alone; a delivered
-    /// snapshot that would write, or looks stale, is replaced by the item read as it is now.
+    /// snapshot that would write, looks stale, or would settle a pending write as landed is
+    /// replaced by the item read as it is now.
     async fn read_source(
         &self,
         conn: &ConnectionRuntime,
@@ -140,7 +141,12 @@ impl Engine {
             .with_outcome(tandem_core::plan::Outcome::Stale)
             .next()
             .is_some();
-        if read_source && (looks_stale || !writes_nothing(&against_shadow)) {
+        // And so is one that would settle a pending write as landed (the shadow-only plan
+        // can only find one written to the event's own side): the snapshot may be an old
+        // state that happens to hold the written value, and the shadow would then record a
+        // value the side no longer holds. Only the item as it is now says the write stands.
+        let settles_pending = !against_shadow.landed.is_empty();
+        if read_source && (looks_stale || settles_pending || !writes_nothing(&against_shadow)) {
             return self.source_as_now(conn, event, link, ts).await;
         }
         Ok(SourceState {

@@ -1,7 +1,7 @@
 //! Step 1, when discovery found no twin: create it on the other side, under the connection's
 //! lock. The create is recorded before the call (a twin whose answer is lost is recognised
-//! later by the values it was sent, see `discover.rs`), and the link is stored right after it,
-//! before anything else can fail. A create that took effect unreadably opens the side's
+//! later by the values it was sent, see `discover.rs`); Jira's link field is written right
+//! after it, then the link is stored. A create that took effect unreadably opens the side's
 //! create circuit: no further twin is made there until it is recognised or reset.
 
 use super::apply::{audit_rows, note_how, refused_failure, settle_refused};
@@ -160,8 +160,8 @@ impl Engine {
         Ok((created, refused))
     }
 
-    /// Stores the link of `item` and its just `created` twin, with the created values as its
-    /// shadow, and writes the twin's id into Jira's link field when the twin is external.
+    /// Writes the twin's id into Jira's link field when the twin is external, then stores
+    /// the link of `item` and its just `created` twin, with the created values as its shadow.
     async fn link_created(
         &self,
         conn: &ConnectionRuntime,
@@ -184,17 +184,21 @@ impl Engine {
             pending: Default::default(),
             version: 0,
         };
-        // Store the link, with the created values as its shadow, before anything else can
-        // fail, so a retry or an echo finds it (and what was created) and never creates a
-        // second twin.
+        // Jira's link field first: once the link is stored, the pair's events (this one's
+        // retry too) find it and, their snapshots being echoes, never read the issue, so a
+        // field left empty by a crash or a failure here would stay empty. Written first, a
+        // retry finds no link and discovers the pair (the twin names the issue, the create
+        // is recorded), writing the field then.
+        if event.source == Side::Jira {
+            self.ensure_link_field(conn, &jira_id, &external_id).await?;
+        }
+        // Then the link, with the created values as its shadow, so a retry or an echo finds
+        // it (and what was created) and never creates a second twin.
         if let Err(existing) = self.store.insert_link(&link).await? {
             warn!(connection = %conn.name, jira = %existing.jira_id, external = %existing.external_id, "link appeared concurrently");
             link = existing;
         }
         info!(connection = %conn.name, jira = %jira_id, external = %external_id, created_on = %target_side, "created twin");
-        if event.source == Side::Jira {
-            self.write_link_field(conn, &jira_id, &external_id).await;
-        }
         Ok(link)
     }
 

@@ -18,8 +18,12 @@ use tracing::{debug, info, warn};
 /// What an unlinked external item's recorded source names in Jira.
 enum Named {
     Nothing,
-    /// A Jira issue free to be linked with it.
-    Issue(String),
+    /// A Jira issue free to be linked with it, and whether its link field names the item
+    /// already.
+    Issue {
+        id: String,
+        field_names_it: bool,
+    },
     /// A Jira issue (by key) linked to another item already.
     LinkedElsewhere(String),
 }
@@ -27,8 +31,13 @@ enum Named {
 /// What discovery found for an unlinked item.
 enum Discovery {
     /// The twin's id on the other side; `recognised` when it was known by the values of a
-    /// create Tandem recorded, not by a reference either item holds.
-    Twin { id: String, recognised: bool },
+    /// create Tandem recorded, not by a reference either item holds; `field_set` when the
+    /// Jira issue's link field, as read, names the twin already.
+    Twin {
+        id: String,
+        recognised: bool,
+        field_set: bool,
+    },
     /// The event is ignored, for this reason.
     Ignore(String),
     /// No twin: one may be created.
@@ -52,8 +61,12 @@ impl Engine {
             return self.ignore(queued, &reason).await;
         }
         match self.discover(conn, queued, &item).await? {
-            Discovery::Twin { id, recognised } => {
-                self.link_discovered(conn, queued, &item, id, recognised)
+            Discovery::Twin {
+                id,
+                recognised,
+                field_set,
+            } => {
+                self.link_discovered(conn, queued, &item, id, (recognised, field_set))
                     .await
             }
             Discovery::Ignore(reason) => self.ignore(queued, &reason).await,
@@ -69,16 +82,20 @@ impl Engine {
         item: &Item,
     ) -> Result<Discovery, Failure> {
         let event = &queued.event;
-        // Discovery: the pair may already know each other.
+        // Discovery: the pair may already know each other. `field_set`: Jira's link field
+        // names the twin already (read with the issue), so it need not be written.
         let discovered = match event.source {
             Side::Jira => match item.link.clone().filter(|l| !l.trim().is_empty()) {
-                Some(l) => Some(l),
-                None => self.twin_made_earlier(conn, queued, item).await?,
+                Some(l) => Some((l, true)),
+                None => self
+                    .twin_made_earlier(conn, queued, item)
+                    .await?
+                    .map(|id| (id, false)),
             },
             Side::External => match conn.jira.find_by_link(&event.item_id).await? {
-                Some(jira_item) => Some(jira_item.id),
+                Some(jira_item) => Some((jira_item.id, true)),
                 None => match self.jira_named_by(conn, item).await? {
-                    Named::Issue(id) => Some(id),
+                    Named::Issue { id, field_names_it } => Some((id, field_names_it)),
                     Named::Nothing => None,
                     Named::LinkedElsewhere(key) => {
                         return Ok(Discovery::Ignore(format!(
@@ -89,10 +106,11 @@ impl Engine {
                 },
             },
         };
-        if let Some(id) = discovered {
+        if let Some((id, field_set)) = discovered {
             return Ok(Discovery::Twin {
                 id,
                 recognised: false,
+                field_set,
             });
         }
         // A create Tandem made whose answer was lost or unreadable: its twin comes back as an
@@ -102,6 +120,7 @@ impl Engine {
                 Some(id) => Discovery::Twin {
                     id,
                     recognised: true,
+                    field_set: false,
                 },
                 None => Discovery::Nothing,
             },
@@ -109,20 +128,51 @@ impl Engine {
     }
 
     /// Links `item` with the twin discovery found (`other_id`, on the other side), then
-    /// applies the event to the new link.
+    /// has the event applied to the new link under the link's ordering key.
+    ///
+    /// Jira's link field is written *before* the link is stored, when the issue was read
+    /// without it (`field_set` false): once the link is stored, the pair's later events
+    /// (this one's retry too) find it and, their snapshots being echoes, never read the
+    /// issue, so nothing would write the field. Written first, a failure or a crash leaves
+    /// no link, and the retry discovers the pair again (now through the field).
     async fn link_discovered(
         &self,
         conn: &ConnectionRuntime,
         queued: &QueuedEvent,
         item: &Item,
         other_id: String,
-        recognised: bool,
+        (recognised, field_set): (bool, bool),
     ) -> Result<Outcome, Failure> {
         let event = &queued.event;
         let (jira_id, jira_key, external_id) = match event.source {
             Side::Jira => (item.id.clone(), item.key.clone(), other_id),
             Side::External => (other_id, None, item.id.clone()),
         };
+        if !field_set {
+            // Not over a pair linked otherwise (the lock is held: nobody links meanwhile).
+            let other = event.source.other();
+            if let Some(existing) = self
+                .store
+                .link_by_item(
+                    &conn.name,
+                    other,
+                    if other == Side::Jira {
+                        &jira_id
+                    } else {
+                        &external_id
+                    },
+                )
+                .await?
+                .filter(|l| l.jira_id != jira_id || l.external_id != external_id)
+            {
+                let reason = format!(
+                    "found twin {jira_id} / {external_id}, but {} / {} are already linked",
+                    existing.jira_id, existing.external_id
+                );
+                return self.ignore(queued, &reason).await;
+            }
+            self.ensure_link_field(conn, &jira_id, &external_id).await?;
+        }
         // If Tandem created one of the two (its answer lost, or the process killed before
         // the link was stored), the values it created it with are the pair's last synced
         // state: a later edit on the twin then reads as an edit, not as a disagreement
@@ -154,14 +204,13 @@ impl Engine {
             }
         };
         info!(connection = %conn.name, jira = %link.jira_id, external = %link.external_id, recognised, "linked existing twins");
-        if recognised && event.source == Side::External {
-            // The Jira issue was the copied one; nothing else reads it on this path.
-            self.write_link_field(conn, &link.jira_id, &link.external_id)
-                .await;
+        // The event was queued under its item's own key (there was no link). The pair's
+        // later events are queued under the link's key and may run on another worker right
+        // now: planning and writing here would race them (an older value written over a
+        // newer one). It goes under the link's key, to run in order with them.
+        if self.moved_to_link_key(queued, &link).await? {
+            return Ok(Outcome::Requeued);
         }
-        // A twin found through its own record of the Jira key (an earlier attempt made
-        // it) has not had its id written into Jira's link field yet: `apply_to_link`
-        // writes it when it reads the Jira issue (see `fill_link_field`).
         self.apply_to_link(conn, queued, link, Some(item)).await
     }
 
@@ -286,7 +335,10 @@ impl Engine {
             _ if !recorded.is_empty() && recorded != item.id => {
                 Ok(Named::LinkedElsewhere(key.to_string()))
             }
-            _ => Ok(Named::Issue(issue.id)),
+            _ => Ok(Named::Issue {
+                id: issue.id,
+                field_names_it: recorded == item.id,
+            }),
         }
     }
 
@@ -341,30 +393,34 @@ impl Engine {
         Ok(None)
     }
 
-    /// Writes the external id into the Jira issue's link field right after the pair was
-    /// linked. The link is stored, so nothing retries this write later: it is tried a few
-    /// times now (people and other tools read the field to find the twin), and a pair whose
-    /// field stayed empty gets it when the issue is next read (`fill_link_field`).
-    pub(super) async fn write_link_field(
+    /// Writes the external id into the Jira issue's link field, before the pair's link is
+    /// stored (people, other tools and discovery read the field to find the twin). A
+    /// transient failure is tried again a few times here, then fails the event: the link
+    /// is not stored yet, so its retry discovers the pair again and writes the field. A
+    /// permanent one (the field cannot be written at all) is logged and the pair is linked
+    /// without it; `fill_link_field` tries again whenever the issue is read.
+    pub(super) async fn ensure_link_field(
         &self,
         conn: &ConnectionRuntime,
         jira_id: &str,
         external_id: &str,
-    ) {
+    ) -> Result<(), Failure> {
         let mut delay = Duration::from_millis(100);
-        for attempt in 1..=5 {
+        for attempt in 1.. {
             match conn.jira.set_link(jira_id, external_id).await {
-                Ok(()) => break,
-                Err(e) if attempt == 5 || matches!(e, ConnectorError::Permanent { .. }) => {
+                Ok(()) => return Ok(()),
+                Err(e @ ConnectorError::Permanent { .. }) => {
                     warn!(connection = %conn.name, jira = %jira_id, error = %e, "could not write the link field in Jira");
-                    break;
+                    return Ok(());
                 }
+                Err(e) if attempt == 3 => return Err(e.into()),
                 Err(_) => {
                     tokio::time::sleep(delay).await;
                     delay *= 2;
                 }
             }
         }
+        Ok(())
     }
 
     /// Writes the external id into the linked Jira issue's link field when the issue was
